@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely/migration';
+import * as m20261122_100000_init from './20261122_100000_init.js';
+
+/**
+ * Every migration, by name. A static list (rather than reading the folder) works the same from
+ * TypeScript sources and from the compiled build; names sort in the order they run.
+ */
+export const migrations: Record<string, Migration> = {
+  '20261122_100000_init': m20261122_100000_init,
+};

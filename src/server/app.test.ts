@@ -1,0 +1,127 @@
+import { TRPCError } from '@trpc/server';
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { INTERNAL_ERROR_MESSAGE } from '../shared/errors.js';
+import { appRouter } from './routers/_app.js';
+import { makeTestApp } from './test/app.js';
+import { describeEachDatabase } from './test/databases.js';
+import { publicProcedure, router } from './trpc.js';
+
+describe('before the database is ready', () => {
+  it('/healthz is 200 while /readyz and /trpc answer 503 with Retry-After at once', async () => {
+    const { app } = makeTestApp({});
+    const health = await app.request('/healthz');
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+
+    const ready = await app.request('/readyz');
+    expect(ready.status).toBe(503);
+    expect(Number(ready.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await ready.json()).toMatchObject({ status: 'starting', database: 'pending' });
+
+    const info = await app.request('/trpc/system.info');
+    expect(info.status).toBe(503);
+    expect(Number(info.headers.get('retry-after'))).toBeGreaterThan(0);
+    const body = (await info.json()) as { error: { message: string; data: { httpStatus: number } } };
+    expect(body.error.message).toMatch(/starting up/);
+    expect(body.error.data.httpStatus).toBe(503);
+  });
+
+  it('a failed boot keeps answering 503 with the reason on /readyz', async () => {
+    const t = makeTestApp({});
+    t.readiness.markFailed('cannot reach DATABASE_URL');
+    const ready = await t.app.request('/readyz');
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'failed', reason: 'cannot reach DATABASE_URL' });
+  });
+});
+
+describeEachDatabase('HTTP app', (db) => {
+  it('/readyz reports the database and migrations once ready', async () => {
+    const { app } = makeTestApp({ database: db().handle });
+    const res = await app.request('/readyz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      status: 'ready',
+      database: 'ok',
+      migrations: 'done',
+      databaseKind: db().handle.kind,
+    });
+  });
+
+  it('system.info goes client → Hono → tRPC → Kysely and back', async () => {
+    const { app } = makeTestApp({ database: db().handle });
+    const res = await app.request('/trpc/system.info');
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { result: { data: Record<string, unknown> } };
+    expect(body.result.data).toEqual({
+      version: '9.9.9-test',
+      database: db().kind === 'pglite' ? 'embedded' : 'postgres',
+      uptimeSeconds: 5,
+    });
+  });
+
+  it('logs one line per request with method, path, status, duration and the X-Request-Id', async () => {
+    const { app, logs } = makeTestApp({ database: db().handle });
+    const res = await app.request('/trpc/system.info?input=%7B%7D');
+    const id = res.headers.get('x-request-id');
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    const lines = logs.filter((l) => l.msg === 'request');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ reqId: id, method: 'GET', path: '/trpc/system.info', status: 200 });
+    expect(typeof lines[0]?.durationMs).toBe('number');
+    // The query string is never logged: it can carry tokens.
+    expect(JSON.stringify(lines[0])).not.toContain('input=');
+  });
+
+  it('an unknown route is a JSON 404', async () => {
+    const { app } = makeTestApp({ database: db().handle });
+    const res = await app.request('/nope');
+    expect(res.status).toBe(404);
+  });
+
+  it('masks internal errors: no stack, no SQL, the request id in the server log', async () => {
+    const testRouter = router({
+      ...appRouter._def.procedures,
+      broken: publicProcedure.query(async ({ ctx }) => {
+        await sql`select * from table_that_does_not_exist`.execute(ctx.db);
+        return 'unreachable';
+      }),
+      strict: publicProcedure
+        .input(z.object({ email: z.string().email(), age: z.number().int().min(0) }))
+        .query(({ input }) => input),
+      forbidden: publicProcedure.query(() => {
+        throw new TRPCError({ code: 'FORBIDDEN', message: 'You may not do that' });
+      }),
+    });
+    const { app, logs } = makeTestApp({ database: db().handle, router: testRouter });
+
+    const res = await app.request('/trpc/broken');
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(text).not.toMatch(/table_that_does_not_exist|select|stack|\.ts:/i);
+    expect(JSON.parse(text).error.message).toBe(INTERNAL_ERROR_MESSAGE);
+    const logged = logs.find((l) => l.msg === 'procedure failed');
+    expect(logged?.reqId).toBe(res.headers.get('x-request-id'));
+    expect(JSON.stringify(logged)).toContain('table_that_does_not_exist');
+
+    const bad = await app.request(
+      `/trpc/strict?input=${encodeURIComponent(JSON.stringify({ email: 'nope', age: -1 }))}`,
+    );
+    expect(bad.status).toBe(400);
+    const badBody = (await bad.json()) as { error: { message: string; data: Record<string, unknown> } };
+    expect(badBody.error.data.fieldErrors).toEqual({
+      email: [expect.stringMatching(/email/i)],
+      age: [expect.stringMatching(/>=\s*0|greater/i)],
+    });
+    expect(badBody.error.message).toMatch(/^Invalid input: email: .*; age: /);
+    expect(JSON.stringify(badBody)).not.toContain('stack');
+
+    const forbidden = await app.request('/trpc/forbidden');
+    expect(forbidden.status).toBe(403);
+    expect(((await forbidden.json()) as { error: { message: string } }).error.message).toBe(
+      'You may not do that',
+    );
+  });
+});

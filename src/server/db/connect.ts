@@ -1,0 +1,92 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { BootError } from '../data-dir.js';
+import { type DirectoryLock, lockDirectory } from './lock.js';
+import type { Database } from './tables.js';
+
+export type DatabaseKind = 'embedded' | 'postgres';
+
+export interface DatabaseHandle {
+  readonly db: Kysely<Database>;
+  readonly kind: DatabaseKind;
+  /** The embedded engine, for things that share it (the job queue). */
+  readonly pglite?: PGlite;
+  /** The PostgreSQL connection string, for things that open their own pool (the job queue). */
+  readonly url?: string;
+  close(): Promise<void>;
+}
+
+/** A URL fit for a log line or an error: the password is replaced. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+export async function connectPostgres(url: string, opts: { max?: number } = {}): Promise<DatabaseHandle> {
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: 5000 });
+  // An idle client that loses its server must not crash the process; the next query reconnects.
+  pool.on('error', () => {});
+  try {
+    const client = await pool.connect();
+    client.release();
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw new BootError(
+      `cannot reach DATABASE_URL ${redactUrl(url)}: ${(err as Error).message || (err as NodeJS.ErrnoException).code}`,
+    );
+  }
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, kind: 'postgres', url, close: () => db.destroy() };
+}
+
+/**
+ * Wraps a PGlite instance (persistent or in-memory). Kysely's built-in dialect serialises use of
+ * PGlite's single connection (its adapter says it has no second one), so a transaction is
+ * isolated from queries issued meanwhile; db.test.ts holds it to that.
+ */
+export function fromPglite(pglite: PGlite, onClose?: () => void): DatabaseHandle {
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  return {
+    db,
+    kind: 'embedded',
+    pglite,
+    async close() {
+      try {
+        await db.destroy();
+        if (!pglite.closed) await pglite.close();
+      } finally {
+        onClose?.();
+      }
+    },
+  };
+}
+
+export async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
+  const folder = path.join(path.resolve(dataDir), 'pgdata');
+  const lock: DirectoryLock = lockDirectory(folder);
+  try {
+    mkdirSync(folder, { recursive: true });
+    const pglite = await PGlite.create({ dataDir: folder });
+    return fromPglite(pglite, () => lock.release());
+  } catch (err) {
+    lock.release();
+    if (err instanceof BootError) throw err;
+    throw new BootError(`cannot open the embedded database in ${folder}: ${(err as Error).message}`);
+  }
+}
+
+export function connectDatabase(opts: { databaseUrl?: string; dataDir: string }): Promise<DatabaseHandle> {
+  return opts.databaseUrl ? connectPostgres(opts.databaseUrl) : openEmbedded(opts.dataDir);
+}
+
+export async function pingDatabase(db: Kysely<Database>): Promise<void> {
+  await sql`select 1`.execute(db);
+}

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { EnvError, parseEnv } from './env.js';
+
+describe('parseEnv', () => {
+  it('fills the documented defaults', () => {
+    const env = parseEnv({});
+    expect(env).toMatchObject({
+      PORT: 7860,
+      HOST: '0.0.0.0',
+      DATA_DIR: './data',
+      LOG_LEVEL: 'info',
+      NODE_ENV: 'development',
+      MIGRATE_ON_BOOT: true,
+    });
+    expect(env.DATABASE_URL).toBeUndefined();
+    expect(env.SECRET_KEY).toBeUndefined();
+  });
+
+  it('treats empty values as unset', () => {
+    expect(parseEnv({ PORT: '', DATABASE_URL: '' })).toMatchObject({ PORT: 7860, DATABASE_URL: undefined });
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['LOG_LEVEL', 'loud'],
+    ['DATABASE_URL', 'mysql://localhost/x'],
+    ['SECRET_KEY', 'short'],
+    ['NODE_ENV', 'staging'],
+    ['MIGRATE_ON_BOOT', 'maybe'],
+  ])('rejects %s=%s with a message naming the variable', (variable, value) => {
+    try {
+      parseEnv({ [variable]: value });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(EnvError);
+      expect((err as EnvError).message).toMatch(new RegExp(`^${variable}: `));
+      expect((err as EnvError).problems[0]?.variable).toBe(variable);
+    }
+  });
+
+  it('requires SECRET_KEY in production', () => {
+    expect(() => parseEnv({ NODE_ENV: 'production' })).toThrow(
+      /SECRET_KEY: is required when NODE_ENV=production/,
+    );
+    expect(parseEnv({ NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(32) }).SECRET_KEY).toHaveLength(32);
+  });
+
+  it('accepts a postgres URL', () => {
+    const url = 'postgres://postgres@127.0.0.1:5432/strokeview';
+    expect(parseEnv({ DATABASE_URL: url }).DATABASE_URL).toBe(url);
+  });
+});

@@ -1,0 +1,64 @@
+import { z } from 'zod';
+
+/** Empty strings in the environment mean "not set": `FOO= npm start` should behave like no FOO. */
+const optional = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+
+const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
+  z.preprocess((v) => (v === '' || v === undefined ? fallback : v), schema);
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'on', 'off', 'yes', 'no'])
+  .transform((v) => ['true', '1', 'on', 'yes'].includes(v));
+
+const postgresUrl = z.string().refine((v) => /^postgres(ql)?:\/\//.test(v) && URL.canParse(v), {
+  message: 'must be a postgres:// or postgresql:// URL',
+});
+
+export const envSchema = z.object({
+  NODE_ENV: withDefault(z.enum(['development', 'production', 'test']), 'development'),
+  PORT: withDefault(z.coerce.number().int().min(0).max(65535), 7860),
+  HOST: withDefault(z.string().min(1), '0.0.0.0'),
+  DATA_DIR: withDefault(z.string().min(1), './data'),
+  DATABASE_URL: optional(postgresUrl),
+  SECRET_KEY: optional(z.string().min(32, 'must be at least 32 characters')),
+  LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+  /** Seconds a request in flight may take to finish after SIGTERM before its socket is cut. */
+  SHUTDOWN_GRACE_S: withDefault(z.coerce.number().min(0).max(600), 3),
+  /** Run migrations at boot (`false` when a deploy step runs `npm run migrate` instead). */
+  MIGRATE_ON_BOOT: withDefault(bool, 'true'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export class EnvError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(problems.map((p) => `${p.variable}: ${p.message}`).join('; '));
+    this.name = 'EnvError';
+  }
+}
+
+/**
+ * Parses the environment once, at boot. Every problem names its variable so the one line a
+ * person reads says what to fix.
+ */
+export function parseEnv(raw: Record<string, string | undefined> = process.env): Env {
+  const result = envSchema.safeParse(raw);
+  if (!result.success) {
+    throw new EnvError(
+      result.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? 'environment');
+        const given = raw[variable];
+        const shown = given === undefined ? '' : ` (got ${JSON.stringify(given.slice(0, 60))})`;
+        return { variable, message: `${issue.message}${shown}` };
+      }),
+    );
+  }
+  const env = result.data;
+  if (env.NODE_ENV === 'production' && !env.SECRET_KEY) {
+    throw new EnvError([
+      { variable: 'SECRET_KEY', message: 'is required when NODE_ENV=production (at least 32 characters)' },
+    ]);
+  }
+  return env;
+}

@@ -1,0 +1,66 @@
+import { Hono } from 'hono';
+import { pingDatabase } from '../../db/connect.js';
+import type { Readiness } from '../../readiness.js';
+
+export interface HealthOptions {
+  readiness: Readiness;
+  /** How long /readyz waits for the database before calling it unreachable. */
+  pingTimeoutMs?: number;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** `/healthz`: the process is alive. `/readyz`: booted, migrated, and the database answers now. */
+export function healthRoutes(options: HealthOptions): Hono {
+  const app = new Hono();
+  app.get('/healthz', (c) => {
+    c.header('Cache-Control', 'no-store');
+    return c.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (c) => {
+    c.header('Cache-Control', 'no-store');
+    const { readiness } = options;
+    const services = readiness.services;
+    if (readiness.state !== 'ready' || !services) {
+      c.header('Retry-After', '2');
+      return c.json(
+        {
+          status: readiness.state,
+          database: 'pending',
+          migrations: 'pending',
+          ...(readiness.reason ? { reason: readiness.reason } : {}),
+        },
+        503,
+      );
+    }
+    try {
+      await withTimeout(pingDatabase(services.database.db), options.pingTimeoutMs ?? 2000);
+    } catch {
+      c.header('Retry-After', '5');
+      return c.json(
+        {
+          status: 'unavailable',
+          database: 'unreachable',
+          databaseKind: services.database.kind,
+          migrations: 'done',
+        },
+        503,
+      );
+    }
+    return c.json({
+      status: 'ready',
+      database: 'ok',
+      databaseKind: services.database.kind,
+      migrations: 'done',
+    });
+  });
+  return app;
+}

@@ -1,0 +1,34 @@
+import type { MiddlewareHandler } from 'hono';
+import type { Readiness } from '../../readiness.js';
+
+export interface ReadyGateOptions {
+  readiness: Readiness;
+  /** Seconds a client is told to wait before trying again. */
+  retryAfterSeconds?: number;
+}
+
+/**
+ * Until boot has finished, answers at once with 503 + Retry-After (in tRPC's error shape) rather
+ * than letting a request hang on a database that is still opening. Clients treat 503 as "waking
+ * up" and retry.
+ */
+export function readyGate(options: ReadyGateOptions): MiddlewareHandler {
+  const retryAfter = String(options.retryAfterSeconds ?? 2);
+  return async function readyGate(c, next) {
+    const { state } = options.readiness;
+    if (state === 'ready' || (state === 'stopping' && options.readiness.services)) {
+      await next();
+      return;
+    }
+    c.header('Retry-After', retryAfter);
+    c.header('Cache-Control', 'no-store');
+    const message =
+      state === 'failed'
+        ? 'strokeview could not start; see the server log'
+        : 'strokeview is starting up; retry shortly';
+    return c.json(
+      { error: { message, code: -32603, data: { code: 'SERVICE_UNAVAILABLE', httpStatus: 503 } } },
+      503,
+    );
+  };
+}

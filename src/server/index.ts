@@ -1,0 +1,101 @@
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { buildApp } from './app.js';
+import { fatal } from './boot.js';
+import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
+import { connectDatabase, type DatabaseHandle, redactUrl } from './db/connect.js';
+import { migrateToLatest } from './db/migrate.js';
+import { type Env, EnvError, parseEnv } from './env.js';
+import { createLogger } from './logger.js';
+import { Readiness } from './readiness.js';
+import { VERSION } from './version.js';
+
+// index.ts only validates the environment, connects, migrates and serves; everything the
+// requests do is built by buildApp() from what is made here.
+
+let env: Env;
+try {
+  env = parseEnv();
+} catch (err) {
+  fatal(err instanceof EnvError ? `invalid environment: ${err.message}` : String(err));
+}
+
+let dataDir: string;
+try {
+  dataDir = ensureWritableDataDir(env.DATA_DIR);
+  resolveSecretKey(dataDir, env.SECRET_KEY);
+} catch (err) {
+  fatal((err as Error).message);
+}
+
+const logger = createLogger({ level: env.LOG_LEVEL });
+const readiness = new Readiness();
+const startedAt = Date.now();
+const app = buildApp({ env, logger, readiness, process: { version: VERSION, startedAt } });
+
+let database: DatabaseHandle | undefined;
+let stopping = false;
+
+const server = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }) as Server;
+server.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EADDRINUSE')
+    fatal(`PORT ${env.PORT} is already in use on ${env.HOST}; set PORT to a free port`);
+  fatal(`cannot listen on ${env.HOST}:${env.PORT}: ${err.message}`);
+});
+
+server.on('listening', () => {
+  logger.info({ port: env.PORT, host: env.HOST, version: VERSION }, 'listening');
+  void start();
+});
+
+async function start(): Promise<void> {
+  try {
+    database = await connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir });
+    if (stopping) return;
+    logger.info(
+      {
+        database: database.kind,
+        where: env.DATABASE_URL ? redactUrl(env.DATABASE_URL) : `${dataDir}/pgdata`,
+      },
+      'database open',
+    );
+    if (env.MIGRATE_ON_BOOT) {
+      const applied = await migrateToLatest(database.db);
+      logger.info({ applied }, 'migrations done');
+    }
+    if (stopping) return;
+    readiness.markReady({ database });
+    logger.info({ bootMs: Date.now() - startedAt }, 'ready');
+  } catch (err) {
+    const message = err instanceof BootError ? err.message : `boot failed: ${(err as Error).message}`;
+    readiness.markFailed(message);
+    if (err instanceof BootError) logger.fatal(message);
+    else logger.fatal({ err }, message);
+    await database?.close().catch(() => {});
+    fatal(message);
+  }
+}
+
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  readiness.markStopping();
+  logger.info({ signal }, 'shutting down');
+  const graceMs = env.SHUTDOWN_GRACE_S * 1000;
+  // Stop accepting; idle keep-alive sockets close now, busy ones after their response or the grace.
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(cut);
+  try {
+    await database?.close();
+  } catch (err) {
+    logger.error({ err }, 'closing the database failed');
+  }
+  logger.info('stopped');
+  process.exit(0);
+}
+
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

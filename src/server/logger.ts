@@ -1,0 +1,41 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Paths pino blanks out wherever they appear in a log object. Passwords, tokens and cookies must
+ * never reach a log line; the request logger only writes method/path/status anyway, this is the
+ * second belt for objects logged by domain code.
+ */
+export const REDACT_PATHS = [
+  'password',
+  '*.password',
+  'current',
+  'next',
+  '*.current',
+  '*.next',
+  'token',
+  '*.token',
+  'secret',
+  '*.secret',
+  'authorization',
+  '*.authorization',
+  'cookie',
+  '*.cookie',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+];
+
+export function createLogger(opts: { level: string; destination?: DestinationStream }): Logger {
+  return pino(
+    {
+      level: opts.level,
+      base: { service: 'strokeview' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    opts.destination,
+  );
+}

@@ -1,0 +1,36 @@
+import type { DatabaseHandle } from './db/connect.js';
+
+/** What the request handlers need once boot has finished. */
+export interface Services {
+  readonly database: DatabaseHandle;
+}
+
+export type ReadinessState = 'starting' | 'ready' | 'failed' | 'stopping';
+
+/**
+ * The server listens before the database is open so a proxy in front of a sleeping Space never
+ * sees a refused connection; this object is how handlers learn whether boot has finished.
+ */
+export class Readiness {
+  state: ReadinessState = 'starting';
+  reason: string | undefined;
+  #services: Services | undefined;
+
+  get services(): Services | undefined {
+    return this.state === 'ready' || this.state === 'stopping' ? this.#services : undefined;
+  }
+
+  markReady(services: Services): void {
+    this.#services = services;
+    this.state = 'ready';
+  }
+
+  markFailed(reason: string): void {
+    this.state = 'failed';
+    this.reason = reason;
+  }
+
+  markStopping(): void {
+    this.state = 'stopping';
+  }
+}

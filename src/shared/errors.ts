@@ -1,0 +1,11 @@
+/** Extra fields the server puts in every tRPC error's `data`. */
+export interface ErrorData {
+  code: string;
+  httpStatus: number;
+  path?: string;
+  /** Set for validation errors: messages per input field (`"email"`, `"volumes.0.role"`). */
+  fieldErrors?: Record<string, string[]>;
+}
+
+/** The message users see for errors the server does not explain (bugs, database failures). */
+export const INTERNAL_ERROR_MESSAGE = 'Something went wrong on the server. Please try again later.';
