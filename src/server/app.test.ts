@@ -125,3 +125,48 @@ describeEachDatabase('HTTP app', (db) => {
     );
   });
 });
+
+describeEachDatabase('HTTP limits', (db) => {
+  it('a /trpc body over the limit is 413; a batch over the cap is 400', async () => {
+    const { app } = makeTestApp({ database: db().handle, env: { TRPC_MAX_BODY_BYTES: '2048', TRPC_MAX_BATCH: '3' } });
+    const big = await app.request('/trpc/auth.signIn', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': '5000' },
+      body: JSON.stringify({ email: 'a@b.org', password: 'x'.repeat(4900) }),
+    });
+    expect(big.status).toBe(413);
+    const batch = await app.request(`/trpc/system.info,system.info,system.info,system.info?batch=1&input=${encodeURIComponent('{}')}`);
+    expect(batch.status).toBe(400);
+    const ok = await app.request(`/trpc/system.info,system.info?batch=1&input=${encodeURIComponent('{}')}`);
+    expect(ok.status).toBe(200);
+  });
+
+  it('with EMBED_ORIGINS the session cookie is SameSite=None; Secure; Partitioned and frame-ancestors allows the embedder', async () => {
+    const { app } = makeTestApp({ database: db().handle, env: { EMBED_ORIGINS: 'https://huggingface.co' } });
+    const res = await app.request('/trpc/auth.guest', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.getSetCookie()[0]).toMatch(/; Secure; SameSite=None; Partitioned/);
+    expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'self' https://huggingface.co");
+    // Embedded: no COOP/COEP by default (they would break the embedding page).
+    expect(res.headers.get('cross-origin-embedder-policy')).toBeNull();
+  });
+
+  it('a cookie-carrying POST from https://evil.example is 403; from an allowed origin it is 200', async () => {
+    const allowed = 'https://owner-stroke-viewer-frontend.hf.space';
+    const { app } = makeTestApp({ database: db().handle, env: { ALLOWED_ORIGINS: allowed } });
+    const guest = await app.request('/trpc/auth.guest', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' } });
+    const cookie = guest.headers.getSetCookie()[0]!.split(';')[0]!;
+    const evil = await app.request('/trpc/auth.signOut', { method: 'POST', headers: { cookie, origin: 'https://evil.example', 'content-type': 'application/json' } });
+    expect(evil.status).toBe(403);
+    const good = await app.request('/trpc/auth.signOut', { method: 'POST', headers: { cookie, origin: allowed, 'content-type': 'application/json' } });
+    expect(good.status).toBe(200);
+    expect(good.headers.get('access-control-allow-origin')).toBe(allowed);
+  });
+
+  it('PUBLIC_URL on https: __Host- cookie and HSTS', async () => {
+    const { app } = makeTestApp({ database: db().handle, env: { PUBLIC_URL: 'https://owner-strokeview.hf.space' } });
+    const res = await app.request('/trpc/auth.guest', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' } });
+    expect(res.headers.getSetCookie()[0]).toMatch(/^__Host-strokeview_session=svs_[^;]+; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    expect(res.headers.get('strict-transport-security')).toMatch(/max-age=31536000/);
+  });
+});

@@ -1,12 +1,19 @@
 import { trpcServer } from '@hono/trpc-server';
 import type { AnyRouter } from '@trpc/server';
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
-import { createRequestContext, type ProcessInfo } from './context.js';
+import { cookiePolicy } from './auth/cookies.js';
+import { type ProcessInfo, createRequestContext } from './context.js';
 import type { Env } from './env.js';
+import { authRateLimit } from './http/auth-rate-limit/index.js';
+import { clientAddress, isHttps } from './http/client.js';
+import { corsAllowlist } from './http/cors/index.js';
+import { csrfGuard } from './http/csrf/index.js';
 import { healthRoutes } from './http/health/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
+import { securityHeaders } from './http/security-headers/index.js';
 import type { Logger } from './logger.js';
 import type { Readiness } from './readiness.js';
 import { appRouter } from './routers/_app.js';
@@ -20,29 +27,86 @@ export interface AppDeps {
   router?: AnyRouter;
 }
 
+/** Whether COOP/COEP are sent: `auto` is on unless the app is embedded in another site. */
+export function crossOriginIsolationOn(env: Env): boolean {
+  return env.CROSS_ORIGIN_ISOLATION === 'on' || (env.CROSS_ORIGIN_ISOLATION === 'auto' && env.EMBED_ORIGINS.length === 0);
+}
+
 /** Builds the whole HTTP surface from its dependencies; no I/O happens here. */
 export function buildApp(deps: AppDeps): Hono {
   const { env, logger, readiness } = deps;
   const app = new Hono();
+  const hops = env.TRUSTED_PROXY_HOPS;
+  const https = (c: Parameters<typeof isHttps>[0]) => isHttps(c, { hops, publicUrl: env.PUBLIC_URL });
+  const publicOrigin = env.PUBLIC_URL ? new URL(env.PUBLIC_URL).origin : undefined;
 
   app.use(requestId());
   app.use(requestLog({ logger }));
+  app.use(
+    securityHeaders({
+      embedOrigins: env.EMBED_ORIGINS,
+      crossOriginIsolation: crossOriginIsolationOn(env),
+      connectSrc: env.ALLOWED_ORIGINS,
+      isHttps: https,
+    }),
+  );
+  app.use(corsAllowlist({ allowedOrigins: env.ALLOWED_ORIGINS }));
 
   app.route('/', healthRoutes({ readiness }));
 
+  app.use(
+    '/trpc/*',
+    bodyLimit({
+      maxSize: env.TRPC_MAX_BODY_BYTES,
+      onError: (c) =>
+        c.json(
+          {
+            error: {
+              message: `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`,
+              code: -32600,
+              data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 },
+            },
+          },
+          413,
+        ),
+    }),
+  );
+  app.use(
+    '/trpc/*',
+    csrfGuard({ trustedOrigins: [...(publicOrigin ? [publicOrigin] : []), ...env.ALLOWED_ORIGINS, ...env.EMBED_ORIGINS] }),
+  );
   app.use('/trpc/*', readyGate({ readiness }));
+  app.use(
+    '/trpc/*',
+    authRateLimit({
+      procedures: ['auth.signIn', 'auth.register', 'auth.guest'],
+      limitPerMinute: env.AUTH_RATE_PER_MIN,
+      clientKey: (c) => clientAddress(c, hops),
+    }),
+  );
   app.use(
     '/trpc/*',
     trpcServer({
       endpoint: '/trpc',
       router: deps.router ?? appRouter,
+      maxBatchSize: env.TRPC_MAX_BATCH,
       createContext: (opts, c) => {
         const services = readiness.services!;
         const reqId = c.get('requestId') as string;
+        const url = new URL(c.req.url);
         return createRequestContext(
           { services, env, log: logger.child({ reqId }), process: deps.process, requestId: reqId },
-          { req: opts.req, resHeaders: opts.resHeaders },
-        ) as unknown as Record<string, unknown>;
+          {
+            req: opts.req,
+            resHeaders: opts.resHeaders,
+            cookiePolicy: cookiePolicy({
+              https: https(c),
+              hostname: url.hostname,
+              embedded: env.EMBED_ORIGINS.length > 0,
+            }),
+            client: { ip: clientAddress(c, hops), userAgent: c.req.header('user-agent') ?? null },
+          },
+        ) as unknown as Promise<Record<string, unknown>>;
       },
       onError: ({ error, path, ctx }) => {
         // Only unexplained failures are logged in full; the client saw a masked message.

@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import { type CookiePolicy, readSessionCookie, serializeClearedCookie, serializeSessionCookie } from './auth/cookies.js';
+import { type AuthUser, type Authenticated, type ClientMeta, authenticate } from './auth/service.js';
 import type { DatabaseKind } from './db/connect.js';
 import type { Database } from './db/tables.js';
 import type { Env } from './env.js';
@@ -11,6 +13,12 @@ export interface ProcessInfo {
   startedAt: number;
 }
 
+/** Where procedures put and remove the session cookie (response headers over HTTP; a record in tests). */
+export interface SessionCookies {
+  set(token: string, expiresAt: Date): void;
+  clear(): void;
+}
+
 /**
  * The inner context: everything a procedure needs, with no HTTP in it, so tests build it directly
  * and call procedures through `createCaller`.
@@ -18,10 +26,18 @@ export interface ProcessInfo {
 export interface InnerContext {
   db: Kysely<Database>;
   dbKind: DatabaseKind;
-  env: Env;
+  /** The parsed environment. (Not `env`: @hono/trpc-server overwrites that key with Hono's bindings.) */
+  config: Env;
   log: Logger;
   process: ProcessInfo;
   requestId: string;
+  /** The signed-in user, or null. `protectedProcedure` narrows it to non-null. */
+  user: AuthUser | null;
+  auth: Authenticated | null;
+  client: ClientMeta;
+  cookies: SessionCookies;
+  /** Response headers (Retry-After, …); a plain Headers object outside HTTP. */
+  resHeaders: Headers;
 }
 
 export interface InnerContextOptions {
@@ -30,28 +46,55 @@ export interface InnerContextOptions {
   log: Logger;
   process: ProcessInfo;
   requestId?: string;
+  auth?: Authenticated | null;
+  client?: ClientMeta;
+  cookies?: SessionCookies;
+  resHeaders?: Headers;
 }
+
+const noCookies: SessionCookies = { set() {}, clear() {} };
 
 export function createInnerContext(opts: InnerContextOptions): InnerContext {
   return {
     db: opts.services.database.db,
     dbKind: opts.services.database.kind,
-    env: opts.env,
+    config: opts.env,
     log: opts.log,
     process: opts.process,
     requestId: opts.requestId ?? 'internal',
+    user: opts.auth?.user ?? null,
+    auth: opts.auth ?? null,
+    client: opts.client ?? { ip: null, userAgent: null },
+    cookies: opts.cookies ?? noCookies,
+    resHeaders: opts.resHeaders ?? new Headers(),
   };
 }
 
-/** The context for a request: the inner context plus what the HTTP adapter knows. */
-export interface Context extends InnerContext {
-  req?: Request;
-  resHeaders?: Headers;
-}
+export type Context = InnerContext;
 
-export function createRequestContext(
-  inner: InnerContextOptions,
-  http: { req: Request; resHeaders: Headers },
-): Context {
-  return { ...createInnerContext(inner), req: http.req, resHeaders: http.resHeaders };
+/**
+ * The context for an HTTP request: authenticates the bearer token (SDK, CLI) or the session
+ * cookie (browser), and writes cookies into the response headers.
+ */
+export async function createRequestContext(
+  inner: Omit<InnerContextOptions, 'auth' | 'cookies' | 'resHeaders'>,
+  http: { req: Request; resHeaders: Headers; cookiePolicy: CookiePolicy; client: ClientMeta },
+): Promise<Context> {
+  const { req, resHeaders, cookiePolicy } = http;
+  const cookies: SessionCookies = {
+    set: (token, expiresAt) => resHeaders.append('Set-Cookie', serializeSessionCookie(cookiePolicy, token, expiresAt)),
+    clear: () => resHeaders.append('Set-Cookie', serializeClearedCookie(cookiePolicy)),
+  };
+  const bearer = req.headers.get('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  const cookieToken = bearer ? undefined : readSessionCookie(req.headers.get('cookie'));
+  const token = bearer ?? cookieToken;
+  let auth: Authenticated | null = null;
+  if (token) {
+    auth = await authenticate(inner.services.database.db, inner.env, token);
+    if (cookieToken) {
+      if (!auth) cookies.clear();
+      else if (auth.renewedUntil) cookies.set(cookieToken, auth.renewedUntil);
+    }
+  }
+  return createInnerContext({ ...inner, auth, client: http.client, cookies, resHeaders });
 }

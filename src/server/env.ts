@@ -15,6 +15,21 @@ const postgresUrl = z.string().refine((v) => /^postgres(ql)?:\/\//.test(v) && UR
   message: 'must be a postgres:// or postgresql:// URL',
 });
 
+/** A comma-separated list of exact origins (`https://host[:port]`, no path, no trailing slash). */
+const originList = withDefault(
+  z
+    .string()
+    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+    .pipe(
+      z.array(
+        z.string().refine((o) => URL.canParse(o) && new URL(o).origin === o, {
+          message: 'each entry must be an exact origin like https://example.hf.space (no path, no trailing slash)',
+        }),
+      ),
+    ),
+  '',
+);
+
 export const envSchema = z.object({
   NODE_ENV: withDefault(z.enum(['development', 'production', 'test']), 'development'),
   PORT: withDefault(z.coerce.number().int().min(0).max(65535), 7860),
@@ -27,6 +42,30 @@ export const envSchema = z.object({
   SHUTDOWN_GRACE_S: withDefault(z.coerce.number().min(0).max(600), 3),
   /** Run migrations at boot (`false` when a deploy step runs `npm run migrate` instead). */
   MIGRATE_ON_BOOT: withDefault(bool, 'true'),
+
+  /** The address people use to reach the app (https on a Space); decides Secure/__Host- cookies and HSTS. */
+  PUBLIC_URL: optional(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' })),
+  /** Origins allowed to call the API from a browser with credentials (CORS). Empty: same-origin only. */
+  ALLOWED_ORIGINS: originList,
+  /** Origins allowed to frame the viewer (e.g. https://huggingface.co). Turns on SameSite=None; Partitioned cookies. */
+  EMBED_ORIGINS: originList,
+  /** COOP/COEP for crossOriginIsolated; `auto` = on unless EMBED_ORIGINS is set. */
+  CROSS_ORIGIN_ISOLATION: withDefault(z.enum(['auto', 'on', 'off']), 'auto'),
+  ALLOW_GUESTS: withDefault(bool, 'true'),
+  GUEST_TTL_HOURS: withDefault(z.coerce.number().positive().max(24 * 30), 24),
+  /** The account registered with this email becomes an admin. */
+  ADMIN_EMAIL: optional(z.email().transform((e) => e.toLowerCase())),
+  SESSION_IDLE_DAYS: withDefault(z.coerce.number().positive().max(365), 7),
+  SESSION_MAX_DAYS: withDefault(z.coerce.number().positive().max(3650), 30),
+  /** How many proxies in front of the server append to X-Forwarded-For (1 on Hugging Face Spaces). */
+  TRUSTED_PROXY_HOPS: withDefault(z.coerce.number().int().min(0).max(10), 0),
+  TRPC_MAX_BODY_BYTES: withDefault(z.coerce.number().int().min(1024), 1024 * 1024),
+  TRPC_MAX_BATCH: withDefault(z.coerce.number().int().min(1).max(100), 10),
+  /** Sign-in and register requests per client address per minute. */
+  AUTH_RATE_PER_MIN: withDefault(z.coerce.number().int().min(1), 10),
+  /** Failed sign-ins per email per SIGN_IN_FAILURE_WINDOW_MIN before further attempts get 429. */
+  SIGN_IN_FAILURES_MAX: withDefault(z.coerce.number().int().min(1), 5),
+  SIGN_IN_FAILURE_WINDOW_MIN: withDefault(z.coerce.number().positive(), 15),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -1,10 +1,15 @@
-import { initTRPC } from '@trpc/server';
+import { TRPCError, initTRPC } from '@trpc/server';
 import { type ErrorData, INTERNAL_ERROR_MESSAGE } from '../shared/errors.js';
 import type { Context } from './context.js';
 
 interface Issue {
   path: PropertyKey[];
   message: string;
+}
+
+/** Who may call a procedure. Every procedure without `access` is public and must be on the allowlist. */
+export interface Meta {
+  access?: 'user' | 'admin';
 }
 
 function validationIssues(cause: unknown): Issue[] | undefined {
@@ -23,33 +28,59 @@ function fieldErrorsOf(issues: Issue[]): Record<string, string[]> {
   return out;
 }
 
-const t = initTRPC.context<Context>().create({
-  /**
-   * Internal errors reach the client as one plain sentence: no stack, no SQL, no driver text —
-   * even outside production. Validation errors become a readable message plus per-field messages.
-   */
-  errorFormatter({ shape, error }) {
-    const issues = error.code === 'BAD_REQUEST' ? validationIssues(error.cause) : undefined;
-    const data: ErrorData = {
-      code: shape.data.code,
-      httpStatus: shape.data.httpStatus,
-      ...(shape.data.path ? { path: shape.data.path } : {}),
-    };
-    let message = shape.message;
-    if (error.code === 'INTERNAL_SERVER_ERROR') {
-      message = INTERNAL_ERROR_MESSAGE;
-    } else if (issues) {
-      data.fieldErrors = fieldErrorsOf(issues);
-      message = `Invalid input: ${Object.entries(data.fieldErrors)
-        .map(([field, msgs]) => `${field}: ${msgs.join(', ')}`)
-        .join('; ')}`;
-    }
-    return { message, code: shape.code, data };
-  },
+const t = initTRPC
+  .context<Context>()
+  .meta<Meta>()
+  .create({
+    /**
+     * Internal errors reach the client as one plain sentence: no stack, no SQL, no driver text —
+     * even outside production. Validation errors become a readable message plus per-field messages.
+     */
+    errorFormatter({ shape, error }) {
+      const issues = error.code === 'BAD_REQUEST' ? validationIssues(error.cause) : undefined;
+      const data: ErrorData = {
+        code: shape.data.code,
+        httpStatus: shape.data.httpStatus,
+        ...(shape.data.path ? { path: shape.data.path } : {}),
+      };
+      let message = shape.message;
+      if (error.code === 'INTERNAL_SERVER_ERROR') {
+        message = INTERNAL_ERROR_MESSAGE;
+      } else if (issues) {
+        data.fieldErrors = fieldErrorsOf(issues);
+        message = `Invalid input: ${Object.entries(data.fieldErrors)
+          .map(([field, msgs]) => `${field}: ${msgs.join(', ')}`)
+          .join('; ')}`;
+      }
+      return { message, code: shape.code, data };
+    },
+  });
+
+/** Errors that say how long to wait (rate limits, caps) get a Retry-After header. */
+const retryAfterHeader = t.middleware(async ({ ctx, next }) => {
+  const result = await next();
+  if (!result.ok) {
+    const seconds = (result.error as { retryAfterSeconds?: number }).retryAfterSeconds;
+    if (typeof seconds === 'number') ctx.resHeaders.set('Retry-After', String(Math.ceil(seconds)));
+  }
+  return result;
 });
 
 export const router = t.router;
-export const publicProcedure = t.procedure;
 export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
 export const mergeRouters = t.mergeRouters;
+
+export const publicProcedure = t.procedure.use(retryAfterHeader);
+
+/** Signed in (any role, guests included); narrows `ctx.user` to non-null. */
+export const protectedProcedure = publicProcedure.meta({ access: 'user' }).use(({ ctx, next }) => {
+  if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Sign in to continue' });
+  return next({ ctx: { user: ctx.user } });
+});
+
+export const adminProcedure = publicProcedure.meta({ access: 'admin' }).use(({ ctx, next }) => {
+  if (!ctx.user) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Sign in to continue' });
+  if (ctx.user.role !== 'admin') throw new TRPCError({ code: 'FORBIDDEN', message: 'Administrators only' });
+  return next({ ctx: { user: ctx.user } });
+});

@@ -1,4 +1,4 @@
-import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
 export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
@@ -11,6 +11,54 @@ export type AppSetting = Selectable<AppSettingsTable>;
 export type NewAppSetting = Insertable<AppSettingsTable>;
 export type AppSettingUpdate = Updateable<AppSettingsTable>;
 
+
+export type Role = 'user' | 'admin' | 'guest';
+
+export interface UsersTable {
+  id: Generated<string>;
+  email: string;
+  password_hash: string | null;
+  role: ColumnType<Role, Role | undefined, Role>;
+  disabled_at: Date | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+export type UserRow = Selectable<UsersTable>;
+
+export interface SessionsTable {
+  id: Generated<string>;
+  user_id: string;
+  token_hash: string;
+  created_at: Timestamp;
+  last_seen_at: Timestamp;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+  ip_address: string | null;
+  user_agent: string | null;
+}
+export type SessionRow = Selectable<SessionsTable>;
+
+export interface ApiTokensTable {
+  id: Generated<string>;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  created_at: Timestamp;
+  last_used_at: Date | null;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+}
+export type ApiTokenRow = Selectable<ApiTokensTable>;
+
+export interface SignInFailuresTable {
+  id: Generated<string>;
+  email: string;
+  created_at: Timestamp;
+}
+
 export interface Database {
   app_settings: AppSettingsTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_tokens: ApiTokensTable;
+  sign_in_failures: SignInFailuresTable;
 }

@@ -1,8 +1,25 @@
 import { router } from '../trpc.js';
+import { adminRouter } from './admin.js';
+import { authRouter } from './auth.js';
 import { systemRouter } from './system.js';
 
 export const appRouter = router({
   system: systemRouter,
+  auth: authRouter,
+  admin: adminRouter,
 });
 
 export type AppRouter = typeof appRouter;
+
+/**
+ * The procedures anyone may call without signing in. A test walks the router and fails when a
+ * procedure is public without being listed here.
+ */
+export const PUBLIC_PROCEDURES = [
+  'system.info',
+  'auth.register',
+  'auth.signIn',
+  'auth.signOut',
+  'auth.me',
+  'auth.guest',
+] as const;

@@ -1,0 +1,299 @@
+import { randomUUID } from 'node:crypto';
+import { TRPCError } from '@trpc/server';
+import type { Kysely } from 'kysely';
+import type { ApiTokenInfo, PublicUser } from '../../shared/auth.js';
+import {
+  deleteUserApiTokens,
+  findApiTokenByHash,
+  insertApiToken,
+  listApiTokens,
+  markApiTokenUsed,
+  revokeApiToken,
+} from '../db/api-tokens.js';
+import { deleteSession, deleteUserSessions, findSessionByHash, insertSession, touchSession } from '../db/sessions.js';
+import type { ApiTokenRow, Database, UserRow } from '../db/tables.js';
+import {
+  clearFailures,
+  countFailures,
+  findUserByEmail,
+  findUserById,
+  insertUser,
+  recordFailure,
+  updateUser,
+} from '../db/users.js';
+import type { Env } from '../env.js';
+import { hashPassword, verifyPassword } from './passwords.js';
+import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX, hashToken, newToken, sameDigest } from './tokens.js';
+
+type Db = Kysely<Database>;
+export type AuthConfig = Pick<
+  Env,
+  | 'SESSION_IDLE_DAYS'
+  | 'SESSION_MAX_DAYS'
+  | 'GUEST_TTL_HOURS'
+  | 'ADMIN_EMAIL'
+  | 'ALLOW_GUESTS'
+  | 'SIGN_IN_FAILURES_MAX'
+  | 'SIGN_IN_FAILURE_WINDOW_MIN'
+>;
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+/** Sessions are renewed (last_seen, expiry) at most this often, to keep reads from writing. */
+export const SESSION_RENEW_MS = HOUR;
+export const SIGN_IN_FAILED = 'Email or password is incorrect';
+
+export interface ClientMeta {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface AuthUser {
+  id: string;
+  email: string;
+  role: UserRow['role'];
+}
+
+export interface Authenticated {
+  user: AuthUser;
+  via: 'session' | 'api-token';
+  sessionId?: string;
+  /** Set when a session was renewed: the cookie should be re-sent with this expiry. */
+  renewedUntil?: Date;
+}
+
+export interface IssuedSession {
+  user: UserRow;
+  token: string;
+  expiresAt: Date;
+}
+
+export function toPublicUser(u: UserRow): PublicUser {
+  return {
+    id: u.id,
+    email: u.email,
+    role: u.role,
+    disabled: u.disabled_at !== null,
+    createdAt: new Date(u.created_at).toISOString(),
+  };
+}
+
+export function toTokenInfo(t: ApiTokenRow): ApiTokenInfo {
+  const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+  return {
+    id: t.id,
+    name: t.name,
+    createdAt: new Date(t.created_at).toISOString(),
+    lastUsedAt: iso(t.last_used_at),
+    expiresAt: iso(t.expires_at),
+    revokedAt: iso(t.revoked_at),
+  };
+}
+
+/** A new session: a fresh 256-bit token, only its hash stored; expiry is the idle timeout (capped). */
+export async function issueSession(
+  db: Db,
+  cfg: AuthConfig,
+  user: UserRow,
+  meta: ClientMeta,
+  lifetimeMs?: number,
+): Promise<IssuedSession> {
+  const token = newToken(SESSION_TOKEN_PREFIX);
+  const now = Date.now();
+  const expiresAt = new Date(
+    now + Math.min(lifetimeMs ?? cfg.SESSION_IDLE_DAYS * DAY, cfg.SESSION_MAX_DAYS * DAY),
+  );
+  await insertSession(db, {
+    user_id: user.id,
+    token_hash: hashToken(token),
+    expires_at: expiresAt,
+    ip_address: meta.ip,
+    user_agent: meta.userAgent?.slice(0, 400) ?? null,
+  });
+  return { user, token, expiresAt };
+}
+
+export async function register(
+  db: Db,
+  cfg: AuthConfig,
+  input: { email: string; password: string },
+  meta: ClientMeta,
+): Promise<IssuedSession> {
+  if (await findUserByEmail(db, input.email)) {
+    throw new TRPCError({ code: 'CONFLICT', message: 'An account with this email already exists' });
+  }
+  const passwordHash = await hashPassword(input.password);
+  const role = cfg.ADMIN_EMAIL && input.email === cfg.ADMIN_EMAIL ? 'admin' : 'user';
+  let user: UserRow;
+  try {
+    user = await insertUser(db, { email: input.email, password_hash: passwordHash, role });
+  } catch (err) {
+    // Two registrations racing for one email: the unique index decides.
+    if ((err as { code?: string }).code === '23505') {
+      throw new TRPCError({ code: 'CONFLICT', message: 'An account with this email already exists' });
+    }
+    throw err;
+  }
+  return issueSession(db, cfg, user, meta);
+}
+
+export async function signIn(
+  db: Db,
+  cfg: AuthConfig,
+  input: { email: string; password: string },
+  meta: ClientMeta,
+): Promise<IssuedSession> {
+  const windowMs = cfg.SIGN_IN_FAILURE_WINDOW_MIN * 60_000;
+  const since = new Date(Date.now() - windowMs);
+  const failures = await countFailures(db, input.email, since);
+  if (failures.count >= cfg.SIGN_IN_FAILURES_MAX) {
+    const retryAfter = Math.max(1, Math.ceil(((failures.oldest?.getTime() ?? Date.now()) + windowMs - Date.now()) / 1000));
+    throw new TooManyAttempts(
+      `Too many failed sign-ins for this email. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`,
+      retryAfter,
+    );
+  }
+  const user = await findUserByEmail(db, input.email);
+  const ok = await verifyPassword(user?.password_hash, input.password);
+  if (!user || !ok) {
+    await recordFailure(db, input.email);
+    throw new TRPCError({ code: 'UNAUTHORIZED', message: SIGN_IN_FAILED });
+  }
+  if (user.disabled_at) {
+    throw new TRPCError({ code: 'FORBIDDEN', message: 'This account is disabled' });
+  }
+  await clearFailures(db, input.email);
+  return issueSession(db, cfg, user, meta);
+}
+
+/** 429 with the seconds to wait; the tRPC layer turns it into TOO_MANY_REQUESTS + Retry-After. */
+export class TooManyAttempts extends TRPCError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super({ code: 'TOO_MANY_REQUESTS', message });
+  }
+}
+
+export async function createGuest(db: Db, cfg: AuthConfig, meta: ClientMeta): Promise<IssuedSession> {
+  if (!cfg.ALLOW_GUESTS) throw new TRPCError({ code: 'FORBIDDEN', message: 'Guest access is turned off here' });
+  const user = await insertUser(db, {
+    email: `guest-${randomUUID()}@guest.strokeview.invalid`,
+    password_hash: null,
+    role: 'guest',
+  });
+  return issueSession(db, cfg, user, meta, cfg.GUEST_TTL_HOURS * HOUR);
+}
+
+/**
+ * Resolves a session token or an API token to its user. Expired, revoked or unknown tokens and
+ * disabled users give null. A session is renewed (sliding expiry, capped by the absolute
+ * lifetime) at most once an hour.
+ */
+export async function authenticate(db: Db, cfg: AuthConfig, token: string, now = new Date()): Promise<Authenticated | null> {
+  const digest = hashToken(token);
+  if (token.startsWith(API_TOKEN_PREFIX)) {
+    const found = await findApiTokenByHash(db, digest);
+    if (!found || !sameDigest(found.token.token_hash, digest)) return null;
+    const { token: row, user } = found;
+    if (row.revoked_at || (row.expires_at && new Date(row.expires_at) <= now) || user.disabled_at) return null;
+    if (!row.last_used_at || now.getTime() - new Date(row.last_used_at).getTime() > 60_000) {
+      await markApiTokenUsed(db, row.id, now);
+    }
+    return { user: { id: user.id, email: user.email, role: user.role }, via: 'api-token' };
+  }
+  if (!token.startsWith(SESSION_TOKEN_PREFIX)) return null;
+  const found = await findSessionByHash(db, digest);
+  if (!found || !sameDigest(found.session.token_hash, digest)) return null;
+  const { session, user } = found;
+  if (new Date(session.expires_at) <= now) {
+    await deleteSession(db, session.id);
+    return null;
+  }
+  if (user.disabled_at) return null;
+  const result: Authenticated = {
+    user: { id: user.id, email: user.email, role: user.role },
+    via: 'session',
+    sessionId: session.id,
+  };
+  if (user.role !== 'guest' && now.getTime() - new Date(session.last_seen_at).getTime() >= SESSION_RENEW_MS) {
+    const absoluteEnd = new Date(session.created_at).getTime() + cfg.SESSION_MAX_DAYS * DAY;
+    const expiresAt = new Date(Math.min(now.getTime() + cfg.SESSION_IDLE_DAYS * DAY, absoluteEnd));
+    await touchSession(db, session.id, now, expiresAt);
+    result.renewedUntil = expiresAt;
+  }
+  return result;
+}
+
+export async function signOut(db: Db, sessionId: string | undefined): Promise<void> {
+  if (sessionId) await deleteSession(db, sessionId);
+}
+
+/** Every session and API token of the user goes: used on password change and disable. */
+export async function revokeEverything(db: Db, userId: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await deleteUserSessions(trx, userId);
+    await deleteUserApiTokens(trx, userId);
+  });
+}
+
+export async function changePassword(
+  db: Db,
+  cfg: AuthConfig,
+  userId: string,
+  input: { current: string; next: string },
+  meta: ClientMeta,
+): Promise<IssuedSession> {
+  const user = await findUserById(db, userId);
+  if (!user || !(await verifyPassword(user.password_hash, input.current))) {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: 'The current password is incorrect' });
+  }
+  const passwordHash = await hashPassword(input.next);
+  const updated = await db.transaction().execute(async (trx) => {
+    const u = await updateUser(trx, userId, { password_hash: passwordHash });
+    await deleteUserSessions(trx, userId);
+    await deleteUserApiTokens(trx, userId);
+    return u!;
+  });
+  // The caller stays signed in on a brand-new session; every other session and token is gone.
+  return issueSession(db, cfg, updated, meta);
+}
+
+export async function createApiToken(
+  db: Db,
+  userId: string,
+  input: { name: string; expiresInDays?: number | undefined },
+): Promise<{ token: string; info: ApiTokenInfo }> {
+  const token = newToken(API_TOKEN_PREFIX);
+  const row = await insertApiToken(db, {
+    user_id: userId,
+    name: input.name,
+    token_hash: hashToken(token),
+    expires_at: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * DAY) : null,
+  });
+  return { token, info: toTokenInfo(row) };
+}
+
+export async function listTokens(db: Db, userId: string): Promise<ApiTokenInfo[]> {
+  return (await listApiTokens(db, userId)).map(toTokenInfo);
+}
+
+export async function revokeToken(db: Db, userId: string, id: string): Promise<void> {
+  if (!(await revokeApiToken(db, userId, id, new Date()))) {
+    throw new TRPCError({ code: 'NOT_FOUND', message: 'No such token' });
+  }
+}
+
+export async function setUserDisabled(db: Db, userId: string, disabled: boolean): Promise<UserRow> {
+  const user = await db.transaction().execute(async (trx) => {
+    const u = await updateUser(trx, userId, { disabled_at: disabled ? new Date() : null });
+    if (u && disabled) {
+      await deleteUserSessions(trx, userId);
+      await deleteUserApiTokens(trx, userId);
+    }
+    return u;
+  });
+  if (!user) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such user' });
+  return user;
+}

@@ -1,0 +1,67 @@
+import type { Kysely } from 'kysely';
+import type { ApiTokenRow, Database, UserRow } from './tables.js';
+
+type Db = Kysely<Database>;
+const TOKEN_COLUMNS = [
+  'id',
+  'user_id',
+  'name',
+  'token_hash',
+  'created_at',
+  'last_used_at',
+  'expires_at',
+  'revoked_at',
+] as const;
+
+export function insertApiToken(
+  db: Db,
+  values: { user_id: string; name: string; token_hash: string; expires_at: Date | null },
+): Promise<ApiTokenRow> {
+  return db.insertInto('api_tokens').values(values).returning(TOKEN_COLUMNS).executeTakeFirstOrThrow();
+}
+
+export function listApiTokens(db: Db, userId: string): Promise<ApiTokenRow[]> {
+  return db
+    .selectFrom('api_tokens')
+    .select(TOKEN_COLUMNS)
+    .where('user_id', '=', userId)
+    .orderBy('created_at', 'desc')
+    .execute();
+}
+
+export async function findApiTokenByHash(
+  db: Db,
+  tokenHash: string,
+): Promise<{ token: ApiTokenRow; user: UserRow } | undefined> {
+  const token = await db
+    .selectFrom('api_tokens')
+    .select(TOKEN_COLUMNS)
+    .where('token_hash', '=', tokenHash)
+    .executeTakeFirst();
+  if (!token) return undefined;
+  const user = await db
+    .selectFrom('users')
+    .select(['id', 'email', 'password_hash', 'role', 'disabled_at', 'created_at', 'updated_at'])
+    .where('id', '=', token.user_id)
+    .executeTakeFirst();
+  return user ? { token, user } : undefined;
+}
+
+export async function markApiTokenUsed(db: Db, id: string, at: Date): Promise<void> {
+  await db.updateTable('api_tokens').set({ last_used_at: at }).where('id', '=', id).execute();
+}
+
+/** Revokes one of the user's tokens; false when it is not theirs (or does not exist). */
+export async function revokeApiToken(db: Db, userId: string, id: string, at: Date): Promise<boolean> {
+  const r = await db
+    .updateTable('api_tokens')
+    .set({ revoked_at: at })
+    .where('id', '=', id)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+export async function deleteUserApiTokens(db: Db, userId: string): Promise<void> {
+  await db.deleteFrom('api_tokens').where('user_id', '=', userId).execute();
+}

@@ -1,0 +1,72 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database, Role, UserRow } from './tables.js';
+
+type Db = Kysely<Database>;
+const USER_COLUMNS = ['id', 'email', 'password_hash', 'role', 'disabled_at', 'created_at', 'updated_at'] as const;
+
+export function findUserByEmail(db: Db, email: string): Promise<UserRow | undefined> {
+  return db
+    .selectFrom('users')
+    .select(USER_COLUMNS)
+    .where(sql`lower(email)`, '=', email.toLowerCase())
+    .executeTakeFirst();
+}
+
+export function findUserById(db: Db, id: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst();
+}
+
+export function insertUser(
+  db: Db,
+  values: { email: string; password_hash: string | null; role: Role },
+): Promise<UserRow> {
+  return db.insertInto('users').values(values).returning(USER_COLUMNS).executeTakeFirstOrThrow();
+}
+
+export async function updateUser(
+  db: Db,
+  id: string,
+  values: Partial<{ password_hash: string; role: Role; disabled_at: Date | null }>,
+): Promise<UserRow | undefined> {
+  return db
+    .updateTable('users')
+    .set({ ...values, updated_at: sql<Date>`now()` })
+    .where('id', '=', id)
+    .returning(USER_COLUMNS)
+    .executeTakeFirst();
+}
+
+export function listUsers(db: Db, opts: { limit: number; cursor?: string }): Promise<UserRow[]> {
+  let q = db.selectFrom('users').select(USER_COLUMNS).orderBy('created_at').orderBy('id').limit(opts.limit);
+  if (opts.cursor) {
+    const cursor = opts.cursor;
+    q = q.where(({ eb, selectFrom }) =>
+      eb(
+        eb.refTuple('created_at', 'id'),
+        '>',
+        selectFrom('users').select(['created_at', 'id']).where('id', '=', cursor).$asTuple('created_at', 'id'),
+      ),
+    );
+  }
+  return q.execute();
+}
+
+export async function countFailures(db: Db, email: string, since: Date): Promise<{ count: number; oldest: Date | null }> {
+  const row = await db
+    .selectFrom('sign_in_failures')
+    .select(({ fn }) => [fn.countAll<string>().as('count'), fn.min('created_at').as('oldest')])
+    .where('email', '=', email)
+    .where('created_at', '>', since)
+    .executeTakeFirstOrThrow();
+  return { count: Number(row.count), oldest: row.oldest ? new Date(row.oldest) : null };
+}
+
+export async function recordFailure(db: Db, email: string): Promise<void> {
+  await db.insertInto('sign_in_failures').values({ email }).execute();
+}
+
+export async function clearFailures(db: Db, email: string, olderThan?: Date): Promise<void> {
+  let q = db.deleteFrom('sign_in_failures').where('email', '=', email);
+  if (olderThan) q = q.where('created_at', '<', olderThan);
+  await q.execute();
+}

@@ -1,0 +1,25 @@
+import { Hono } from 'hono';
+import { describe, expect, it } from 'vitest';
+import { authRateLimit, calledProcedures } from './index.js';
+
+describe('authRateLimit', () => {
+  it('reads the procedures of plain and batched calls', () => {
+    expect(calledProcedures('/trpc/auth.signIn')).toEqual(['auth.signIn']);
+    expect(calledProcedures('/trpc/auth.me,auth.signIn')).toEqual(['auth.me', 'auth.signIn']);
+  });
+
+  it('limits per client key, answers 429 with Retry-After, leaves other procedures alone, refuses batched sign-ins', async () => {
+    const app = new Hono();
+    app.use('/trpc/*', authRateLimit({ procedures: ['auth.signIn'], limitPerMinute: 2, clientKey: (c) => c.req.header('x-client') ?? '?' }));
+    app.all('/trpc/*', (c) => c.text('ok'));
+    const hit = (path: string, client = 'a') => app.request(path, { method: 'POST', headers: { 'x-client': client } });
+    expect((await hit('/trpc/auth.signIn')).status).toBe(200);
+    expect((await hit('/trpc/auth.signIn')).status).toBe(200);
+    const third = await hit('/trpc/auth.signIn');
+    expect(third.status).toBe(429);
+    expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await hit('/trpc/auth.signIn', 'b')).status).toBe(200);
+    expect((await hit('/trpc/auth.me')).status).toBe(200);
+    expect((await hit('/trpc/auth.signIn,auth.signIn?batch=1', 'c')).status).toBe(400);
+  });
+});

@@ -1,0 +1,58 @@
+import type { MiddlewareHandler } from 'hono';
+import { rateLimiter } from 'hono-rate-limiter';
+
+export interface AuthRateLimitOptions {
+  /** The tRPC procedures limited together (e.g. `auth.signIn`, `auth.register`). */
+  procedures: readonly string[];
+  limitPerMinute: number;
+  /** The client's address (see http/client.ts: trusted proxy hops). */
+  clientKey: (c: Parameters<MiddlewareHandler>[0]) => string;
+}
+
+/** The procedure names a /trpc request calls (`/trpc/a.b,c.d?batch=1` → both). */
+export function calledProcedures(path: string): string[] {
+  const rest = path.replace(/^\/trpc\/?/, '');
+  return decodeURIComponent(rest).split(',').filter(Boolean);
+}
+
+/**
+ * Per-client limit on sign-in and register, answered 429 with Retry-After. A batch may call at
+ * most one limited procedure, so batching cannot multiply attempts.
+ */
+export function authRateLimit(options: AuthRateLimitOptions): MiddlewareHandler {
+  const limited = new Set(options.procedures);
+  const limiter = rateLimiter({
+    windowMs: 60_000,
+    limit: options.limitPerMinute,
+    standardHeaders: 'draft-6',
+    keyGenerator: (c) => `auth:${options.clientKey(c)}`,
+    handler: (c) =>
+      c.json(
+        {
+          error: {
+            message: 'Too many attempts from your address. Wait a minute and try again.',
+            code: -32029,
+            data: { code: 'TOO_MANY_REQUESTS', httpStatus: 429 },
+          },
+        },
+        429,
+      ),
+  });
+  return async function authRateLimit(c, next) {
+    const hits = calledProcedures(c.req.path).filter((p) => limited.has(p)).length;
+    if (hits === 0) return next();
+    if (hits > 1) {
+      return c.json(
+        {
+          error: {
+            message: 'Sign-in and register cannot be batched',
+            code: -32600,
+            data: { code: 'BAD_REQUEST', httpStatus: 400 },
+          },
+        },
+        400,
+      );
+    }
+    return limiter(c, next);
+  };
+}

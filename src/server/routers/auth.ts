@@ -1,0 +1,72 @@
+import { TRPCError } from '@trpc/server';
+import {
+  changePasswordSchema,
+  createTokenSchema,
+  credentialsSchema,
+  idSchema,
+  registerSchema,
+} from '../../shared/auth.js';
+import * as auth from '../auth/service.js';
+import { findUserById } from '../db/users.js';
+import { protectedProcedure, publicProcedure, router } from '../trpc.js';
+
+export const authRouter = router({
+  register: publicProcedure.input(registerSchema).mutation(async ({ ctx, input }) => {
+    const issued = await auth.register(ctx.db, ctx.config, input, ctx.client);
+    ctx.cookies.set(issued.token, issued.expiresAt);
+    ctx.log.info({ userId: issued.user.id }, 'user registered');
+    return { user: auth.toPublicUser(issued.user) };
+  }),
+
+  signIn: publicProcedure.input(credentialsSchema).mutation(async ({ ctx, input }) => {
+    const issued = await auth.signIn(ctx.db, ctx.config, input, ctx.client);
+    ctx.cookies.set(issued.token, issued.expiresAt);
+    return { user: auth.toPublicUser(issued.user) };
+  }),
+
+  /** Public so a stale cookie can always be cleared; deletes the session when there is one. */
+  signOut: publicProcedure.mutation(async ({ ctx }) => {
+    await auth.signOut(ctx.db, ctx.auth?.sessionId);
+    ctx.cookies.clear();
+    return { ok: true as const };
+  }),
+
+  /** The signed-in user, or null. */
+  me: publicProcedure.query(async ({ ctx }) => {
+    if (!ctx.user) return null;
+    const user = await findUserById(ctx.db, ctx.user.id);
+    return user ? auth.toPublicUser(user) : null;
+  }),
+
+  /** A short-lived guest account and session, so a visitor can try the demo without registering. */
+  guest: publicProcedure.mutation(async ({ ctx }) => {
+    const issued = await auth.createGuest(ctx.db, ctx.config, ctx.client);
+    ctx.cookies.set(issued.token, issued.expiresAt);
+    return { user: auth.toPublicUser(issued.user), expiresAt: issued.expiresAt.toISOString() };
+  }),
+
+  changePassword: protectedProcedure.input(changePasswordSchema).mutation(async ({ ctx, input }) => {
+    if (ctx.user.role === 'guest') {
+      throw new TRPCError({ code: 'FORBIDDEN', message: 'Guest accounts have no password; register instead' });
+    }
+    const issued = await auth.changePassword(ctx.db, ctx.config, ctx.user.id, input, ctx.client);
+    // Every session and token is gone; this client continues on a new session.
+    ctx.cookies.set(issued.token, issued.expiresAt);
+    return { ok: true as const };
+  }),
+
+  tokens: router({
+    /** Returns the plaintext token once; only its hash is kept. */
+    create: protectedProcedure.input(createTokenSchema).mutation(async ({ ctx, input }) => {
+      if (ctx.user.role === 'guest') {
+        throw new TRPCError({ code: 'FORBIDDEN', message: 'Guest accounts cannot create API tokens; register first' });
+      }
+      return auth.createApiToken(ctx.db, ctx.user.id, input);
+    }),
+    list: protectedProcedure.query(({ ctx }) => auth.listTokens(ctx.db, ctx.user.id)),
+    revoke: protectedProcedure.input(idSchema).mutation(async ({ ctx, input }) => {
+      await auth.revokeToken(ctx.db, ctx.user.id, input.id);
+      return { ok: true as const };
+    }),
+  }),
+});
