@@ -14,6 +14,7 @@ import { healthRoutes } from './http/health/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
 import { securityHeaders } from './http/security-headers/index.js';
+import { trpcErrorResponse } from './http/trpc-error.js';
 import type { Logger } from './logger.js';
 import type { Readiness } from './readiness.js';
 import { appRouter } from './routers/_app.js';
@@ -59,16 +60,7 @@ export function buildApp(deps: AppDeps): Hono {
     bodyLimit({
       maxSize: env.TRPC_MAX_BODY_BYTES,
       onError: (c) =>
-        c.json(
-          {
-            error: {
-              message: `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`,
-              code: -32600,
-              data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 },
-            },
-          },
-          413,
-        ),
+        trpcErrorResponse(c, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`),
     }),
   );
   app.use(

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { rateLimiter } from 'hono-rate-limiter';
+import { trpcErrorResponse } from '../trpc-error.js';
 
 export interface AuthRateLimitOptions {
   /** The tRPC procedures limited together (e.g. `auth.signIn`, `auth.register`). */
@@ -27,31 +28,13 @@ export function authRateLimit(options: AuthRateLimitOptions): MiddlewareHandler 
     standardHeaders: 'draft-6',
     keyGenerator: (c) => `auth:${options.clientKey(c)}`,
     handler: (c) =>
-      c.json(
-        {
-          error: {
-            message: 'Too many attempts from your address. Wait a minute and try again.',
-            code: -32029,
-            data: { code: 'TOO_MANY_REQUESTS', httpStatus: 429 },
-          },
-        },
-        429,
-      ),
+      trpcErrorResponse(c, 429, 'TOO_MANY_REQUESTS', 'Too many attempts from your address. Wait a minute and try again.'),
   });
   return async function authRateLimit(c, next) {
     const hits = calledProcedures(c.req.path).filter((p) => limited.has(p)).length;
     if (hits === 0) return next();
     if (hits > 1) {
-      return c.json(
-        {
-          error: {
-            message: 'Sign-in and register cannot be batched',
-            code: -32600,
-            data: { code: 'BAD_REQUEST', httpStatus: 400 },
-          },
-        },
-        400,
-      );
+      return trpcErrorResponse(c, 400, 'BAD_REQUEST', 'Sign-in and register cannot be batched');
     }
     return limiter(c, next);
   };

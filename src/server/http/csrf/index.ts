@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { readSessionCookie } from '../../auth/cookies.js';
+import { trpcErrorResponse } from '../trpc-error.js';
 
 export interface CsrfOptions {
   /** Origins whose pages may send cookie-authenticated mutations (PUBLIC_URL's, ALLOWED_ORIGINS). */
@@ -22,15 +23,6 @@ export function csrfGuard(options: CsrfOptions): MiddlewareHandler {
     const origin = c.req.header('origin');
     const sameOriginByUrl = origin !== undefined && origin === new URL(c.req.url).origin;
     if (fetchSite === 'same-origin' || (origin && (trusted.has(origin) || sameOriginByUrl))) return next();
-    return c.json(
-      {
-        error: {
-          message: 'This request came from another site and was refused (CSRF protection).',
-          code: -32003,
-          data: { code: 'FORBIDDEN', httpStatus: 403 },
-        },
-      },
-      403,
-    );
+    return trpcErrorResponse(c, 403, 'FORBIDDEN', 'This request came from another site and was refused (CSRF protection).');
   };
 }

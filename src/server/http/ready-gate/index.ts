@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import type { Readiness } from '../../readiness.js';
+import { trpcErrorResponse } from '../trpc-error.js';
 
 export interface ReadyGateOptions {
   readiness: Readiness;
@@ -26,9 +27,6 @@ export function readyGate(options: ReadyGateOptions): MiddlewareHandler {
       state === 'failed'
         ? 'strokeview could not start; see the server log'
         : 'strokeview is starting up; retry shortly';
-    return c.json(
-      { error: { message, code: -32603, data: { code: 'SERVICE_UNAVAILABLE', httpStatus: 503 } } },
-      503,
-    );
+    return trpcErrorResponse(c, 503, 'SERVICE_UNAVAILABLE', message);
   };
 }
