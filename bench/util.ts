@@ -1,0 +1,29 @@
+/** Median wall time of `fn` over `runs` runs after `warmup` runs, in milliseconds. */
+export function timeMedian(fn: () => unknown, runs = 7, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+export async function timeMedianAsync(fn: () => Promise<unknown>, runs = 7, warmup = 2): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+export function row(name: string, ms: number, ratio?: { value: number; goal: string; ok: boolean }): string {
+  const r = ratio ? `  ratio ${ratio.value.toFixed(2)}× (goal ${ratio.goal}) ${ratio.ok ? 'ok' : 'MISSED'}` : '';
+  return `${name.padEnd(44)} ${ms.toFixed(1).padStart(9)} ms${r}`;
+}

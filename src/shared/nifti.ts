@@ -1,0 +1,57 @@
+/** NIfTI facts both sides use. Nothing here touches Node or the DOM. */
+
+export const DATATYPES = {
+  2: 'uint8',
+  4: 'int16',
+  8: 'int32',
+  16: 'float32',
+  64: 'float64',
+  256: 'int8',
+  512: 'uint16',
+  768: 'uint32',
+} as const;
+
+export type DatatypeCode = keyof typeof DATATYPES;
+export type DatatypeName = (typeof DATATYPES)[DatatypeCode];
+
+/** Names of the NIfTI datatypes we do not read, for error messages. */
+export const UNSUPPORTED_DATATYPES: Record<number, string> = {
+  1: 'binary (1 bit)',
+  32: 'complex64',
+  128: 'rgb24',
+  1024: 'int64',
+  1280: 'uint64',
+  1536: 'float128',
+  1792: 'complex128',
+  2048: 'complex256',
+  2304: 'rgba32',
+};
+
+export const BYTES_PER_VOXEL: Record<DatatypeName, number> = {
+  uint8: 1,
+  int8: 1,
+  int16: 2,
+  uint16: 2,
+  int32: 4,
+  uint32: 4,
+  float32: 4,
+  float64: 8,
+};
+
+/** A 4×4 affine, row-major: voxel (i, j, k, 1) → world millimetres. */
+export type Affine = [
+  [number, number, number, number],
+  [number, number, number, number],
+  [number, number, number, number],
+  [number, number, number, number],
+];
+
+/** The header facts of a stored volume, as the API reports them. */
+export interface VolumeFacts {
+  dims: [number, number, number];
+  voxelSizeMm: [number, number, number];
+  datatype: DatatypeName;
+  affine: Affine;
+  /** Frames in the file (4th dimension); a volume is read as one of them. */
+  frames: number;
+}
