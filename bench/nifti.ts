@@ -21,8 +21,8 @@ console.log(`\nNIfTI decode — 256×256×160 float32 .nii.gz (${(file.length / 
 const gunzip = timeMedian(() => gunzipSync(file));
 const ours = timeMedian(() => readNifti(file));
 const reader = timeMedian(() => {
-  const buf = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength);
-  const raw = niftiReader.isCompressed(buf) ? niftiReader.decompress(buf) : buf;
+  const buf = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
+  const raw = (niftiReader.isCompressed(buf) ? niftiReader.decompress(buf) : buf) as ArrayBuffer;
   const header = niftiReader.readHeader(raw)!;
   const image = niftiReader.readImage(header, raw);
   return new Float32Array(image);
