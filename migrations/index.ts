@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely/migration';
 import * as m20261122_100000_init from './20261122_100000_init.js';
 import * as m20261122_110000_auth from './20261122_110000_auth.js';
+import * as m20261122_120000_cases from './20261122_120000_cases.js';
 
 /**
  * Every migration, by name. A static list (rather than reading the folder) works the same from
@@ -9,4 +10,5 @@ import * as m20261122_110000_auth from './20261122_110000_auth.js';
 export const migrations: Record<string, Migration> = {
   '20261122_100000_init': m20261122_100000_init,
   '20261122_110000_auth': m20261122_110000_auth,
+  '20261122_120000_cases': m20261122_120000_cases,
 };

@@ -10,6 +10,7 @@ import { authRateLimit } from './http/auth-rate-limit/index.js';
 import { clientAddress, isHttps } from './http/client.js';
 import { corsAllowlist } from './http/cors/index.js';
 import { csrfGuard } from './http/csrf/index.js';
+import { fileRoutes } from './http/files/index.js';
 import { healthRoutes } from './http/health/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
@@ -42,7 +43,8 @@ export function buildApp(deps: AppDeps): Hono {
   const publicOrigin = env.PUBLIC_URL ? new URL(env.PUBLIC_URL).origin : undefined;
 
   app.use(requestId());
-  app.use(requestLog({ logger }));
+  // Signed volume links are credentials: the log shows the route, not the token.
+  app.use(requestLog({ logger, redactPath: (p) => p.replace(/^\/files\/v\/[^/]+/, '/files/v/[token]') }));
   app.use(
     securityHeaders({
       embedOrigins: env.EMBED_ORIGINS,
@@ -51,18 +53,27 @@ export function buildApp(deps: AppDeps): Hono {
       isHttps: https,
     }),
   );
-  app.use(corsAllowlist({ allowedOrigins: env.ALLOWED_ORIGINS }));
-
-  app.route('/', healthRoutes({ readiness }));
-
   app.use(
-    '/trpc/*',
-    bodyLimit({
-      maxSize: env.TRPC_MAX_BODY_BYTES,
-      onError: (c) =>
-        trpcErrorResponse(c, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`),
+    corsAllowlist({
+      allowedOrigins: env.ALLOWED_ORIGINS,
+      exposeHeaders: ['content-range', 'content-length', 'accept-ranges', 'etag'],
     }),
   );
+
+  app.route('/', healthRoutes({ readiness }));
+  app.route('/', fileRoutes({ readiness }));
+
+  // Uploads get their own, larger limit; every other /trpc body is small.
+  const uploadLimit = bodyLimit({
+    maxSize: env.MAX_UPLOAD_MB * 1048576 + 65536,
+    onError: (c) => trpcErrorResponse(c, 413, 'PAYLOAD_TOO_LARGE', `The upload is larger than ${env.MAX_UPLOAD_MB} MiB`),
+  });
+  const smallLimit = bodyLimit({
+    maxSize: env.TRPC_MAX_BODY_BYTES,
+    onError: (c) =>
+      trpcErrorResponse(c, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`),
+  });
+  app.use('/trpc/*', (c, next) => (c.req.path === '/trpc/cases.upload' ? uploadLimit(c, next) : smallLimit(c, next)));
   app.use(
     '/trpc/*',
     csrfGuard({ trustedOrigins: [...(publicOrigin ? [publicOrigin] : []), ...env.ALLOWED_ORIGINS, ...env.EMBED_ORIGINS] }),
@@ -86,8 +97,9 @@ export function buildApp(deps: AppDeps): Hono {
         const services = readiness.services!;
         const reqId = c.get('requestId') as string;
         const url = new URL(c.req.url);
+        const baseUrl = env.PUBLIC_URL ?? (https(c) ? `https://${url.host}` : url.origin);
         return createRequestContext(
-          { services, env, log: logger.child({ reqId }), process: deps.process, requestId: reqId },
+          { services, env, log: logger.child({ reqId }), process: deps.process, requestId: reqId, baseUrl },
           {
             req: opts.req,
             resHeaders: opts.resHeaders,

@@ -6,6 +6,8 @@ import type { Database } from './db/tables.js';
 import type { Env } from './env.js';
 import type { Logger } from './logger.js';
 import type { Services } from './readiness.js';
+import type { VolumeSigner } from './volumes/signing.js';
+import type { VolumeStore } from './volumes/store.js';
 
 /** Facts about this process that procedures may report. */
 export interface ProcessInfo {
@@ -38,6 +40,10 @@ export interface InnerContext {
   cookies: SessionCookies;
   /** Response headers (Retry-After, …); a plain Headers object outside HTTP. */
   resHeaders: Headers;
+  store: VolumeStore;
+  signer: VolumeSigner;
+  /** Where this server is reached (for absolute signed volume URLs). */
+  baseUrl: string;
 }
 
 export interface InnerContextOptions {
@@ -50,6 +56,7 @@ export interface InnerContextOptions {
   client?: ClientMeta;
   cookies?: SessionCookies;
   resHeaders?: Headers;
+  baseUrl?: string;
 }
 
 const noCookies: SessionCookies = { set() {}, clear() {} };
@@ -67,6 +74,9 @@ export function createInnerContext(opts: InnerContextOptions): InnerContext {
     client: opts.client ?? { ip: null, userAgent: null },
     cookies: opts.cookies ?? noCookies,
     resHeaders: opts.resHeaders ?? new Headers(),
+    store: opts.services.store,
+    signer: opts.services.signer,
+    baseUrl: opts.baseUrl ?? opts.env.PUBLIC_URL ?? `http://localhost:${opts.env.PORT}`,
   };
 }
 

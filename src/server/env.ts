@@ -66,6 +66,15 @@ export const envSchema = z.object({
   /** Failed sign-ins per email per SIGN_IN_FAILURE_WINDOW_MIN before further attempts get 429. */
   SIGN_IN_FAILURES_MAX: withDefault(z.coerce.number().int().min(1), 5),
   SIGN_IN_FAILURE_WINDOW_MIN: withDefault(z.coerce.number().positive(), 15),
+
+  /** Largest case upload (all files together), MiB. */
+  MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 512),
+  /** Largest volume accepted, in voxels (all frames). */
+  MAX_VOXELS: withDefault(z.coerce.number().int().positive(), 512 * 1024 * 1024),
+  /** Demo (phantom) cases created on first boot when the database has none. */
+  DEMO_CASES: withDefault(z.coerce.number().int().min(0).max(12), 6),
+  /** Lifetime of a signed volume URL, seconds. */
+  VOLUME_URL_TTL_S: withDefault(z.coerce.number().int().min(10).max(7 * 86400), 3600),
 });
 
 export type Env = z.infer<typeof envSchema>;

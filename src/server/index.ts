@@ -1,6 +1,9 @@
 import type { Server } from 'node:http';
+import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { buildApp } from './app.js';
+import { seedDemoCases } from './cases/demo.js';
+import { collectVolumes } from './cases/service.js';
 import { fatal } from './boot.js';
 import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
 import { connectDatabase, type DatabaseHandle, redactUrl } from './db/connect.js';
@@ -9,6 +12,8 @@ import { type Env, EnvError, parseEnv } from './env.js';
 import { createLogger } from './logger.js';
 import { Readiness } from './readiness.js';
 import { VERSION } from './version.js';
+import { createVolumeSigner } from './volumes/signing.js';
+import { FsVolumeStore } from './volumes/store.js';
 
 // index.ts only validates the environment, connects, migrates and serves; everything the
 // requests do is built by buildApp() from what is made here.
@@ -21,9 +26,10 @@ try {
 }
 
 let dataDir: string;
+let secretKey: string;
 try {
   dataDir = ensureWritableDataDir(env.DATA_DIR);
-  resolveSecretKey(dataDir, env.SECRET_KEY);
+  secretKey = resolveSecretKey(dataDir, env.SECRET_KEY);
 } catch (err) {
   fatal((err as Error).message);
 }
@@ -64,7 +70,19 @@ async function start(): Promise<void> {
       logger.info({ applied }, 'migrations done');
     }
     if (stopping) return;
-    readiness.markReady({ database });
+    const store = new FsVolumeStore(path.join(dataDir, 'volumes'));
+    const signer = createVolumeSigner(secretKey, env.VOLUME_URL_TTL_S);
+    const t0 = Date.now();
+    const seeded = await seedDemoCases(database.db, store, env.DEMO_CASES);
+    if (seeded) logger.info({ cases: seeded, ms: Date.now() - t0 }, 'demo cases created');
+    if (stopping) return;
+    readiness.markReady({ database, store, signer });
+    const collect = () =>
+      collectVolumes(database!.db, store)
+        .then((n) => n && logger.info({ removed: n }, 'unreferenced volumes collected'))
+        .catch((err) => logger.warn({ err }, 'volume collection failed'));
+    void collect();
+    setInterval(collect, 3_600_000).unref();
     logger.info({ bootMs: Date.now() - startedAt }, 'ready');
   } catch (err) {
     const message = err instanceof BootError ? err.message : `boot failed: ${(err as Error).message}`;

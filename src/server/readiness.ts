@@ -1,8 +1,12 @@
 import type { DatabaseHandle } from './db/connect.js';
+import type { VolumeSigner } from './volumes/signing.js';
+import type { VolumeStore } from './volumes/store.js';
 
 /** What the request handlers need once boot has finished. */
 export interface Services {
   readonly database: DatabaseHandle;
+  readonly store: VolumeStore;
+  readonly signer: VolumeSigner;
 }
 
 export type ReadinessState = 'starting' | 'ready' | 'failed' | 'stopping';

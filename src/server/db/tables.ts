@@ -55,7 +55,42 @@ export interface SignInFailuresTable {
   created_at: Timestamp;
 }
 
+export type VolumeRole = 'dwi' | 'adc' | 'flair' | 'mask';
+export type CaseSource = 'demo' | 'import' | 'upload';
+
+export interface VolumesTable {
+  id: Generated<string>;
+  sha256: string;
+  bytes: ColumnType<string, number | string, number | string>;
+  dims: ColumnType<[number, number, number], string, string>;
+  voxel_size_mm: ColumnType<[number, number, number], string, string>;
+  datatype: string;
+  affine: ColumnType<number[][], string, string>;
+  frames: ColumnType<number, number | undefined, number>;
+  created_at: Timestamp;
+}
+export type VolumeRow = Selectable<VolumesTable>;
+
+export interface CasesTable {
+  id: Generated<string>;
+  owner_id: string | null;
+  name: string;
+  source: CaseSource;
+  subject_id: string | null;
+  created_at: Timestamp;
+}
+export type CaseRow = Selectable<CasesTable>;
+
+export interface CaseVolumesTable {
+  case_id: string;
+  role: VolumeRole;
+  volume_id: string;
+}
+
 export interface Database {
+  volumes: VolumesTable;
+  cases: CasesTable;
+  case_volumes: CaseVolumesTable;
   app_settings: AppSettingsTable;
   users: UsersTable;
   sessions: SessionsTable;

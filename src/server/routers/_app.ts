@@ -1,12 +1,14 @@
 import { router } from '../trpc.js';
 import { adminRouter } from './admin.js';
 import { authRouter } from './auth.js';
+import { casesRouter } from './cases.js';
 import { systemRouter } from './system.js';
 
 export const appRouter = router({
   system: systemRouter,
   auth: authRouter,
   admin: adminRouter,
+  cases: casesRouter,
 });
 
 export type AppRouter = typeof appRouter;
@@ -22,4 +24,6 @@ export const PUBLIC_PROCEDURES = [
   'auth.signOut',
   'auth.me',
   'auth.guest',
+  'cases.list',
+  'cases.byId',
 ] as const;

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { AnyRouter } from '@trpc/server';
 import type { Hono } from 'hono';
 import { buildApp } from '../app.js';
@@ -5,6 +8,8 @@ import type { DatabaseHandle } from '../db/connect.js';
 import { type Env, parseEnv } from '../env.js';
 import { createLogger } from '../logger.js';
 import { Readiness } from '../readiness.js';
+import { type VolumeSigner, createVolumeSigner } from '../volumes/signing.js';
+import { FsVolumeStore } from '../volumes/store.js';
 
 export interface TestApp {
   app: Hono;
@@ -12,6 +17,8 @@ export interface TestApp {
   env: Env;
   /** Every log line the app wrote, parsed. */
   logs: Record<string, unknown>[];
+  store: FsVolumeStore;
+  signer: VolumeSigner;
 }
 
 /** The real app over a real database, with its log captured instead of printed. */
@@ -27,7 +34,9 @@ export function makeTestApp(opts: {
     destination: { write: (line: string) => void logs.push(JSON.parse(line)) },
   });
   const readiness = new Readiness();
-  if (opts.database) readiness.markReady({ database: opts.database });
+  const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-volumes-')));
+  const signer = createVolumeSigner('test-secret-key-that-is-long-enough-for-hmac', env.VOLUME_URL_TTL_S);
+  if (opts.database) readiness.markReady({ database: opts.database, store, signer });
   const app = buildApp({
     env,
     logger,
@@ -35,5 +44,5 @@ export function makeTestApp(opts: {
     process: { version: '9.9.9-test', startedAt: Date.now() - 5000 },
     ...(opts.router ? { router: opts.router } : {}),
   });
-  return { app, readiness, env, logs };
+  return { app, readiness, env, logs, store, signer };
 }

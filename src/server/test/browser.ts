@@ -59,6 +59,11 @@ export class TestBrowser {
     );
   }
 
+  /** A multipart mutation (tRPC v11 FormData input), as a browser form upload. */
+  async upload<T = unknown>(proc: string, form: FormData, headers: Record<string, string> = {}): Promise<CallResult<T>> {
+    return this.#wrap<T>(await this.request(`/trpc/${proc}`, { method: 'POST', body: form, headers }));
+  }
+
   async #wrap<T>(res: Response): Promise<CallResult<T>> {
     const text = await res.text();
     let body: CallResult<T>['body'] = {};

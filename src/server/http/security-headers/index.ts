@@ -44,9 +44,13 @@ export function securityHeaders(options: SecurityHeadersOptions): MiddlewareHand
     removePoweredBy: true,
   });
   return async function securityHeaders(c, next) {
+    // A route that sets its own CORP (volume files: cross-origin) keeps it.
+    let ownCorp: string | null = null;
     await inner(c, async () => {
       await next();
+      ownCorp = c.res.headers.get('cross-origin-resource-policy');
     });
+    if (ownCorp) c.res.headers.set('Cross-Origin-Resource-Policy', ownCorp);
     if (options.isHttps(c)) c.res.headers.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
   };
 }

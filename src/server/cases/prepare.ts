@@ -1,0 +1,95 @@
+import { gzipSync } from 'node:zlib';
+import type { VolumeRole } from '../../shared/cases.js';
+import type { Affine, VolumeFacts } from '../../shared/nifti.js';
+import { NiftiError, isGzip, readNifti } from '../nifti/read.js';
+
+/** A bad input file: the message names the file's role and says what is wrong. */
+export class CaseInputError extends Error {
+  override name = 'CaseInputError';
+  constructor(
+    message: string,
+    readonly role?: VolumeRole,
+  ) {
+    super(message);
+  }
+}
+
+export interface PreparedVolume {
+  role: VolumeRole;
+  /** What is stored: the file as given when it was gzip, gzipped otherwise. */
+  stored: Buffer;
+  facts: VolumeFacts;
+}
+
+export interface PrepareLimits {
+  maxVoxels: number;
+}
+
+const ROLE_NAMES: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC', flair: 'FLAIR', mask: 'Mask' };
+
+/** Whether two grids are the same: equal dims and affines equal within `tol` (mm). */
+export function sameGrid(a: { dims: number[]; affine: Affine }, b: { dims: number[]; affine: Affine }, tol = 1e-3): boolean {
+  if (a.dims.some((d, i) => d !== b.dims[i])) return false;
+  for (let r = 0; r < 3; r++) {
+    for (let c = 0; c < 4; c++) {
+      const scale = c === 3 ? Math.max(1, Math.abs(a.affine[r]![c]!)) : 1;
+      if (Math.abs(a.affine[r]![c]! - b.affine[r]![c]!) > tol * scale * 10) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Checks every file of a case before anything is written: each must be a readable NIfTI volume
+ * within the caps; DWI and ADC are required and on one grid; a ground-truth mask must be on the
+ * DWI grid. Throws CaseInputError naming the file.
+ */
+export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>>, limits: PrepareLimits): PreparedVolume[] {
+  for (const role of ['dwi', 'adc'] as const) {
+    if (!files[role] || files[role]!.length === 0) {
+      throw new CaseInputError(`${ROLE_NAMES[role]} is required${files[role] ? ' (the file is empty)' : ''}`, role);
+    }
+  }
+  const prepared: PreparedVolume[] = [];
+  const grids = new Map<VolumeRole, { dims: number[]; affine: Affine }>();
+  for (const role of ['dwi', 'adc', 'flair', 'mask'] as const) {
+    const bytes = files[role];
+    if (!bytes) continue;
+    if (bytes.length === 0) throw new CaseInputError(`${ROLE_NAMES[role]}: the file is empty`, role);
+    let vol: ReturnType<typeof readNifti>;
+    try {
+      vol = readNifti(bytes, { maxVoxels: limits.maxVoxels });
+    } catch (err) {
+      if (err instanceof NiftiError) throw new CaseInputError(`${ROLE_NAMES[role]}: ${err.message}`, role);
+      throw err;
+    }
+    if (role === 'mask') {
+      const values = vol.data;
+      for (let i = 0; i < values.length; i++) {
+        const x = values[i]!;
+        if (x !== 0 && x !== 1) {
+          throw new CaseInputError('Mask: a ground-truth mask must hold only 0 and 1', role);
+        }
+      }
+    }
+    grids.set(role, { dims: vol.dims, affine: vol.affine });
+    prepared.push({
+      role,
+      stored: isGzip(bytes) ? Buffer.from(bytes) : gzipSync(bytes),
+      facts: { dims: vol.dims, voxelSizeMm: vol.voxelSizeMm, datatype: vol.datatype, affine: vol.affine, frames: vol.frames },
+    });
+  }
+  const dwi = grids.get('dwi')!;
+  if (!sameGrid(dwi, grids.get('adc')!)) {
+    const adc = grids.get('adc')!;
+    throw new CaseInputError(
+      `DWI and ADC are on different grids (DWI ${dwi.dims.join('×')}, ADC ${adc.dims.join('×')}, or their affines differ); they must be co-registered`,
+      'adc',
+    );
+  }
+  const mask = grids.get('mask');
+  if (mask && !sameGrid(dwi, mask)) {
+    throw new CaseInputError(`Mask is not on the DWI grid (mask ${mask.dims.join('×')}, DWI ${dwi.dims.join('×')})`, 'mask');
+  }
+  return prepared;
+}

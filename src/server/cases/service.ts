@@ -1,0 +1,147 @@
+import { TRPCError } from '@trpc/server';
+import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { CaseDetail, CaseSummary, VolumeDescriptor, VolumeRole } from '../../shared/cases.js';
+import type { Affine, DatatypeName } from '../../shared/nifti.js';
+import {
+  type Viewer,
+  caseVolumes,
+  deleteCaseRow,
+  deleteUnreferencedVolumes,
+  findCase,
+  insertCase,
+  insertVolume,
+  knownShas,
+} from '../db/cases.js';
+import type { CaseRow, CaseSource, Database } from '../db/tables.js';
+import type { VolumeSigner } from '../volumes/signing.js';
+import type { VolumeStore } from '../volumes/store.js';
+import type { PreparedVolume } from './prepare.js';
+
+type Db = Kysely<Database>;
+
+export function toSummary(row: CaseRow & { roles?: VolumeRole[] }, viewer: Viewer): CaseSummary {
+  return {
+    id: row.id,
+    name: row.name,
+    source: row.source,
+    subjectId: row.subject_id,
+    demo: row.owner_id === null,
+    owned: viewer.userId !== null && row.owner_id === viewer.userId,
+    roles: row.roles ?? [],
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+}
+
+/** The public URL of a signed volume link; the file name at the end tells viewers the format. */
+export function volumeUrl(baseUrl: string, token: string, role: string): string {
+  return `${baseUrl.replace(/\/$/, '')}/files/v/${token}/${role}.nii.gz`;
+}
+
+export async function getCaseDetail(
+  db: Db,
+  viewer: Viewer,
+  id: string,
+  links: { signer: VolumeSigner; baseUrl: string },
+): Promise<CaseDetail> {
+  const row = await findCase(db, viewer, id);
+  if (!row) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
+  const volumes = await caseVolumes(db, id);
+  const descriptors: VolumeDescriptor[] = volumes.map((v) => ({
+    id: v.id,
+    role: v.role,
+    sha256: v.sha256,
+    bytes: Number(v.bytes),
+    dims: v.dims,
+    voxelSizeMm: v.voxel_size_mm,
+    datatype: v.datatype as DatatypeName,
+    affine: v.affine as Affine,
+    frames: v.frames,
+    url: volumeUrl(links.baseUrl, links.signer.sign(v.id), v.role),
+  }));
+  return { ...toSummary({ ...row, roles: volumes.map((v) => v.role) }, viewer), volumes: descriptors };
+}
+
+/**
+ * Creates a case from checked volumes, all or nothing: files are written first (content-
+ * addressed, atomically), then every row in one transaction; if anything fails, the files this
+ * call created and nothing else references are removed, and no row remains.
+ */
+export async function createCase(
+  db: Db,
+  store: VolumeStore,
+  meta: { ownerId: string | null; name: string; source: CaseSource; subjectId?: string | null },
+  volumes: PreparedVolume[],
+): Promise<string> {
+  const created: string[] = [];
+  try {
+    const written: { role: VolumeRole; sha256: string; v: PreparedVolume }[] = [];
+    for (const v of volumes) {
+      const put = await store.put(v.stored);
+      if (put.created) created.push(put.sha256);
+      written.push({ role: v.role, sha256: put.sha256, v });
+    }
+    return await db.transaction().execute(async (trx) => {
+      const links: { role: VolumeRole; volumeId: string }[] = [];
+      for (const w of written) {
+        const volumeId = await insertVolume(trx, {
+          sha256: w.sha256,
+          bytes: w.v.stored.length,
+          dims: w.v.facts.dims,
+          voxelSizeMm: w.v.facts.voxelSizeMm,
+          datatype: w.v.facts.datatype,
+          affine: w.v.facts.affine,
+          frames: w.v.facts.frames,
+        });
+        links.push({ role: w.role, volumeId });
+      }
+      return insertCase(trx, { ...meta, subjectId: meta.subjectId ?? null }, links);
+    });
+  } catch (err) {
+    // Only files no volume row points at: identical bytes stored by someone else stay.
+    const referenced = await knownShas(db, created).catch(() => new Set<string>(created));
+    await Promise.all(created.filter((s) => !referenced.has(s)).map((s) => store.remove(s)));
+    throw err;
+  }
+}
+
+export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id: string): Promise<void> {
+  const row = await findCase(db, viewer, id);
+  if (!row) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
+  if (!viewer.admin && row.owner_id !== viewer.userId) {
+    throw new TRPCError({ code: 'FORBIDDEN', message: 'Only an administrator can delete a shared case' });
+  }
+  await deleteCaseRow(db, id);
+  await collectVolumes(db, store, { graceMs: 0 });
+}
+
+/**
+ * Removes volumes nothing references: their rows (older than the grace period), then their
+ * files, then stray files with no row at all that are older than an hour (left by a crash
+ * between writing a file and committing its row).
+ */
+export async function collectVolumes(db: Db, store: VolumeStore, opts: { graceMs?: number } = {}): Promise<number> {
+  const graceMs = opts.graceMs ?? 10 * 60_000;
+  const shas = await deleteUnreferencedVolumes(db, new Date(Date.now() - graceMs));
+  for (const s of shas) await store.remove(s);
+  let removed = shas.length;
+  const hourAgo = Date.now() - 3_600_000;
+  const candidates: string[] = [];
+  for await (const f of store.list()) if (f.mtime.getTime() < hourAgo) candidates.push(f.sha256);
+  const known = await knownShas(db, candidates);
+  for (const s of candidates) {
+    if (!known.has(s)) {
+      await store.remove(s);
+      removed++;
+    }
+  }
+  return removed;
+}
+
+/** Serialises work across processes sharing one PostgreSQL (a no-op cost on PGlite). */
+export async function withAdvisoryLock<T>(db: Db, key: number, fn: (trx: Db) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
+    return fn(trx);
+  });
+}

@@ -1,0 +1,162 @@
+import { type Kysely, sql } from 'kysely';
+import type { CaseRow, CaseSource, Database, VolumeRole, VolumeRow } from './tables.js';
+
+type Db = Kysely<Database>;
+const CASE_COLUMNS = ['c.id', 'c.owner_id', 'c.name', 'c.source', 'c.subject_id', 'c.created_at'] as const;
+const VOLUME_COLUMNS = [
+  'v.id',
+  'v.sha256',
+  'v.bytes',
+  'v.dims',
+  'v.voxel_size_mm',
+  'v.datatype',
+  'v.affine',
+  'v.frames',
+  'v.created_at',
+] as const;
+
+/** Who is asking: an admin sees every case; a user their own and the shared (owner-less) ones. */
+export interface Viewer {
+  userId: string | null;
+  admin: boolean;
+}
+
+export async function listCases(
+  db: Db,
+  viewer: Viewer,
+  opts: { search?: string | undefined; cursor?: string | undefined; limit: number },
+): Promise<(CaseRow & { roles: VolumeRole[] })[]> {
+  let q = db
+    .selectFrom('cases as c')
+    .select([
+      ...CASE_COLUMNS,
+      sql<VolumeRole[]>`coalesce((select array_agg(cv.role order by cv.role) from case_volumes cv where cv.case_id = c.id), '{}')`.as(
+        'roles',
+      ),
+    ])
+    .orderBy('c.created_at', 'desc')
+    .orderBy('c.id', 'desc')
+    .limit(opts.limit);
+  if (!viewer.admin) {
+    q = q.where((eb) => (viewer.userId ? eb.or([eb('c.owner_id', 'is', null), eb('c.owner_id', '=', viewer.userId)]) : eb('c.owner_id', 'is', null)));
+  }
+  if (opts.search) {
+    const pattern = `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
+    q = q.where((eb) => eb.or([eb('c.name', 'ilike', pattern), eb('c.subject_id', 'ilike', pattern)]));
+  }
+  if (opts.cursor) {
+    const cursor = opts.cursor;
+    q = q.where(({ eb, selectFrom }) =>
+      eb(
+        eb.refTuple('c.created_at', 'c.id'),
+        '<',
+        selectFrom('cases').select(['created_at', 'id']).where('id', '=', cursor).$asTuple('created_at', 'id'),
+      ),
+    );
+  }
+  return q.execute();
+}
+
+export async function findCase(db: Db, viewer: Viewer, id: string): Promise<CaseRow | undefined> {
+  const row = await db.selectFrom('cases as c').select(CASE_COLUMNS).where('c.id', '=', id).executeTakeFirst();
+  if (!row) return undefined;
+  if (viewer.admin || row.owner_id === null || row.owner_id === viewer.userId) return row;
+  return undefined;
+}
+
+export function caseVolumes(db: Db, caseId: string): Promise<(VolumeRow & { role: VolumeRole })[]> {
+  return db
+    .selectFrom('case_volumes as cv')
+    .innerJoin('volumes as v', 'v.id', 'cv.volume_id')
+    .select(['cv.role', ...VOLUME_COLUMNS])
+    .where('cv.case_id', '=', caseId)
+    .orderBy('cv.role')
+    .execute();
+}
+
+export function findVolume(db: Db, id: string): Promise<VolumeRow | undefined> {
+  return db.selectFrom('volumes as v').select(VOLUME_COLUMNS).where('v.id', '=', id).executeTakeFirst();
+}
+
+export async function insertVolume(
+  db: Db,
+  v: { sha256: string; bytes: number; dims: number[]; voxelSizeMm: number[]; datatype: string; affine: number[][]; frames: number },
+): Promise<string> {
+  await db
+    .insertInto('volumes')
+    .values({
+      sha256: v.sha256,
+      bytes: v.bytes,
+      dims: JSON.stringify(v.dims),
+      voxel_size_mm: JSON.stringify(v.voxelSizeMm),
+      datatype: v.datatype,
+      affine: JSON.stringify(v.affine),
+      frames: v.frames,
+    })
+    .onConflict((oc) => oc.column('sha256').doNothing())
+    .execute();
+  const row = await db.selectFrom('volumes').select('id').where('sha256', '=', v.sha256).executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export async function insertCase(
+  db: Db,
+  c: { ownerId: string | null; name: string; source: CaseSource; subjectId: string | null },
+  volumes: { role: VolumeRole; volumeId: string }[],
+): Promise<string> {
+  const row = await db
+    .insertInto('cases')
+    .values({ owner_id: c.ownerId, name: c.name, source: c.source, subject_id: c.subjectId })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  if (volumes.length) {
+    await db
+      .insertInto('case_volumes')
+      .values(volumes.map((v) => ({ case_id: row.id, role: v.role, volume_id: v.volumeId })))
+      .execute();
+  }
+  return row.id;
+}
+
+export async function deleteCaseRow(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('cases').where('id', '=', id).execute();
+}
+
+export async function countCases(db: Db, source: CaseSource): Promise<number> {
+  const r = await db
+    .selectFrom('cases')
+    .select(({ fn }) => fn.countAll<string>().as('n'))
+    .where('source', '=', source)
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+export async function caseExistsForSubject(db: Db, source: CaseSource, subjectId: string): Promise<boolean> {
+  const r = await db
+    .selectFrom('cases')
+    .select('id')
+    .where('source', '=', source)
+    .where('subject_id', '=', subjectId)
+    .executeTakeFirst();
+  return r !== undefined;
+}
+
+/**
+ * Deletes volume rows nothing references any more (older than `graceMs`, so an upload between
+ * writing its volume and its case is never collected) and returns their content addresses.
+ */
+export async function deleteUnreferencedVolumes(db: Db, olderThan: Date): Promise<string[]> {
+  const rows = await db
+    .deleteFrom('volumes as v')
+    .where('v.created_at', '<', olderThan)
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('case_volumes as cv').select('cv.volume_id').whereRef('cv.volume_id', '=', 'v.id'))))
+    .returning('v.sha256')
+    .execute();
+  return rows.map((r) => r.sha256);
+}
+
+export async function knownShas(db: Db, shas: string[]): Promise<Set<string>> {
+  if (shas.length === 0) return new Set();
+  const rows = await db.selectFrom('volumes').select('sha256').where('sha256', 'in', shas).execute();
+  return new Set(rows.map((r) => r.sha256));
+}

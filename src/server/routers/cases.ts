@@ -1,0 +1,74 @@
+import { TRPCError } from '@trpc/server';
+import { z } from 'zod';
+import { VOLUME_ROLES, type VolumeRole, caseIdSchema, caseNameSchema, listCasesSchema } from '../../shared/cases.js';
+import { CaseInputError, prepareCaseVolumes } from '../cases/prepare.js';
+import { createCase, deleteCase, getCaseDetail, toSummary } from '../cases/service.js';
+import type { Context } from '../context.js';
+import { type Viewer, listCases } from '../db/cases.js';
+import { protectedProcedure, publicProcedure, router } from '../trpc.js';
+
+function viewerOf(ctx: Pick<Context, 'user'>): Viewer {
+  return { userId: ctx.user?.id ?? null, admin: ctx.user?.role === 'admin' };
+}
+
+/** Reads the multipart form of an upload into checked fields (clear messages per field). */
+async function readUploadForm(form: FormData, maxBytes: number) {
+  const name = caseNameSchema.safeParse(form.get('name') ?? '');
+  if (!name.success) {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: name.error.issues[0]?.message ?? 'Give the case a name' });
+  }
+  const files: Partial<Record<VolumeRole, Uint8Array>> = {};
+  let total = 0;
+  for (const role of VOLUME_ROLES) {
+    const value = form.get(role);
+    if (value === null || value === '') continue;
+    if (typeof value === 'string') {
+      throw new TRPCError({ code: 'BAD_REQUEST', message: `${role}: expected a file, got text` });
+    }
+    total += value.size;
+    if (total > maxBytes) {
+      throw new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: `The upload is larger than ${Math.round(maxBytes / 1048576)} MiB` });
+    }
+    files[role] = new Uint8Array(await value.arrayBuffer());
+  }
+  return { name: name.data, files };
+}
+
+export const casesRouter = router({
+  /** Public: signed out, only demo (shared) cases; signed in, also one's own; admins, all. */
+  list: publicProcedure.input(listCasesSchema).query(async ({ ctx, input }) => {
+    const viewer = viewerOf(ctx);
+    const limit = input?.limit ?? 50;
+    const rows = await listCases(ctx.db, viewer, { search: input?.search, cursor: input?.cursor, limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    return { items: page.map((r) => toSummary(r, viewer)), nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null };
+  }),
+
+  /** Public for shared cases; another user's case is NOT_FOUND. Volume URLs are signed and short-lived. */
+  byId: publicProcedure.input(caseIdSchema).query(({ ctx, input }) =>
+    getCaseDetail(ctx.db, viewerOf(ctx), input.id, { signer: ctx.signer, baseUrl: ctx.baseUrl }),
+  ),
+
+  /** multipart/form-data: name, dwi, adc, flair?, mask?. All files are checked before anything is stored. */
+  upload: protectedProcedure.input(z.instanceof(FormData)).mutation(async ({ ctx, input }) => {
+    const { name, files } = await readUploadForm(input, ctx.config.MAX_UPLOAD_MB * 1048576);
+    let prepared;
+    try {
+      prepared = prepareCaseVolumes(files, { maxVoxels: ctx.config.MAX_VOXELS });
+    } catch (err) {
+      if (err instanceof CaseInputError) {
+        throw new TRPCError({ code: 'UNPROCESSABLE_CONTENT', message: err.message, cause: err });
+      }
+      throw err;
+    }
+    const id = await createCase(ctx.db, ctx.store, { ownerId: ctx.user.id, name, source: 'upload' }, prepared);
+    ctx.log.info({ caseId: id, roles: prepared.map((p) => p.role) }, 'case uploaded');
+    return getCaseDetail(ctx.db, viewerOf(ctx), id, { signer: ctx.signer, baseUrl: ctx.baseUrl });
+  }),
+
+  /** The owner, or an admin (who may also delete shared cases). */
+  delete: protectedProcedure.input(caseIdSchema).mutation(async ({ ctx, input }) => {
+    await deleteCase(ctx.db, ctx.store, viewerOf(ctx), input.id);
+    return { ok: true as const };
+  }),
+});
