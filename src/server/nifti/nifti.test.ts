@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { Affine, DatatypeName } from '../../shared/nifti.js';
@@ -104,5 +106,47 @@ describe('readNifti', () => {
     const bomb = gzipSync(Buffer.concat([honest, Buffer.alloc(50 * 1024 * 1024)]));
     expect(bomb.length).toBeLessThan(200_000);
     expect(() => readNifti(bomb)).toThrow(/decompression bomb/);
+  });
+});
+
+describe('files we did not write', () => {
+  // nifti-js ships the classic "minimal.nii" test image: big-endian NIfTI-1, uint8, 64×64×10, 3 mm.
+  const minimal = readFileSync(createRequire(import.meta.url).resolve('nifti-js/test/minimal.nii'));
+
+  it('reads the big-endian minimal.nii', () => {
+    const vol = readNifti(minimal);
+    expect(vol.header.littleEndian).toBe(false);
+    expect(vol.dims).toEqual([64, 64, 10]);
+    expect(vol.datatype).toBe('uint8');
+    expect(vol.voxelSizeMm).toEqual([3, 3, 3]);
+    expect(vol.data.length).toBe(64 * 64 * 10);
+    expect(readNifti(gzipSync(minimal)).data).toEqual(vol.data);
+  });
+
+  it('never throws anything but a NiftiError on corrupted copies (1,000 random mutations)', () => {
+    const rand = (() => {
+      let s = 12345;
+      return () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    })();
+    const bases = [minimal, gzipSync(minimal), buildNifti({ version: 2, littleEndian: false, dim: [5, 6, 7, 2], datatype: 'int16' })];
+    let refused = 0;
+    for (let n = 0; n < 1000; n++) {
+      const base = bases[n % bases.length]!;
+      const copy = Buffer.from(base);
+      const kind = rand();
+      if (kind < 0.6) {
+        for (let k = 0; k < 1 + rand() * 4; k++) copy[Math.floor(rand() * Math.min(copy.length, 560))] = Math.floor(rand() * 256);
+      } else if (kind < 0.8) {
+        copy.fill(Math.floor(rand() * 256), Math.floor(rand() * copy.length));
+      }
+      const bytes = kind >= 0.8 ? copy.subarray(0, Math.floor(rand() * copy.length)) : copy;
+      try {
+        readNifti(bytes, { maxVoxels: 1e7 });
+      } catch (err) {
+        expect(err).toBeInstanceOf(NiftiError);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(100);
   });
 });

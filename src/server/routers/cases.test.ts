@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import type { CaseDetail, CaseSummary } from '../../shared/cases.js';
@@ -155,6 +156,17 @@ describeEachDatabase('cases', (current) => {
     expect(await count('cases')).toBe(0);
     expect(await count('volumes')).toBe(0);
     expect(storedFiles(store.root)).toEqual([]);
+  });
+
+  it('uploads a real big-endian file we did not write (minimal.nii from nifti-js) and refuses it as a mask', async () => {
+    const { user } = await setup();
+    const minimal = readFileSync(createRequire(import.meta.url).resolve('nifti-js/test/minimal.nii'));
+    const ok = await user.upload<CaseDetail>('cases.upload', form({ dwi: minimal, adc: minimal }, 'minimal'));
+    expect(ok.status).toBe(200);
+    expect(ok.data.volumes[0]).toMatchObject({ dims: [64, 64, 10], datatype: 'uint8', voxelSizeMm: [3, 3, 3] });
+    const asMask = await user.upload('cases.upload', form({ dwi: minimal, adc: minimal, mask: minimal }, 'minimal 2'));
+    expect(asMask.status).toBe(422);
+    expect(asMask.body.error?.message).toMatch(/Mask: a ground-truth mask must hold only 0 and 1/);
   });
 
   it('an upload over MAX_UPLOAD_MB is 413 and leaves nothing; signed-out uploads are 401', async () => {
