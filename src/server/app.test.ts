@@ -170,3 +170,27 @@ describeEachDatabase('HTTP limits', (db) => {
     expect(res.headers.get('strict-transport-security')).toMatch(/max-age=31536000/);
   });
 });
+
+describeEachDatabase('models over HTTP', (db) => {
+  it('/readyz names the models and the execution provider, saying plainly when a GPU was asked for and not found; models.list is public', async () => {
+    const { builtInModelsDir, loadModelRegistry } = await import('./segmentation/models.js');
+    const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cuda', threads: 1 });
+    try {
+      const { app } = makeTestApp({ database: db().handle, models });
+      const res = await app.request('/readyz');
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        models: { loaded: string[] };
+        executionProvider: Record<string, unknown>;
+      };
+      expect(body.models.loaded).toEqual(['adc-core-v1']);
+      expect(body.executionProvider).toMatchObject({ requested: 'cuda', active: 'cpu', gpuMissing: true });
+      expect(String(body.executionProvider.warning)).toMatch(/GPU \(CUDA\) was requested but none could be used/);
+      const list = await app.request('/trpc/models.list');
+      const items = ((await list.json()) as { result: { data: { id: string; kind: string }[] } }).result.data;
+      expect(items).toEqual([expect.objectContaining({ id: 'adc-core-v1', kind: 'rule-based' })]);
+    } finally {
+      await models.close();
+    }
+  });
+});

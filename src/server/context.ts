@@ -6,6 +6,7 @@ import type { Database } from './db/tables.js';
 import type { Env } from './env.js';
 import type { Logger } from './logger.js';
 import type { Services } from './readiness.js';
+import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
 import type { VolumeStore } from './volumes/store.js';
 
@@ -42,6 +43,7 @@ export interface InnerContext {
   resHeaders: Headers;
   store: VolumeStore;
   signer: VolumeSigner;
+  models: ModelRegistry;
   /** Where this server is reached (for absolute signed volume URLs). */
   baseUrl: string;
 }
@@ -76,6 +78,7 @@ export function createInnerContext(opts: InnerContextOptions): InnerContext {
     resHeaders: opts.resHeaders ?? new Headers(),
     store: opts.services.store,
     signer: opts.services.signer,
+    models: opts.services.models,
     baseUrl: opts.baseUrl ?? opts.env.PUBLIC_URL ?? `http://localhost:${opts.env.PORT}`,
   };
 }

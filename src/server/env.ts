@@ -75,6 +75,13 @@ export const envSchema = z.object({
   DEMO_CASES: withDefault(z.coerce.number().int().min(0).max(12), 6),
   /** Lifetime of a signed volume URL, seconds. */
   VOLUME_URL_TTL_S: withDefault(z.coerce.number().int().min(10).max(7 * 86400), 3600),
+
+  /** Where models run: cpu, or cuda (falls back to CPU with a warning when no GPU can be used). */
+  EXECUTION_PROVIDER: withDefault(z.enum(['cpu', 'cuda']), 'cpu'),
+  /** onnxruntime intra-op threads per model session; 0 = one per core. */
+  ORT_THREADS: withDefault(z.coerce.number().int().min(0).max(256), 0),
+  /** A folder of extra model folders (manifest.json + model.onnx), besides the built-in models/. */
+  MODELS_DIR: optional(z.string().min(1)),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { buildApp } from './app.js';
@@ -11,6 +12,7 @@ import { migrateToLatest } from './db/migrate.js';
 import { type Env, EnvError, parseEnv } from './env.js';
 import { createLogger } from './logger.js';
 import { Readiness } from './readiness.js';
+import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from './segmentation/models.js';
 import { VERSION } from './version.js';
 import { createVolumeSigner } from './volumes/signing.js';
 import { FsVolumeStore } from './volumes/store.js';
@@ -40,6 +42,7 @@ const startedAt = Date.now();
 const app = buildApp({ env, logger, readiness, process: { version: VERSION, startedAt } });
 
 let database: DatabaseHandle | undefined;
+let models: ModelRegistry | undefined;
 let stopping = false;
 
 const server = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }) as Server;
@@ -76,7 +79,14 @@ async function start(): Promise<void> {
     const seeded = await seedDemoCases(database.db, store, env.DEMO_CASES);
     if (seeded) logger.info({ cases: seeded, ms: Date.now() - t0 }, 'demo cases created');
     if (stopping) return;
-    readiness.markReady({ database, store, signer });
+    models = await loadModelRegistry({
+      roots: [builtInModelsDir(), ...(env.MODELS_DIR ? [path.resolve(env.MODELS_DIR)] : [])],
+      provider: env.EXECUTION_PROVIDER,
+      threads: env.ORT_THREADS || availableParallelism(),
+      log: logger,
+    });
+    if (stopping) return;
+    readiness.markReady({ database, store, signer, models });
     const collect = () =>
       collectVolumes(database!.db, store)
         .then((n) => n && logger.info({ removed: n }, 'unreferenced volumes collected'))
@@ -107,6 +117,7 @@ async function shutdown(signal: string): Promise<void> {
   await closed;
   clearTimeout(cut);
   try {
+    await models?.close();
     await database?.close();
   } catch (err) {
     logger.error({ err }, 'closing the database failed');

@@ -1,4 +1,5 @@
 import type { DatabaseHandle } from './db/connect.js';
+import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
 import type { VolumeStore } from './volumes/store.js';
 
@@ -7,6 +8,7 @@ export interface Services {
   readonly database: DatabaseHandle;
   readonly store: VolumeStore;
   readonly signer: VolumeSigner;
+  readonly models: ModelRegistry;
 }
 
 export type ReadinessState = 'starting' | 'ready' | 'failed' | 'stopping';

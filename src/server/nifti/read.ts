@@ -331,11 +331,15 @@ export function readNifti(fileBytes: Uint8Array, opts: ReadOptions = {}): NiftiV
   };
 }
 
-/** The frame's values as float32 with scl_slope/scl_inter applied (what the model sees). */
+/**
+ * The frame's values as float32 with scl_slope/scl_inter applied (what the model sees). Float32
+ * data without scaling is returned as is (no copy): treat the result as read-only.
+ */
 export function toFloat32(vol: Pick<NiftiVolume, 'data' | 'scale'>): Float32Array {
-  const out = new Float32Array(vol.data.length);
   const { slope, inter } = vol.scale;
   const src = vol.data;
+  if (src instanceof Float32Array && slope === 1 && inter === 0) return src;
+  const out = new Float32Array(vol.data.length);
   if (slope === 1 && inter === 0) {
     for (let i = 0; i < src.length; i++) out[i] = src[i]!;
   } else {

@@ -2,6 +2,7 @@ import { router } from '../trpc.js';
 import { adminRouter } from './admin.js';
 import { authRouter } from './auth.js';
 import { casesRouter } from './cases.js';
+import { modelsRouter } from './models.js';
 import { systemRouter } from './system.js';
 
 export const appRouter = router({
@@ -9,6 +10,7 @@ export const appRouter = router({
   auth: authRouter,
   admin: adminRouter,
   cases: casesRouter,
+  models: modelsRouter,
 });
 
 export type AppRouter = typeof appRouter;
@@ -26,4 +28,5 @@ export const PUBLIC_PROCEDURES = [
   'auth.guest',
   'cases.list',
   'cases.byId',
+  'models.list',
 ] as const;

@@ -8,8 +8,18 @@ import type { DatabaseHandle } from '../db/connect.js';
 import { type Env, parseEnv } from '../env.js';
 import { createLogger } from '../logger.js';
 import { Readiness } from '../readiness.js';
+import type { ModelRegistry } from '../segmentation/models.js';
 import { type VolumeSigner, createVolumeSigner } from '../volumes/signing.js';
 import { FsVolumeStore } from '../volumes/store.js';
+
+/** Tests that run no model get a registry holding one placeholder entry, so /readyz is ready. */
+const emptyRegistry: ModelRegistry = {
+  models: new Map([['test-placeholder', {} as never]]),
+  failed: [],
+  provider: { requested: 'cpu', active: 'cpu', gpuMissing: false, threads: 1 },
+  list: () => [],
+  close: async () => {},
+};
 
 export interface TestApp {
   app: Hono;
@@ -26,6 +36,7 @@ export function makeTestApp(opts: {
   database?: DatabaseHandle;
   env?: Record<string, string>;
   router?: AnyRouter;
+  models?: ModelRegistry;
 }): TestApp {
   const env = parseEnv({ NODE_ENV: 'test', LOG_LEVEL: 'info', ...opts.env });
   const logs: Record<string, unknown>[] = [];
@@ -36,7 +47,7 @@ export function makeTestApp(opts: {
   const readiness = new Readiness();
   const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-volumes-')));
   const signer = createVolumeSigner('test-secret-key-that-is-long-enough-for-hmac', env.VOLUME_URL_TTL_S);
-  if (opts.database) readiness.markReady({ database: opts.database, store, signer });
+  if (opts.database) readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? emptyRegistry });
   const app = buildApp({
     env,
     logger,

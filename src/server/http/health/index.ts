@@ -18,7 +18,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** `/healthz`: the process is alive. `/readyz`: booted, migrated, and the database answers now. */
+/**
+ * `/healthz`: the process is alive. `/readyz`: booted, migrated, the database answers now, and a
+ * model is loaded (it names the models, those that failed, and the execution provider).
+ */
 export function healthRoutes(options: HealthOptions): Hono {
   const app = new Hono();
   app.get('/healthz', (c) => {
@@ -55,12 +58,23 @@ export function healthRoutes(options: HealthOptions): Hono {
         503,
       );
     }
-    return c.json({
-      status: 'ready',
-      database: 'ok',
-      databaseKind: services.database.kind,
-      migrations: 'done',
-    });
+    const { models } = services;
+    const executionProvider = {
+      ...models.provider,
+      ...(models.provider.gpuMissing
+        ? { warning: 'A GPU (CUDA) was requested but none could be used: models run on the CPU' }
+        : {}),
+    };
+    const modelsReport = {
+      loaded: [...models.models.keys()],
+      failed: models.failed.map((f) => ({ dir: f.dir, error: f.error })),
+    };
+    const facts = { database: 'ok', databaseKind: services.database.kind, migrations: 'done', models: modelsReport, executionProvider };
+    if (models.models.size === 0) {
+      c.header('Retry-After', '30');
+      return c.json({ status: 'unavailable', ...facts, reason: 'no model could be loaded' }, 503);
+    }
+    return c.json({ status: 'ready', ...facts });
   });
   return app;
 }

@@ -1,0 +1,71 @@
+import type { SegmentationMetrics } from '../../shared/models.js';
+import { labelComponents } from './components.js';
+
+/**
+ * The ISLES'22 challenge metrics. Edge cases, defined here and tested:
+ * - Dice of two empty masks is 1 (nothing to find, nothing found); one empty and one not is 0.
+ * - Lesion-wise F1: a true lesion (26-connected component) counts as detected when any predicted
+ *   voxel overlaps it; a predicted component touching no true lesion is a false positive.
+ *   F1 = 2TP / (2TP + FP + FN); with no true and no predicted lesions it is 1.
+ * - Volumes in mL from the header's voxel size (anisotropic voxels included).
+ * - Without a ground-truth mask, every metric that needs one is null.
+ */
+export function computeMetrics(
+  predicted: Uint8Array,
+  truth: Uint8Array | null,
+  dims: readonly [number, number, number],
+  voxelSizeMm: readonly [number, number, number],
+): SegmentationMetrics {
+  const voxelMl = (voxelSizeMm[0] * voxelSizeMm[1] * voxelSizeMm[2]) / 1000;
+  const pred = labelComponents(predicted, dims);
+  // Masks are 0/1 and mostly empty: every loop below visits set voxels only (native indexOf scan).
+  let predCount = 0;
+  for (let i = predicted.indexOf(1); i !== -1; i = predicted.indexOf(1, i + 1)) predCount++;
+  const predictedMl = predCount * voxelMl;
+  if (!truth) {
+    return {
+      dice: null,
+      predictedMl,
+      trueMl: null,
+      absVolumeDiffMl: null,
+      lesionCountPredicted: pred.sizes.length - 1,
+      lesionCountTrue: null,
+      lesionF1: null,
+    };
+  }
+  let trueCount = 0;
+  let both = 0;
+  for (let i = truth.indexOf(1); i !== -1; i = truth.indexOf(1, i + 1)) {
+    trueCount++;
+    if (predicted[i]) both++;
+  }
+  const dice = predCount + trueCount === 0 ? 1 : (2 * both) / (predCount + trueCount);
+  const gt = labelComponents(truth, dims);
+  const trueLesions = gt.sizes.length - 1;
+  const predLesions = pred.sizes.length - 1;
+  const detected = new Uint8Array(trueLesions + 1);
+  const predHits = new Uint8Array(predLesions + 1);
+  for (let i = truth.indexOf(1); i !== -1; i = truth.indexOf(1, i + 1)) {
+    const p = pred.labels[i]!;
+    if (p) {
+      detected[gt.labels[i]!] = 1;
+      predHits[p] = 1;
+    }
+  }
+  let tp = 0;
+  for (let l = 1; l <= trueLesions; l++) tp += detected[l]!;
+  let fp = 0;
+  for (let l = 1; l <= predLesions; l++) if (!predHits[l]) fp++;
+  const fn = trueLesions - tp;
+  const lesionF1 = tp + fp + fn === 0 ? 1 : (2 * tp) / (2 * tp + fp + fn);
+  const trueMl = trueCount * voxelMl;
+  return {
+    dice,
+    predictedMl,
+    trueMl,
+    absVolumeDiffMl: Math.abs(predictedMl - trueMl),
+    lesionCountPredicted: predLesions,
+    lesionCountTrue: trueLesions,
+    lesionF1,
+  };
+}

@@ -1,0 +1,133 @@
+import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { type ModelInfo, type ModelManifest, manifestSchema } from '../../shared/models.js';
+import type { Logger } from '../logger.js';
+
+export interface LoadedModel {
+  manifest: ModelManifest;
+  session: ort.InferenceSession;
+  dir: string;
+}
+
+export interface ExecutionProviderReport {
+  requested: 'cpu' | 'cuda';
+  /** What the sessions run on. */
+  active: 'cpu' | 'cuda';
+  /** A GPU was asked for and none could be used: said plainly in /readyz. */
+  gpuMissing: boolean;
+  threads: number;
+}
+
+export interface ModelRegistry {
+  models: Map<string, LoadedModel>;
+  failed: { dir: string; error: string }[];
+  provider: ExecutionProviderReport;
+  list(): ModelInfo[];
+  close(): Promise<void>;
+}
+
+/** models/ at the repository root (also from the compiled build, which sits deeper). */
+export function builtInModelsDir(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = path.join(dir, 'models');
+    if (existsSync(path.join(candidate, 'adc-core-v1', 'manifest.json'))) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new Error('cannot find the built-in models/ folder');
+}
+
+export function toModelInfo(m: ModelManifest): ModelInfo {
+  return {
+    id: m.id,
+    name: m.name,
+    version: m.version,
+    description: m.description,
+    kind: m.kind,
+    inputs: m.inputs,
+    patchSize: m.patchSize,
+  };
+}
+
+async function createSession(file: string, provider: 'cpu' | 'cuda', threads: number) {
+  return ort.InferenceSession.create(file, {
+    executionProviders: [provider],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  });
+}
+
+/**
+ * Loads every model folder (manifest.json + model.onnx) under the given roots, one session per
+ * model, created once. A bad manifest or model is skipped and reported, never fatal. When CUDA
+ * is requested but cannot be used, the models run on CPU and the report says so.
+ */
+export async function loadModelRegistry(opts: {
+  roots: string[];
+  provider: 'cpu' | 'cuda';
+  threads: number;
+  log?: Logger;
+}): Promise<ModelRegistry> {
+  const models = new Map<string, LoadedModel>();
+  const failed: { dir: string; error: string }[] = [];
+  let active: 'cpu' | 'cuda' = opts.provider;
+  for (const root of opts.roots) {
+    let entries: string[] = [];
+    try {
+      entries = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    } catch (err) {
+      failed.push({ dir: root, error: `cannot read the models folder: ${(err as Error).message}` });
+      continue;
+    }
+    for (const name of entries) {
+      const dir = path.join(root, name);
+      if (!existsSync(path.join(dir, 'manifest.json'))) continue;
+      try {
+        const raw = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
+        const parsed = manifestSchema.safeParse(raw);
+        if (!parsed.success) {
+          throw new Error(
+            `invalid manifest: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+          );
+        }
+        const manifest = parsed.data;
+        if (models.has(manifest.id)) throw new Error(`a model with id ${manifest.id} is already loaded`);
+        const file = path.join(dir, 'model.onnx');
+        if (!existsSync(file)) throw new Error('model.onnx is missing');
+        let session: ort.InferenceSession;
+        if (active === 'cuda') {
+          try {
+            session = await createSession(file, 'cuda', opts.threads);
+          } catch (err) {
+            opts.log?.warn({ err: (err as Error).message }, 'CUDA requested but not usable; running models on CPU');
+            active = 'cpu';
+            session = await createSession(file, 'cpu', opts.threads);
+          }
+        } else {
+          session = await createSession(file, 'cpu', opts.threads);
+        }
+        models.set(manifest.id, { manifest, session, dir });
+        opts.log?.info({ model: manifest.id, version: manifest.version, provider: active }, 'model loaded');
+      } catch (err) {
+        const error = err instanceof SyntaxError ? `manifest.json is not valid JSON: ${err.message}` : (err as Error).message;
+        failed.push({ dir, error });
+        opts.log?.error({ dir, error }, 'model skipped');
+      }
+    }
+  }
+  return {
+    models,
+    failed,
+    provider: { requested: opts.provider, active, gpuMissing: opts.provider === 'cuda' && active !== 'cuda', threads: opts.threads },
+    list: () => [...models.values()].map((m) => toModelInfo(m.manifest)),
+    async close() {
+      await Promise.all([...models.values()].map((m) => m.session.release().catch(() => {})));
+    },
+  };
+}
+
+export { ort };

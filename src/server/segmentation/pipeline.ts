@@ -1,0 +1,194 @@
+import type { VolumeRole } from '../../shared/cases.js';
+import type { SegmentationMetrics } from '../../shared/models.js';
+import type { Affine } from '../../shared/nifti.js';
+import { sameGrid } from '../cases/prepare.js';
+import { NiftiError, type NiftiVolume, readNifti, toFloat32 } from '../nifti/read.js';
+import { writeNiftiGz } from '../nifti/write.js';
+import { removeSmallComponents } from './components.js';
+import { predictProbability, throwIfAborted } from './inference.js';
+import { computeMetrics } from './metrics.js';
+import { type LoadedModel, ort } from './models.js';
+import { applyPreprocessing } from './preprocess.js';
+import { ResampleError, resampleTrilinear } from './resample.js';
+
+/** A problem with the case's data (not the server): the job fails at once with this message. */
+export class SegmentationInputError extends Error {
+  override name = 'SegmentationInputError';
+}
+
+export type Stage = 'load' | 'preprocess' | 'infer' | 'postprocess' | 'save';
+
+export interface Progress {
+  stage: Stage;
+  percent: number;
+  message: string;
+}
+
+export interface PipelineOptions {
+  /** The stored bytes of a case volume, or undefined when the case has none in that role. */
+  read: (role: VolumeRole) => Promise<Uint8Array | undefined>;
+  models: LoadedModel[];
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  /** Stage timings, for the benchmark. */
+  timings?: Partial<Record<Stage, number>>;
+}
+
+export interface PipelineResult {
+  dims: [number, number, number];
+  affine: Affine;
+  voxelSizeMm: [number, number, number];
+  /** The final mask (majority vote when several models ran), uint8 on the DWI grid. */
+  mask: Uint8Array;
+  maskNifti: Buffer;
+  perModel: { modelId: string; mask: Uint8Array; maskNifti: Buffer }[];
+  metrics: SegmentationMetrics;
+}
+
+const ROLE_NAMES: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC', flair: 'FLAIR', mask: 'ground-truth mask' };
+
+/**
+ * One segmentation: read the case's volumes → resample ADC/FLAIR onto the DWI grid when they are
+ * elsewhere → preprocess per manifest → infer (sliding window or whole volume) → threshold, drop
+ * small components → majority vote across models → metrics against the ground truth. Progress:
+ * load 10, preprocess 20, infer 30–85 by patch, postprocess 90, save 95. Cancellable between
+ * stages and patches through the AbortSignal.
+ */
+export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
+  const { models, signal } = opts;
+  if (models.length === 0) throw new SegmentationInputError('No model to run');
+  const report = (stage: Stage, percent: number, message: string) => opts.onProgress?.({ stage, percent, message });
+  let t = performance.now();
+  const lap = (stage: Stage) => {
+    const now = performance.now();
+    if (opts.timings) opts.timings[stage] = (opts.timings[stage] ?? 0) + (now - t);
+    t = now;
+  };
+
+  // load
+  report('load', 10, 'Reading volumes');
+  const needed = new Set<VolumeRole>(['dwi', ...models.flatMap((m) => m.manifest.inputs), 'mask']);
+  const volumes = new Map<VolumeRole, NiftiVolume>();
+  for (const role of needed) {
+    const bytes = await opts.read(role);
+    if (!bytes) {
+      if (role === 'mask') continue;
+      const which = models.filter((m) => m.manifest.inputs.includes(role as 'dwi')).map((m) => m.manifest.id);
+      throw new SegmentationInputError(
+        `This case has no ${ROLE_NAMES[role]}${which.length ? `, which model ${which.join(', ')} needs` : ''}`,
+      );
+    }
+    try {
+      volumes.set(role, readNifti(bytes));
+    } catch (err) {
+      if (err instanceof NiftiError) throw new SegmentationInputError(`${ROLE_NAMES[role]}: ${err.message}`);
+      throw err;
+    }
+  }
+  lap('load');
+  throwIfAborted(signal);
+
+  // preprocess
+  report('preprocess', 20, 'Preparing inputs');
+  const dwi = volumes.get('dwi')!;
+  const grid = { dims: dwi.dims, affine: dwi.affine };
+  const onGrid = new Map<VolumeRole, Float32Array>();
+  let truthMask: Uint8Array | null = null;
+  const truthVol = volumes.get('mask');
+  if (truthVol && sameGrid(grid, { dims: truthVol.dims, affine: truthVol.affine })) {
+    // on the DWI grid: binarise the stored values directly, no float copy
+    const raw = truthVol.data;
+    const { slope, inter } = truthVol.scale;
+    truthMask = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) if (raw[i]! * slope + inter >= 0.5) truthMask[i] = 1;
+  }
+  for (const [role, vol] of volumes) {
+    if (role === 'mask' && truthMask) continue;
+    let values = toFloat32(vol);
+    if (role !== 'dwi' && !sameGrid(grid, { dims: vol.dims, affine: vol.affine })) {
+      try {
+        values = resampleTrilinear(values, vol.dims, vol.affine, dwi.dims, dwi.affine, ROLE_NAMES[role]);
+      } catch (err) {
+        if (err instanceof ResampleError) throw new SegmentationInputError(err.message);
+        throw err;
+      }
+    }
+    if (role === 'mask') {
+      truthMask = new Uint8Array(values.length);
+      for (let i = 0; i < values.length; i++) if (values[i]! >= 0.5) truthMask[i] = 1;
+      continue;
+    }
+    onGrid.set(role, values);
+  }
+  const prepared = new Map<string, Float32Array>();
+  const channelsOf = (m: LoadedModel) =>
+    m.manifest.inputs.map((role, c) => {
+      const step = m.manifest.preprocessing[c]!;
+      const key = `${role}:${JSON.stringify(step)}`;
+      if (!prepared.has(key)) prepared.set(key, applyPreprocessing(onGrid.get(role)!, step));
+      return prepared.get(key)!;
+    });
+  const channelSets = models.map(channelsOf);
+  lap('preprocess');
+  throwIfAborted(signal);
+
+  // infer
+  const probabilities: Float32Array[] = [];
+  for (const [mi, model] of models.entries()) {
+    const span = 55 / models.length;
+    const base = 30 + mi * span;
+    report('infer', Math.round(base), `Running ${model.manifest.name}`);
+    probabilities.push(
+      await predictProbability({
+        session: model.session,
+        tensor: ort.Tensor,
+        manifest: model.manifest,
+        channels: channelSets[mi]!,
+        dims: dwi.dims,
+        signal,
+        onPatch: (done, total) => report('infer', Math.round(base + (span * done) / total), `${model.manifest.name}: patch ${done} of ${total}`),
+      }),
+    );
+    throwIfAborted(signal);
+  }
+  lap('infer');
+
+  // postprocess
+  report('postprocess', 90, 'Thresholding and cleaning up');
+  const voxelMl = (dwi.voxelSizeMm[0] * dwi.voxelSizeMm[1] * dwi.voxelSizeMm[2]) / 1000;
+  const perModelMasks = models.map((m, mi) => {
+    const p = probabilities[mi]!;
+    const binary = new Uint8Array(p.length);
+    for (let i = 0; i < p.length; i++) if (p[i]! >= m.manifest.threshold) binary[i] = 1;
+    return removeSmallComponents(binary, dwi.dims, Math.ceil(m.manifest.minLesionMl / voxelMl));
+  });
+  let mask: Uint8Array;
+  if (perModelMasks.length === 1) {
+    mask = perModelMasks[0]!;
+  } else {
+    // Majority vote: a voxel is lesion when more than half of the models say so.
+    mask = new Uint8Array(perModelMasks[0]!.length);
+    const need = Math.floor(perModelMasks.length / 2) + 1;
+    for (let i = 0; i < mask.length; i++) {
+      let votes = 0;
+      for (const m of perModelMasks) votes += m[i]!;
+      if (votes >= need) mask[i] = 1;
+    }
+  }
+  const metrics = computeMetrics(mask, truthMask, dwi.dims, dwi.voxelSizeMm);
+  lap('postprocess');
+  throwIfAborted(signal);
+
+  // save (encode; the caller stores)
+  report('save', 95, 'Writing the mask');
+  const encode = (m: Uint8Array) =>
+    writeNiftiGz({ dims: dwi.dims, affine: dwi.affine, datatype: 'uint8', data: m, description: 'strokeview lesion mask' });
+  const maskNifti = encode(mask);
+  const perModel = models.map((m, mi) => ({
+    modelId: m.manifest.id,
+    mask: perModelMasks[mi]!,
+    maskNifti: models.length === 1 ? maskNifti : encode(perModelMasks[mi]!),
+  }));
+  lap('save');
+  return { dims: dwi.dims, affine: dwi.affine, voxelSizeMm: dwi.voxelSizeMm, mask, maskNifti, perModel, metrics };
+}

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+
+export const modelInputRoleSchema = z.enum(['dwi', 'adc', 'flair']);
+
+export const preprocessingSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('none') }),
+  /** (x - mean) / std over the head (voxels above 10% of the 99.5th percentile). */
+  z.object({ kind: z.literal('zscore') }),
+  /** x * factor + offset. */
+  z.object({ kind: z.literal('scale'), factor: z.number(), offset: z.number().default(0) }),
+]);
+
+/** A model folder's manifest.json. */
+export const manifestSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,63}$/, 'lowercase letters, digits, dot, dash, underscore'),
+    name: z.string().min(1).max(120),
+    version: z.string().min(1).max(40),
+    /** The method, how it was built or trained, intended use and limits. */
+    description: z.string().min(20),
+    kind: z.enum(['rule-based', 'trained']),
+    /** Input roles in channel order. */
+    inputs: z.array(modelInputRoleSchema).min(1).max(3),
+    preprocessing: z.array(preprocessingSchema),
+    /** Sliding-window patch size (x, y, z) in voxels; null runs the whole volume at once. */
+    patchSize: z.tuple([z.number().int().min(8), z.number().int().min(8), z.number().int().min(1)]).nullable(),
+    /**
+     * Axis order of the network's spatial dims. `xyz` (nibabel/PyTorch: tensor [N, C, X, Y, Z],
+     * z fastest) is what models trained in Python expect; `zyx` matches NIfTI's memory order.
+     */
+    axisOrder: z.enum(['xyz', 'zyx']).default('xyz'),
+    /** Fraction of the patch shared by neighbouring windows. */
+    overlap: z.number().min(0).max(0.9).default(0.5),
+    output: z.object({
+      /** What the network's output is: logits for a sigmoid or softmax, or already a probability. */
+      activation: z.enum(['sigmoid', 'softmax', 'none']),
+      /** With softmax: the channel holding the lesion class. */
+      lesionClass: z.number().int().min(0).default(1),
+    }),
+    threshold: z.number().gt(0).lt(1),
+    /** Connected components (26-neighbourhood) smaller than this are dropped. */
+    minLesionMl: z.number().min(0).default(0),
+  })
+  .refine((m) => m.preprocessing.length === m.inputs.length, {
+    message: 'preprocessing must have one entry per input',
+    path: ['preprocessing'],
+  });
+
+export type ModelManifest = z.infer<typeof manifestSchema>;
+
+/** A model as `models.list` returns it. */
+export interface ModelInfo {
+  id: string;
+  name: string;
+  version: string;
+  description: string;
+  kind: ModelManifest['kind'];
+  inputs: ModelManifest['inputs'];
+  patchSize: ModelManifest['patchSize'];
+}
+
+export interface SegmentationMetrics {
+  /** Null when the case has no ground-truth mask. */
+  dice: number | null;
+  predictedMl: number;
+  trueMl: number | null;
+  absVolumeDiffMl: number | null;
+  lesionCountPredicted: number;
+  lesionCountTrue: number | null;
+  lesionF1: number | null;
+}
