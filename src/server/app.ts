@@ -12,6 +12,7 @@ import { corsAllowlist } from './http/cors/index.js';
 import { csrfGuard } from './http/csrf/index.js';
 import { fileRoutes } from './http/files/index.js';
 import { healthRoutes } from './http/health/index.js';
+import { type Metrics, createMetrics } from './http/metrics/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
 import { securityHeaders } from './http/security-headers/index.js';
@@ -27,6 +28,7 @@ export interface AppDeps {
   process: ProcessInfo;
   /** Tests swap in a router of their own; the app serves `appRouter` otherwise. */
   router?: AnyRouter;
+  metrics?: Metrics;
 }
 
 /** Whether COOP/COEP are sent: `auto` is on unless the app is embedded in another site. */
@@ -42,7 +44,9 @@ export function buildApp(deps: AppDeps): Hono {
   const https = (c: Parameters<typeof isHttps>[0]) => isHttps(c, { hops, publicUrl: env.PUBLIC_URL });
   const publicOrigin = env.PUBLIC_URL ? new URL(env.PUBLIC_URL).origin : undefined;
 
+  const metrics = deps.metrics ?? createMetrics();
   app.use(requestId());
+  app.use(metrics.middleware);
   // Signed volume links are credentials: the log shows the route, not the token.
   app.use(requestLog({ logger, redactPath: (p) => p.replace(/^\/files\/v\/[^/]+/, '/files/v/[token]') }));
   app.use(
@@ -61,6 +65,7 @@ export function buildApp(deps: AppDeps): Hono {
   );
 
   app.route('/', healthRoutes({ readiness }));
+  metrics.mount(app, readiness);
   app.route('/', fileRoutes({ readiness }));
 
   // Uploads get their own, larger limit; every other /trpc body is small.

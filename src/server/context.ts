@@ -5,6 +5,7 @@ import type { DatabaseKind } from './db/connect.js';
 import type { Database } from './db/tables.js';
 import type { Env } from './env.js';
 import type { Logger } from './logger.js';
+import type { JobSystem } from './jobs/service.js';
 import type { Services } from './readiness.js';
 import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
@@ -44,6 +45,7 @@ export interface InnerContext {
   store: VolumeStore;
   signer: VolumeSigner;
   models: ModelRegistry;
+  jobs: JobSystem;
   /** Where this server is reached (for absolute signed volume URLs). */
   baseUrl: string;
 }
@@ -79,6 +81,7 @@ export function createInnerContext(opts: InnerContextOptions): InnerContext {
     store: opts.services.store,
     signer: opts.services.signer,
     models: opts.services.models,
+    jobs: opts.services.jobs,
     baseUrl: opts.baseUrl ?? opts.env.PUBLIC_URL ?? `http://localhost:${opts.env.PORT}`,
   };
 }

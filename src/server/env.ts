@@ -82,6 +82,20 @@ export const envSchema = z.object({
   ORT_THREADS: withDefault(z.coerce.number().int().min(0).max(256), 0),
   /** A folder of extra model folders (manifest.json + model.onnx), besides the built-in models/. */
   MODELS_DIR: optional(z.string().min(1)),
+
+  /** Run segmentation workers in this process (false on API-only replicas; `npm run worker` runs them alone). */
+  RUN_WORKER: withDefault(bool, 'true'),
+  WORKER_CONCURRENCY: withDefault(z.coerce.number().int().min(1).max(32), 1),
+  /** A job running longer than this fails with a reason. */
+  JOB_TIMEOUT_S: withDefault(z.coerce.number().int().min(5).max(86_400), 600),
+  /** A worker's lease on a job: if it stops heart-beating this long (a crash), another worker takes the job. */
+  JOB_LEASE_S: withDefault(z.coerce.number().int().min(10).max(3600), 30),
+  /** Jobs one user may have queued or running at once (429 past it). */
+  MAX_ACTIVE_JOBS_PER_USER: withDefault(z.coerce.number().int().min(1), 3),
+  /** Jobs queued or running across all users (429 past it). */
+  MAX_QUEUED_JOBS: withDefault(z.coerce.number().int().min(1), 100),
+  /** Days a job and its result are kept. */
+  RESULT_RETENTION_DAYS: withDefault(z.coerce.number().positive().max(3650), 30),
 });
 
 export type Env = z.infer<typeof envSchema>;

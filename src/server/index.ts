@@ -11,6 +11,8 @@ import { connectDatabase, type DatabaseHandle, redactUrl } from './db/connect.js
 import { migrateToLatest } from './db/migrate.js';
 import { type Env, EnvError, parseEnv } from './env.js';
 import { createLogger } from './logger.js';
+import { createMetrics } from './http/metrics/index.js';
+import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
 import { Readiness } from './readiness.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from './segmentation/models.js';
 import { VERSION } from './version.js';
@@ -39,10 +41,12 @@ try {
 const logger = createLogger({ level: env.LOG_LEVEL });
 const readiness = new Readiness();
 const startedAt = Date.now();
-const app = buildApp({ env, logger, readiness, process: { version: VERSION, startedAt } });
+const metrics = createMetrics();
+const app = buildApp({ env, logger, readiness, process: { version: VERSION, startedAt }, metrics });
 
 let database: DatabaseHandle | undefined;
 let models: ModelRegistry | undefined;
+let jobRuntime: JobRuntime | undefined;
 let stopping = false;
 
 const server = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }) as Server;
@@ -86,7 +90,17 @@ async function start(): Promise<void> {
       log: logger,
     });
     if (stopping) return;
-    readiness.markReady({ database, store, signer, models });
+    jobRuntime = await startJobRuntime({
+      database,
+      store,
+      models,
+      env,
+      log: logger,
+      runWorker: env.RUN_WORKER,
+      onFinished: metrics.jobFinished,
+    });
+    if (stopping) return;
+    readiness.markReady({ database, store, signer, models, jobs: jobRuntime.jobs });
     const collect = () =>
       collectVolumes(database!.db, store)
         .then((n) => n && logger.info({ removed: n }, 'unreferenced volumes collected'))
@@ -114,6 +128,8 @@ async function shutdown(signal: string): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+  // Workers stop claiming; running jobs get the same grace, then go back to the queue.
+  await jobRuntime?.stop(graceMs).catch((err) => logger.error({ err }, 'stopping the job system failed'));
   await closed;
   clearTimeout(cut);
   try {

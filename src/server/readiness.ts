@@ -1,4 +1,5 @@
 import type { DatabaseHandle } from './db/connect.js';
+import type { JobSystem } from './jobs/service.js';
 import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
 import type { VolumeStore } from './volumes/store.js';
@@ -9,6 +10,7 @@ export interface Services {
   readonly store: VolumeStore;
   readonly signer: VolumeSigner;
   readonly models: ModelRegistry;
+  readonly jobs: JobSystem;
 }
 
 export type ReadinessState = 'starting' | 'ready' | 'failed' | 'stopping';

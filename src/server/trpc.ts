@@ -32,6 +32,9 @@ const t = initTRPC
   .context<Context>()
   .meta<Meta>()
   .create({
+    // SSE subscriptions: a ping every 10 s keeps proxies from cutting an idle stream; the client
+    // reconnects (resuming from the last event id) when it hears nothing for 25 s.
+    sse: { ping: { enabled: true, intervalMs: 10_000 }, client: { reconnectAfterInactivityMs: 25_000 } },
     /**
      * Internal errors reach the client as one plain sentence: no stack, no SQL, no driver text —
      * even outside production. Validation errors become a readable message plus per-field messages.

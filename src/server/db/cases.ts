@@ -150,6 +150,7 @@ export async function deleteUnreferencedVolumes(db: Db, olderThan: Date): Promis
     .deleteFrom('volumes as v')
     .where('v.created_at', '<', olderThan)
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('case_volumes as cv').select('cv.volume_id').whereRef('cv.volume_id', '=', 'v.id'))))
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('job_volumes as jv').select('jv.volume_id').whereRef('jv.volume_id', '=', 'v.id'))))
     .returning('v.sha256')
     .execute();
   return rows.map((r) => r.sha256);

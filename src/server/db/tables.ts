@@ -87,7 +87,39 @@ export interface CaseVolumesTable {
   volume_id: string;
 }
 
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface JobsTable {
+  id: Generated<string>;
+  owner_id: string;
+  case_id: string;
+  model_ids: ColumnType<string[], string, string>;
+  status: ColumnType<JobStatus, JobStatus | undefined, JobStatus>;
+  progress: ColumnType<number, number | undefined, number>;
+  message: ColumnType<string, string | undefined, string>;
+  attempts: ColumnType<number, number | undefined, number>;
+  error: string | null;
+  result: ColumnType<unknown, string | null | undefined, string | null>;
+  version: ColumnType<number, number | undefined, number>;
+  cancel_requested: ColumnType<boolean, boolean | undefined, boolean>;
+  idempotency_key: string | null;
+  queue_job_id: string | null;
+  created_at: Timestamp;
+  started_at: Date | null;
+  finished_at: Date | null;
+  expires_at: ColumnType<Date, Date | string, Date | string>;
+}
+export type JobRow = Selectable<JobsTable>;
+
+export interface JobVolumesTable {
+  job_id: string;
+  name: string;
+  volume_id: string;
+}
+
 export interface Database {
+  jobs: JobsTable;
+  job_volumes: JobVolumesTable;
   volumes: VolumesTable;
   cases: CasesTable;
   case_volumes: CaseVolumesTable;

@@ -2,6 +2,7 @@ import { router } from '../trpc.js';
 import { adminRouter } from './admin.js';
 import { authRouter } from './auth.js';
 import { casesRouter } from './cases.js';
+import { jobsRouter } from './jobs.js';
 import { modelsRouter } from './models.js';
 import { systemRouter } from './system.js';
 
@@ -11,6 +12,7 @@ export const appRouter = router({
   admin: adminRouter,
   cases: casesRouter,
   models: modelsRouter,
+  jobs: jobsRouter,
 });
 
 export type AppRouter = typeof appRouter;

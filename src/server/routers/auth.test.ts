@@ -262,6 +262,12 @@ describeEachDatabase('auth', (current) => {
     expect(publicOnes.sort()).toEqual([...PUBLIC_PROCEDURES].sort());
     for (const [path, proc] of procedures) {
       if ((PUBLIC_PROCEDURES as readonly string[]).includes(path)) continue;
+      if (proc._def.type === 'subscription') {
+        // an SSE stream: the refusal arrives as the stream's error event
+        const res = await b.request(`/trpc/${path}?input=${encodeURIComponent('{}')}`, { headers: { accept: 'text/event-stream' } });
+        expect({ path, body: (await res.text()).includes('UNAUTHORIZED') }).toEqual({ path, body: true });
+        continue;
+      }
       const res = proc._def.type === 'query' ? await b.query(path) : await b.mutate(path, {});
       expect({ path, status: res.status }).toEqual({ path, status: 401 });
     }

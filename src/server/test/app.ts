@@ -9,6 +9,8 @@ import { type Env, parseEnv } from '../env.js';
 import { createLogger } from '../logger.js';
 import { Readiness } from '../readiness.js';
 import type { ModelRegistry } from '../segmentation/models.js';
+import { localEventBus } from '../jobs/events.js';
+import type { JobSystem } from '../jobs/service.js';
 import { type VolumeSigner, createVolumeSigner } from '../volumes/signing.js';
 import { FsVolumeStore } from '../volumes/store.js';
 
@@ -19,6 +21,12 @@ const emptyRegistry: ModelRegistry = {
   provider: { requested: 'cpu', active: 'cpu', gpuMissing: false, threads: 1 },
   list: () => [],
   close: async () => {},
+};
+
+/** Tests that create no jobs get no queue (starting pg-boss costs seconds); using it fails loudly. */
+const noJobs: JobSystem = {
+  boss: new Proxy({}, { get: () => () => Promise.reject(new Error('this test started no job system')) }) as JobSystem['boss'],
+  bus: localEventBus(),
 };
 
 export interface TestApp {
@@ -37,6 +45,8 @@ export function makeTestApp(opts: {
   env?: Record<string, string>;
   router?: AnyRouter;
   models?: ModelRegistry;
+  store?: FsVolumeStore;
+  jobs?: JobSystem;
 }): TestApp {
   const env = parseEnv({ NODE_ENV: 'test', LOG_LEVEL: 'info', ...opts.env });
   const logs: Record<string, unknown>[] = [];
@@ -45,9 +55,11 @@ export function makeTestApp(opts: {
     destination: { write: (line: string) => void logs.push(JSON.parse(line)) },
   });
   const readiness = new Readiness();
-  const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-volumes-')));
+  const store = opts.store ?? new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-volumes-')));
   const signer = createVolumeSigner('test-secret-key-that-is-long-enough-for-hmac', env.VOLUME_URL_TTL_S);
-  if (opts.database) readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? emptyRegistry });
+  if (opts.database) {
+    readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? emptyRegistry, jobs: opts.jobs ?? noJobs });
+  }
   const app = buildApp({
     env,
     logger,

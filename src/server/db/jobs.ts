@@ -1,0 +1,121 @@
+import { type Kysely, sql } from 'kysely';
+import type { Database, JobRow, JobStatus } from './tables.js';
+
+type Db = Kysely<Database>;
+export const JOB_COLUMNS = [
+  'id',
+  'owner_id',
+  'case_id',
+  'model_ids',
+  'status',
+  'progress',
+  'message',
+  'attempts',
+  'error',
+  'result',
+  'version',
+  'cancel_requested',
+  'idempotency_key',
+  'queue_job_id',
+  'created_at',
+  'started_at',
+  'finished_at',
+  'expires_at',
+] as const;
+
+export function findJob(db: Db, id: string): Promise<JobRow | undefined> {
+  return db.selectFrom('jobs').select(JOB_COLUMNS).where('id', '=', id).executeTakeFirst();
+}
+
+export function findJobByKey(db: Db, ownerId: string, key: string): Promise<JobRow | undefined> {
+  return db.selectFrom('jobs').select(JOB_COLUMNS).where('owner_id', '=', ownerId).where('idempotency_key', '=', key).executeTakeFirst();
+}
+
+export function insertJob(
+  db: Db,
+  v: { ownerId: string; caseId: string; modelIds: string[]; idempotencyKey: string | null; expiresAt: Date },
+): Promise<JobRow> {
+  return db
+    .insertInto('jobs')
+    .values({
+      owner_id: v.ownerId,
+      case_id: v.caseId,
+      model_ids: JSON.stringify(v.modelIds),
+      idempotency_key: v.idempotencyKey,
+      expires_at: v.expiresAt,
+      message: 'Waiting for a worker',
+    })
+    .returning(JOB_COLUMNS)
+    .executeTakeFirstOrThrow();
+}
+
+/** Applies a change and bumps the version; `onlyIf` guards against overwriting a terminal state. */
+export async function updateJob(
+  db: Db,
+  id: string,
+  patch: Partial<{
+    status: JobStatus;
+    progress: number;
+    message: string;
+    attempts: number;
+    error: string | null;
+    result: string | null;
+    cancel_requested: boolean;
+    queue_job_id: string;
+    started_at: Date;
+    finished_at: Date;
+  }>,
+  onlyIf?: { statusIn: JobStatus[] },
+): Promise<JobRow | undefined> {
+  let q = db
+    .updateTable('jobs')
+    .set({ ...patch, version: sql<number>`version + 1` })
+    .where('id', '=', id);
+  if (onlyIf) q = q.where('status', 'in', onlyIf.statusIn);
+  return q.returning(JOB_COLUMNS).executeTakeFirst();
+}
+
+export function listJobs(
+  db: Db,
+  viewer: { userId: string; admin: boolean },
+  opts: { caseId?: string | undefined; cursor?: string | undefined; limit: number },
+): Promise<JobRow[]> {
+  let q = db.selectFrom('jobs').select(JOB_COLUMNS).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(opts.limit);
+  if (!viewer.admin) q = q.where('owner_id', '=', viewer.userId);
+  if (opts.caseId) q = q.where('case_id', '=', opts.caseId);
+  if (opts.cursor) {
+    const cursor = opts.cursor;
+    q = q.where(({ eb, selectFrom }) =>
+      eb(eb.refTuple('created_at', 'id'), '<', selectFrom('jobs').select(['created_at', 'id']).where('id', '=', cursor).$asTuple('created_at', 'id')),
+    );
+  }
+  return q.execute();
+}
+
+export async function countActiveJobs(db: Db, ownerId?: string): Promise<number> {
+  let q = db.selectFrom('jobs').select(({ fn }) => fn.countAll<string>().as('n')).where('status', 'in', ['queued', 'running']);
+  if (ownerId) q = q.where('owner_id', '=', ownerId);
+  return Number((await q.executeTakeFirstOrThrow()).n);
+}
+
+export async function countJobsByStatus(db: Db): Promise<Record<string, number>> {
+  const rows = await db.selectFrom('jobs').select(['status', ({ fn }) => fn.countAll<string>().as('n')]).groupBy('status').execute();
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+}
+
+export async function linkJobVolume(db: Db, jobId: string, name: string, volumeId: string): Promise<void> {
+  await db
+    .insertInto('job_volumes')
+    .values({ job_id: jobId, name, volume_id: volumeId })
+    .onConflict((oc) => oc.columns(['job_id', 'name']).doUpdateSet({ volume_id: volumeId }))
+    .execute();
+}
+
+export async function deleteExpiredJobs(db: Db, now: Date): Promise<number> {
+  const r = await db
+    .deleteFrom('jobs')
+    .where('expires_at', '<=', now)
+    .where('status', 'in', ['succeeded', 'failed', 'cancelled'])
+    .executeTakeFirst();
+  return Number(r.numDeletedRows);
+}

@@ -1,0 +1,77 @@
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import type { JobProgressEvent } from '../../shared/jobs.js';
+import type { Logger } from '../logger.js';
+
+/** Carries job progress from whichever process runs a job to every process with subscribers. */
+export interface JobEventBus {
+  publish(event: JobProgressEvent): Promise<void>;
+  subscribe(jobId: string, listener: (event: JobProgressEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** One process (the embedded database): an in-memory emitter. */
+export function localEventBus(): JobEventBus {
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  return {
+    async publish(event) {
+      emitter.emit(event.id, event);
+    },
+    subscribe(jobId, listener) {
+      emitter.on(jobId, listener);
+      return () => emitter.off(jobId, listener);
+    },
+    async close() {
+      emitter.removeAllListeners();
+    },
+  };
+}
+
+export const JOB_EVENTS_CHANNEL = 'strokeview_job_events';
+
+/**
+ * Several processes on one PostgreSQL: events go out with NOTIFY and come back to every process
+ * (this one included) through a dedicated LISTEN connection, which reconnects when it drops.
+ * Subscribers also re-read the job row periodically, so a notification lost during a reconnect
+ * only delays an update.
+ */
+export async function postgresEventBus(url: string, log?: Logger): Promise<JobEventBus> {
+  const local = localEventBus();
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on('error', () => {});
+  let client: pg.Client | undefined;
+  let closed = false;
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('notification', (msg) => {
+      if (msg.channel !== JOB_EVENTS_CHANNEL || !msg.payload) return;
+      try {
+        void local.publish(JSON.parse(msg.payload) as JobProgressEvent);
+      } catch {
+        // not ours
+      }
+    });
+    c.on('error', (err) => {
+      log?.warn({ err: err.message }, 'job events listener lost its connection; reconnecting');
+      c.end().catch(() => {});
+      if (!closed) setTimeout(() => void connect().catch(() => {}), 1000);
+    });
+    await c.connect();
+    await c.query(`LISTEN ${JOB_EVENTS_CHANNEL}`);
+    client = c;
+  };
+  await connect();
+  return {
+    async publish(event) {
+      await pool.query('select pg_notify($1, $2)', [JOB_EVENTS_CHANNEL, JSON.stringify(event)]);
+    },
+    subscribe: local.subscribe,
+    async close() {
+      closed = true;
+      await client?.end().catch(() => {});
+      await pool.end().catch(() => {});
+      await local.close();
+    },
+  };
+}

@@ -1,0 +1,201 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { TRPCClientError } from '@trpc/client';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import type { JobProgressEvent, JobView } from '../../shared/jobs.js';
+import { phantomVolumes, seedDemoCases } from '../cases/demo.js';
+import { createCase } from '../cases/service.js';
+import { parseEnv } from '../env.js';
+import { createLogger } from '../logger.js';
+import { readNifti } from '../nifti/read.js';
+import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
+import { makeTestApp } from '../test/app.js';
+import { TestBrowser } from '../test/browser.js';
+import { describeEachDatabase } from '../test/databases.js';
+import { serveApp, trpcClient } from '../test/live.js';
+import { FsVolumeStore } from '../volumes/store.js';
+import { type JobRuntime, startJobRuntime } from './runtime.js';
+
+/** A deliberately slow variant of the built-in model: many small windows, so a job runs for seconds. */
+function slowModelsDir(): string {
+  const root = mkdtempSync(path.join(tmpdir(), 'sv-slow-'));
+  const builtIn = path.join(builtInModelsDir(), 'adc-core-v1');
+  mkdirSync(path.join(root, 'slow'));
+  copyFileSync(path.join(builtIn, 'model.onnx'), path.join(root, 'slow', 'model.onnx'));
+  const manifest = JSON.parse(readFileSync(path.join(builtIn, 'manifest.json'), 'utf8'));
+  writeFileSync(path.join(root, 'slow', 'manifest.json'), JSON.stringify({ ...manifest, id: 'slow', patchSize: [12, 12, 12], overlap: 0.5 }));
+  return root;
+}
+
+let models: ModelRegistry;
+beforeAll(async () => {
+  models = await loadModelRegistry({ roots: [builtInModelsDir(), slowModelsDir()], provider: 'cpu', threads: 1 });
+});
+afterAll(async () => {
+  await models?.close();
+});
+
+describeEachDatabase('segmentation jobs', (current) => {
+  const running: { stop(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const r of running.splice(0).reverse()) await r.stop();
+  });
+
+  async function setup(opts: { env?: Record<string, string>; runWorker?: boolean } = {}) {
+    const env = parseEnv({ NODE_ENV: 'test', ...opts.env });
+    const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-jobs-')));
+    const database = current().handle;
+    const runtime: JobRuntime = await startJobRuntime({
+      database,
+      store,
+      models,
+      env,
+      log: createLogger({ level: 'silent' }),
+      runWorker: opts.runWorker ?? true,
+    });
+    running.push({ stop: () => runtime.stop(2000) });
+    const t = makeTestApp({ database, models, store, jobs: runtime.jobs, env: opts.env ?? {} });
+    const server = await serveApp(t.app);
+    running.push({ stop: () => server.close() });
+    await seedDemoCases(database.db, store, 1);
+    const browser = new TestBrowser(t.app);
+    await browser.mutate('auth.register', { email: 'j@x.org', password: 'correct horse battery' });
+    const token = (await browser.mutate<{ token: string }>('auth.tokens.create', { name: 'test' })).data.token;
+    const client = trpcClient(server.url, token);
+    const [demo] = (await client.cases.list.query()).items;
+    return { ...t, store, client, caseId: demo!.id, server, browser, runtime };
+  }
+
+  /** Collects progress events until the subscription ends (a terminal state). */
+  function follow(client: ReturnType<typeof trpcClient>, id: string): Promise<JobProgressEvent[]> {
+    return new Promise((resolve, reject) => {
+      const events: JobProgressEvent[] = [];
+      const sub = client.jobs.onProgress.subscribe(
+        { id },
+        {
+          onData: (e) => {
+            events.push(e.data);
+            if (['succeeded', 'failed', 'cancelled'].includes(e.data.status)) {
+              sub.unsubscribe();
+              resolve(events);
+            }
+          },
+          onError: reject,
+        },
+      );
+    });
+  }
+
+  async function waitFor(client: ReturnType<typeof trpcClient>, id: string, ok: (j: JobView) => boolean, ms = 20_000) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const j = await client.jobs.byId.query({ id });
+      if (ok(j)) return j;
+      if (Date.now() > deadline) throw new Error(`job never reached the state; last: ${JSON.stringify(j).slice(0, 300)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('create → live progress over SSE rises → succeeded with metrics and a mask URL; byId agrees', async () => {
+    const { client, caseId } = await setup();
+    const job = await client.jobs.create.mutate({ caseId });
+    expect(job).toMatchObject({ status: 'queued', modelIds: ['adc-core-v1'], progress: 0 });
+    const events = await follow(client, job.id);
+    const progress = events.map((e) => e.progress);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(events.at(-1)).toMatchObject({ status: 'succeeded', progress: 100 });
+    const versions = events.map((e) => e.version);
+    expect(new Set(versions).size).toBe(versions.length);
+
+    const done = await client.jobs.byId.query({ id: job.id });
+    expect(done.status).toBe('succeeded');
+    expect(done.attempts).toBe(1);
+    expect(done.result?.metrics.dice).toBeGreaterThan(0.85);
+    expect(done.result?.metrics.lesionCountTrue).toBeGreaterThan(0);
+    expect(new Date(done.expiresAt).getTime() - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    const mask = await fetch(done.result!.mask.url);
+    expect(mask.status).toBe(200);
+    const decoded = readNifti(new Uint8Array(await mask.arrayBuffer()));
+    expect(decoded.dims).toEqual([112, 112, 73]);
+    expect(decoded.datatype).toBe('uint8');
+
+    const list = await client.jobs.list.query({ caseId });
+    expect(list.items.map((j) => j.id)).toEqual([job.id]);
+  });
+
+  it('the same idempotency key returns the same job', async () => {
+    const { client, caseId } = await setup({ runWorker: false });
+    const a = await client.jobs.create.mutate({ caseId, idempotencyKey: 'retry-key-1234' });
+    const b = await client.jobs.create.mutate({ caseId, idempotencyKey: 'retry-key-1234' });
+    expect(b.id).toBe(a.id);
+    expect((await client.jobs.list.query()).items).toHaveLength(1);
+  });
+
+  it('cancel: a queued job at once', async () => {
+    const { client, caseId } = await setup({ runWorker: false });
+    const job = await client.jobs.create.mutate({ caseId });
+    const cancelled = await client.jobs.cancel.mutate({ id: job.id });
+    expect(cancelled.status).toBe('cancelled');
+    expect((await follow(client, job.id)).at(-1)?.status).toBe('cancelled');
+  });
+
+  it('cancel: a running job stops at its next patch and ends cancelled', async () => {
+    const { client, caseId } = await setup();
+    const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
+    await waitFor(client, job.id, (j) => j.status === 'running' && j.progress >= 30);
+    await client.jobs.cancel.mutate({ id: job.id });
+    const end = await waitFor(client, job.id, (j) => j.status === 'cancelled');
+    expect(end.result).toBeNull();
+    expect(end.progress).toBeLessThan(85);
+  });
+
+  it('caps: more active jobs than allowed per user → 429 TOO_MANY_REQUESTS with Retry-After', async () => {
+    const { client, caseId, browser } = await setup({ runWorker: false, env: { MAX_ACTIVE_JOBS_PER_USER: '1' } });
+    await client.jobs.create.mutate({ caseId });
+    const err = await client.jobs.create.mutate({ caseId }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TRPCClientError);
+    expect((err as { data?: { httpStatus?: number } }).data?.httpStatus).toBe(429);
+    const raw = await browser.mutate('jobs.create', { caseId });
+    expect(raw.status).toBe(429);
+    expect(Number(raw.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
+  it('a deterministic input problem fails at once with its message (no retry)', async () => {
+    const { client, store } = await setup();
+    const noAdc = phantomVolumes(101).filter((v) => v.role !== 'adc');
+    const caseId = await createCase(current().handle.db, store, { ownerId: null, name: 'no adc', source: 'demo', subjectId: 'no-adc' }, noAdc);
+    const job = await client.jobs.create.mutate({ caseId });
+    const end = await waitFor(client, job.id, (j) => j.status === 'failed');
+    expect(end.error).toBe('This case has no ADC, which model adc-core-v1 needs');
+    expect(end.attempts).toBe(1);
+  });
+
+  it("another user's job is NOT_FOUND for byId, cancel and onProgress; an unknown model is a 400", async () => {
+    const { client, caseId, server, app } = await setup({ runWorker: false });
+    const job = await client.jobs.create.mutate({ caseId });
+    const other = new TestBrowser(app);
+    await other.mutate('auth.register', { email: 'other@x.org', password: 'correct horse battery' });
+    const token = (await other.mutate<{ token: string }>('auth.tokens.create', { name: 'o' })).data.token;
+    const stranger = trpcClient(server.url, token);
+    for (const call of [() => stranger.jobs.byId.query({ id: job.id }), () => stranger.jobs.cancel.mutate({ id: job.id })]) {
+      const e = await call().catch((x: unknown) => x);
+      expect((e as { data?: { code?: string } }).data?.code).toBe('NOT_FOUND');
+    }
+    const sse = await fetch(`${server.url}/trpc/jobs.onProgress?input=${encodeURIComponent(JSON.stringify({ id: job.id }))}`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+    });
+    expect(await sse.text()).toMatch(/NOT_FOUND|No such job/);
+    const bad = await client.jobs.create.mutate({ caseId, modelIds: ['nope'] }).catch((x: unknown) => x);
+    expect((bad as Error).message).toBe('Unknown model: nope');
+  });
+
+  it('/metrics reports jobs by status and HTTP requests', async () => {
+    const { client, caseId, server } = await setup({ runWorker: false });
+    await client.jobs.create.mutate({ caseId });
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    expect(text).toMatch(/strokeview_jobs\{status="queued"\} 1/);
+    expect(text).toMatch(/strokeview_queue_depth 1/);
+    expect(text).toMatch(/strokeview_http_requests_total\{method="POST",route="\/trpc\/jobs.create",status="200"\} 1/);
+  });
+});

@@ -1,0 +1,61 @@
+import { PgBoss, fromPglite } from 'pg-boss';
+import type { DatabaseHandle } from '../db/connect.js';
+import type { Env } from '../env.js';
+import type { Logger } from '../logger.js';
+
+export const SEGMENTATION_QUEUE = 'segmentation';
+/** Jobs whose retries ran out (a worker died on them each time) land here to be marked failed. */
+export const DEAD_LETTER_QUEUE = 'segmentation-dead';
+export const CLEANUP_QUEUE = 'strokeview-cleanup';
+
+export interface QueueJobData {
+  jobId: string;
+}
+
+/**
+ * pg-boss on the same database: its `fromPglite` adapter for the embedded engine, its own pool
+ * with LISTEN/NOTIFY wake-ups on PostgreSQL. It carries the work (delivery, leases by heartbeat,
+ * retries, expiry, schedules); the `jobs` table holds what users see.
+ */
+export async function startQueue(opts: { database: DatabaseHandle; env: Env; log: Logger }): Promise<PgBoss> {
+  const { database, env, log } = opts;
+  const common = {
+    // the lease: how quickly a crashed worker's job is noticed and handed to another
+    superviseIntervalSeconds: 5,
+    monitorIntervalSeconds: 5,
+    schedule: true,
+  };
+  const boss =
+    database.kind === 'embedded'
+      ? new PgBoss({ db: fromPglite(database.pglite!), backend: 'pglite', ...common })
+      : new PgBoss({ connectionString: database.url!, max: 4, useListenNotify: true, ...common });
+  boss.on('error', (err) => log.error({ err: (err as Error).message }, 'job queue error'));
+  boss.on('warning', (w) => log.warn({ warning: w }, 'job queue warning'));
+  await boss.start();
+  const ensure = async (name: string, options: Parameters<PgBoss['createQueue']>[1]) => {
+    try {
+      if (await boss.getQueue(name)) {
+        // heartbeat and dead-letter are fixed at creation; the rest follows the configuration
+        const { heartbeatSeconds: _h, deadLetter: _d, ...updatable } = options ?? {};
+        await boss.updateQueue(name, updatable);
+      } else {
+        await boss.createQueue(name, options);
+      }
+    } catch (err) {
+      // another process created it between our look and our create
+      if (!(await boss.getQueue(name))) throw err;
+    }
+  };
+  await ensure(DEAD_LETTER_QUEUE, { retryLimit: 5, notify: true });
+  await ensure(SEGMENTATION_QUEUE, {
+    retryLimit: 2,
+    retryDelay: 1,
+    // our own timeout (JOB_TIMEOUT_S) fails the job with a reason first; this is the backstop
+    expireInSeconds: env.JOB_TIMEOUT_S + 60,
+    heartbeatSeconds: env.JOB_LEASE_S,
+    deadLetter: DEAD_LETTER_QUEUE,
+    notify: true,
+  });
+  await ensure(CLEANUP_QUEUE, { retryLimit: 1 });
+  return boss;
+}

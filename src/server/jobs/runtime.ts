@@ -1,0 +1,66 @@
+import type { DatabaseHandle } from '../db/connect.js';
+import { deleteExpiredJobs } from '../db/jobs.js';
+import type { Env } from '../env.js';
+import type { Logger } from '../logger.js';
+import type { ModelRegistry } from '../segmentation/models.js';
+import type { VolumeStore } from '../volumes/store.js';
+import { collectVolumes } from '../cases/service.js';
+import { type JobEventBus, localEventBus, postgresEventBus } from './events.js';
+import { CLEANUP_QUEUE, startQueue } from './queue.js';
+import type { JobSystem } from './service.js';
+import { type Workers, startWorkers } from './worker.js';
+
+export interface JobRuntime {
+  jobs: JobSystem;
+  workers?: Workers;
+  /** Drains workers (up to `graceMs`), stops the queue and the event bus. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * The job system of one process: the queue, the progress event bus, optionally the workers, and
+ * the scheduled retention clean-up (expired jobs, then volumes nothing references).
+ */
+export async function startJobRuntime(opts: {
+  database: DatabaseHandle;
+  store: VolumeStore;
+  models: ModelRegistry;
+  env: Env;
+  log: Logger;
+  runWorker: boolean;
+  onFinished?: (status: string, seconds: number) => void;
+}): Promise<JobRuntime> {
+  const { database, env, log } = opts;
+  const boss = await startQueue({ database, env, log });
+  const bus: JobEventBus = database.kind === 'embedded' ? localEventBus() : await postgresEventBus(database.url!, log);
+  let workers: Workers | undefined;
+  if (opts.runWorker) {
+    workers = await startWorkers({
+      boss,
+      db: database.db,
+      store: opts.store,
+      models: opts.models,
+      bus,
+      log,
+      concurrency: env.WORKER_CONCURRENCY,
+      timeoutSeconds: env.JOB_TIMEOUT_S,
+      ...(opts.onFinished ? { onFinished: opts.onFinished } : {}),
+    });
+    await boss.schedule(CLEANUP_QUEUE, '*/15 * * * *');
+    await boss.work(CLEANUP_QUEUE, { pollingIntervalSeconds: 30 }, async () => {
+      const jobs = await deleteExpiredJobs(database.db, new Date());
+      const volumes = await collectVolumes(database.db, opts.store);
+      if (jobs || volumes) log.info({ jobs, volumes }, 'retention clean-up');
+    });
+  }
+  const jobs: JobSystem = { boss, bus, ...(workers ? { wake: () => workers!.wake() } : {}) };
+  return {
+    jobs,
+    ...(workers ? { workers } : {}),
+    async stop(graceMs) {
+      await workers?.stop(graceMs);
+      await boss.stop({ graceful: false, close: database.kind === 'postgres', timeout: 1000 }).catch(() => {});
+      await bus.close();
+    },
+  };
+}

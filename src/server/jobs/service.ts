@@ -1,0 +1,180 @@
+import { TRPCError } from '@trpc/server';
+import type { Kysely } from 'kysely';
+import type { PgBoss } from 'pg-boss';
+import type { VolumeDescriptor } from '../../shared/cases.js';
+import type { JobProgressEvent, JobResultView, JobStatus, JobView } from '../../shared/jobs.js';
+import type { SegmentationMetrics } from '../../shared/models.js';
+import type { Affine, DatatypeName } from '../../shared/nifti.js';
+import { TooManyAttempts } from '../auth/service.js';
+import { volumeUrl } from '../cases/service.js';
+import { type Viewer, findCase, findVolume } from '../db/cases.js';
+import { countActiveJobs, findJob, findJobByKey, insertJob, updateJob } from '../db/jobs.js';
+import type { Database, JobRow } from '../db/tables.js';
+import type { Env } from '../env.js';
+import type { VolumeSigner } from '../volumes/signing.js';
+import type { JobEventBus } from './events.js';
+import { type QueueJobData, SEGMENTATION_QUEUE } from './queue.js';
+
+type Db = Kysely<Database>;
+
+/** What a finished job stores in `jobs.result`. */
+export interface StoredResult {
+  maskVolumeId: string;
+  perModel: { modelId: string; volumeId: string }[];
+  metrics: SegmentationMetrics;
+}
+
+export interface JobSystem {
+  boss: PgBoss;
+  bus: JobEventBus;
+  /** Set when this process runs workers: wakes them at once for a new job (no poll wait). */
+  wake?: () => void;
+}
+
+export function toEvent(row: JobRow): JobProgressEvent {
+  return { id: row.id, status: row.status, progress: row.progress, message: row.message, version: row.version, error: row.error };
+}
+
+export async function publish(bus: JobEventBus, row: JobRow | undefined): Promise<void> {
+  if (row) await bus.publish(toEvent(row)).catch(() => {});
+}
+
+async function descriptor(db: Db, volumeId: string, role: string, links: { signer: VolumeSigner; baseUrl: string }) {
+  const v = await findVolume(db, volumeId);
+  if (!v) return undefined;
+  const d: VolumeDescriptor = {
+    id: v.id,
+    role: 'mask',
+    sha256: v.sha256,
+    bytes: Number(v.bytes),
+    dims: v.dims,
+    voxelSizeMm: v.voxel_size_mm,
+    datatype: v.datatype as DatatypeName,
+    affine: v.affine as Affine,
+    frames: v.frames,
+    url: volumeUrl(links.baseUrl, links.signer.sign(v.id), role),
+  };
+  return d;
+}
+
+export async function toJobView(db: Db, row: JobRow, links: { signer: VolumeSigner; baseUrl: string }): Promise<JobView> {
+  let result: JobResultView | null = null;
+  const stored = row.result as StoredResult | null;
+  if (row.status === 'succeeded' && stored) {
+    const mask = await descriptor(db, stored.maskVolumeId, 'mask', links);
+    if (mask) {
+      const perModel = [];
+      for (const p of stored.perModel) {
+        const d = await descriptor(db, p.volumeId, `mask-${p.modelId}`, links);
+        if (d) perModel.push({ modelId: p.modelId, mask: d });
+      }
+      result = { mask, perModel, metrics: stored.metrics };
+    }
+  }
+  const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+  return {
+    id: row.id,
+    caseId: row.case_id,
+    modelIds: row.model_ids,
+    status: row.status,
+    progress: row.progress,
+    message: row.message,
+    attempts: row.attempts,
+    createdAt: new Date(row.created_at).toISOString(),
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+    expiresAt: new Date(row.expires_at).toISOString(),
+    error: row.error,
+    result,
+  };
+}
+
+/** A job the viewer may see: their own (admins: any). Anything else is NOT_FOUND. */
+export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<JobRow> {
+  const row = await findJob(db, id);
+  if (!row || (!viewer.admin && row.owner_id !== viewer.userId)) {
+    throw new TRPCError({ code: 'NOT_FOUND', message: 'No such job' });
+  }
+  return row;
+}
+
+export async function createJob(
+  db: Db,
+  jobs: JobSystem,
+  cfg: Pick<Env, 'MAX_ACTIVE_JOBS_PER_USER' | 'MAX_QUEUED_JOBS' | 'RESULT_RETENTION_DAYS'>,
+  viewer: Viewer & { userId: string },
+  input: { caseId: string; modelIds: string[]; idempotencyKey?: string | undefined },
+  knownModels: Set<string>,
+): Promise<JobRow> {
+  if (input.idempotencyKey) {
+    const existing = await findJobByKey(db, viewer.userId, input.idempotencyKey);
+    if (existing) return existing;
+  }
+  if (!(await findCase(db, viewer, input.caseId))) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
+  const unknown = input.modelIds.filter((m) => !knownModels.has(m));
+  if (unknown.length) {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: `Unknown model${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` });
+  }
+  if ((await countActiveJobs(db, viewer.userId)) >= cfg.MAX_ACTIVE_JOBS_PER_USER) {
+    throw new TooManyAttempts(
+      `You already have ${cfg.MAX_ACTIVE_JOBS_PER_USER} segmentations queued or running; wait for one to finish`,
+      30,
+    );
+  }
+  if ((await countActiveJobs(db)) >= cfg.MAX_QUEUED_JOBS) {
+    throw new TooManyAttempts('The segmentation queue is full; try again in a minute', 60);
+  }
+  let row: JobRow;
+  try {
+    row = await insertJob(db, {
+      ownerId: viewer.userId,
+      caseId: input.caseId,
+      modelIds: [...new Set(input.modelIds)],
+      idempotencyKey: input.idempotencyKey ?? null,
+      expiresAt: new Date(Date.now() + cfg.RESULT_RETENTION_DAYS * 86_400_000),
+    });
+  } catch (err) {
+    // the same key sent twice at once: the unique index lets one in; both get that job
+    if ((err as { code?: string }).code === '23505' && input.idempotencyKey) {
+      const existing = await findJobByKey(db, viewer.userId, input.idempotencyKey);
+      if (existing) return existing;
+    }
+    throw err;
+  }
+  try {
+    const data: QueueJobData = { jobId: row.id };
+    const queueId = await jobs.boss.send(SEGMENTATION_QUEUE, data);
+    row = (await updateJob(db, row.id, { queue_job_id: queueId ?? '' })) ?? row;
+  } catch (err) {
+    await updateJob(db, row.id, { status: 'failed', error: 'The job could not be queued', finished_at: new Date() });
+    throw err;
+  }
+  jobs.wake?.();
+  return row;
+}
+
+/**
+ * Cancels a job: a queued one at once (and its queue entry), a running one at its next stage or
+ * patch (the worker sees `cancel_requested` and stops). Cancelling a finished job changes nothing.
+ */
+export async function cancelJob(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<JobRow> {
+  const row = await visibleJob(db, viewer, id);
+  const terminal: JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+  if (terminal.includes(row.status)) return row;
+  if (row.status === 'queued') {
+    const cancelled = await updateJob(
+      db,
+      id,
+      { status: 'cancelled', cancel_requested: true, message: 'Cancelled', finished_at: new Date() },
+      { statusIn: ['queued'] },
+    );
+    if (cancelled) {
+      if (row.queue_job_id) await jobs.boss.cancel(SEGMENTATION_QUEUE, row.queue_job_id).catch(() => {});
+      await publish(jobs.bus, cancelled);
+      return cancelled;
+    }
+  }
+  const requested = await updateJob(db, id, { cancel_requested: true, message: 'Cancelling…' }, { statusIn: ['queued', 'running'] });
+  await publish(jobs.bus, requested);
+  return requested ?? (await visibleJob(db, viewer, id));
+}

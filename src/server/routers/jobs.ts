@@ -1,0 +1,97 @@
+import { tracked } from '@trpc/server';
+import { createJobSchema, jobIdSchema, listJobsSchema, onProgressSchema, TERMINAL_STATUSES } from '../../shared/jobs.js';
+import type { JobProgressEvent } from '../../shared/jobs.js';
+import type { Context } from '../context.js';
+import type { Viewer } from '../db/cases.js';
+import { findJob, listJobs } from '../db/jobs.js';
+import { cancelJob, createJob, toEvent, toJobView, visibleJob } from '../jobs/service.js';
+import { protectedProcedure, router } from '../trpc.js';
+
+const viewerOf = (ctx: Pick<Context, 'user'> & { user: NonNullable<Context['user']> }): Viewer & { userId: string } => ({
+  userId: ctx.user.id,
+  admin: ctx.user.role === 'admin',
+});
+const links = (ctx: Context) => ({ signer: ctx.signer, baseUrl: ctx.baseUrl });
+
+/** How often a subscriber re-reads the job even without events (a lost notification only delays). */
+const RECHECK_MS = 3000;
+
+export const jobsRouter = router({
+  /** Queues a segmentation. The same idempotency key returns the same job (safe to retry). */
+  create: protectedProcedure.input(createJobSchema).mutation(async ({ ctx, input }) => {
+    const modelIds = input.modelIds ?? [ctx.models.list()[0]?.id ?? 'adc-core-v1'];
+    const row = await createJob(
+      ctx.db,
+      ctx.jobs,
+      ctx.config,
+      viewerOf(ctx),
+      { caseId: input.caseId, modelIds, idempotencyKey: input.idempotencyKey },
+      new Set(ctx.models.models.keys()),
+    );
+    return toJobView(ctx.db, row, links(ctx));
+  }),
+
+  byId: protectedProcedure.input(jobIdSchema).query(async ({ ctx, input }) =>
+    toJobView(ctx.db, await visibleJob(ctx.db, viewerOf(ctx), input.id), links(ctx)),
+  ),
+
+  list: protectedProcedure.input(listJobsSchema).query(async ({ ctx, input }) => {
+    const limit = input?.limit ?? 50;
+    const rows = await listJobs(ctx.db, viewerOf(ctx), { caseId: input?.caseId, cursor: input?.cursor, limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    return {
+      items: await Promise.all(page.map((r) => toJobView(ctx.db, r, links(ctx)))),
+      nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null,
+    };
+  }),
+
+  cancel: protectedProcedure.input(jobIdSchema).mutation(async ({ ctx, input }) =>
+    toJobView(ctx.db, await cancelJob(ctx.db, ctx.jobs, viewerOf(ctx), input.id), links(ctx)),
+  ),
+
+  /**
+   * Live progress over SSE: the job's state now, then every change, each with its version as the
+   * event id (a reconnect with Last-Event-ID resumes without repeats), ending at a terminal state.
+   * Keep-alive pings come from the SSE layer (see trpc.ts).
+   */
+  onProgress: protectedProcedure.input(onProgressSchema).subscription(async function* ({ ctx, input, signal }) {
+    await visibleJob(ctx.db, viewerOf(ctx), input.id);
+    const pending: JobProgressEvent[] = [];
+    let wake: (() => void) | undefined;
+    const unsubscribe = ctx.jobs.bus.subscribe(input.id, (e) => {
+      pending.push(e);
+      wake?.();
+    });
+    try {
+      let seen = Number(input.lastEventId ?? 0) || 0;
+      const current = await findJob(ctx.db, input.id);
+      if (!current) return;
+      pending.unshift(toEvent(current));
+      for (;;) {
+        while (pending.length) {
+          const e = pending.shift()!;
+          if (e.version <= seen) continue;
+          seen = e.version;
+          yield tracked(String(e.version), e);
+          if (TERMINAL_STATUSES.includes(e.status)) return;
+        }
+        if (signal?.aborted) return;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, RECHECK_MS);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          signal?.addEventListener('abort', () => wake?.(), { once: true });
+        });
+        wake = undefined;
+        if (!pending.length) {
+          const row = await findJob(ctx.db, input.id);
+          if (row && row.version > seen) pending.push(toEvent(row));
+        }
+      }
+    } finally {
+      unsubscribe();
+    }
+  }),
+});
