@@ -1,0 +1,135 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { JobProgressEvent } from '../../shared/jobs.js';
+import { builtInModelsDir } from '../segmentation/models.js';
+import { createThrowawayPostgres, testDatabaseKinds } from '../test/databases.js';
+import { trpcClient } from '../test/live.js';
+import { type ServerProcess, freePort, startProcess } from '../test/process.js';
+
+// Real processes on one PostgreSQL: an API replica without workers, and `npm run worker`
+// processes. This is the fleet shape: the job must run in a worker and its progress reach the
+// API's subscribers through LISTEN/NOTIFY; a worker killed mid-job must not lose the job.
+
+/** A slow variant of the built-in model (tiny windows): a job runs for seconds, long enough to kill a worker. */
+function slowModels(): string {
+  const root = mkdtempSync(path.join(tmpdir(), 'sv-slowproc-'));
+  const builtIn = path.join(builtInModelsDir(), 'adc-core-v1');
+  mkdirSync(path.join(root, 'slow'));
+  copyFileSync(path.join(builtIn, 'model.onnx'), path.join(root, 'slow', 'model.onnx'));
+  const manifest = JSON.parse(readFileSync(path.join(builtIn, 'manifest.json'), 'utf8'));
+  writeFileSync(path.join(root, 'slow', 'manifest.json'), JSON.stringify({ ...manifest, id: 'slow', patchSize: [8, 8, 4], overlap: 0.5 }));
+  return root;
+}
+
+async function signUp(url: string): Promise<string> {
+  const post = (proc: string, body: unknown, cookie?: string) =>
+    fetch(`${url}/trpc/${proc}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', ...(cookie ? { cookie } : {}) },
+      body: JSON.stringify(body),
+    });
+  const reg = await post('auth.register', { email: `p${Date.now()}@x.org`, password: 'correct horse battery' });
+  const cookie = reg.headers.getSetCookie()[0]!.split(';')[0]!;
+  const tok = await post('auth.tokens.create', { name: 'proc' }, cookie);
+  return ((await tok.json()) as { result: { data: { token: string } } }).result.data.token;
+}
+
+describe.skipIf(!testDatabaseKinds().includes('postgres'))('jobs across processes [postgres]', () => {
+  let db: Awaited<ReturnType<typeof createThrowawayPostgres>>;
+  const procs: ServerProcess[] = [];
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-fleet-'));
+  const modelsDir = slowModels();
+  let api: ServerProcess;
+  let client: ReturnType<typeof trpcClient>;
+  let caseId: string;
+  const env = () => ({
+    DATABASE_URL: db.url,
+    DATA_DIR: dataDir,
+    MODELS_DIR: modelsDir,
+    JOB_LEASE_S: '10',
+    ORT_THREADS: '1',
+    LOG_LEVEL: 'warn',
+  });
+  const worker = () => {
+    const w = startProcess(env(), 'src/server/worker.ts');
+    procs.push(w);
+    return w;
+  };
+
+  beforeAll(async () => {
+    db = await createThrowawayPostgres();
+    api = startProcess({ ...env(), PORT: String(await freePort()), RUN_WORKER: 'false', DEMO_CASES: '1' });
+    procs.push(api);
+    await api.waitReady();
+    client = trpcClient(api.url, await signUp(api.url));
+    caseId = (await client.cases.list.query()).items[0]!.id;
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+    await db?.drop();
+  });
+
+  const follow = (id: string, onEvent?: (e: JobProgressEvent) => void) =>
+    new Promise<JobProgressEvent[]>((resolve, reject) => {
+      const events: JobProgressEvent[] = [];
+      const sub = client.jobs.onProgress.subscribe(
+        { id },
+        {
+          onData: (e) => {
+            events.push(e.data);
+            onEvent?.(e.data);
+            if (['succeeded', 'failed', 'cancelled'].includes(e.data.status)) {
+              sub.unsubscribe();
+              resolve(events);
+            }
+          },
+          onError: reject,
+        },
+      );
+    });
+
+  it('API + npm run worker: the job runs in the worker and the API subscriber sees its progress', async () => {
+    const w = worker();
+    const job = await client.jobs.create.mutate({ caseId });
+    const events = await follow(job.id);
+    expect(events.some((e) => e.status === 'running' && e.progress > 0 && e.progress < 100)).toBe(true);
+    expect(events.at(-1)).toMatchObject({ status: 'succeeded', progress: 100 });
+    const done = await client.jobs.byId.query({ id: job.id });
+    expect(done.result?.metrics.dice).toBeGreaterThan(0.85);
+    expect(await w.stop('SIGTERM')).toBe(0); // drains and exits cleanly
+  }, 90_000);
+
+  it('a worker killed with SIGKILL mid-job: after its lease expires another worker finishes the job, once', async () => {
+    const a = worker();
+    const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
+    let killedAt = 0;
+    let b: ServerProcess | undefined;
+    const events = await follow(job.id, (e) => {
+      if (!killedAt && e.status === 'running' && e.progress >= 35) {
+        killedAt = Date.now();
+        a.child.kill('SIGKILL');
+        b = worker();
+      }
+    });
+    expect(killedAt).toBeGreaterThan(0);
+    expect(events.at(-1)?.status).toBe('succeeded');
+    const done = await client.jobs.byId.query({ id: job.id });
+    expect(done.attempts).toBe(2);
+    expect(done.result?.mask.url).toBeTruthy();
+    const check = new pg.Client({ connectionString: db.url });
+    await check.connect();
+    try {
+      const { rows } = await check.query('select name from job_volumes where job_id = $1', [job.id]);
+      expect(rows.map((r) => r.name).sort()).toEqual(['mask', 'model:slow']);
+      const stuck = await check.query(`select count(*)::int as n from jobs where status = 'running'`);
+      expect(stuck.rows[0].n).toBe(0);
+    } finally {
+      await check.end();
+    }
+    await b?.stop('SIGTERM');
+  }, 120_000);
+});
