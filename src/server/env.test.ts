@@ -51,3 +51,13 @@ describe('parseEnv', () => {
     expect(parseEnv({ DATABASE_URL: url }).DATABASE_URL).toBe(url);
   });
 });
+
+describe('.env.example', () => {
+  it('lists every variable the schema reads, and nothing else', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { envSchema } = await import('./env.js');
+    const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const listed = new Set([...text.matchAll(/^#?\s?([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]));
+    expect([...listed].sort()).toEqual(Object.keys(envSchema.shape).sort());
+  });
+});

@@ -87,7 +87,7 @@ export const envSchema = z.object({
   RUN_WORKER: withDefault(bool, 'true'),
   WORKER_CONCURRENCY: withDefault(z.coerce.number().int().min(1).max(32), 1),
   /** A job running longer than this fails with a reason. */
-  JOB_TIMEOUT_S: withDefault(z.coerce.number().int().min(5).max(86_400), 600),
+  JOB_TIMEOUT_S: withDefault(z.coerce.number().int().min(1).max(86_400), 600),
   /** A worker's lease on a job: if it stops heart-beating this long (a crash), another worker takes the job. */
   JOB_LEASE_S: withDefault(z.coerce.number().int().min(10).max(3600), 30),
   /** Jobs one user may have queued or running at once (429 past it). */

@@ -59,4 +59,6 @@ export interface JobProgressEvent {
   message: string;
   version: number;
   error: string | null;
+  /** Server time (ms since epoch) the change was published; absent on the first snapshot of a subscription. */
+  at?: number;
 }

@@ -150,6 +150,13 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(end.progress).toBeLessThan(85);
   });
 
+  it('JOB_TIMEOUT_S: a job running too long fails with the reason', async () => {
+    const { client, caseId } = await setup({ env: { JOB_TIMEOUT_S: '1' } });
+    const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
+    const end = await waitFor(client, job.id, (j) => j.status === 'failed');
+    expect(end.error).toBe('The segmentation took longer than 1 s and was stopped');
+  });
+
   it('caps: more active jobs than allowed per user → 429 TOO_MANY_REQUESTS with Retry-After', async () => {
     const { client, caseId, browser } = await setup({ runWorker: false, env: { MAX_ACTIVE_JOBS_PER_USER: '1' } });
     await client.jobs.create.mutate({ caseId });

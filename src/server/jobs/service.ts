@@ -31,12 +31,20 @@ export interface JobSystem {
   wake?: () => void;
 }
 
-export function toEvent(row: JobRow): JobProgressEvent {
-  return { id: row.id, status: row.status, progress: row.progress, message: row.message, version: row.version, error: row.error };
+export function toEvent(row: JobRow, at?: number): JobProgressEvent {
+  return {
+    id: row.id,
+    status: row.status,
+    progress: row.progress,
+    message: row.message,
+    version: row.version,
+    error: row.error,
+    ...(at ? { at } : {}),
+  };
 }
 
 export async function publish(bus: JobEventBus, row: JobRow | undefined): Promise<void> {
-  if (row) await bus.publish(toEvent(row)).catch(() => {});
+  if (row) await bus.publish(toEvent(row, Date.now())).catch(() => {});
 }
 
 async function descriptor(db: Db, volumeId: string, role: string, links: { signer: VolumeSigner; baseUrl: string }) {
