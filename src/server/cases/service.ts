@@ -13,7 +13,7 @@ import {
   insertVolume,
   knownShas,
 } from '../db/cases.js';
-import type { CaseRow, CaseSource, Database } from '../db/tables.js';
+import type { CaseRow, CaseSource, Database, VolumeRow } from '../db/tables.js';
 import type { VolumeSigner } from '../volumes/signing.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { PreparedVolume } from './prepare.js';
@@ -38,18 +38,16 @@ export function volumeUrl(baseUrl: string, token: string, role: string): string 
   return `${baseUrl.replace(/\/$/, '')}/files/v/${token}/${role}.nii.gz`;
 }
 
-export async function getCaseDetail(
-  db: Db,
-  viewer: Viewer,
-  id: string,
-  links: { signer: VolumeSigner; baseUrl: string },
-): Promise<CaseDetail> {
-  const row = await findCase(db, viewer, id);
-  if (!row) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
-  const volumes = await caseVolumes(db, id);
-  const descriptors: VolumeDescriptor[] = volumes.map((v) => ({
+export interface VolumeLinks {
+  signer: VolumeSigner;
+  baseUrl: string;
+}
+
+/** A stored volume as the API returns it, with a fresh signed URL ending in `<fileName>.nii.gz`. */
+export function toVolumeDescriptor(v: VolumeRow, role: VolumeRole, links: VolumeLinks, fileName: string = role): VolumeDescriptor {
+  return {
     id: v.id,
-    role: v.role,
+    role,
     sha256: v.sha256,
     bytes: Number(v.bytes),
     dims: v.dims,
@@ -57,8 +55,20 @@ export async function getCaseDetail(
     datatype: v.datatype as DatatypeName,
     affine: v.affine as Affine,
     frames: v.frames,
-    url: volumeUrl(links.baseUrl, links.signer.sign(v.id), v.role),
-  }));
+    url: volumeUrl(links.baseUrl, links.signer.sign(v.id), fileName),
+  };
+}
+
+export async function getCaseDetail(
+  db: Db,
+  viewer: Viewer,
+  id: string,
+  links: VolumeLinks,
+): Promise<CaseDetail> {
+  const row = await findCase(db, viewer, id);
+  if (!row) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
+  const volumes = await caseVolumes(db, id);
+  const descriptors = volumes.map((v) => toVolumeDescriptor(v, v.role, links));
   return { ...toSummary({ ...row, roles: volumes.map((v) => v.role) }, viewer), volumes: descriptors };
 }
 

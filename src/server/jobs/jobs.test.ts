@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TRPCClientError } from '@trpc/client';
@@ -13,20 +13,13 @@ import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segm
 import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
+import { modelVariants } from '../test/models.js';
 import { serveApp, trpcClient } from '../test/live.js';
 import { FsVolumeStore } from '../volumes/store.js';
 import { type JobRuntime, startJobRuntime } from './runtime.js';
 
 /** A deliberately slow variant of the built-in model: many small windows, so a job runs for seconds. */
-function slowModelsDir(): string {
-  const root = mkdtempSync(path.join(tmpdir(), 'sv-slow-'));
-  const builtIn = path.join(builtInModelsDir(), 'adc-core-v1');
-  mkdirSync(path.join(root, 'slow'));
-  copyFileSync(path.join(builtIn, 'model.onnx'), path.join(root, 'slow', 'model.onnx'));
-  const manifest = JSON.parse(readFileSync(path.join(builtIn, 'manifest.json'), 'utf8'));
-  writeFileSync(path.join(root, 'slow', 'manifest.json'), JSON.stringify({ ...manifest, id: 'slow', patchSize: [12, 12, 12], overlap: 0.5 }));
-  return root;
-}
+const slowModelsDir = () => modelVariants({ slow: { patchSize: [12, 12, 12], overlap: 0.5 } });
 
 let models: ModelRegistry;
 beforeAll(async () => {

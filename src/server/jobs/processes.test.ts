@@ -1,12 +1,12 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobProgressEvent } from '../../shared/jobs.js';
-import { builtInModelsDir } from '../segmentation/models.js';
 import { createThrowawayPostgres, testDatabaseKinds } from '../test/databases.js';
 import { trpcClient } from '../test/live.js';
+import { modelVariants } from '../test/models.js';
 import { type ServerProcess, freePort, startProcess } from '../test/process.js';
 
 // Real processes on one PostgreSQL: an API replica without workers, and `npm run worker`
@@ -14,15 +14,7 @@ import { type ServerProcess, freePort, startProcess } from '../test/process.js';
 // API's subscribers through LISTEN/NOTIFY; a worker killed mid-job must not lose the job.
 
 /** A slow variant of the built-in model (tiny windows): a job runs for seconds, long enough to kill a worker. */
-function slowModels(): string {
-  const root = mkdtempSync(path.join(tmpdir(), 'sv-slowproc-'));
-  const builtIn = path.join(builtInModelsDir(), 'adc-core-v1');
-  mkdirSync(path.join(root, 'slow'));
-  copyFileSync(path.join(builtIn, 'model.onnx'), path.join(root, 'slow', 'model.onnx'));
-  const manifest = JSON.parse(readFileSync(path.join(builtIn, 'manifest.json'), 'utf8'));
-  writeFileSync(path.join(root, 'slow', 'manifest.json'), JSON.stringify({ ...manifest, id: 'slow', patchSize: [8, 8, 4], overlap: 0.5 }));
-  return root;
-}
+const slowModels = () => modelVariants({ slow: { patchSize: [8, 8, 4], overlap: 0.5 } });
 
 async function signUp(url: string): Promise<string> {
   const post = (proc: string, body: unknown, cookie?: string) =>

@@ -1,17 +1,14 @@
 import { TRPCError } from '@trpc/server';
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
-import type { VolumeDescriptor } from '../../shared/cases.js';
 import type { JobProgressEvent, JobResultView, JobStatus, JobView } from '../../shared/jobs.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
-import type { Affine, DatatypeName } from '../../shared/nifti.js';
 import { TooManyAttempts } from '../auth/service.js';
-import { volumeUrl } from '../cases/service.js';
+import { type VolumeLinks, toVolumeDescriptor } from '../cases/service.js';
 import { type Viewer, findCase, findVolume } from '../db/cases.js';
 import { countActiveJobs, findJob, findJobByKey, insertJob, updateJob } from '../db/jobs.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
-import type { VolumeSigner } from '../volumes/signing.js';
 import type { JobEventBus } from './events.js';
 import { type QueueJobData, SEGMENTATION_QUEUE } from './queue.js';
 
@@ -47,25 +44,12 @@ export async function publish(bus: JobEventBus, row: JobRow | undefined): Promis
   if (row) await bus.publish(toEvent(row, Date.now())).catch(() => {});
 }
 
-async function descriptor(db: Db, volumeId: string, role: string, links: { signer: VolumeSigner; baseUrl: string }) {
+async function descriptor(db: Db, volumeId: string, fileName: string, links: VolumeLinks) {
   const v = await findVolume(db, volumeId);
-  if (!v) return undefined;
-  const d: VolumeDescriptor = {
-    id: v.id,
-    role: 'mask',
-    sha256: v.sha256,
-    bytes: Number(v.bytes),
-    dims: v.dims,
-    voxelSizeMm: v.voxel_size_mm,
-    datatype: v.datatype as DatatypeName,
-    affine: v.affine as Affine,
-    frames: v.frames,
-    url: volumeUrl(links.baseUrl, links.signer.sign(v.id), role),
-  };
-  return d;
+  return v ? toVolumeDescriptor(v, 'mask', links, fileName) : undefined;
 }
 
-export async function toJobView(db: Db, row: JobRow, links: { signer: VolumeSigner; baseUrl: string }): Promise<JobView> {
+export async function toJobView(db: Db, row: JobRow, links: VolumeLinks): Promise<JobView> {
   let result: JobResultView | null = null;
   const stored = row.result as StoredResult | null;
   if (row.status === 'succeeded' && stored) {

@@ -1,5 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdcCoreModel } from '../../../models/adc-core-v1/build.js';
@@ -14,20 +13,12 @@ import { type ModelRegistry, builtInModelsDir, loadModelRegistry, ort } from './
 import { type Progress, SegmentationInputError, runPipeline } from './pipeline.js';
 import { applyPreprocessing } from './preprocess.js';
 import { resampleTrilinear } from './resample.js';
+import { modelVariants } from '../test/models.js';
 
 const builtIn = builtInModelsDir();
 const manifest = JSON.parse(readFileSync(path.join(builtIn, 'adc-core-v1', 'manifest.json'), 'utf8'));
 
-/** A models folder with variants of the built-in model (same ONNX file, other manifests). */
-function modelsFolder(variants: Record<string, Record<string, unknown> | string>): string {
-  const root = mkdtempSync(path.join(tmpdir(), 'sv-models-'));
-  for (const [id, m] of Object.entries(variants)) {
-    mkdirSync(path.join(root, id));
-    copyFileSync(path.join(builtIn, 'adc-core-v1', 'model.onnx'), path.join(root, id, 'model.onnx'));
-    writeFileSync(path.join(root, id, 'manifest.json'), typeof m === 'string' ? m : JSON.stringify({ ...manifest, id, ...m }));
-  }
-  return root;
-}
+const modelsFolder = modelVariants;
 
 const readerOf = (seed: number) => {
   const vols = Object.fromEntries(phantomVolumes(seed).map((v) => [v.role, v.stored])) as Record<VolumeRole, Buffer>;
