@@ -45,8 +45,8 @@ describe.skipIf(!testDatabaseKinds().includes('postgres'))('jobs across processe
     ORT_THREADS: '1',
     LOG_LEVEL: 'warn',
   });
-  const worker = () => {
-    const w = startProcess(env(), 'src/server/worker.ts');
+  const worker = (extra: Record<string, string> = {}) => {
+    const w = startProcess({ ...env(), ...extra }, 'src/server/worker.ts');
     procs.push(w);
     return w;
   };
@@ -122,6 +122,26 @@ describe.skipIf(!testDatabaseKinds().includes('postgres'))('jobs across processe
     } finally {
       await check.end();
     }
+    await b?.stop('SIGTERM');
+  }, 120_000);
+
+  it('SIGTERM drains: a job still running after the grace period goes back to the queue and another worker finishes it', async () => {
+    const a = worker({ SHUTDOWN_GRACE_S: '1' });
+    const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
+    let exit: Promise<number | string> | undefined;
+    let b: ServerProcess | undefined;
+    const events = await follow(job.id, (e) => {
+      if (!exit && e.status === 'running' && e.progress >= 35) {
+        exit = a.stop('SIGTERM');
+        void exit.then(() => {
+          b = worker();
+        });
+      }
+    });
+    expect(await exit).toBe(0);
+    expect(events.some((e) => e.status === 'queued' && /previous one shut down/.test(e.message))).toBe(true);
+    expect(events.at(-1)?.status).toBe('succeeded');
+    expect((await client.jobs.byId.query({ id: job.id })).attempts).toBe(2);
     await b?.stop('SIGTERM');
   }, 120_000);
 });

@@ -57,7 +57,13 @@ const ROLE_NAMES: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC', flair: 
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
   const { models, signal } = opts;
   if (models.length === 0) throw new SegmentationInputError('No model to run');
-  const report = (stage: Stage, percent: number, message: string) => opts.onProgress?.({ stage, percent, message });
+  // After each report the pipeline yields to the event loop once, so the progress write and its
+  // event go out before the next synchronous stage (with the worker in the API's thread, that is
+  // what keeps live progress live).
+  const report = async (stage: Stage, percent: number, message: string) => {
+    opts.onProgress?.({ stage, percent, message });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  };
   let t = performance.now();
   const lap = (stage: Stage) => {
     const now = performance.now();
@@ -66,7 +72,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   };
 
   // load
-  report('load', 10, 'Reading volumes');
+  await report('load', 10, 'Reading volumes');
   const needed = new Set<VolumeRole>(['dwi', ...models.flatMap((m) => m.manifest.inputs), 'mask']);
   const volumes = new Map<VolumeRole, NiftiVolume>();
   for (const role of needed) {
@@ -89,7 +95,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   throwIfAborted(signal);
 
   // preprocess
-  report('preprocess', 20, 'Preparing inputs');
+  await report('preprocess', 20, 'Preparing inputs');
   const dwi = volumes.get('dwi')!;
   const grid = { dims: dwi.dims, affine: dwi.affine };
   const onGrid = new Map<VolumeRole, Float32Array>();
@@ -137,7 +143,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   for (const [mi, model] of models.entries()) {
     const span = 55 / models.length;
     const base = 30 + mi * span;
-    report('infer', Math.round(base), `Running ${model.manifest.name}`);
+    await report('infer', Math.round(base), `Running ${model.manifest.name}`);
     probabilities.push(
       await predictProbability({
         session: model.session,
@@ -146,7 +152,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         channels: channelSets[mi]!,
         dims: dwi.dims,
         signal,
-        onPatch: (done, total) => report('infer', Math.round(base + (span * done) / total), `${model.manifest.name}: patch ${done} of ${total}`),
+        onPatch: (done, total) => void report('infer', Math.round(base + (span * done) / total), `${model.manifest.name}: patch ${done} of ${total}`),
       }),
     );
     throwIfAborted(signal);
@@ -154,7 +160,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   lap('infer');
 
   // postprocess
-  report('postprocess', 90, 'Thresholding and cleaning up');
+  await report('postprocess', 90, 'Thresholding and cleaning up');
   const voxelMl = (dwi.voxelSizeMm[0] * dwi.voxelSizeMm[1] * dwi.voxelSizeMm[2]) / 1000;
   const perModelMasks = models.map((m, mi) => {
     const p = probabilities[mi]!;
@@ -180,7 +186,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   throwIfAborted(signal);
 
   // save (encode; the caller stores)
-  report('save', 95, 'Writing the mask');
+  await report('save', 95, 'Writing the mask');
   const encode = (m: Uint8Array) =>
     writeNiftiGz({ dims: dwi.dims, affine: dwi.affine, datatype: 'uint8', data: m, description: 'strokeview lesion mask' });
   const maskNifti = encode(mask);
