@@ -75,6 +75,17 @@ describeEachDatabase('HTTP app', (db) => {
     expect(JSON.stringify(lines[0])).not.toContain('input=');
   });
 
+  it('/ is a status page that passes the CSP (no script)', async () => {
+    const { app } = makeTestApp({ database: db().handle });
+    const res = await app.request('/');
+    expect(res.status).toBe(200);
+    const page = await res.text();
+    expect(page).toContain('strokeview 9.9.9-test');
+    expect(page).toMatch(/Status: <strong>ready<\/strong> · database: (embedded|postgres)/);
+    expect(page).not.toContain('<script');
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+  });
+
   it('an unknown route is a JSON 404', async () => {
     const { app } = makeTestApp({ database: db().handle });
     const res = await app.request('/nope');

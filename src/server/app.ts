@@ -12,6 +12,7 @@ import { corsAllowlist } from './http/cors/index.js';
 import { csrfGuard } from './http/csrf/index.js';
 import { fileRoutes } from './http/files/index.js';
 import { healthRoutes } from './http/health/index.js';
+import { homeRoute } from './http/home/index.js';
 import { type Metrics, createMetrics } from './http/metrics/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
@@ -66,6 +67,7 @@ export function buildApp(deps: AppDeps): Hono {
 
   app.route('/', healthRoutes({ readiness }));
   metrics.mount(app, readiness);
+  app.route('/', homeRoute({ readiness, version: deps.process.version }));
   app.route('/', fileRoutes({ readiness }));
 
   // Uploads get their own, larger limit; every other /trpc body is small.

@@ -1,12 +1,11 @@
 import type { DatabaseHandle } from '../db/connect.js';
-import { deleteExpiredJobs } from '../db/jobs.js';
 import type { Env } from '../env.js';
 import type { Logger } from '../logger.js';
 import type { ModelRegistry } from '../segmentation/models.js';
 import type { VolumeStore } from '../volumes/store.js';
-import { collectVolumes } from '../cases/service.js';
 import { type JobEventBus, localEventBus, postgresEventBus } from './events.js';
 import { CLEANUP_QUEUE, startQueue } from './queue.js';
+import { runRetention } from './retention.js';
 import type { JobSystem } from './service.js';
 import { type Workers, startWorkers } from './worker.js';
 
@@ -48,9 +47,8 @@ export async function startJobRuntime(opts: {
     });
     await boss.schedule(CLEANUP_QUEUE, '*/15 * * * *');
     await boss.work(CLEANUP_QUEUE, { pollingIntervalSeconds: 30 }, async () => {
-      const jobs = await deleteExpiredJobs(database.db, new Date());
-      const volumes = await collectVolumes(database.db, opts.store);
-      if (jobs || volumes) log.info({ jobs, volumes }, 'retention clean-up');
+      const removed = await runRetention(database.db, opts.store);
+      if (Object.values(removed).some((n) => n > 0)) log.info(removed, 'retention clean-up');
     });
   }
   const jobs: JobSystem = { boss, bus, ...(workers ? { wake: () => workers!.wake() } : {}) };

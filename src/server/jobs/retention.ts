@@ -1,0 +1,28 @@
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { collectVolumes } from '../cases/service.js';
+import { deleteExpiredJobs } from '../db/jobs.js';
+import { deleteExpiredSessions } from '../db/sessions.js';
+import type { Database } from '../db/tables.js';
+import type { VolumeStore } from '../volumes/store.js';
+
+/**
+ * The scheduled clean-up: jobs past their `expires_at`, expired sessions, guest accounts with no
+ * session left (their cases and jobs go with them), then every volume nothing references.
+ */
+export async function runRetention(
+  db: Kysely<Database>,
+  store: VolumeStore,
+  now = new Date(),
+): Promise<{ jobs: number; sessions: number; guests: number; volumes: number }> {
+  const jobs = await deleteExpiredJobs(db, now);
+  const sessions = await deleteExpiredSessions(db, now);
+  const guests = await db
+    .deleteFrom('users as u')
+    .where('u.role', '=', 'guest')
+    .where('u.created_at', '<', new Date(now.getTime() - 3_600_000))
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('sessions as s').select(sql`1`.as('one')).whereRef('s.user_id', '=', 'u.id'))))
+    .executeTakeFirst();
+  const volumes = await collectVolumes(db, store, { graceMs: 10 * 60_000 });
+  return { jobs, sessions, guests: Number(guests.numDeletedRows), volumes };
+}
