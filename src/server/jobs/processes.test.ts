@@ -145,3 +145,40 @@ describe.skipIf(!testDatabaseKinds().includes('postgres'))('jobs across processe
     await b?.stop('SIGTERM');
   }, 120_000);
 });
+
+describe('jobs survive a crash of the one embedded process', () => {
+  it('SIGKILL mid-job, restart on the same DATA_DIR: the restarted process takes the job over after its lease and finishes it', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-embedded-crash-'));
+    const port = String(await freePort());
+    const env = { DATA_DIR: dataDir, PORT: port, MODELS_DIR: slowModels(), JOB_LEASE_S: '10', ORT_THREADS: '1', DEMO_CASES: '1' };
+    const first = startProcess(env);
+    let second: ServerProcess | undefined;
+    try {
+      await first.waitReady();
+      const client = trpcClient(first.url, await signUp(first.url));
+      const caseId = (await client.cases.list.query()).items[0]!.id;
+      const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
+      for (;;) {
+        const j = await client.jobs.byId.query({ id: job.id });
+        if (j.status === 'running' && j.progress >= 35) break;
+        expect(j.status).not.toBe('succeeded'); // the kill must land mid-job
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      first.child.kill('SIGKILL');
+      await first.exited;
+      second = startProcess(env);
+      await second.waitReady();
+      const deadline = Date.now() + 60_000;
+      let end = await client.jobs.byId.query({ id: job.id });
+      while (!['succeeded', 'failed', 'cancelled'].includes(end.status) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250));
+        end = await client.jobs.byId.query({ id: job.id });
+      }
+      expect(end.status).toBe('succeeded');
+      expect(end.attempts).toBe(2);
+    } finally {
+      await first.stop('SIGKILL');
+      await second?.stop('SIGTERM');
+    }
+  }, 120_000);
+});
