@@ -49,13 +49,14 @@ describeEachDatabase('segmentation jobs', (current) => {
     });
     running.push({ stop: () => runtime.stop(2000) });
     const t = makeTestApp({ database, models, store, jobs: runtime.jobs, env: opts.env ?? {} });
-    const server = await serveApp(t.app);
+    const server = (await serveApp(t.app)) as Awaited<ReturnType<typeof serveApp>> & { bearer: string };
     running.push({ stop: () => server.close() });
     await seedDemoCases(database.db, store, 1);
     const browser = new TestBrowser(t.app);
     await browser.mutate('auth.register', { email: 'j@x.org', password: 'correct horse battery' });
     const token = (await browser.mutate<{ token: string }>('auth.tokens.create', { name: 'test' })).data.token;
     const client = trpcClient(server.url, token);
+    Object.assign(server, { bearer: `Bearer ${token}` });
     const [demo] = (await client.cases.list.query()).items;
     return { ...t, store, client, caseId: demo!.id, server, browser, runtime };
   }
@@ -115,6 +116,23 @@ describeEachDatabase('segmentation jobs', (current) => {
 
     const list = await client.jobs.list.query({ caseId });
     expect(list.items.map((j) => j.id)).toEqual([job.id]);
+  });
+
+  it('a subscription resumed with the last event id sends only what is newer, and ends at once after the end', async () => {
+    const { client, caseId, server } = await setup();
+    const job = await client.jobs.create.mutate({ caseId });
+    const events = await follow(client, job.id);
+    const last = events.at(-1)!;
+    const sse = (lastEventId: number) =>
+      fetch(`${server.url}/trpc/jobs.onProgress?input=${encodeURIComponent(JSON.stringify({ id: job.id, lastEventId: String(lastEventId) }))}`, {
+        headers: { accept: 'text/event-stream', authorization: server.bearer },
+        signal: AbortSignal.timeout(8000),
+      }).then((r) => r.text());
+    const resumedEarlier = await sse(last.version - 1);
+    expect(resumedEarlier).toContain(`id: ${last.version}`);
+    expect(resumedEarlier).not.toContain(`id: ${last.version - 1}\n`);
+    const afterEnd = await sse(last.version);
+    expect(afterEnd).not.toMatch(/^id: /m);
   });
 
   it('the same idempotency key returns the same job', async () => {

@@ -66,6 +66,8 @@ export const jobsRouter = router({
       let seen = Number(input.lastEventId ?? 0) || 0;
       const current = await findJob(ctx.db, input.id);
       if (!current) return;
+      // Resumed after the end: the client has seen the final state already.
+      if (current.version <= seen && TERMINAL_STATUSES.includes(current.status)) return;
       pending.unshift(toEvent(current));
       for (;;) {
         while (pending.length) {
@@ -87,7 +89,8 @@ export const jobsRouter = router({
         wake = undefined;
         if (!pending.length) {
           const row = await findJob(ctx.db, input.id);
-          if (row && row.version > seen) pending.push(toEvent(row));
+          if (!row) return; // deleted (retention, its case removed)
+          if (row.version > seen) pending.push(toEvent(row));
         }
       }
     } finally {
