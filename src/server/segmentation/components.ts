@@ -56,13 +56,29 @@ export function labelComponents(mask: Uint8Array, dims: readonly [number, number
   return { labels, sizes };
 }
 
-/** Drops components with fewer than `minVoxels` voxels; returns a new mask. */
-export function removeSmallComponents(mask: Uint8Array, dims: readonly [number, number, number], minVoxels: number): Uint8Array {
-  if (minVoxels <= 1) return mask.slice();
+export interface Labeling {
+  /** Component label per voxel (0 = background). */
+  labels: Int32Array;
+  /** Voxel count per label; 0 for a label that was dropped. Index 0 is unused. */
+  sizes: number[];
+}
+
+/** Drops components with fewer than `minVoxels` voxels; returns the new mask and its labelling. */
+export function keepLargeComponents(
+  mask: Uint8Array,
+  dims: readonly [number, number, number],
+  minVoxels: number,
+): Labeling & { mask: Uint8Array } {
   const { labels, sizes } = labelComponents(mask, dims);
   const out = new Uint8Array(mask.length);
+  const kept = sizes.map((n) => (n >= Math.max(1, minVoxels) ? n : 0));
   for (let i = mask.indexOf(1); i !== -1; i = mask.indexOf(1, i + 1)) {
-    if (sizes[labels[i]!]! >= minVoxels) out[i] = 1;
+    if (kept[labels[i]!]) out[i] = 1;
+    else labels[i] = 0;
   }
-  return out;
+  return { mask: out, labels, sizes: kept };
+}
+
+export function removeSmallComponents(mask: Uint8Array, dims: readonly [number, number, number], minVoxels: number): Uint8Array {
+  return keepLargeComponents(mask, dims, minVoxels).mask;
 }

@@ -80,6 +80,10 @@ export async function predictProbability(opts: InferOptions): Promise<Float32Arr
         throwIfAborted(opts.signal);
         // gather the window (transposing to z-fastest for xyz models)
         for (let c = 0; c < C; c++) {
+          if (whole && !xyz) {
+            input.set(channels[c]!, c * pn); // the whole volume in NIfTI order: one copy
+            continue;
+          }
           const src = channels[c]!;
           const base = c * pn;
           for (let z = 0; z < pz; z++) {
@@ -135,7 +139,7 @@ function toProbability(data: Float32Array, dims: number[], manifest: ModelManife
   const { activation, lesionClass } = manifest.output;
   const cls = k > 1 ? lesionClass : 0;
   if (cls >= k) throw new Error(`model output has ${k} channels; lesionClass ${cls} does not exist`);
-  const out = new Float32Array(n);
+  const out = activation === 'none' && cls === 0 && data.length === n ? data : new Float32Array(n);
   if (activation === 'softmax') {
     for (let i = 0; i < n; i++) {
       let max = -Infinity;
@@ -147,6 +151,7 @@ function toProbability(data: Float32Array, dims: number[], manifest: ModelManife
   } else if (activation === 'sigmoid') {
     for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(-data[cls * n + i]!));
   } else {
+    if (cls === 0 && data.length === n) return data; // already the probability: no copy
     out.set(data.subarray(cls * n, cls * n + n));
   }
   return out;

@@ -1,5 +1,5 @@
 import type { SegmentationMetrics } from '../../shared/models.js';
-import { labelComponents } from './components.js';
+import { type Labeling, labelComponents } from './components.js';
 
 /**
  * The ISLES'22 challenge metrics. Edge cases, defined here and tested:
@@ -15,9 +15,13 @@ export function computeMetrics(
   truth: Uint8Array | null,
   dims: readonly [number, number, number],
   voxelSizeMm: readonly [number, number, number],
+  /** The prediction's components when the caller has them already (saves one labelling). */
+  predictedLabeling?: Labeling,
 ): SegmentationMetrics {
   const voxelMl = (voxelSizeMm[0] * voxelSizeMm[1] * voxelSizeMm[2]) / 1000;
-  const pred = labelComponents(predicted, dims);
+  const pred = predictedLabeling ?? labelComponents(predicted, dims);
+  // labels may have gaps (dropped components have size 0): count the ones that exist
+  const lesions = (sizes: number[]) => sizes.reduce((n, size, l) => n + (l > 0 && size > 0 ? 1 : 0), 0);
   // Masks are 0/1 and mostly empty: every loop below visits set voxels only (native indexOf scan).
   let predCount = 0;
   for (let i = predicted.indexOf(1); i !== -1; i = predicted.indexOf(1, i + 1)) predCount++;
@@ -28,7 +32,7 @@ export function computeMetrics(
       predictedMl,
       trueMl: null,
       absVolumeDiffMl: null,
-      lesionCountPredicted: pred.sizes.length - 1,
+      lesionCountPredicted: lesions(pred.sizes),
       lesionCountTrue: null,
       lesionF1: null,
     };
@@ -42,9 +46,10 @@ export function computeMetrics(
   const dice = predCount + trueCount === 0 ? 1 : (2 * both) / (predCount + trueCount);
   const gt = labelComponents(truth, dims);
   const trueLesions = gt.sizes.length - 1;
-  const predLesions = pred.sizes.length - 1;
+  const predLesions = lesions(pred.sizes);
+  const predLabels = pred.sizes.length - 1;
   const detected = new Uint8Array(trueLesions + 1);
-  const predHits = new Uint8Array(predLesions + 1);
+  const predHits = new Uint8Array(predLabels + 1);
   for (let i = truth.indexOf(1); i !== -1; i = truth.indexOf(1, i + 1)) {
     const p = pred.labels[i]!;
     if (p) {
@@ -55,7 +60,7 @@ export function computeMetrics(
   let tp = 0;
   for (let l = 1; l <= trueLesions; l++) tp += detected[l]!;
   let fp = 0;
-  for (let l = 1; l <= predLesions; l++) if (!predHits[l]) fp++;
+  for (let l = 1; l <= predLabels; l++) if (pred.sizes[l]! > 0 && !predHits[l]) fp++;
   const fn = trueLesions - tp;
   const lesionF1 = tp + fp + fn === 0 ? 1 : (2 * tp) / (2 * tp + fp + fn);
   const trueMl = trueCount * voxelMl;

@@ -4,7 +4,7 @@ import type { Affine } from '../../shared/nifti.js';
 import { sameGrid } from '../cases/prepare.js';
 import { NiftiError, type NiftiVolume, readNifti, toFloat32 } from '../nifti/read.js';
 import { writeNiftiGz } from '../nifti/write.js';
-import { removeSmallComponents } from './components.js';
+import { keepLargeComponents } from './components.js';
 import { predictProbability, throwIfAborted } from './inference.js';
 import { computeMetrics } from './metrics.js';
 import { type LoadedModel, ort } from './models.js';
@@ -162,12 +162,14 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   // postprocess
   await report('postprocess', 90, 'Thresholding and cleaning up');
   const voxelMl = (dwi.voxelSizeMm[0] * dwi.voxelSizeMm[1] * dwi.voxelSizeMm[2]) / 1000;
-  const perModelMasks = models.map((m, mi) => {
+  const kept = models.map((m, mi) => {
     const p = probabilities[mi]!;
+    const threshold = m.manifest.threshold;
     const binary = new Uint8Array(p.length);
-    for (let i = 0; i < p.length; i++) if (p[i]! >= m.manifest.threshold) binary[i] = 1;
-    return removeSmallComponents(binary, dwi.dims, Math.ceil(m.manifest.minLesionMl / voxelMl));
+    for (let i = 0; i < p.length; i++) if (p[i]! >= threshold) binary[i] = 1;
+    return keepLargeComponents(binary, dwi.dims, Math.ceil(m.manifest.minLesionMl / voxelMl));
   });
+  const perModelMasks = kept.map((k) => k.mask);
   let mask: Uint8Array;
   if (perModelMasks.length === 1) {
     mask = perModelMasks[0]!;
@@ -181,7 +183,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       if (votes >= need) mask[i] = 1;
     }
   }
-  const metrics = computeMetrics(mask, truthMask, dwi.dims, dwi.voxelSizeMm);
+  const metrics = computeMetrics(mask, truthMask, dwi.dims, dwi.voxelSizeMm, kept.length === 1 ? kept[0] : undefined);
   lap('postprocess');
   throwIfAborted(signal);
 
