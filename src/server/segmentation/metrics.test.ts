@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { labelComponents, removeSmallComponents } from './components.js';
+import { keepLargeComponents, labelComponents, removeSmallComponents } from './components.js';
 import { computeMetrics } from './metrics.js';
 
 /** A mask from a list of [x, y, z] voxels on a small grid. */
@@ -52,5 +52,17 @@ describe('ISLES metrics, computed by hand', () => {
   it('without a ground truth, the truth-based metrics are null', () => {
     const m = computeMetrics(maskOf(dims, [[1, 1, 1], [2, 2, 2]]), null, dims, [2, 2, 2]);
     expect(m).toEqual({ dice: null, predictedMl: 0.016, trueMl: null, absVolumeDiffMl: null, lesionCountPredicted: 1, lesionCountTrue: null, lesionF1: null });
+  });
+});
+
+describe('metrics from a labelling with dropped components', () => {
+  it('give the same numbers as labelling the kept mask afresh', () => {
+    const raw = maskOf(dims, [[0, 0, 0], [1, 0, 0], [4, 4, 4], [0, 5, 5], [1, 5, 5], [0, 4, 5]]);
+    const truth = maskOf(dims, [[0, 0, 0], [5, 5, 0]]);
+    const kept = keepLargeComponents(raw, dims, 2); // drops the lone voxel at (4, 4, 4)
+    expect(kept.sizes.filter((n) => n > 0)).toEqual([2, 3]);
+    const reused = computeMetrics(kept.mask, truth, dims, [2, 2, 2], kept);
+    expect(reused).toEqual(computeMetrics(kept.mask, truth, dims, [2, 2, 2]));
+    expect(reused).toMatchObject({ lesionCountPredicted: 2, lesionCountTrue: 2, lesionF1: 0.5 });
   });
 });
