@@ -151,6 +151,18 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect((await follow(client, job.id)).at(-1)?.status).toBe('cancelled');
   });
 
+  it('progress writes are throttled to at most 5 per second and still end on the final state', async () => {
+    const { client, caseId } = await setup();
+    const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
+    const events = await follow(client, job.id);
+    const progress = events.filter((e) => e.status === 'running' && e.message !== 'Started' && e.at);
+    expect(progress.length).toBeGreaterThan(3);
+    // writes start ≥ 200 ms apart; publish times jitter with the database, so check spans:
+    // any six consecutive progress events cover about a second or more
+    for (let i = 5; i < progress.length; i++) expect(progress[i]!.at! - progress[i - 5]!.at!).toBeGreaterThanOrEqual(900);
+    expect(events.at(-1)).toMatchObject({ status: 'succeeded', progress: 100 });
+  });
+
   it('cancel: a running job stops at its next patch and ends cancelled', async () => {
     const { client, caseId } = await setup();
     const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });

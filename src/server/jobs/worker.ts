@@ -89,19 +89,29 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       timedOut = true;
       controller.abort();
     }, deps.timeoutSeconds * 1000);
+    // At most one progress write per PROGRESS_INTERVAL_MS; the latest report waits for the next
+    // slot (trailing write), so the final stage is never lost and a burst never exceeds 5/s.
     let lastWrite = 0;
-    let lastStage = '';
+    let latest: Progress | undefined;
+    let trailing: NodeJS.Timeout | undefined;
     let writing: Promise<void> = Promise.resolve();
-    const onProgress = (p: Progress) => {
-      const now = Date.now();
-      if (now - lastWrite < PROGRESS_INTERVAL_MS && p.stage === lastStage) return;
-      lastWrite = now;
-      lastStage = p.stage;
+    const write = () => {
+      trailing = undefined;
+      const p = latest;
+      if (!p) return;
+      latest = undefined;
+      lastWrite = Date.now();
       writing = writing.then(async () => {
         const updated = await updateJob(db, jobId, { progress: p.percent, message: p.message }, { statusIn: ['running'] });
         if (updated?.cancel_requested) controller.abort();
         await publish(deps.bus, updated);
       });
+    };
+    const onProgress = (p: Progress) => {
+      latest = p;
+      const wait = PROGRESS_INTERVAL_MS - (Date.now() - lastWrite);
+      if (wait <= 0) write();
+      else trailing ??= setTimeout(write, wait);
     };
     try {
       const volumes = await caseVolumes(db, row.case_id);
@@ -112,6 +122,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
         signal: controller.signal,
         onProgress,
       });
+      clearTimeout(trailing);
       await writing;
       // Content-addressed: storing the same mask again (a retried job) adds nothing.
       const save = async (bytes: Buffer) => {
@@ -138,6 +149,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       const stored: StoredResult = { maskVolumeId, perModel, metrics: result.metrics };
       await finish(row, { status: 'succeeded', progress: 100, message: 'Done', result: JSON.stringify(stored), error: null });
     } catch (err) {
+      clearTimeout(trailing);
       await writing.catch(() => {});
       if (err instanceof CancelledError) {
         if (timedOut) {
