@@ -18,9 +18,9 @@ for (let z = 0, i = 0; z < dims[2]; z++)
 const file = writeNiftiGz({ dims, affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], datatype: 'float32', data });
 
 console.log(`\nNIfTI decode — 256×256×160 float32 .nii.gz (${(file.length / 1e6).toFixed(1)} MB compressed, ${(data.byteLength / 1e6).toFixed(1)} MB raw)`);
-const gunzip = timeMedian(() => gunzipSync(file));
-const ours = timeMedian(() => readNifti(file));
-const reader = timeMedian(() => {
+const gunzip = await timeMedian(() => gunzipSync(file));
+const ours = await timeMedian(() => readNifti(file));
+const reader = await timeMedian(() => {
   const buf = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
   const raw = (niftiReader.isCompressed(buf) ? niftiReader.decompress(buf) : buf) as ArrayBuffer;
   const header = niftiReader.readHeader(raw)!;

@@ -5,7 +5,7 @@ import { readNifti } from '../src/server/nifti/read.js';
 import { writeNiftiGz } from '../src/server/nifti/write.js';
 import { builtInModelsDir, loadModelRegistry, ort } from '../src/server/segmentation/models.js';
 import { type Stage, runPipeline } from '../src/server/segmentation/pipeline.js';
-import { row, timeMedianAsync } from './util.js';
+import { row, timeMedian } from './util.js';
 
 const registry = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 2 });
 const model = registry.models.get('adc-core-v1')!;
@@ -17,7 +17,7 @@ console.log(`\nSegmentation — demo case (${dims.join('×')}), model adc-core-v
 
 // Baseline: the unavoidable work — gunzip what the pipeline reads (DWI, ADC, mask), one
 // session.run over the whole volume, gzip of the mask.
-const baseline = await timeMedianAsync(async () => {
+const baseline = await timeMedian(async () => {
   const dwi = gunzipSync(vols.dwi);
   const adc = gunzipSync(vols.adc);
   gunzipSync(vols.mask);
@@ -33,7 +33,7 @@ const baseline = await timeMedianAsync(async () => {
 }, 9, 3);
 
 const stageRuns: Partial<Record<Stage, number>>[] = [];
-const pipeline = await timeMedianAsync(async () => {
+const pipeline = await timeMedian(async () => {
   const timings: Partial<Record<Stage, number>> = {};
   await runPipeline({ read, models: [model], timings });
   stageRuns.push(timings);

@@ -1,17 +1,5 @@
-/** Median wall time of `fn` over `runs` runs after `warmup` runs, in milliseconds. */
-export function timeMedian(fn: () => unknown, runs = 7, warmup = 2): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    fn();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)]!;
-}
-
-export async function timeMedianAsync(fn: () => Promise<unknown>, runs = 7, warmup = 2): Promise<number> {
+/** Median wall time of `fn` (sync or async) over `runs` runs after `warmup` runs, in milliseconds. */
+export async function timeMedian(fn: () => unknown, runs = 7, warmup = 2): Promise<number> {
   for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import { type CookiePolicy, readSessionCookie, serializeClearedCookie, serializeSessionCookie } from './auth/cookies.js';
 import { type AuthUser, type Authenticated, type ClientMeta, authenticate } from './auth/service.js';
+import type { VolumeLinks } from './cases/service.js';
+import type { Viewer } from './db/cases.js';
 import type { DatabaseKind } from './db/connect.js';
 import type { Database } from './db/tables.js';
 import type { Env } from './env.js';
@@ -87,6 +89,18 @@ export function createInnerContext(opts: InnerContextOptions): InnerContext {
 }
 
 export type Context = InnerContext;
+
+/** Who is asking, for the visibility rules of cases and jobs. */
+export function viewerOf(user: AuthUser): Viewer & { userId: string };
+export function viewerOf(user: AuthUser | null): Viewer;
+export function viewerOf(user: AuthUser | null): Viewer {
+  return { userId: user?.id ?? null, admin: user?.role === 'admin' };
+}
+
+/** What signing volume URLs needs from a request. */
+export function volumeLinks(ctx: Pick<InnerContext, 'signer' | 'baseUrl'>): VolumeLinks {
+  return { signer: ctx.signer, baseUrl: ctx.baseUrl };
+}
 
 /**
  * The context for an HTTP request: authenticates the bearer token (SDK, CLI) or the session

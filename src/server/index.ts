@@ -1,10 +1,8 @@
 import type { Server } from 'node:http';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { buildApp } from './app.js';
 import { seedDemoCases } from './cases/demo.js';
-import { collectVolumes } from './cases/service.js';
 import { fatal } from './boot.js';
 import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
 import { connectDatabase, type DatabaseHandle, redactUrl } from './db/connect.js';
@@ -14,7 +12,7 @@ import { createLogger } from './logger.js';
 import { createMetrics } from './http/metrics/index.js';
 import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
 import { Readiness } from './readiness.js';
-import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from './segmentation/models.js';
+import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
 import { VERSION } from './version.js';
 import { createVolumeSigner } from './volumes/signing.js';
 import { FsVolumeStore } from './volumes/store.js';
@@ -83,12 +81,7 @@ async function start(): Promise<void> {
     const seeded = await seedDemoCases(database.db, store, env.DEMO_CASES);
     if (seeded) logger.info({ cases: seeded, ms: Date.now() - t0 }, 'demo cases created');
     if (stopping) return;
-    models = await loadModelRegistry({
-      roots: [builtInModelsDir(), ...(env.MODELS_DIR ? [path.resolve(env.MODELS_DIR)] : [])],
-      provider: env.EXECUTION_PROVIDER,
-      threads: env.ORT_THREADS || availableParallelism(),
-      log: logger,
-    });
+    models = await loadConfiguredModels(env, logger);
     if (stopping) return;
     jobRuntime = await startJobRuntime({
       database,
@@ -101,12 +94,6 @@ async function start(): Promise<void> {
     });
     if (stopping) return;
     readiness.markReady({ database, store, signer, models, jobs: jobRuntime.jobs });
-    const collect = () =>
-      collectVolumes(database!.db, store)
-        .then((n) => n && logger.info({ removed: n }, 'unreferenced volumes collected'))
-        .catch((err) => logger.warn({ err }, 'volume collection failed'));
-    void collect();
-    setInterval(collect, 3_600_000).unref();
     logger.info({ bootMs: Date.now() - startedAt }, 'ready');
   } catch (err) {
     const message = err instanceof BootError ? err.message : `boot failed: ${(err as Error).message}`;

@@ -72,7 +72,6 @@ const retryAfterHeader = t.middleware(async ({ ctx, next }) => {
 export const router = t.router;
 export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
-export const mergeRouters = t.mergeRouters;
 
 export const publicProcedure = t.procedure.use(retryAfterHeader);
 

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fatal } from './boot.js';
 import { BootError, ensureWritableDataDir } from './data-dir.js';
@@ -7,7 +6,7 @@ import { migrateToLatest } from './db/migrate.js';
 import { EnvError, type Env, parseEnv } from './env.js';
 import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
 import { createLogger } from './logger.js';
-import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from './segmentation/models.js';
+import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
 import { FsVolumeStore } from './volumes/store.js';
 
 // `npm run worker`: segmentation workers alone (a GPU machine), taking jobs from the queue in
@@ -28,12 +27,7 @@ try {
   const dataDir = ensureWritableDataDir(env.DATA_DIR);
   database = await connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir });
   await migrateToLatest(database.db);
-  models = await loadModelRegistry({
-    roots: [builtInModelsDir(), ...(env.MODELS_DIR ? [path.resolve(env.MODELS_DIR)] : [])],
-    provider: env.EXECUTION_PROVIDER,
-    threads: env.ORT_THREADS || availableParallelism(),
-    log: logger,
-  });
+  models = await loadConfiguredModels(env, logger);
   if (models.models.size === 0) throw new BootError('no model could be loaded; see the log above');
   runtime = await startJobRuntime({
     database,

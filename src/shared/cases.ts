@@ -6,6 +6,9 @@ export const volumeRoleSchema = z.enum(VOLUME_ROLES);
 export type VolumeRole = z.infer<typeof volumeRoleSchema>;
 export type CaseSource = 'demo' | 'import' | 'upload';
 
+/** How messages name each role. */
+export const ROLE_LABELS: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC', flair: 'FLAIR', mask: 'Mask' };
+
 export const listCasesSchema = z
   .object({
     search: z.string().trim().max(100).optional(),

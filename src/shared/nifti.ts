@@ -14,6 +14,12 @@ export const DATATYPES = {
 export type DatatypeCode = keyof typeof DATATYPES;
 export type DatatypeName = (typeof DATATYPES)[DatatypeCode];
 
+/** The header code of each datatype name (the inverse of DATATYPES). */
+export const DATATYPE_CODES = Object.fromEntries(Object.entries(DATATYPES).map(([code, name]) => [name, Number(code)])) as Record<
+  DatatypeName,
+  number
+>;
+
 /** Names of the NIfTI datatypes we do not read, for error messages. */
 export const UNSUPPORTED_DATATYPES: Record<number, string> = {
   1: 'binary (1 bit)',

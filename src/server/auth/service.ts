@@ -230,12 +230,10 @@ export async function signOut(db: Db, sessionId: string | undefined): Promise<vo
   if (sessionId) await deleteSession(db, sessionId);
 }
 
-/** Every session and API token of the user goes: used on password change and disable. */
-export async function revokeEverything(db: Db, userId: string): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await deleteUserSessions(trx, userId);
-    await deleteUserApiTokens(trx, userId);
-  });
+/** Every session and API token of the user goes: on password change and disable (pass the transaction). */
+async function revokeEverything(trx: Db, userId: string): Promise<void> {
+  await deleteUserSessions(trx, userId);
+  await deleteUserApiTokens(trx, userId);
 }
 
 export async function changePassword(
@@ -252,8 +250,7 @@ export async function changePassword(
   const passwordHash = await hashPassword(input.next);
   const updated = await db.transaction().execute(async (trx) => {
     const u = await updateUser(trx, userId, { password_hash: passwordHash });
-    await deleteUserSessions(trx, userId);
-    await deleteUserApiTokens(trx, userId);
+    await revokeEverything(trx, userId);
     return u!;
   });
   // The caller stays signed in on a brand-new session; every other session and token is gone.
@@ -288,10 +285,7 @@ export async function revokeToken(db: Db, userId: string, id: string): Promise<v
 export async function setUserDisabled(db: Db, userId: string, disabled: boolean): Promise<UserRow> {
   const user = await db.transaction().execute(async (trx) => {
     const u = await updateUser(trx, userId, { disabled_at: disabled ? new Date() : null });
-    if (u && disabled) {
-      await deleteUserSessions(trx, userId);
-      await deleteUserApiTokens(trx, userId);
-    }
+    if (u && disabled) await revokeEverything(trx, userId);
     return u;
   });
   if (!user) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such user' });

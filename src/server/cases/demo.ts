@@ -3,7 +3,7 @@ import { countCases } from '../db/cases.js';
 import type { Database } from '../db/tables.js';
 import { writeNiftiGz } from '../nifti/write.js';
 import type { VolumeStore } from '../volumes/store.js';
-import { generatePhantom } from './phantom.js';
+import { PHANTOM_VOXEL_MM, generatePhantom } from './phantom.js';
 import type { PreparedVolume } from './prepare.js';
 import { createCase } from './service.js';
 
@@ -14,7 +14,7 @@ export function phantomVolumes(seed: number): PreparedVolume[] {
   const p = generatePhantom(seed);
   const facts = (datatype: 'float32' | 'uint8') => ({
     dims: p.dims,
-    voxelSizeMm: [2, 2, 2] as [number, number, number],
+    voxelSizeMm: [PHANTOM_VOXEL_MM, PHANTOM_VOXEL_MM, PHANTOM_VOXEL_MM] as [number, number, number],
     datatype,
     affine: p.affine,
     frames: 1,

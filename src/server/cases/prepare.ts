@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import type { VolumeRole } from '../../shared/cases.js';
+import { ROLE_LABELS, type VolumeRole } from '../../shared/cases.js';
 import type { Affine, VolumeFacts } from '../../shared/nifti.js';
 import { NiftiError, isGzip, readNifti } from '../nifti/read.js';
 
@@ -25,15 +25,17 @@ export interface PrepareLimits {
   maxVoxels: number;
 }
 
-const ROLE_NAMES: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC', flair: 'FLAIR', mask: 'Mask' };
 
-/** Whether two grids are the same: equal dims and affines equal within `tol` (mm). */
-export function sameGrid(a: { dims: number[]; affine: Affine }, b: { dims: number[]; affine: Affine }, tol = 1e-3): boolean {
+/**
+ * Whether two grids are the same: equal dims, and affines equal within `tol` — absolute for the
+ * rotation/zoom part, relative (to at least 1 mm) for the offsets, which float32 headers round.
+ */
+export function sameGrid(a: { dims: number[]; affine: Affine }, b: { dims: number[]; affine: Affine }, tol = 1e-2): boolean {
   if (a.dims.some((d, i) => d !== b.dims[i])) return false;
   for (let r = 0; r < 3; r++) {
     for (let c = 0; c < 4; c++) {
       const scale = c === 3 ? Math.max(1, Math.abs(a.affine[r]![c]!)) : 1;
-      if (Math.abs(a.affine[r]![c]! - b.affine[r]![c]!) > tol * scale * 10) return false;
+      if (Math.abs(a.affine[r]![c]! - b.affine[r]![c]!) > tol * scale) return false;
     }
   }
   return true;
@@ -47,7 +49,7 @@ export function sameGrid(a: { dims: number[]; affine: Affine }, b: { dims: numbe
 export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>>, limits: PrepareLimits): PreparedVolume[] {
   for (const role of ['dwi', 'adc'] as const) {
     if (!files[role] || files[role]!.length === 0) {
-      throw new CaseInputError(`${ROLE_NAMES[role]} is required${files[role] ? ' (the file is empty)' : ''}`, role);
+      throw new CaseInputError(`${ROLE_LABELS[role]} is required${files[role] ? ' (the file is empty)' : ''}`, role);
     }
   }
   const prepared: PreparedVolume[] = [];
@@ -55,12 +57,12 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
   for (const role of ['dwi', 'adc', 'flair', 'mask'] as const) {
     const bytes = files[role];
     if (!bytes) continue;
-    if (bytes.length === 0) throw new CaseInputError(`${ROLE_NAMES[role]}: the file is empty`, role);
+    if (bytes.length === 0) throw new CaseInputError(`${ROLE_LABELS[role]}: the file is empty`, role);
     let vol: ReturnType<typeof readNifti>;
     try {
       vol = readNifti(bytes, { maxVoxels: limits.maxVoxels });
     } catch (err) {
-      if (err instanceof NiftiError) throw new CaseInputError(`${ROLE_NAMES[role]}: ${err.message}`, role);
+      if (err instanceof NiftiError) throw new CaseInputError(`${ROLE_LABELS[role]}: ${err.message}`, role);
       throw err;
     }
     if (role === 'mask') {

@@ -1,6 +1,5 @@
 import { TRPCError } from '@trpc/server';
 import type { Kysely } from 'kysely';
-import { sql } from 'kysely';
 import type { CaseDetail, CaseSummary, VolumeDescriptor, VolumeRole } from '../../shared/cases.js';
 import type { Affine, DatatypeName } from '../../shared/nifti.js';
 import {
@@ -121,18 +120,20 @@ export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id:
   if (!viewer.admin && row.owner_id !== viewer.userId) {
     throw new TRPCError({ code: 'FORBIDDEN', message: 'Only an administrator can delete a shared case' });
   }
-  await deleteCaseRow(db, id);
-  await collectVolumes(db, store, { graceMs: 0 });
+  // Only this case's volumes (and its jobs' masks) can have become unreferenced: collect those,
+  // not the whole store.
+  const used = await deleteCaseRow(db, id);
+  for (const sha of await deleteUnreferencedVolumes(db, { ids: used })) await store.remove(sha);
 }
 
 /**
- * Removes volumes nothing references: their rows (older than the grace period), then their
- * files, then stray files with no row at all that are older than an hour (left by a crash
- * between writing a file and committing its row).
+ * Removes volumes nothing references: their rows (older than ten minutes, so a volume whose case
+ * or job is still being written is left alone), then their files, then stray files with no row at
+ * all that are older than an hour (left by a crash between writing a file and committing its row).
+ * Runs in the scheduled retention clean-up (jobs/retention.ts).
  */
-export async function collectVolumes(db: Db, store: VolumeStore, opts: { graceMs?: number } = {}): Promise<number> {
-  const graceMs = opts.graceMs ?? 10 * 60_000;
-  const shas = await deleteUnreferencedVolumes(db, new Date(Date.now() - graceMs));
+export async function collectVolumes(db: Db, store: VolumeStore): Promise<number> {
+  const shas = await deleteUnreferencedVolumes(db, { olderThan: new Date(Date.now() - 10 * 60_000) });
   for (const s of shas) await store.remove(s);
   let removed = shas.length;
   const hourAgo = Date.now() - 3_600_000;
@@ -146,12 +147,4 @@ export async function collectVolumes(db: Db, store: VolumeStore, opts: { graceMs
     }
   }
   return removed;
-}
-
-/** Serialises work across processes sharing one PostgreSQL (a no-op cost on PGlite). */
-export async function withAdvisoryLock<T>(db: Db, key: number, fn: (trx: Db) => Promise<T>): Promise<T> {
-  return db.transaction().execute(async (trx) => {
-    await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
-    return fn(trx);
-  });
 }

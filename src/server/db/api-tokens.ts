@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { ApiTokenRow, Database, UserRow } from './tables.js';
+import { JOINED_USER_COLUMNS, joinedUser } from './users.js';
 
 type Db = Kysely<Database>;
 const TOKEN_COLUMNS = [
@@ -29,22 +30,28 @@ export function listApiTokens(db: Db, userId: string): Promise<ApiTokenRow[]> {
     .execute();
 }
 
+/** A token and its user in one query (this runs on every Bearer-authenticated request). */
 export async function findApiTokenByHash(
   db: Db,
   tokenHash: string,
 ): Promise<{ token: ApiTokenRow; user: UserRow } | undefined> {
-  const token = await db
-    .selectFrom('api_tokens')
-    .select(TOKEN_COLUMNS)
-    .where('token_hash', '=', tokenHash)
+  const row = await db
+    .selectFrom('api_tokens as t')
+    .innerJoin('users as u', 'u.id', 't.user_id')
+    .select([
+      't.id',
+      't.user_id',
+      't.name',
+      't.token_hash',
+      't.created_at',
+      't.last_used_at',
+      't.expires_at',
+      't.revoked_at',
+      ...JOINED_USER_COLUMNS,
+    ])
+    .where('t.token_hash', '=', tokenHash)
     .executeTakeFirst();
-  if (!token) return undefined;
-  const user = await db
-    .selectFrom('users')
-    .select(['id', 'email', 'password_hash', 'role', 'disabled_at', 'created_at', 'updated_at'])
-    .where('id', '=', token.user_id)
-    .executeTakeFirst();
-  return user ? { token, user } : undefined;
+  return row && { token: row, user: joinedUser(row) };
 }
 
 export async function markApiTokenUsed(db: Db, id: string, at: Date): Promise<void> {

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { afterCursor } from './paging.js';
 import type { CaseRow, CaseSource, Database, VolumeRole, VolumeRow } from './tables.js';
 
 type Db = Kysely<Database>;
@@ -44,16 +45,7 @@ export async function listCases(
     const pattern = `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
     q = q.where((eb) => eb.or([eb('c.name', 'ilike', pattern), eb('c.subject_id', 'ilike', pattern)]));
   }
-  if (opts.cursor) {
-    const cursor = opts.cursor;
-    q = q.where(({ eb, selectFrom }) =>
-      eb(
-        eb.refTuple('c.created_at', 'c.id'),
-        '<',
-        selectFrom('cases').select(['created_at', 'id']).where('id', '=', cursor).$asTuple('created_at', 'id'),
-      ),
-    );
-  }
+  if (opts.cursor) q = q.where(afterCursor('cases', opts.cursor, 'desc', 'c'));
   return q.execute();
 }
 
@@ -118,8 +110,24 @@ export async function insertCase(
   return row.id;
 }
 
-export async function deleteCaseRow(db: Db, id: string): Promise<void> {
-  await db.deleteFrom('cases').where('id', '=', id).execute();
+/** Deletes a case (its jobs go with it) and returns the volumes it and its jobs referenced. */
+export async function deleteCaseRow(db: Db, id: string): Promise<string[]> {
+  return db.transaction().execute(async (trx) => {
+    const used = await trx
+      .selectFrom('case_volumes')
+      .select('volume_id')
+      .where('case_id', '=', id)
+      .union(
+        trx
+          .selectFrom('job_volumes as jv')
+          .innerJoin('jobs as j', 'j.id', 'jv.job_id')
+          .select('jv.volume_id')
+          .where('j.case_id', '=', id),
+      )
+      .execute();
+    await trx.deleteFrom('cases').where('id', '=', id).execute();
+    return used.map((r) => r.volume_id);
+  });
 }
 
 export async function countCases(db: Db, source: CaseSource): Promise<number> {
@@ -142,13 +150,15 @@ export async function caseExistsForSubject(db: Db, source: CaseSource, subjectId
 }
 
 /**
- * Deletes volume rows nothing references any more (older than `graceMs`, so an upload between
- * writing its volume and its case is never collected) and returns their content addresses.
+ * Deletes volume rows nothing references any more — either those older than a cut-off (so a
+ * volume written a moment ago, whose case or job row is not committed yet, is never collected) or
+ * the given ones — and returns their content addresses.
  */
-export async function deleteUnreferencedVolumes(db: Db, olderThan: Date): Promise<string[]> {
+export async function deleteUnreferencedVolumes(db: Db, among: { olderThan: Date } | { ids: string[] }): Promise<string[]> {
+  if ('ids' in among && among.ids.length === 0) return [];
   const rows = await db
     .deleteFrom('volumes as v')
-    .where('v.created_at', '<', olderThan)
+    .where((eb) => ('ids' in among ? eb('v.id', 'in', among.ids) : eb('v.created_at', '<', among.olderThan)))
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('case_volumes as cv').select('cv.volume_id').whereRef('cv.volume_id', '=', 'v.id'))))
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('job_volumes as jv').select('jv.volume_id').whereRef('jv.volume_id', '=', 'v.id'))))
     .returning('v.sha256')

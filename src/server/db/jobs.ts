@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { afterCursor } from './paging.js';
 import type { Database, JobRow, JobStatus } from './tables.js';
 
 type Db = Kysely<Database>;
@@ -83,12 +84,7 @@ export function listJobs(
   let q = db.selectFrom('jobs').select(JOB_COLUMNS).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(opts.limit);
   if (!viewer.admin) q = q.where('owner_id', '=', viewer.userId);
   if (opts.caseId) q = q.where('case_id', '=', opts.caseId);
-  if (opts.cursor) {
-    const cursor = opts.cursor;
-    q = q.where(({ eb, selectFrom }) =>
-      eb(eb.refTuple('created_at', 'id'), '<', selectFrom('jobs').select(['created_at', 'id']).where('id', '=', cursor).$asTuple('created_at', 'id')),
-    );
-  }
+  if (opts.cursor) q = q.where(afterCursor('jobs', opts.cursor, 'desc'));
   return q.execute();
 }
 

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database, SessionRow, UserRow } from './tables.js';
+import { JOINED_USER_COLUMNS, joinedUser } from './users.js';
 
 type Db = Kysely<Database>;
 
@@ -19,51 +20,25 @@ export interface SessionWithUser {
   user: UserRow;
 }
 
+/** A session and its user in one query (this runs on every cookie-authenticated request). */
 export async function findSessionByHash(db: Db, tokenHash: string): Promise<SessionWithUser | undefined> {
   const row = await db
     .selectFrom('sessions as s')
     .innerJoin('users as u', 'u.id', 's.user_id')
     .select([
-      's.id as s_id',
-      's.user_id as s_user_id',
-      's.token_hash as s_token_hash',
-      's.created_at as s_created_at',
-      's.last_seen_at as s_last_seen_at',
-      's.expires_at as s_expires_at',
-      's.ip_address as s_ip_address',
-      's.user_agent as s_user_agent',
-      'u.id',
-      'u.email',
-      'u.password_hash',
-      'u.role',
-      'u.disabled_at',
-      'u.created_at',
-      'u.updated_at',
+      's.id',
+      's.user_id',
+      's.token_hash',
+      's.created_at',
+      's.last_seen_at',
+      's.expires_at',
+      's.ip_address',
+      's.user_agent',
+      ...JOINED_USER_COLUMNS,
     ])
     .where('s.token_hash', '=', tokenHash)
     .executeTakeFirst();
-  if (!row) return undefined;
-  return {
-    session: {
-      id: row.s_id,
-      user_id: row.s_user_id,
-      token_hash: row.s_token_hash,
-      created_at: row.s_created_at,
-      last_seen_at: row.s_last_seen_at,
-      expires_at: row.s_expires_at,
-      ip_address: row.s_ip_address,
-      user_agent: row.s_user_agent,
-    },
-    user: {
-      id: row.id,
-      email: row.email,
-      password_hash: row.password_hash,
-      role: row.role,
-      disabled_at: row.disabled_at,
-      created_at: row.created_at,
-      updated_at: row.updated_at,
-    },
-  };
+  return row && { session: row, user: joinedUser(row) };
 }
 
 export async function touchSession(db: Db, id: string, lastSeen: Date, expiresAt: Date): Promise<void> {

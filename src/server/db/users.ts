@@ -1,8 +1,35 @@
 import { type Kysely, sql } from 'kysely';
+import { afterCursor } from './paging.js';
 import type { Database, Role, UserRow } from './tables.js';
 
 type Db = Kysely<Database>;
 const USER_COLUMNS = ['id', 'email', 'password_hash', 'role', 'disabled_at', 'created_at', 'updated_at'] as const;
+
+/** The user's columns in a query that joins `users as u`, prefixed so they cannot collide. */
+export const JOINED_USER_COLUMNS = [
+  'u.id as u_id',
+  'u.email as u_email',
+  'u.password_hash as u_password_hash',
+  'u.role as u_role',
+  'u.disabled_at as u_disabled_at',
+  'u.created_at as u_created_at',
+  'u.updated_at as u_updated_at',
+] as const;
+
+type Prefixed<T> = { [K in keyof T as `u_${K & string}`]: T[K] };
+
+/** The user out of a row selected with JOINED_USER_COLUMNS. */
+export function joinedUser(r: Prefixed<UserRow>): UserRow {
+  return {
+    id: r.u_id,
+    email: r.u_email,
+    password_hash: r.u_password_hash,
+    role: r.u_role,
+    disabled_at: r.u_disabled_at,
+    created_at: r.u_created_at,
+    updated_at: r.u_updated_at,
+  };
+}
 
 export function findUserByEmail(db: Db, email: string): Promise<UserRow | undefined> {
   return db
@@ -38,16 +65,7 @@ export async function updateUser(
 
 export function listUsers(db: Db, opts: { limit: number; cursor?: string }): Promise<UserRow[]> {
   let q = db.selectFrom('users').select(USER_COLUMNS).orderBy('created_at').orderBy('id').limit(opts.limit);
-  if (opts.cursor) {
-    const cursor = opts.cursor;
-    q = q.where(({ eb, selectFrom }) =>
-      eb(
-        eb.refTuple('created_at', 'id'),
-        '>',
-        selectFrom('users').select(['created_at', 'id']).where('id', '=', cursor).$asTuple('created_at', 'id'),
-      ),
-    );
-  }
+  if (opts.cursor) q = q.where(afterCursor('users', opts.cursor, 'asc'));
   return q.execute();
 }
 

@@ -23,6 +23,6 @@ export async function runRetention(
     .where('u.created_at', '<', new Date(now.getTime() - 3_600_000))
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('sessions as s').select(sql`1`.as('one')).whereRef('s.user_id', '=', 'u.id'))))
     .executeTakeFirst();
-  const volumes = await collectVolumes(db, store, { graceMs: 10 * 60_000 });
+  const volumes = await collectVolumes(db, store);
   return { jobs, sessions, guests: Number(guests.numDeletedRows), volumes };
 }

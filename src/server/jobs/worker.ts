@@ -5,7 +5,6 @@ import { caseVolumes, insertVolume } from '../db/cases.js';
 import { findJob, linkJobVolume, updateJob } from '../db/jobs.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
-import { readNifti } from '../nifti/read.js';
 import { CancelledError } from '../segmentation/inference.js';
 import type { ModelRegistry } from '../segmentation/models.js';
 import { type Progress, SegmentationInputError, runPipeline } from '../segmentation/pipeline.js';
@@ -125,16 +124,16 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       clearTimeout(trailing);
       await writing;
       // Content-addressed: storing the same mask again (a retried job) adds nothing.
+      // Every mask is uint8 on the DWI grid: the header facts come from the result, not a re-read.
       const save = async (bytes: Buffer) => {
         const put = await deps.store.put(bytes);
-        const v = readNifti(bytes);
         return insertVolume(db, {
           sha256: put.sha256,
           bytes: bytes.length,
-          dims: v.dims,
-          voxelSizeMm: v.voxelSizeMm,
-          datatype: v.datatype,
-          affine: v.affine,
+          dims: result.dims,
+          voxelSizeMm: result.voxelSizeMm,
+          datatype: 'uint8',
+          affine: result.affine,
           frames: 1,
         });
       };

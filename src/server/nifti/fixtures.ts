@@ -1,8 +1,6 @@
 import { gzipSync } from 'node:zlib';
-import { type Affine, BYTES_PER_VOXEL, DATATYPES, type DatatypeName } from '../../shared/nifti.js';
+import { type Affine, BYTES_PER_VOXEL, DATATYPE_CODES, type DatatypeName } from '../../shared/nifti.js';
 import { affineToQuatern } from './write.js';
-
-const CODES = Object.fromEntries(Object.entries(DATATYPES).map(([c, n]) => [n, Number(c)])) as Record<DatatypeName, number>;
 
 export interface FixtureSpec {
   version?: 1 | 2;
@@ -33,7 +31,7 @@ export function buildNifti(spec: FixtureSpec): Buffer {
   const version = spec.version ?? 1;
   const le = spec.littleEndian ?? true;
   const datatype = spec.datatype ?? 'float32';
-  const code = spec.datatypeCode ?? CODES[datatype];
+  const code = spec.datatypeCode ?? DATATYPE_CODES[datatype];
   const width = BYTES_PER_VOXEL[datatype] ?? 4;
   const count = spec.dim.reduce((a, b) => a * b, 1);
   const headerSize = version === 1 ? 352 : 544;

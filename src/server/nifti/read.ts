@@ -115,10 +115,7 @@ function readHeaderBytes(bytes: Uint8Array): NiftiHeader {
 
   if (version === 1) {
     const magic = text(344, 4);
-    if (magic !== 'n+1' && magic !== 'ni1') {
-      throw new NiftiError(`Not a NIfTI-1 file: bad magic ${JSON.stringify(magic)} (expected "n+1")`);
-    }
-    if (magic === 'ni1') throw new NiftiError('Two-file NIfTI (.hdr/.img pairs) is not supported; convert to .nii');
+    checkMagic(magic, 1);
     const i16 = (o: number) => view.getInt16(o, littleEndian);
     const f32 = (o: number) => view.getFloat32(o, littleEndian);
     const dim0 = i16(40);
@@ -142,10 +139,7 @@ function readHeaderBytes(bytes: Uint8Array): NiftiHeader {
   }
   if (bytes.length < 540) throw new NiftiError('Truncated NIfTI-2 header (shorter than 540 bytes)');
   const magic = text(4, 3);
-  if (magic !== 'n+2' && magic !== 'ni2') {
-    throw new NiftiError(`Not a NIfTI-2 file: bad magic ${JSON.stringify(magic)} (expected "n+2")`);
-  }
-  if (magic === 'ni2') throw new NiftiError('Two-file NIfTI (.hdr/.img pairs) is not supported; convert to .nii');
+  checkMagic(magic, 2);
   const i64 = (o: number) => Number(view.getBigInt64(o, littleEndian));
   const f64 = (o: number) => view.getFloat64(o, littleEndian);
   const dim0 = i64(16);
@@ -168,14 +162,17 @@ function readHeaderBytes(bytes: Uint8Array): NiftiHeader {
   };
 }
 
+/** `n+1`/`n+2` is a single-file NIfTI; `ni1`/`ni2` a .hdr/.img pair, which we do not read. */
+function checkMagic(magic: string, version: 1 | 2): void {
+  if (magic === `ni${version}`) throw new NiftiError('Two-file NIfTI (.hdr/.img pairs) is not supported; convert to .nii');
+  if (magic !== `n+${version}`) {
+    throw new NiftiError(`Not a NIfTI-${version} file: bad magic ${JSON.stringify(magic)} (expected "n+${version}")`);
+  }
+}
+
 function checkDim0(dim0: number, dimAt: (i: number) => number): number[] {
   if (dim0 < 1 || dim0 > 7) throw new NiftiError(`Bad header: dim[0] is ${dim0} (must be 1–7)`);
   return Array.from({ length: dim0 }, (_, i) => dimAt(i + 1));
-}
-
-/** Reads only the header (inflating just the start of a gzip file). */
-export function readNiftiHeader(fileBytes: Uint8Array): NiftiHeader {
-  return readHeaderBytes(isGzip(fileBytes) ? inflateHead(fileBytes, 540) : fileBytes);
 }
 
 /** nifti1_io's quatern_to_mat44: rotation from (b, c, d), scaled by pixdim, qfac from pixdim[0]. */

@@ -1,11 +1,6 @@
 import { gzipSync } from 'node:zlib';
-import { type Affine, BYTES_PER_VOXEL, DATATYPES, type DatatypeName } from '../../shared/nifti.js';
+import { type Affine, BYTES_PER_VOXEL, DATATYPE_CODES, type DatatypeName } from '../../shared/nifti.js';
 import type { VoxelArray } from './read.js';
-
-const CODES = Object.fromEntries(Object.entries(DATATYPES).map(([code, name]) => [name, Number(code)])) as Record<
-  DatatypeName,
-  number
->;
 
 /** nifti1_io's mat44_to_quatern: the qform parameters (quaternion, offsets, voxel sizes, qfac) of an affine. */
 export function affineToQuatern(affine: Affine) {
@@ -87,7 +82,7 @@ export function encodeNifti(input: WriteInput): Buffer {
   v.setInt16(40, 3, true);
   dims.forEach((d, i) => v.setInt16(42 + 2 * i, d, true));
   for (let i = 4; i < 8; i++) v.setInt16(40 + 2 * i, 1, true);
-  v.setInt16(70, CODES[datatype], true);
+  v.setInt16(70, DATATYPE_CODES[datatype], true);
   v.setInt16(72, width * 8, true);
   v.setFloat32(76, q.qfac, true);
   q.pixdim.forEach((p, i) => v.setFloat32(80 + 4 * i, p, true));

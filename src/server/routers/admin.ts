@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { roleSchema } from '../../shared/auth.js';
 import * as auth from '../auth/service.js';
+import { toPage } from '../db/paging.js';
 import { listUsers, updateUser } from '../db/users.js';
 import { TRPCError } from '@trpc/server';
 import { adminProcedure, router } from '../trpc.js';
@@ -12,11 +13,8 @@ export const adminRouter = router({
       .query(async ({ ctx, input }) => {
         const limit = input?.limit ?? 50;
         const rows = await listUsers(ctx.db, { limit: limit + 1, ...(input?.cursor ? { cursor: input.cursor } : {}) });
-        const page = rows.slice(0, limit);
-        return {
-          items: page.map(auth.toPublicUser),
-          nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null,
-        };
+        const { page, nextCursor } = toPage(rows, limit);
+        return { items: page.map(auth.toPublicUser), nextCursor };
       }),
     setRole: adminProcedure
       .input(z.object({ id: z.uuid(), role: roleSchema }))

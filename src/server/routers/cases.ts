@@ -3,13 +3,10 @@ import { z } from 'zod';
 import { VOLUME_ROLES, type VolumeRole, caseIdSchema, caseNameSchema, listCasesSchema } from '../../shared/cases.js';
 import { CaseInputError, prepareCaseVolumes } from '../cases/prepare.js';
 import { createCase, deleteCase, getCaseDetail, toSummary } from '../cases/service.js';
-import type { Context } from '../context.js';
-import { type Viewer, listCases } from '../db/cases.js';
+import { viewerOf, volumeLinks } from '../context.js';
+import { listCases } from '../db/cases.js';
+import { toPage } from '../db/paging.js';
 import { protectedProcedure, publicProcedure, router } from '../trpc.js';
-
-function viewerOf(ctx: Pick<Context, 'user'>): Viewer {
-  return { userId: ctx.user?.id ?? null, admin: ctx.user?.role === 'admin' };
-}
 
 /** Reads the multipart form of an upload into checked fields (clear messages per field). */
 async function readUploadForm(form: FormData, maxBytes: number) {
@@ -37,16 +34,16 @@ async function readUploadForm(form: FormData, maxBytes: number) {
 export const casesRouter = router({
   /** Public: signed out, only demo (shared) cases; signed in, also one's own; admins, all. */
   list: publicProcedure.input(listCasesSchema).query(async ({ ctx, input }) => {
-    const viewer = viewerOf(ctx);
+    const viewer = viewerOf(ctx.user);
     const limit = input?.limit ?? 50;
     const rows = await listCases(ctx.db, viewer, { search: input?.search, cursor: input?.cursor, limit: limit + 1 });
-    const page = rows.slice(0, limit);
-    return { items: page.map((r) => toSummary(r, viewer)), nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null };
+    const { page, nextCursor } = toPage(rows, limit);
+    return { items: page.map((r) => toSummary(r, viewer)), nextCursor };
   }),
 
   /** Public for shared cases; another user's case is NOT_FOUND. Volume URLs are signed and short-lived. */
   byId: publicProcedure.input(caseIdSchema).query(({ ctx, input }) =>
-    getCaseDetail(ctx.db, viewerOf(ctx), input.id, { signer: ctx.signer, baseUrl: ctx.baseUrl }),
+    getCaseDetail(ctx.db, viewerOf(ctx.user), input.id, volumeLinks(ctx)),
   ),
 
   /** multipart/form-data: name, dwi, adc, flair?, mask?. All files are checked before anything is stored. */
@@ -63,12 +60,12 @@ export const casesRouter = router({
     }
     const id = await createCase(ctx.db, ctx.store, { ownerId: ctx.user.id, name, source: 'upload' }, prepared);
     ctx.log.info({ caseId: id, roles: prepared.map((p) => p.role) }, 'case uploaded');
-    return getCaseDetail(ctx.db, viewerOf(ctx), id, { signer: ctx.signer, baseUrl: ctx.baseUrl });
+    return getCaseDetail(ctx.db, viewerOf(ctx.user), id, volumeLinks(ctx));
   }),
 
   /** The owner, or an admin (who may also delete shared cases). */
   delete: protectedProcedure.input(caseIdSchema).mutation(async ({ ctx, input }) => {
-    await deleteCase(ctx.db, ctx.store, viewerOf(ctx), input.id);
+    await deleteCase(ctx.db, ctx.store, viewerOf(ctx.user), input.id);
     return { ok: true as const };
   }),
 });

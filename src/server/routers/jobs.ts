@@ -1,17 +1,12 @@
 import { tracked } from '@trpc/server';
 import { createJobSchema, jobIdSchema, listJobsSchema, onProgressSchema, TERMINAL_STATUSES } from '../../shared/jobs.js';
 import type { JobProgressEvent } from '../../shared/jobs.js';
-import type { Context } from '../context.js';
-import type { Viewer } from '../db/cases.js';
+import { viewerOf, volumeLinks } from '../context.js';
 import { findJob, listJobs } from '../db/jobs.js';
+import { toPage } from '../db/paging.js';
 import { cancelJob, createJob, toEvent, toJobView, visibleJob } from '../jobs/service.js';
 import { protectedProcedure, router } from '../trpc.js';
 
-const viewerOf = (ctx: Pick<Context, 'user'> & { user: NonNullable<Context['user']> }): Viewer & { userId: string } => ({
-  userId: ctx.user.id,
-  admin: ctx.user.role === 'admin',
-});
-const links = (ctx: Context) => ({ signer: ctx.signer, baseUrl: ctx.baseUrl });
 
 /** How often a subscriber re-reads the job even without events (a lost notification only delays). */
 const RECHECK_MS = 3000;
@@ -24,29 +19,26 @@ export const jobsRouter = router({
       ctx.db,
       ctx.jobs,
       ctx.config,
-      viewerOf(ctx),
+      viewerOf(ctx.user),
       { caseId: input.caseId, modelIds, idempotencyKey: input.idempotencyKey },
       new Set(ctx.models.models.keys()),
     );
-    return toJobView(ctx.db, row, links(ctx));
+    return toJobView(ctx.db, row, volumeLinks(ctx));
   }),
 
   byId: protectedProcedure.input(jobIdSchema).query(async ({ ctx, input }) =>
-    toJobView(ctx.db, await visibleJob(ctx.db, viewerOf(ctx), input.id), links(ctx)),
+    toJobView(ctx.db, await visibleJob(ctx.db, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
   ),
 
   list: protectedProcedure.input(listJobsSchema).query(async ({ ctx, input }) => {
     const limit = input?.limit ?? 50;
-    const rows = await listJobs(ctx.db, viewerOf(ctx), { caseId: input?.caseId, cursor: input?.cursor, limit: limit + 1 });
-    const page = rows.slice(0, limit);
-    return {
-      items: await Promise.all(page.map((r) => toJobView(ctx.db, r, links(ctx)))),
-      nextCursor: rows.length > limit ? (page.at(-1)?.id ?? null) : null,
-    };
+    const rows = await listJobs(ctx.db, viewerOf(ctx.user), { caseId: input?.caseId, cursor: input?.cursor, limit: limit + 1 });
+    const { page, nextCursor } = toPage(rows, limit);
+    return { items: await Promise.all(page.map((r) => toJobView(ctx.db, r, volumeLinks(ctx)))), nextCursor };
   }),
 
   cancel: protectedProcedure.input(jobIdSchema).mutation(async ({ ctx, input }) =>
-    toJobView(ctx.db, await cancelJob(ctx.db, ctx.jobs, viewerOf(ctx), input.id), links(ctx)),
+    toJobView(ctx.db, await cancelJob(ctx.db, ctx.jobs, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
   ),
 
   /**
@@ -55,7 +47,7 @@ export const jobsRouter = router({
    * Keep-alive pings come from the SSE layer (see trpc.ts).
    */
   onProgress: protectedProcedure.input(onProgressSchema).subscription(async function* ({ ctx, input, signal }) {
-    await visibleJob(ctx.db, viewerOf(ctx), input.id);
+    await visibleJob(ctx.db, viewerOf(ctx.user), input.id);
     const pending: JobProgressEvent[] = [];
     let wake: (() => void) | undefined;
     const unsubscribe = ctx.jobs.bus.subscribe(input.id, (e) => {

@@ -139,7 +139,11 @@ function toProbability(data: Float32Array, dims: number[], manifest: ModelManife
   const { activation, lesionClass } = manifest.output;
   const cls = k > 1 ? lesionClass : 0;
   if (cls >= k) throw new Error(`model output has ${k} channels; lesionClass ${cls} does not exist`);
-  const out = activation === 'none' && cls === 0 && data.length === n ? data : new Float32Array(n);
+  if (activation === 'none') {
+    // already a probability: the lesion channel as a view, no copy
+    return k === 1 ? data : data.subarray(cls * n, cls * n + n);
+  }
+  const out = new Float32Array(n);
   if (activation === 'softmax') {
     for (let i = 0; i < n; i++) {
       let max = -Infinity;
@@ -148,11 +152,8 @@ function toProbability(data: Float32Array, dims: number[], manifest: ModelManife
       for (let c = 0; c < k; c++) sum += Math.exp(data[c * n + i]! - max);
       out[i] = Math.exp(data[cls * n + i]! - max) / sum;
     }
-  } else if (activation === 'sigmoid') {
-    for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(-data[cls * n + i]!));
   } else {
-    if (cls === 0 && data.length === n) return data; // already the probability: no copy
-    out.set(data.subarray(cls * n, cls * n + n));
+    for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(-data[cls * n + i]!));
   }
   return out;
 }

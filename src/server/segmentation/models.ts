@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { type ModelInfo, type ModelManifest, manifestSchema } from '../../shared/models.js';
+import type { Env } from '../env.js';
 import type { Logger } from '../logger.js';
 
 export interface LoadedModel {
@@ -128,6 +130,19 @@ export async function loadModelRegistry(opts: {
       await Promise.all([...models.values()].map((m) => m.session.release().catch(() => {})));
     },
   };
+}
+
+/** The models a server or worker process runs: the built-in ones plus MODELS_DIR, as configured. */
+export function loadConfiguredModels(
+  env: Pick<Env, 'MODELS_DIR' | 'EXECUTION_PROVIDER' | 'ORT_THREADS'>,
+  log?: Logger,
+): Promise<ModelRegistry> {
+  return loadModelRegistry({
+    roots: [builtInModelsDir(), ...(env.MODELS_DIR ? [path.resolve(env.MODELS_DIR)] : [])],
+    provider: env.EXECUTION_PROVIDER,
+    threads: env.ORT_THREADS || availableParallelism(),
+    ...(log ? { log } : {}),
+  });
 }
 
 export { ort };

@@ -1,4 +1,4 @@
-import type { VolumeRole } from '../../shared/cases.js';
+import { ROLE_LABELS, type VolumeRole } from '../../shared/cases.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
 import type { Affine } from '../../shared/nifti.js';
 import { sameGrid } from '../cases/prepare.js';
@@ -45,7 +45,6 @@ export interface PipelineResult {
   metrics: SegmentationMetrics;
 }
 
-const ROLE_NAMES: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC', flair: 'FLAIR', mask: 'ground-truth mask' };
 
 /**
  * One segmentation: read the case's volumes → resample ADC/FLAIR onto the DWI grid when they are
@@ -81,13 +80,13 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       if (role === 'mask') continue;
       const which = models.filter((m) => m.manifest.inputs.includes(role as 'dwi')).map((m) => m.manifest.id);
       throw new SegmentationInputError(
-        `This case has no ${ROLE_NAMES[role]}${which.length ? `, which model ${which.join(', ')} needs` : ''}`,
+        `This case has no ${ROLE_LABELS[role]}${which.length ? `, which model ${which.join(', ')} needs` : ''}`,
       );
     }
     try {
       volumes.set(role, readNifti(bytes));
     } catch (err) {
-      if (err instanceof NiftiError) throw new SegmentationInputError(`${ROLE_NAMES[role]}: ${err.message}`);
+      if (err instanceof NiftiError) throw new SegmentationInputError(`${ROLE_LABELS[role]}: ${err.message}`);
       throw err;
     }
   }
@@ -113,7 +112,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     let values = toFloat32(vol);
     if (role !== 'dwi' && !sameGrid(grid, { dims: vol.dims, affine: vol.affine })) {
       try {
-        values = resampleTrilinear(values, vol.dims, vol.affine, dwi.dims, dwi.affine, ROLE_NAMES[role]);
+        values = resampleTrilinear(values, vol.dims, vol.affine, dwi.dims, dwi.affine, ROLE_LABELS[role]);
       } catch (err) {
         if (err instanceof ResampleError) throw new SegmentationInputError(err.message);
         throw err;

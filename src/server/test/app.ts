@@ -8,20 +8,14 @@ import type { DatabaseHandle } from '../db/connect.js';
 import { type Env, parseEnv } from '../env.js';
 import { createLogger } from '../logger.js';
 import { Readiness } from '../readiness.js';
-import type { ModelRegistry } from '../segmentation/models.js';
+import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
 import { localEventBus } from '../jobs/events.js';
 import type { JobSystem } from '../jobs/service.js';
 import { type VolumeSigner, createVolumeSigner } from '../volumes/signing.js';
 import { FsVolumeStore } from '../volumes/store.js';
 
-/** Tests that run no model get a registry holding one placeholder entry, so /readyz is ready. */
-const emptyRegistry: ModelRegistry = {
-  models: new Map([['test-placeholder', {} as never]]),
-  failed: [],
-  provider: { requested: 'cpu', active: 'cpu', gpuMissing: false, threads: 1 },
-  list: () => [],
-  close: async () => {},
-};
+/** The real built-in model, loaded once per test file, for apps whose test passes no registry. */
+const builtInModels: ModelRegistry = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
 
 /** Tests that create no jobs get no queue (starting pg-boss costs seconds); using it fails loudly. */
 const noJobs: JobSystem = {
@@ -58,7 +52,7 @@ export function makeTestApp(opts: {
   const store = opts.store ?? new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-volumes-')));
   const signer = createVolumeSigner('test-secret-key-that-is-long-enough-for-hmac', env.VOLUME_URL_TTL_S);
   if (opts.database) {
-    readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? emptyRegistry, jobs: opts.jobs ?? noJobs });
+    readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? builtInModels, jobs: opts.jobs ?? noJobs });
   }
   const app = buildApp({
     env,
