@@ -6,7 +6,7 @@ import { expect, it } from 'vitest';
 import { caseVolumes } from '../db/cases.js';
 import { buildNifti } from '../nifti/fixtures.js';
 import { describeEachDatabase } from '../test/databases.js';
-import { ROOT } from '../test/process.js';
+import { ROOT, builtEntry } from '../test/process.js';
 import { FsVolumeStore } from '../volumes/store.js';
 import { phantomVolumes } from './demo.js';
 import { importIsles, roleOfFile, subjectOfPath } from './import.js';
@@ -82,7 +82,7 @@ it('npm run import prints a summary', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'sv-isles-cli-'));
   isles22(root, [204]);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-data-'));
-  const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/server/import.ts'), root], {
+  const run = spawnSync(process.execPath, [builtEntry('src/server/import.ts'), root], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir },
     encoding: 'utf8',
@@ -91,4 +91,4 @@ it('npm run import prints a summary', () => {
   expect(run.status).toBe(0);
   expect(run.stdout).toContain('imported sub-strokecase0001 (dwi, adc, flair, mask)');
   expect(run.stdout).toMatch(/1 case\(s\) imported, 0 item\(s\) skipped/);
-}, 60_000);
+}, 300_000);

@@ -3,9 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { builtEntry } from '../test/process.js';
 import { lockDirectory } from './lock.js';
-
-const here = path.dirname(new URL(import.meta.url).pathname);
 
 describe('lockDirectory', () => {
   const held: { release(): void }[] = [];
@@ -24,10 +23,10 @@ describe('lockDirectory', () => {
   it('refuses a second process, naming the folder and the holder pid', () => {
     const folder = path.join(mkdtempSync(path.join(tmpdir(), 'sv-lock-')), 'pgdata');
     held.push(lockDirectory(folder));
-    const script = `import { lockDirectory } from ${JSON.stringify(path.join(here, 'lock.ts'))};
+    const script = `import { lockDirectory } from ${JSON.stringify(builtEntry('src/server/db/lock.ts'))};
       try { lockDirectory(${JSON.stringify(folder)}); console.log('TOOK IT'); }
       catch (e) { console.error(e.message); process.exit(3); }`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
       encoding: 'utf8',
     });
     expect(child.status).toBe(3);

@@ -13,17 +13,14 @@ import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segm
 import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
-import { modelVariants } from '../test/models.js';
 import { serveApp, trpcClient } from '../test/live.js';
 import { FsVolumeStore } from '../volumes/store.js';
+import { type JobHold, gate } from './hold.js';
 import { type JobRuntime, startJobRuntime } from './runtime.js';
-
-/** A deliberately slow variant of the built-in model: many small windows, so a job runs for seconds. */
-const slowModelsDir = () => modelVariants({ slow: { patchSize: [12, 12, 12], overlap: 0.5 } });
 
 let models: ModelRegistry;
 beforeAll(async () => {
-  models = await loadModelRegistry({ roots: [builtInModelsDir(), slowModelsDir()], provider: 'cpu', threads: 1 });
+  models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
 });
 afterAll(async () => {
   await models?.close();
@@ -35,7 +32,7 @@ describeEachDatabase('segmentation jobs', (current) => {
     for (const r of running.splice(0).reverse()) await r.stop();
   });
 
-  async function setup(opts: { env?: Record<string, string>; runWorker?: boolean } = {}) {
+  async function setup(opts: { env?: Record<string, string>; runWorker?: boolean; hold?: JobHold } = {}) {
     const env = parseEnv({ NODE_ENV: 'test', ...opts.env });
     const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-jobs-')));
     const database = current().handle;
@@ -46,6 +43,7 @@ describeEachDatabase('segmentation jobs', (current) => {
       env,
       log: createLogger({ level: 'silent' }),
       runWorker: opts.runWorker ?? true,
+      ...(opts.hold ? { hold: opts.hold } : {}),
     });
     running.push({ stop: () => runtime.stop(2000) });
     const t = makeTestApp({ database, models, store, jobs: runtime.jobs, env: opts.env ?? {} });
@@ -81,7 +79,7 @@ describeEachDatabase('segmentation jobs', (current) => {
     });
   }
 
-  async function waitFor(client: ReturnType<typeof trpcClient>, id: string, ok: (j: JobView) => boolean, ms = 20_000) {
+  async function waitFor(client: ReturnType<typeof trpcClient>, id: string, ok: (j: JobView) => boolean, ms = 90_000) {
     const deadline = Date.now() + ms;
     for (;;) {
       const j = await client.jobs.byId.query({ id });
@@ -151,33 +149,27 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect((await follow(client, job.id)).at(-1)?.status).toBe('cancelled');
   });
 
-  it('progress writes are throttled to at most 5 per second and still end on the final state', async () => {
-    const { client, caseId } = await setup();
-    const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
-    const events = await follow(client, job.id);
-    const progress = events.filter((e) => e.status === 'running' && e.message !== 'Started' && e.at);
-    expect(progress.length).toBeGreaterThan(3);
-    // writes start ≥ 200 ms apart; publish times jitter with the database, so check spans:
-    // any six consecutive progress events cover about a second or more
-    for (let i = 5; i < progress.length; i++) expect(progress[i]!.at! - progress[i - 5]!.at!).toBeGreaterThanOrEqual(900);
-    expect(events.at(-1)).toMatchObject({ status: 'succeeded', progress: 100 });
-  });
-
-  it('cancel: a running job stops at its next patch and ends cancelled', async () => {
-    const { client, caseId } = await setup();
-    const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
-    await waitFor(client, job.id, (j) => j.status === 'running' && j.progress >= 30);
+  it('cancel: a job held running mid-pipeline stops at its next stage and ends cancelled', async () => {
+    const held = gate('infer');
+    const { client, caseId } = await setup({ hold: held.hold });
+    const job = await client.jobs.create.mutate({ caseId });
+    expect(await held.reached).toBe(job.id);
+    const running = await waitFor(client, job.id, (j) => j.progress >= 30);
+    expect(running.status).toBe('running'); // provably running: held at the start of inference
     await client.jobs.cancel.mutate({ id: job.id });
+    held.release();
     const end = await waitFor(client, job.id, (j) => j.status === 'cancelled');
     expect(end.result).toBeNull();
     expect(end.progress).toBeLessThan(85);
   });
 
-  it('JOB_TIMEOUT_S: a job running too long fails with the reason', async () => {
-    const { client, caseId } = await setup({ env: { JOB_TIMEOUT_S: '1' } });
-    const job = await client.jobs.create.mutate({ caseId, modelIds: ['slow'] });
+  it('JOB_TIMEOUT_S: a job still running past the timeout fails with the reason', async () => {
+    const held = gate('infer'); // never released: only the timeout can end the job
+    const { client, caseId } = await setup({ env: { JOB_TIMEOUT_S: '1' }, hold: held.hold });
+    const job = await client.jobs.create.mutate({ caseId });
     const end = await waitFor(client, job.id, (j) => j.status === 'failed');
     expect(end.error).toBe('The segmentation took longer than 1 s and was stopped');
+    expect(end.message).toBe('Timed out');
   });
 
   it('caps: more active jobs than allowed per user → 429 TOO_MANY_REQUESTS with Retry-After', async () => {

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import type { ModelRegistry } from '../segmentation/models.js';
 import type { VolumeStore } from '../volumes/store.js';
 import { type JobEventBus, localEventBus, postgresEventBus } from './events.js';
+import { type JobHold, holdFromEnv } from './hold.js';
 import { CLEANUP_QUEUE, startQueue } from './queue.js';
 import { runRetention } from './retention.js';
 import type { JobSystem } from './service.js';
@@ -28,11 +29,14 @@ export async function startJobRuntime(opts: {
   log: Logger;
   runWorker: boolean;
   onFinished?: (status: string, seconds: number) => void;
+  /** Tests: hold jobs at a stage (default: `STROKEVIEW_TEST_HOLD` for spawned processes). */
+  hold?: JobHold;
 }): Promise<JobRuntime> {
   const { database, env, log } = opts;
   const boss = await startQueue({ database, env, log });
   const bus: JobEventBus = database.kind === 'embedded' ? localEventBus() : await postgresEventBus(database.url!, log);
   let workers: Workers | undefined;
+  const hold = opts.hold ?? holdFromEnv();
   if (opts.runWorker) {
     workers = await startWorkers({
       boss,
@@ -43,6 +47,7 @@ export async function startJobRuntime(opts: {
       log,
       concurrency: env.WORKER_CONCURRENCY,
       timeoutSeconds: env.JOB_TIMEOUT_S,
+      ...(hold ? { hold } : {}),
       ...(opts.onFinished ? { onFinished: opts.onFinished } : {}),
     });
     await boss.schedule(CLEANUP_QUEUE, '*/15 * * * *');

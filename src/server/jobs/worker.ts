@@ -7,9 +7,11 @@ import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
 import { CancelledError } from '../segmentation/inference.js';
 import type { ModelRegistry } from '../segmentation/models.js';
-import { type Progress, SegmentationInputError, runPipeline } from '../segmentation/pipeline.js';
+import { type Progress, SegmentationInputError, type Stage, runPipeline } from '../segmentation/pipeline.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { JobEventBus } from './events.js';
+import type { JobHold } from './hold.js';
+import { createProgressThrottle } from './progress-throttle.js';
 import { DEAD_LETTER_QUEUE, type QueueJobData, SEGMENTATION_QUEUE } from './queue.js';
 import { type StoredResult, publish } from './service.js';
 
@@ -22,6 +24,8 @@ export interface WorkerDeps {
   log: Logger;
   concurrency: number;
   timeoutSeconds: number;
+  /** Tests only: holds a job at a stage until the test releases it (see hold.ts). */
+  hold?: JobHold;
   /** Called when a job finishes (metrics). */
   onFinished?: (status: string, seconds: number) => void;
 }
@@ -88,29 +92,24 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       timedOut = true;
       controller.abort();
     }, deps.timeoutSeconds * 1000);
-    // At most one progress write per PROGRESS_INTERVAL_MS; the latest report waits for the next
-    // slot (trailing write), so the final stage is never lost and a burst never exceeds 5/s.
-    let lastWrite = 0;
-    let latest: Progress | undefined;
-    let trailing: NodeJS.Timeout | undefined;
+    // At most one progress write per PROGRESS_INTERVAL_MS (≤ 5/s), the latest report in each slot.
     let writing: Promise<void> = Promise.resolve();
-    const write = () => {
-      trailing = undefined;
-      const p = latest;
-      if (!p) return;
-      latest = undefined;
-      lastWrite = Date.now();
-      writing = writing.then(async () => {
-        const updated = await updateJob(db, jobId, { progress: p.percent, message: p.message }, { statusIn: ['running'] });
-        if (updated?.cancel_requested) controller.abort();
-        await publish(deps.bus, updated);
-      });
-    };
-    const onProgress = (p: Progress) => {
-      latest = p;
-      const wait = PROGRESS_INTERVAL_MS - (Date.now() - lastWrite);
-      if (wait <= 0) write();
-      else trailing ??= setTimeout(write, wait);
+    const throttle = createProgressThrottle<Progress>({
+      intervalMs: PROGRESS_INTERVAL_MS,
+      write: (p) => {
+        writing = writing.then(async () => {
+          const updated = await updateJob(db, jobId, { progress: p.percent, message: p.message }, { statusIn: ['running'] });
+          if (updated?.cancel_requested) controller.abort();
+          await publish(deps.bus, updated);
+        });
+      },
+    });
+    const onProgress = (p: Progress) => throttle.report(p);
+    // Each stage begins with a look at the row: a cancel requested meanwhile stops the job there,
+    // even when no progress write has happened since (a test's hold, a long stage).
+    const checkpoint = async (stage: Stage) => {
+      await deps.hold?.({ jobId, stage, signal: controller.signal });
+      if ((await findJob(db, jobId))?.cancel_requested) controller.abort();
     };
     try {
       const volumes = await caseVolumes(db, row.case_id);
@@ -120,8 +119,9 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
         models: models as NonNullable<(typeof models)[number]>[],
         signal: controller.signal,
         onProgress,
+        checkpoint,
       });
-      clearTimeout(trailing);
+      throttle.cancel();
       await writing;
       // Content-addressed: storing the same mask again (a retried job) adds nothing.
       // Every mask is uint8 on the DWI grid: the header facts come from the result, not a re-read.
@@ -148,7 +148,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       const stored: StoredResult = { maskVolumeId, perModel, metrics: result.metrics };
       await finish(row, { status: 'succeeded', progress: 100, message: 'Done', result: JSON.stringify(stored), error: null });
     } catch (err) {
-      clearTimeout(trailing);
+      throttle.cancel();
       await writing.catch(() => {});
       if (err instanceof CancelledError) {
         if (timedOut) {

@@ -30,6 +30,11 @@ export interface PipelineOptions {
   models: LoadedModel[];
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /**
+   * Awaited as each stage begins (after its progress report): the worker checks for a cancel
+   * there, and tests hold a job "still running" at a stage with a gate they release.
+   */
+  checkpoint?: (stage: Stage) => Promise<void>;
   /** Stage timings, for the benchmark. */
   timings?: Partial<Record<Stage, number>>;
 }
@@ -63,6 +68,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     opts.onProgress?.({ stage, percent, message });
     await new Promise<void>((resolve) => setImmediate(resolve));
   };
+  const enter = async (stage: Stage, percent: number, message: string) => {
+    await report(stage, percent, message);
+    await opts.checkpoint?.(stage);
+    throwIfAborted(signal);
+  };
   let t = performance.now();
   const lap = (stage: Stage) => {
     const now = performance.now();
@@ -71,7 +81,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   };
 
   // load
-  await report('load', 10, 'Reading volumes');
+  await enter('load', 10, 'Reading volumes');
   const needed = new Set<VolumeRole>(['dwi', ...models.flatMap((m) => m.manifest.inputs), 'mask']);
   const volumes = new Map<VolumeRole, NiftiVolume>();
   for (const role of needed) {
@@ -94,7 +104,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   throwIfAborted(signal);
 
   // preprocess
-  await report('preprocess', 20, 'Preparing inputs');
+  await enter('preprocess', 20, 'Preparing inputs');
   const dwi = volumes.get('dwi')!;
   const grid = { dims: dwi.dims, affine: dwi.affine };
   const onGrid = new Map<VolumeRole, Float32Array>();
@@ -142,7 +152,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   for (const [mi, model] of models.entries()) {
     const span = 55 / models.length;
     const base = 30 + mi * span;
-    await report('infer', Math.round(base), `Running ${model.manifest.name}`);
+    await enter('infer', Math.round(base), `Running ${model.manifest.name}`);
     probabilities.push(
       await predictProbability({
         session: model.session,
@@ -159,7 +169,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   lap('infer');
 
   // postprocess
-  await report('postprocess', 90, 'Thresholding and cleaning up');
+  await enter('postprocess', 90, 'Thresholding and cleaning up');
   const voxelMl = (dwi.voxelSizeMm[0] * dwi.voxelSizeMm[1] * dwi.voxelSizeMm[2]) / 1000;
   const kept = models.map((m, mi) => {
     const p = probabilities[mi]!;
@@ -187,7 +197,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   throwIfAborted(signal);
 
   // save (encode; the caller stores)
-  await report('save', 95, 'Writing the mask');
+  await enter('save', 95, 'Writing the mask');
   const encode = (m: Uint8Array) =>
     writeNiftiGz({ dims: dwi.dims, affine: dwi.affine, datatype: 'uint8', data: m, description: 'strokeview lesion mask' });
   const maskNifti = encode(mask);

@@ -1,4 +1,22 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/**
+ * Builds once per run (`npm run build`): tests that spawn the server, a worker or the import
+ * start from dist/, and the browser tests serve the built viewer. STROKEVIEW_TEST_SKIP_BUILD=1
+ * skips it when dist/ is known to be fresh.
+ */
+function build(): void {
+  if (process.env.STROKEVIEW_TEST_SKIP_BUILD === '1') return;
+  const t0 = Date.now();
+  const run = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' });
+  if (run.status !== 0) throw new Error(`npm run build failed:\n${run.stdout}\n${run.stderr}`);
+  process.stdout.write(`strokeview: built dist/ for the tests in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+}
 
 /** Says which databases the integration suites run on, and sweeps throwaway databases a killed run left. */
 export default async function setup(): Promise<void> {
@@ -7,6 +25,7 @@ export default async function setup(): Promise<void> {
     ? 'PGlite (embedded) and PostgreSQL (TEST_DATABASE_URL)'
     : 'PGlite (embedded) only — set TEST_DATABASE_URL to add PostgreSQL';
   process.stdout.write(`\nstrokeview integration databases: ${kinds}\n\n`);
+  build();
   if (!url) return;
   const client = new pg.Client({ connectionString: url });
   try {

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,9 +27,20 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** Starts `src/server/index.ts` (or another entry) as a real child process. */
+/**
+ * The built file of a source entry (`src/server/index.ts` → `dist/src/server/index.js`). The test
+ * run's global setup builds once, so a spawned process starts from plain JavaScript instead of
+ * compiling itself on every spawn (which a busy machine makes take tens of seconds).
+ */
+export function builtEntry(entry: string): string {
+  const file = path.join(ROOT, 'dist', entry.replace(/\.ts$/, '.js'));
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` (the test run's global setup does)`);
+  return file;
+}
+
+/** Starts `src/server/index.ts` (or another entry), built, as a real child process. */
 export function startProcess(env: Record<string, string>, entry = 'src/server/index.ts'): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
+  const child = spawn(process.execPath, [builtEntry(entry)], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', HOST: '127.0.0.1', DEMO_CASES: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -53,7 +65,7 @@ export function startProcess(env: Record<string, string>, entry = 'src/server/in
     url,
     output: () => out,
     exited,
-    async waitReady(timeoutMs = 60_000) {
+    async waitReady(timeoutMs = 180_000) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         if (done) throw new Error(`server exited before it was ready:\n${out}`);

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { authRateLimit, calledProcedures } from './index.js';
 
 describe('authRateLimit', () => {
@@ -21,5 +21,29 @@ describe('authRateLimit', () => {
     expect((await hit('/trpc/auth.signIn', 'b')).status).toBe(200);
     expect((await hit('/trpc/auth.me')).status).toBe(200);
     expect((await hit('/trpc/auth.signIn,auth.signIn?batch=1', 'c')).status).toBe(400);
+  });
+
+  describe('the window, on a faked clock', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('a refused client is let in again once its minute is over, not before', async () => {
+      vi.useFakeTimers({ now: new Date('2026-11-23T12:00:00Z') });
+      const app = new Hono();
+      app.use('/trpc/*', authRateLimit({ procedures: ['auth.signIn'], limitPerMinute: 1, clientKey: () => 'a' }));
+      app.all('/trpc/*', (c) => c.text('ok'));
+      const hit = () => app.request('/trpc/auth.signIn', { method: 'POST' });
+      expect((await hit()).status).toBe(200);
+      const refused = await hit();
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBe(60);
+      await vi.advanceTimersByTimeAsync(59_000);
+      const later = await hit();
+      expect(later.status).toBe(429);
+      expect(Number(later.headers.get('retry-after'))).toBe(1);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect((await hit()).status).toBe(200);
+    });
   });
 });

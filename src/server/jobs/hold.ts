@@ -1,0 +1,57 @@
+import { existsSync } from 'node:fs';
+import { CancelledError } from '../segmentation/inference.js';
+import type { Stage } from '../segmentation/pipeline.js';
+
+/**
+ * A test's hold on a running job: awaited by the worker at the start of each pipeline stage.
+ * Tests that need "a job still running" hold it at a stage and release it when they are done,
+ * instead of relying on a model that is merely slow (which a fast or busy CPU breaks). Rejects
+ * with CancelledError when the job is aborted (cancel, timeout, shutdown) while held.
+ */
+export type JobHold = (at: { jobId: string; stage: Stage; signal: AbortSignal }) => Promise<void>;
+
+function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(new CancelledError());
+    else signal.addEventListener('abort', () => reject(new CancelledError()), { once: true });
+  });
+}
+
+/** An in-process gate: jobs reaching `stage` wait until `release()`. */
+export function gate(stage: Stage = 'infer') {
+  let release!: () => void;
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  let reached!: (jobId: string) => void;
+  const reachedP = new Promise<string>((r) => {
+    reached = r;
+  });
+  const hold: JobHold = async (at) => {
+    if (at.stage !== stage) return;
+    reached(at.jobId);
+    await Promise.race([released, untilAborted(at.signal)]);
+  };
+  return { hold, reached: reachedP, release };
+}
+
+/**
+ * The same across processes, for tests that spawn a server or worker:
+ * `STROKEVIEW_TEST_HOLD=<stage>:<file>` holds every job at `stage` until `<file>` exists.
+ * Ignored with NODE_ENV=production.
+ */
+export function holdFromEnv(env: NodeJS.ProcessEnv = process.env): JobHold | undefined {
+  const spec = env.STROKEVIEW_TEST_HOLD;
+  if (!spec || env.NODE_ENV === 'production') return undefined;
+  const i = spec.indexOf(':');
+  const stage = spec.slice(0, i) as Stage;
+  const file = spec.slice(i + 1);
+  return async (at) => {
+    if (at.stage !== stage) return;
+    const aborted = untilAborted(at.signal);
+    aborted.catch(() => {});
+    while (!existsSync(file)) {
+      await Promise.race([new Promise((r) => setTimeout(r, 50)), aborted]);
+    }
+  };
+}
