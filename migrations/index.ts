@@ -3,6 +3,7 @@ import * as m20261122_100000_init from './20261122_100000_init.js';
 import * as m20261122_110000_auth from './20261122_110000_auth.js';
 import * as m20261122_120000_cases from './20261122_120000_cases.js';
 import * as m20261122_130000_jobs from './20261122_130000_jobs.js';
+import * as m20261123_100000_adc_unit from './20261123_100000_adc_unit.js';
 
 /**
  * Every migration, by name. A static list (rather than reading the folder) works the same from
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '20261122_110000_auth': m20261122_110000_auth,
   '20261122_120000_cases': m20261122_120000_cases,
   '20261122_130000_jobs': m20261122_130000_jobs,
+  '20261123_100000_adc_unit': m20261123_100000_adc_unit,
 };

@@ -10,39 +10,7 @@
  * Input  "input": float32 [N, 2, X, Y, Z] (channel 0 z-scored DWI, channel 1 raw ADC)
  * Output "probability": float32 [N, 1, X, Y, Z]
  */
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import onnxProto from 'onnx-proto';
-
-const { onnx } = onnxProto;
-const FLOAT = 1;
-const INT64 = 7;
-
-function floatTensor(name: string, dims: number[], values: number[]) {
-  return onnx.TensorProto.create({ name, dims, dataType: FLOAT, floatData: values });
-}
-
-function node(opType: string, inputs: string[], outputs: string[], attrs: InstanceType<typeof onnx.AttributeProto>[] = []) {
-  return onnx.NodeProto.create({ opType, input: inputs, output: outputs, name: outputs[0], attribute: attrs });
-}
-
-function intsAttr(name: string, ints: number[]) {
-  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INTS, ints });
-}
-
-function intAttr(name: string, i: number) {
-  return onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i });
-}
-
-function tensorType(dims: (number | string)[]) {
-  return onnx.TypeProto.create({
-    tensorType: {
-      elemType: FLOAT,
-      shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-    },
-  });
-}
+import { floatTensor, INT64, intAttr, intsAttr, node, onnx, tensorType, writeWhenRun } from '../onnx-graph.js';
 
 /** 3×3×3 kernel: centre 8, 6 faces 2, 12 edges 1, corners 0 — normalised to sum 1. */
 function smoothingKernel(): number[] {
@@ -96,9 +64,4 @@ export function buildAdcCoreModel(): Uint8Array {
   return onnx.ModelProto.encode(model).finish();
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = path.join(path.dirname(fileURLToPath(import.meta.url)), 'model.onnx');
-  const bytes = buildAdcCoreModel();
-  writeFileSync(out, bytes);
-  process.stdout.write(`wrote ${out} (${bytes.length} bytes)\n`);
-}
+writeWhenRun(import.meta.url, buildAdcCoreModel);

@@ -194,12 +194,16 @@ describeEachDatabase('models over HTTP', (db) => {
         models: { loaded: string[] };
         executionProvider: Record<string, unknown>;
       };
-      expect(body.models.loaded).toEqual(['adc-core-v1']);
+      expect(body.models.loaded.sort()).toEqual(['adc-core-v1', 'adc-dwi-v2']);
       expect(body.executionProvider).toMatchObject({ requested: 'cuda', active: 'cpu', gpuMissing: true });
       expect(String(body.executionProvider.warning)).toMatch(/GPU \(CUDA\) was requested but none could be used/);
       const list = await app.request('/trpc/models.list');
       const items = ((await list.json()) as { result: { data: { id: string; kind: string }[] } }).result.data;
-      expect(items).toEqual([expect.objectContaining({ id: 'adc-core-v1', kind: 'rule-based' })]);
+      // the default model first
+      expect(items).toEqual([
+        expect.objectContaining({ id: 'adc-dwi-v2', kind: 'rule-based' }),
+        expect.objectContaining({ id: 'adc-core-v1', kind: 'rule-based' }),
+      ]);
     } finally {
       await models.close();
     }

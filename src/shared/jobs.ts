@@ -33,6 +33,8 @@ export interface JobResultView {
   mask: VolumeDescriptor;
   perModel: { modelId: string; mask: VolumeDescriptor }[];
   metrics: SegmentationMetrics;
+  /** What the pipeline noticed about the inputs, e.g. "ADC in 10⁻³ mm²/s, scaled ×1000 to the model's 10⁻⁶ mm²/s". */
+  notes: string[];
 }
 
 export interface JobView {

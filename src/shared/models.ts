@@ -6,6 +6,8 @@ export const preprocessingSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('none') }),
   /** (x - mean) / std over the head (voxels above 10% of the 99.5th percentile). */
   z.object({ kind: z.literal('zscore') }),
+  /** (x - median) / (1.4826 · MAD) over the head: a z-score a lesion's own bright voxels cannot inflate. */
+  z.object({ kind: z.literal('robustZscore') }),
   /** x * factor + offset. */
   z.object({ kind: z.literal('scale'), factor: z.number(), offset: z.number().default(0) }),
 ]);
@@ -38,6 +40,8 @@ export const manifestSchema = z
       lesionClass: z.number().int().min(0).default(1),
     }),
     threshold: z.number().gt(0).lt(1),
+    /** The unit the model's ADC channel expects; the pipeline converts what the case has. */
+    adcUnit: z.enum(['1e-3', '1e-6']).default('1e-6'),
     /** Connected components (26-neighbourhood) smaller than this are dropped. */
     minLesionMl: z.number().min(0).default(0),
   })
@@ -47,6 +51,9 @@ export const manifestSchema = z
   });
 
 export type ModelManifest = z.infer<typeof manifestSchema>;
+
+/** The model a job runs when it names none (listed first by `models.list`). */
+export const DEFAULT_MODEL_ID = 'adc-dwi-v2';
 
 /** A model as `models.list` returns it. */
 export interface ModelInfo {
@@ -68,4 +75,6 @@ export interface SegmentationMetrics {
   lesionCountPredicted: number;
   lesionCountTrue: number | null;
   lesionF1: number | null;
+  /** |true lesion count − predicted lesion count| (the challenge's absolute lesion count difference). */
+  lesionCountDiff: number | null;
 }

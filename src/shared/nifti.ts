@@ -9,6 +9,9 @@ export const DATATYPES = {
   256: 'int8',
   512: 'uint16',
   768: 'uint32',
+  // nibabel and SimpleITK write label masks as int64; read as float64 (exact below 2^53).
+  1024: 'int64',
+  1280: 'uint64',
 } as const;
 
 export type DatatypeCode = keyof typeof DATATYPES;
@@ -25,8 +28,6 @@ export const UNSUPPORTED_DATATYPES: Record<number, string> = {
   1: 'binary (1 bit)',
   32: 'complex64',
   128: 'rgb24',
-  1024: 'int64',
-  1280: 'uint64',
   1536: 'float128',
   1792: 'complex128',
   2048: 'complex256',
@@ -42,6 +43,8 @@ export const BYTES_PER_VOXEL: Record<DatatypeName, number> = {
   uint32: 4,
   float32: 4,
   float64: 8,
+  int64: 8,
+  uint64: 8,
 };
 
 /** A 4×4 affine, row-major: voxel (i, j, k, 1) → world millimetres. */
@@ -52,6 +55,13 @@ export type Affine = [
   [number, number, number, number],
 ];
 
+/**
+ * The unit of an ADC map's values: 10⁻³ mm²/s (tissue ≈ 0.8, as many scanners and ISLES'22
+ * export) or 10⁻⁶ mm²/s (tissue ≈ 800, the ISLES convention many models assume).
+ */
+export type AdcUnit = '1e-3' | '1e-6';
+export const ADC_UNIT_LABELS: Record<AdcUnit, string> = { '1e-3': '10⁻³ mm²/s', '1e-6': '10⁻⁶ mm²/s' };
+
 /** The header facts of a stored volume, as the API reports them. */
 export interface VolumeFacts {
   dims: [number, number, number];
@@ -60,4 +70,6 @@ export interface VolumeFacts {
   affine: Affine;
   /** Frames in the file (4th dimension); a volume is read as one of them. */
   frames: number;
+  /** ADC volumes: the unit found from the data (null for other roles, or not yet known). */
+  adcUnit?: AdcUnit | null;
 }

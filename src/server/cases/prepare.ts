@@ -1,7 +1,8 @@
 import { gzipSync } from 'node:zlib';
 import { ROLE_LABELS, type VolumeRole } from '../../shared/cases.js';
 import type { Affine, VolumeFacts } from '../../shared/nifti.js';
-import { NiftiError, isGzip, readNifti } from '../nifti/read.js';
+import { NiftiError, isGzip, readNifti, toFloat32 } from '../nifti/read.js';
+import { detectAdcUnit, implausibleAdcMessage } from '../segmentation/adc-unit.js';
 
 /** A bad input file: the message names the file's role and says what is wrong. */
 export class CaseInputError extends Error {
@@ -54,6 +55,7 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
   }
   const prepared: PreparedVolume[] = [];
   const grids = new Map<VolumeRole, { dims: number[]; affine: Affine }>();
+  let adcValues: Float32Array | undefined;
   for (const role of ['dwi', 'adc', 'flair', 'mask'] as const) {
     const bytes = files[role];
     if (!bytes) continue;
@@ -74,6 +76,7 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
         }
       }
     }
+    if (role === 'adc') adcValues = toFloat32(vol);
     grids.set(role, { dims: vol.dims, affine: vol.affine });
     prepared.push({
       role,
@@ -93,5 +96,10 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
   if (mask && !sameGrid(dwi, mask)) {
     throw new CaseInputError(`Mask is not on the DWI grid (mask ${mask.dims.join('×')}, DWI ${dwi.dims.join('×')})`, 'mask');
   }
+  // The unit decides whether a model's ADC threshold means anything: a map in the wrong unit
+  // would pass (or fail) every voxel silently, so one that is plausible in neither is refused.
+  const found = detectAdcUnit(adcValues!);
+  if (!found.unit) throw new CaseInputError(implausibleAdcMessage(found.median), 'adc');
+  prepared.find((p) => p.role === 'adc')!.facts.adcUnit = found.unit;
   return prepared;
 }

@@ -1,7 +1,7 @@
 import { TRPCError } from '@trpc/server';
 import type { Kysely } from 'kysely';
 import type { CaseDetail, CaseSummary, VolumeDescriptor, VolumeRole } from '../../shared/cases.js';
-import type { Affine, DatatypeName } from '../../shared/nifti.js';
+import type { AdcUnit, Affine, DatatypeName } from '../../shared/nifti.js';
 import {
   type Viewer,
   caseVolumes,
@@ -54,6 +54,7 @@ export function toVolumeDescriptor(v: VolumeRow, role: VolumeRole, links: Volume
     datatype: v.datatype as DatatypeName,
     affine: v.affine as Affine,
     frames: v.frames,
+    adcUnit: (v.adc_unit as AdcUnit | null) ?? null,
     url: volumeUrl(links.baseUrl, links.signer.sign(v.id), fileName),
   };
 }
@@ -101,6 +102,7 @@ export async function createCase(
           datatype: w.v.facts.datatype,
           affine: w.v.facts.affine,
           frames: w.v.facts.frames,
+          adcUnit: w.v.facts.adcUnit ?? null,
         });
         links.push({ role: w.role, volumeId });
       }

@@ -13,6 +13,7 @@ const VOLUME_COLUMNS = [
   'v.datatype',
   'v.affine',
   'v.frames',
+  'v.adc_unit',
   'v.created_at',
 ] as const;
 
@@ -72,7 +73,7 @@ export function findVolume(db: Db, id: string): Promise<VolumeRow | undefined> {
 
 export async function insertVolume(
   db: Db,
-  v: { sha256: string; bytes: number; dims: number[]; voxelSizeMm: number[]; datatype: string; affine: number[][]; frames: number },
+  v: { sha256: string; bytes: number; dims: number[]; voxelSizeMm: number[]; datatype: string; affine: number[][]; frames: number; adcUnit?: string | null },
 ): Promise<string> {
   await db
     .insertInto('volumes')
@@ -84,6 +85,7 @@ export async function insertVolume(
       datatype: v.datatype,
       affine: JSON.stringify(v.affine),
       frames: v.frames,
+      adc_unit: v.adcUnit ?? null,
     })
     .onConflict((oc) => oc.column('sha256').doNothing())
     .execute();

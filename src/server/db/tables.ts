@@ -67,6 +67,8 @@ export interface VolumesTable {
   datatype: string;
   affine: ColumnType<number[][], string, string>;
   frames: ColumnType<number, number | undefined, number>;
+  /** ADC volumes: the unit of the values ('1e-3' | '1e-6' mm²/s); null otherwise. */
+  adc_unit: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
 }
 export type VolumeRow = Selectable<VolumesTable>;

@@ -92,7 +92,7 @@ describeEachDatabase('segmentation jobs', (current) => {
   it('create → live progress over SSE rises → succeeded with metrics and a mask URL; byId agrees', async () => {
     const { client, caseId } = await setup();
     const job = await client.jobs.create.mutate({ caseId });
-    expect(job).toMatchObject({ status: 'queued', modelIds: ['adc-core-v1'], progress: 0 });
+    expect(job).toMatchObject({ status: 'queued', modelIds: ['adc-dwi-v2'], progress: 0 });
     const events = await follow(client, job.id);
     const progress = events.map((e) => e.progress);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
@@ -103,7 +103,8 @@ describeEachDatabase('segmentation jobs', (current) => {
     const done = await client.jobs.byId.query({ id: job.id });
     expect(done.status).toBe('succeeded');
     expect(done.attempts).toBe(1);
-    expect(done.result?.metrics.dice).toBeGreaterThan(0.85);
+    expect(done.result?.metrics.dice).toBeGreaterThan(0.9);
+    expect(done.result?.notes).toEqual(["ADC in 10⁻⁶ mm²/s, as the model expects"]);
     expect(done.result?.metrics.lesionCountTrue).toBeGreaterThan(0);
     expect(new Date(done.expiresAt).getTime() - Date.now()).toBeGreaterThan(29 * 86_400_000);
     const mask = await fetch(done.result!.mask.url);
@@ -189,7 +190,7 @@ describeEachDatabase('segmentation jobs', (current) => {
     const caseId = await createCase(current().handle.db, store, { ownerId: null, name: 'no adc', source: 'demo', subjectId: 'no-adc' }, noAdc);
     const job = await client.jobs.create.mutate({ caseId });
     const end = await waitFor(client, job.id, (j) => j.status === 'failed');
-    expect(end.error).toBe('This case has no ADC, which model adc-core-v1 needs');
+    expect(end.error).toBe('This case has no ADC, which model adc-dwi-v2 needs');
     expect(end.attempts).toBe(1);
   });
 

@@ -19,6 +19,7 @@ export interface StoredResult {
   maskVolumeId: string;
   perModel: { modelId: string; volumeId: string }[];
   metrics: SegmentationMetrics;
+  notes?: string[];
 }
 
 export interface JobSystem {
@@ -60,7 +61,7 @@ export async function toJobView(db: Db, row: JobRow, links: VolumeLinks): Promis
         const d = await descriptor(db, p.volumeId, `mask-${p.modelId}`, links);
         if (d) perModel.push({ modelId: p.modelId, mask: d });
       }
-      result = { mask, perModel, metrics: stored.metrics };
+      result = { mask, perModel, metrics: stored.metrics, notes: stored.notes ?? [] };
     }
   }
   const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);

@@ -145,7 +145,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
         await linkJobVolume(db, jobId, `model:${m.modelId}`, volumeId);
         perModel.push({ modelId: m.modelId, volumeId });
       }
-      const stored: StoredResult = { maskVolumeId, perModel, metrics: result.metrics };
+      const stored: StoredResult = { maskVolumeId, perModel, metrics: result.metrics, notes: result.notes };
       await finish(row, { status: 'succeeded', progress: 100, message: 'Done', result: JSON.stringify(stored), error: null });
     } catch (err) {
       throttle.cancel();

@@ -104,6 +104,8 @@ export function buildNifti(spec: FixtureSpec): Buffer {
       case 'uint32': v.setUint32(o, x, le); break;
       case 'float32': v.setFloat32(o, x, le); break;
       case 'float64': v.setFloat64(o, x, le); break;
+      case 'int64': v.setBigInt64(o, BigInt(x), le); break;
+      case 'uint64': v.setBigUint64(o, BigInt(x), le); break;
     }
   }
   const bytes = spec.truncate ? out.subarray(0, out.length - spec.truncate) : out;

@@ -4,7 +4,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { Affine, DatatypeName } from '../../shared/nifti.js';
 import { buildNifti } from './fixtures.js';
-import { NiftiError, readNifti, toFloat32 } from './read.js';
+import { NiftiError, qformAffine, readNifti, toFloat32 } from './read.js';
 import { writeNiftiGz } from './write.js';
 
 const oblique: Affine = (() => {
@@ -22,7 +22,7 @@ function expectAffine(actual: Affine, expected: Affine, digits = 4) {
 }
 
 describe('readNifti', () => {
-  const datatypes: DatatypeName[] = ['uint8', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'float64'];
+  const datatypes: DatatypeName[] = ['uint8', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64'];
   it.each(datatypes.flatMap((d) => [[d, 1, true], [d, 2, false]] as const))(
     '%s, NIfTI-%d, little-endian=%s: values, dims and affine come back',
     (datatype, version, littleEndian) => {
@@ -76,6 +76,50 @@ describe('readNifti', () => {
     const view = Buffer.from(gunzipSync(bytes));
     view.writeInt16LE(0, 254);
     expectAffine(readNifti(view).affine, oblique, 3);
+  });
+
+  it('writes the qform nifti1_io and nibabel write for a sheared affine (polar decomposition), and the sform exactly', () => {
+    // Columns not orthogonal: a qform (rotation × voxel size) cannot hold it; the rotation must be
+    // the polar factor. Expected values from nibabel 5.0 (Nifti1Header.set_qform, an SVD polar
+    // decomposition), computed once outside the project.
+    const sheared: Affine = [
+      [-1.9, 0.25, 0.1, 118.7],
+      [-0.2, 1.95, -0.42, -79.1],
+      [0.05, 0.45, 1.96, -57.7],
+      [0, 0, 0, 1],
+    ];
+    const nibabelQuatern = [-0.004083114210516214, -0.9935409426689148, -0.11055801808834076];
+    const nibabelQform: Affine = [
+      [-1.90865434, 0.02761541, 0.09881401, 118.69999695],
+      [0.00484345, 1.9674341, -0.44132435, -79.09999847],
+      [0.09754644, 0.44265184, 1.95536919, -57.70000076],
+      [0, 0, 0, 1],
+    ];
+    const vol = readNifti(writeNiftiGz({ dims: [4, 4, 4], affine: sheared, datatype: 'uint8', data: new Uint8Array(64) }));
+    vol.header.quatern.forEach((q, i) => expect(q).toBeCloseTo(nibabelQuatern[i]!, 6));
+    expect(vol.header.pixdim[0]).toBe(-1); // qfac
+    expectAffine(qformAffine(vol.header), nibabelQform, 5);
+    expectAffine(vol.affine, sheared, 5); // the sform keeps the shear
+  });
+
+  it('a nearly orthogonal real-world affine (float32-rounded, slightly sheared) round-trips with qform equal to sform', () => {
+    // sub-strokecase0009's DWI affine as stored (ISLES'22): its columns are orthogonal only to float32 precision.
+    const isles: Affine = [
+      [-1.9966226816177368, -0.11613927036523819, 0.003094025421887636, 118.68132019042969],
+      [-0.11422966420650482, 1.952681064605713, -0.41711902618408203, -79.13792419433594],
+      [-0.021201128140091896, 0.4165913760662079, 1.9560168981552124, -57.679962158203125],
+      [0, 0, 0, 1],
+    ];
+    const vol = readNifti(writeNiftiGz({ dims: [4, 4, 4], affine: isles, datatype: 'uint8', data: new Uint8Array(64) }));
+    expectAffine(vol.affine, isles, 5);
+    expectAffine(qformAffine(vol.header), vol.affine, 5);
+  });
+
+  it('reads an int64 label mask as nibabel and SimpleITK write it', () => {
+    const values = Array.from({ length: 27 }, (_, i) => (i % 5 === 0 ? 1 : 0));
+    const vol = readNifti(buildNifti({ dim: [3, 3, 3], datatype: 'int64', values, gzip: true }));
+    expect(vol.datatype).toBe('int64');
+    expect(Array.from(toFloat32(vol))).toEqual(values);
   });
 
   const rejects: [string, Buffer | Uint8Array, RegExp][] = [

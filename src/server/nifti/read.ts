@@ -176,7 +176,7 @@ function checkDim0(dim0: number, dimAt: (i: number) => number): number[] {
 }
 
 /** nifti1_io's quatern_to_mat44: rotation from (b, c, d), scaled by pixdim, qfac from pixdim[0]. */
-function qformAffine(h: NiftiHeader): Affine {
+export function qformAffine(h: NiftiHeader): Affine {
   const [b, c, d] = h.quatern;
   let a = 1 - (b * b + c * c + d * d);
   let bb = b;
@@ -222,7 +222,8 @@ export function affineOf(h: NiftiHeader, dims: [number, number, number]): Affine
   ];
 }
 
-const ARRAYS: Record<DatatypeName, new (buffer: ArrayBufferLike, offset: number, length: number) => VoxelArray> = {
+type ArrayOf = new (buffer: ArrayBufferLike, offset: number, length: number) => VoxelArray | BigInt64Array | BigUint64Array;
+const ARRAYS: Record<DatatypeName, ArrayOf> = {
   uint8: Uint8Array,
   int8: Int8Array,
   int16: Int16Array,
@@ -231,7 +232,17 @@ const ARRAYS: Record<DatatypeName, new (buffer: ArrayBufferLike, offset: number,
   uint32: Uint32Array,
   float32: Float32Array,
   float64: Float64Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
 };
+
+/** 64-bit integers (label masks from nibabel/SimpleITK) as float64: exact for every realistic label. */
+function toVoxelArray(a: VoxelArray | BigInt64Array | BigUint64Array): VoxelArray {
+  if (!(a instanceof BigInt64Array || a instanceof BigUint64Array)) return a;
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = Number(a[i]!);
+  return out;
+}
 
 /** Checks a header's shape and datatype; returns what decoding needs. */
 export function validateHeader(h: NiftiHeader, opts: ReadOptions = {}) {
@@ -258,7 +269,7 @@ export function validateHeader(h: NiftiHeader, opts: ReadOptions = {}) {
   if (!datatype) {
     const name = UNSUPPORTED_DATATYPES[h.datatypeCode] ?? `code ${h.datatypeCode}`;
     throw new NiftiError(
-      `Unsupported NIfTI datatype ${name}; supported: uint8, int8, int16, uint16, int32, uint32, float32, float64`,
+      `Unsupported NIfTI datatype ${name}; supported: uint8, int8, int16, uint16, int32, uint32, int64, uint64, float32, float64`,
     );
   }
   const voxOffset = Math.max(h.voxOffset, h.version === 1 ? 352 : 544);
@@ -302,13 +313,13 @@ export function readNifti(fileBytes: Uint8Array, opts: ReadOptions = {}): NiftiV
   const count = v.frameBytes / width;
   let data: VoxelArray;
   if (header.littleEndian && (bytes.byteOffset + start) % width === 0) {
-    data = new ARRAYS[v.datatype](bytes.buffer, bytes.byteOffset + start, count); // zero-copy
+    data = toVoxelArray(new ARRAYS[v.datatype](bytes.buffer, bytes.byteOffset + start, count)); // zero-copy (but 64-bit ints)
   } else {
     const copy = new Uint8Array(bytes.subarray(start, start + v.frameBytes));
     if (!header.littleEndian && width > 1) {
       for (let i = 0; i < copy.length; i += width) copy.subarray(i, i + width).reverse();
     }
-    data = new ARRAYS[v.datatype](copy.buffer, 0, count);
+    data = toVoxelArray(new ARRAYS[v.datatype](copy.buffer, 0, count));
   }
   const slope = header.sclSlope;
   const useScale = Number.isFinite(slope) && slope !== 0;

@@ -2,7 +2,66 @@ import { gzipSync } from 'node:zlib';
 import { type Affine, BYTES_PER_VOXEL, DATATYPE_CODES, type DatatypeName } from '../../shared/nifti.js';
 import type { VoxelArray } from './read.js';
 
-/** nifti1_io's mat44_to_quatern: the qform parameters (quaternion, offsets, voxel sizes, qfac) of an affine. */
+type Mat33 = [[number, number, number], [number, number, number], [number, number, number]];
+
+const det33 = (m: Mat33) =>
+  m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+  m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+  m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+
+function inverse33(m: Mat33): Mat33 {
+  const d = det33(m);
+  const [[a, b, c], [e, f, g], [h, i, j]] = m;
+  return [
+    [(f * j - g * i) / d, (c * i - b * j) / d, (b * g - c * f) / d],
+    [(g * h - e * j) / d, (a * j - c * h) / d, (c * e - a * g) / d],
+    [(e * i - f * h) / d, (b * h - a * i) / d, (a * f - b * e) / d],
+  ];
+}
+
+const rowNorm = (m: Mat33) => Math.max(...m.map((r) => Math.abs(r[0]) + Math.abs(r[1]) + Math.abs(r[2])));
+const colNorm = (m: Mat33) => Math.max(...[0, 1, 2].map((c) => Math.abs(m[0][c]!) + Math.abs(m[1][c]!) + Math.abs(m[2][c]!)));
+
+/**
+ * nifti1_io's nifti_mat33_polar: the orthogonal matrix closest to `a` (the polar factor), by the
+ * scaled Newton iteration X ← ½(γX + γ⁻¹X⁻ᵀ). A qform can only hold a rotation; a real affine is
+ * often slightly sheared (float32 rounding, gantry tilt), and taking the polar factor — as
+ * nifti1_io and nibabel do — gives the rotation nearest the sform instead of a skewed one.
+ */
+export function polar33(a: Mat33): Mat33 {
+  let x = a.map((r) => [...r]) as Mat33;
+  let gam = det33(x);
+  while (gam === 0) {
+    gam = 0.00001 * (0.001 + rowNorm(x));
+    x[0][0] += gam;
+    x[1][1] += gam;
+    x[2][2] += gam;
+    gam = det33(x);
+  }
+  let dif = 1;
+  for (let k = 0; ; k++) {
+    const y = inverse33(x);
+    let g = 1;
+    let gi = 1;
+    if (dif > 0.3) {
+      const alp = Math.sqrt(rowNorm(x) * colNorm(x));
+      const bet = Math.sqrt(rowNorm(y) * colNorm(y));
+      g = Math.sqrt(bet / alp);
+      gi = 1 / g;
+    }
+    const z = [0, 1, 2].map((r) => [0, 1, 2].map((c) => 0.5 * (g * x[r]![c]! + gi * y[c]![r]!))) as Mat33;
+    dif = 0;
+    for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) dif += Math.abs(z[r]![c]! - x[r]![c]!);
+    if (k >= 100 || dif < 1e-12) return z;
+    x = z;
+  }
+}
+
+/**
+ * nifti1_io's nifti_mat44_to_quatern: the qform parameters (quaternion, offsets, voxel sizes,
+ * qfac) of an affine — column norms as voxel sizes, then the polar factor of the normalised
+ * columns as the rotation.
+ */
 export function affineToQuatern(affine: Affine) {
   let [r11, r12, r13] = [affine[0][0], affine[0][1], affine[0][2]];
   let [r21, r22, r23] = [affine[1][0], affine[1][1], affine[1][2]];
@@ -11,10 +70,13 @@ export function affineToQuatern(affine: Affine) {
   const dx = norm(r11, r21, r31);
   const dy = norm(r12, r22, r32);
   const dz = norm(r13, r23, r33);
-  [r11, r21, r31] = [r11 / dx, r21 / dx, r31 / dx];
-  [r12, r22, r32] = [r12 / dy, r22 / dy, r32 / dy];
-  [r13, r23, r33] = [r13 / dz, r23 / dz, r33 / dz];
-  const det = r11 * r22 * r33 - r11 * r32 * r23 - r21 * r12 * r33 + r21 * r32 * r13 + r31 * r12 * r23 - r31 * r22 * r13;
+  const p = polar33([
+    [r11 / dx, r12 / dy, r13 / dz],
+    [r21 / dx, r22 / dy, r23 / dz],
+    [r31 / dx, r32 / dy, r33 / dz],
+  ]);
+  [[r11, r12, r13], [r21, r22, r23], [r31, r32, r33]] = p;
+  const det = det33(p);
   let qfac = 1;
   if (det < 0) {
     qfac = -1;
@@ -71,6 +133,7 @@ export interface WriteInput {
 /** Encodes a little-endian NIfTI-1 `.nii` (uncompressed) with qform and sform both set from the affine. */
 export function encodeNifti(input: WriteInput): Buffer {
   const { dims, affine, datatype, data } = input;
+  if (datatype === 'int64' || datatype === 'uint64') throw new Error('the writer emits int32 or float64, not 64-bit integers');
   const count = dims[0] * dims[1] * dims[2];
   if (data.length !== count) throw new Error(`data has ${data.length} values, dims need ${count}`);
   const width = BYTES_PER_VOXEL[datatype];

@@ -18,8 +18,9 @@ const affine: Affine = [
   [0, 0, 3, -10],
   [0, 0, 0, 1],
 ];
+// Values 700–997: as an ADC, plausible in 10⁻⁶ mm²/s (uploads check the unit from the values).
 const vol = (extra: Partial<Parameters<typeof buildNifti>[0]> = {}) =>
-  buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], affine, gzip: true, ...extra });
+  buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], affine, gzip: true, values: Array.from({ length: 2048 }, (_, i) => 700 + 3 * (i % 100)), ...extra });
 const maskValues = Array.from({ length: 16 * 16 * 8 }, (_, i) => (i % 37 === 0 ? 1 : 0));
 
 function form(files: Record<string, Uint8Array | string>, name = 'My case'): FormData {
@@ -121,6 +122,7 @@ describeEachDatabase('cases', (current) => {
     expect(res.status).toBe(200);
     expect(res.data).toMatchObject({ name: 'Patient 7', source: 'upload', owned: true, demo: false });
     expect(res.data.volumes.map((v) => v.role)).toEqual(['adc', 'dwi', 'mask']);
+    expect(res.data.volumes.map((v) => v.adcUnit)).toEqual(['1e-6', null, null]); // found from the values, shown by byId
     expect(storedFiles(store.root)).toHaveLength(3);
 
     const other = new TestBrowser(app);
@@ -146,6 +148,7 @@ describeEachDatabase('cases', (current) => {
     ['a CIFTI file', () => ({ dwi: vol(), adc: buildNifti({ version: 2, dim: [1, 1, 1, 1, 20, 30], intentCode: 3006 }) }), 422, /ADC: This is a CIFTI file/],
     ['DWI and ADC on different grids', () => ({ dwi: vol(), adc: vol({ dim: [16, 16, 9] }) }), 422, /different grids/],
     ['a missing ADC', () => ({ dwi: vol() }), 422, /ADC is required/],
+    ['an ADC in no plausible unit', () => ({ dwi: vol(), adc: vol({ values: Array(2048).fill(40) }) }), 422, /ADC: the median value over the head is 40, which is not a plausible ADC/],
     ['a non-binary mask', () => ({ dwi: vol(), adc: vol(), mask: vol({ datatype: 'uint8' }) }), 422, /only 0 and 1/],
     ['text where a file belongs', () => ({ dwi: 'hello', adc: vol() }), 400, /expected a file/],
   ])('upload of %s: a specific 4xx, and no row or file left behind', async (_name, files, status, message) => {
@@ -158,13 +161,27 @@ describeEachDatabase('cases', (current) => {
     expect(storedFiles(store.root)).toEqual([]);
   });
 
+  it('uploads an int64 ground-truth mask as nibabel and SimpleITK write them', async () => {
+    const { user } = await setup();
+    const res = await user.upload<CaseDetail>('cases.upload', form({ dwi: vol(), adc: vol(), mask: vol({ datatype: 'int64', values: maskValues }) }, 'int64 mask'));
+    expect(res.status).toBe(200);
+    expect(res.data.volumes.find((v) => v.role === 'mask')).toMatchObject({ datatype: 'int64', dims: [16, 16, 8] });
+  });
+
   it('uploads a real big-endian file we did not write (minimal.nii from nifti-js) and refuses it as a mask', async () => {
     const { user } = await setup();
     const minimal = readFileSync(createRequire(import.meta.url).resolve('nifti-js/test/minimal.nii'));
-    const ok = await user.upload<CaseDetail>('cases.upload', form({ dwi: minimal, adc: minimal }, 'minimal'));
+    // an ADC on its grid (minimal.nii itself is no plausible ADC: refused as one, with the reason)
+    const onGrid = readNifti(minimal);
+    const adc = buildNifti({ dim: onGrid.dims, pixdim: onGrid.voxelSizeMm, affine: onGrid.affine, values: Array(64 * 64 * 10).fill(0.8) });
+    const notAdc = await user.upload('cases.upload', form({ dwi: minimal, adc: minimal }, 'minimal'));
+    expect(notAdc.status).toBe(422);
+    expect(notAdc.body.error?.message).toMatch(/^ADC: the median value over the head is .* not a plausible ADC/);
+    const ok = await user.upload<CaseDetail>('cases.upload', form({ dwi: minimal, adc }, 'minimal'));
     expect(ok.status).toBe(200);
-    expect(ok.data.volumes[0]).toMatchObject({ dims: [64, 64, 10], datatype: 'uint8', voxelSizeMm: [3, 3, 3] });
-    const asMask = await user.upload('cases.upload', form({ dwi: minimal, adc: minimal, mask: minimal }, 'minimal 2'));
+    expect(ok.data.volumes.find((v) => v.role === 'dwi')).toMatchObject({ dims: [64, 64, 10], datatype: 'uint8', voxelSizeMm: [3, 3, 3] });
+    expect(ok.data.volumes.find((v) => v.role === 'adc')).toMatchObject({ adcUnit: '1e-3' });
+    const asMask = await user.upload('cases.upload', form({ dwi: minimal, adc, mask: minimal }, 'minimal 2'));
     expect(asMask.status).toBe(422);
     expect(asMask.body.error?.message).toMatch(/Mask: a ground-truth mask must hold only 0 and 1/);
   });

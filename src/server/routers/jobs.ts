@@ -1,6 +1,7 @@
 import { tracked } from '@trpc/server';
 import { createJobSchema, jobIdSchema, listJobsSchema, onProgressSchema, TERMINAL_STATUSES } from '../../shared/jobs.js';
 import type { JobProgressEvent } from '../../shared/jobs.js';
+import { DEFAULT_MODEL_ID } from '../../shared/models.js';
 import { viewerOf, volumeLinks } from '../context.js';
 import { findJob, listJobs } from '../db/jobs.js';
 import { toPage } from '../db/paging.js';
@@ -14,7 +15,7 @@ const RECHECK_MS = 3000;
 export const jobsRouter = router({
   /** Queues a segmentation. The same idempotency key returns the same job (safe to retry). */
   create: protectedProcedure.input(createJobSchema).mutation(async ({ ctx, input }) => {
-    const modelIds = input.modelIds ?? [ctx.models.list()[0]?.id ?? 'adc-core-v1'];
+    const modelIds = input.modelIds ?? [ctx.models.list()[0]?.id ?? DEFAULT_MODEL_ID];
     const row = await createJob(
       ctx.db,
       ctx.jobs,

@@ -37,6 +37,7 @@ describe('ISLES metrics, computed by hand', () => {
     expect(m.absVolumeDiffMl).toBeCloseTo(0.006, 10);
     expect(m.lesionCountTrue).toBe(2);
     expect(m.lesionCountPredicted).toBe(2);
+    expect(m.lesionCountDiff).toBe(0);
     // TP = 1 (A detected), FN = 1 (B missed), FP = 1 → F1 = 2 / (2 + 1 + 1)
     expect(m.lesionF1).toBeCloseTo(0.5, 10);
   });
@@ -51,7 +52,7 @@ describe('ISLES metrics, computed by hand', () => {
 
   it('without a ground truth, the truth-based metrics are null', () => {
     const m = computeMetrics(maskOf(dims, [[1, 1, 1], [2, 2, 2]]), null, dims, [2, 2, 2]);
-    expect(m).toEqual({ dice: null, predictedMl: 0.016, trueMl: null, absVolumeDiffMl: null, lesionCountPredicted: 1, lesionCountTrue: null, lesionF1: null });
+    expect(m).toEqual({ dice: null, predictedMl: 0.016, trueMl: null, absVolumeDiffMl: null, lesionCountPredicted: 1, lesionCountTrue: null, lesionF1: null, lesionCountDiff: null });
   });
 });
 

@@ -2,7 +2,10 @@ import type { SegmentationMetrics } from '../../shared/models.js';
 import { type Labeling, labelComponents } from './components.js';
 
 /**
- * The ISLES'22 challenge metrics. Edge cases, defined here and tested:
+ * The ISLES'22 challenge metrics, as its scoring code (isles22 `utils/eval_utils.py`:
+ * compute_dice, compute_absolute_volume_difference, compute_absolute_lesion_difference,
+ * compute_lesion_f1_score; cc3d with 26-connectivity) defines them. The ground truth is binarised
+ * as nonzero (`astype(bool)`) by the caller. Edge cases, defined here and tested:
  * - Dice of two empty masks is 1 (nothing to find, nothing found); one empty and one not is 0.
  * - Lesion-wise F1: a true lesion (26-connected component) counts as detected when any predicted
  *   voxel overlaps it; a predicted component touching no true lesion is a false positive.
@@ -35,6 +38,7 @@ export function computeMetrics(
       lesionCountPredicted: lesions(pred.sizes),
       lesionCountTrue: null,
       lesionF1: null,
+      lesionCountDiff: null,
     };
   }
   let trueCount = 0;
@@ -72,5 +76,6 @@ export function computeMetrics(
     lesionCountPredicted: predLesions,
     lesionCountTrue: trueLesions,
     lesionF1,
+    lesionCountDiff: Math.abs(trueLesions - predLesions),
   };
 }

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { type ModelInfo, type ModelManifest, manifestSchema } from '../../shared/models.js';
+import { DEFAULT_MODEL_ID, type ModelInfo, type ModelManifest, manifestSchema } from '../../shared/models.js';
 import type { Env } from '../env.js';
 import type { Logger } from '../logger.js';
 
@@ -125,7 +125,11 @@ export async function loadModelRegistry(opts: {
     models,
     failed,
     provider: { requested: opts.provider, active, gpuMissing: opts.provider === 'cuda' && active !== 'cuda', threads: opts.threads },
-    list: () => [...models.values()].map((m) => toModelInfo(m.manifest)),
+    // the default model first (pickers preselect it), then by id
+    list: () =>
+      [...models.values()]
+        .map((m) => toModelInfo(m.manifest))
+        .sort((a, b) => Number(b.id === DEFAULT_MODEL_ID) - Number(a.id === DEFAULT_MODEL_ID) || a.id.localeCompare(b.id)),
     async close() {
       await Promise.all([...models.values()].map((m) => m.session.release().catch(() => {})));
     },

@@ -2,11 +2,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdcCoreModel } from '../../../models/adc-core-v1/build.js';
+import { buildAdcDwiModel } from '../../../models/adc-dwi-v2/build.js';
 import type { VolumeRole } from '../../shared/cases.js';
 import type { Affine } from '../../shared/nifti.js';
 import { phantomVolumes } from '../cases/demo.js';
 import { generatePhantom } from '../cases/phantom.js';
-import { readNifti } from '../nifti/read.js';
+import { readNifti, toFloat32 } from '../nifti/read.js';
 import { writeNiftiGz } from '../nifti/write.js';
 import { CancelledError, predictProbability } from './inference.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry, ort } from './models.js';
@@ -62,6 +63,54 @@ describe('built-in model adc-core-v1', () => {
     }
     const mean = dices.reduce((a, b) => a + b, 0) / dices.length;
     expect(mean).toBeGreaterThanOrEqual(0.85);
+  });
+});
+
+describe('built-in model adc-dwi-v2 (the default)', () => {
+  it('the committed model.onnx is byte-identical to what npm run build:model writes', () => {
+    const committed = readFileSync(path.join(builtIn, 'adc-dwi-v2', 'model.onnx'));
+    expect(Buffer.from(buildAdcDwiModel()).equals(committed)).toBe(true);
+  });
+
+  it('is listed first, says it is rule-based and cites where its constants come from', () => {
+    const info = registry.list()[0]!;
+    expect(info.id).toBe('adc-dwi-v2');
+    expect(info.kind).toBe('rule-based');
+    expect(info.description).toMatch(/Not a trained network/);
+    expect(info.description).toMatch(/Purushotham/);
+    expect(info.description).toMatch(/not for clinical use/);
+  });
+
+  it('segments every demo phantom with Dice ≥ 0.9 and the right lesion count', async () => {
+    const model = registry.models.get('adc-dwi-v2')!;
+    for (const seed of [101, 102, 103, 104, 105, 106]) {
+      const result = await runPipeline({ read: readerOf(seed).read, models: [model] });
+      expect(result.metrics.dice, `seed ${seed}`).toBeGreaterThanOrEqual(0.9);
+      expect(result.metrics.lesionCountDiff, `seed ${seed}`).toBe(0);
+    }
+  });
+
+  it('converts an ADC in 10⁻³ mm²/s and says so; the mask is the same as from 10⁻⁶', async () => {
+    const model = registry.models.get('adc-dwi-v2')!;
+    const { vols, read } = readerOf(103);
+    const adc = readNifti(vols.adc);
+    const milli = writeNiftiGz({ dims: adc.dims, affine: adc.affine, datatype: 'float32', data: toFloat32(adc).map((v) => v / 1000) });
+    const seen: Progress[] = [];
+    const converted = await runPipeline({ read: async (r) => (r === 'adc' ? milli : read(r)), models: [model], onProgress: (p) => seen.push(p) });
+    expect(converted.notes).toEqual(["ADC in 10⁻³ mm²/s, scaled ×1000 to the model's 10⁻⁶ mm²/s"]);
+    expect(seen.find((p) => p.stage === 'preprocess')?.message).toMatch(/ADC in 10⁻³ mm²\/s, scaled ×1000/);
+    const direct = await runPipeline({ read, models: [model] });
+    expect(converted.metrics.dice).toBeCloseTo(direct.metrics.dice!, 3);
+  });
+
+  it('refuses a map that is not a plausible ADC in either unit, saying why', async () => {
+    const model = registry.models.get('adc-dwi-v2')!;
+    const { vols, read } = readerOf(103);
+    const adc = readNifti(vols.adc);
+    const wrong = writeNiftiGz({ dims: adc.dims, affine: adc.affine, datatype: 'float32', data: toFloat32(adc).map((v) => v / 20) });
+    await expect(runPipeline({ read: async (r) => (r === 'adc' ? wrong : read(r)), models: [model] })).rejects.toThrow(
+      /not a plausible ADC in 10⁻³ mm²\/s .* or in 10⁻⁶ mm²\/s/,
+    );
   });
 });
 

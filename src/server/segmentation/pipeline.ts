@@ -1,9 +1,10 @@
 import { ROLE_LABELS, type VolumeRole } from '../../shared/cases.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
-import type { Affine } from '../../shared/nifti.js';
+import type { AdcUnit, Affine } from '../../shared/nifti.js';
 import { sameGrid } from '../cases/prepare.js';
 import { NiftiError, type NiftiVolume, readNifti, toFloat32 } from '../nifti/read.js';
 import { writeNiftiGz } from '../nifti/write.js';
+import { adcScale, adcUnitNote, detectAdcUnit, implausibleAdcMessage } from './adc-unit.js';
 import { keepLargeComponents } from './components.js';
 import { predictProbability, throwIfAborted } from './inference.js';
 import { computeMetrics } from './metrics.js';
@@ -48,6 +49,8 @@ export interface PipelineResult {
   maskNifti: Buffer;
   perModel: { modelId: string; mask: Uint8Array; maskNifti: Buffer }[];
   metrics: SegmentationMetrics;
+  /** What the pipeline noticed about the inputs (the ADC unit it found and how it converted it). */
+  notes: string[];
 }
 
 
@@ -103,19 +106,34 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   lap('load');
   throwIfAborted(signal);
 
+  // The ADC's unit, from its values: models state the unit their thresholds assume, and a map in
+  // another unit is converted (ISLES'22 ships 10⁻³ mm²/s; the ISLES convention is 10⁻⁶).
+  const notes: string[] = [];
+  const adcVol = volumes.get('adc');
+  let adcUnit: AdcUnit | undefined;
+  if (adcVol) {
+    const found = detectAdcUnit(toFloat32(adcVol));
+    if (!found.unit) throw new SegmentationInputError(implausibleAdcMessage(found.median));
+    adcUnit = found.unit;
+    for (const wanted of new Set(models.filter((m) => m.manifest.inputs.includes('adc')).map((m) => m.manifest.adcUnit))) {
+      notes.push(adcUnitNote(found.unit, wanted));
+    }
+  }
+
   // preprocess
-  await enter('preprocess', 20, 'Preparing inputs');
+  await enter('preprocess', 20, notes.length ? `Preparing inputs (${notes.join('; ')})` : 'Preparing inputs');
   const dwi = volumes.get('dwi')!;
   const grid = { dims: dwi.dims, affine: dwi.affine };
   const onGrid = new Map<VolumeRole, Float32Array>();
   let truthMask: Uint8Array | null = null;
   const truthVol = volumes.get('mask');
   if (truthVol && sameGrid(grid, { dims: truthVol.dims, affine: truthVol.affine })) {
-    // on the DWI grid: binarise the stored values directly, no float copy
+    // on the DWI grid: binarise the stored values directly, no float copy. Nonzero is lesion, as
+    // the challenge's scoring reads a mask (`astype(bool)`): labels 1, 2, 255 all count.
     const raw = truthVol.data;
     const { slope, inter } = truthVol.scale;
     truthMask = new Uint8Array(raw.length);
-    for (let i = 0; i < raw.length; i++) if (raw[i]! * slope + inter >= 0.5) truthMask[i] = 1;
+    for (let i = 0; i < raw.length; i++) if (raw[i]! * slope + inter !== 0) truthMask[i] = 1;
   }
   for (const [role, vol] of volumes) {
     if (role === 'mask' && truthMask) continue;
@@ -130,6 +148,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
     if (role === 'mask') {
       truthMask = new Uint8Array(values.length);
+      // resampled by trilinear interpolation: a voxel is lesion when it is at least half inside
       for (let i = 0; i < values.length; i++) if (values[i]! >= 0.5) truthMask[i] = 1;
       continue;
     }
@@ -139,8 +158,13 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const channelsOf = (m: LoadedModel) =>
     m.manifest.inputs.map((role, c) => {
       const step = m.manifest.preprocessing[c]!;
-      const key = `${role}:${JSON.stringify(step)}`;
-      if (!prepared.has(key)) prepared.set(key, applyPreprocessing(onGrid.get(role)!, step));
+      const scale = role === 'adc' && adcUnit ? adcScale(adcUnit, m.manifest.adcUnit) : 1;
+      const key = `${role}:${scale}:${JSON.stringify(step)}`;
+      if (!prepared.has(key)) {
+        let values = onGrid.get(role)!;
+        if (scale !== 1) values = values.map((v) => v * scale);
+        prepared.set(key, applyPreprocessing(values, step));
+      }
       return prepared.get(key)!;
     });
   const channelSets = models.map(channelsOf);
@@ -207,5 +231,5 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     maskNifti: models.length === 1 ? maskNifti : encode(perModelMasks[mi]!),
   }));
   lap('save');
-  return { dims: dwi.dims, affine: dwi.affine, voxelSizeMm: dwi.voxelSizeMm, mask, maskNifti, perModel, metrics };
+  return { dims: dwi.dims, affine: dwi.affine, voxelSizeMm: dwi.voxelSizeMm, mask, maskNifti, perModel, metrics, notes };
 }

@@ -11,6 +11,36 @@ function quantile(values: Float32Array, q: number): number {
   return sample[Math.min(sample.length - 1, Math.floor(q * (sample.length - 1)))]!;
 }
 
+/** The median of a sample (sorted in place). */
+function medianOf(sample: Float32Array): number {
+  sample.sort();
+  return sample.length ? sample[sample.length >> 1]! : 0;
+}
+
+/**
+ * Median and MAD-based sigma (1.4826 · MAD, the normal-consistent scale) of the head's voxels,
+ * on a strided sample of ≤ ~262k of them. Robust: a lesion's bright voxels, however many, barely
+ * move either (unlike the mean and SD of a plain z-score).
+ */
+export function robustHeadStats(values: Float32Array): { median: number; sigma: number; head: number } {
+  const cut = 0.1 * quantile(values, 0.995);
+  let head = 0;
+  for (let i = 0; i < values.length; i++) if (values[i]! > cut) head++;
+  const stride = Math.max(1, Math.floor(head / 262_144));
+  const sample = new Float32Array(Math.ceil(head / stride));
+  let k = 0;
+  for (let i = 0, seen = 0; i < values.length; i++) {
+    if (values[i]! > cut) {
+      if (seen % stride === 0 && k < sample.length) sample[k++] = values[i]!;
+      seen++;
+    }
+  }
+  const median = medianOf(sample.subarray(0, k));
+  for (let j = 0; j < k; j++) sample[j] = Math.abs(sample[j]! - median);
+  const mad = medianOf(sample.subarray(0, k));
+  return { median, sigma: 1.4826 * mad || 1, head };
+}
+
 export function applyPreprocessing(values: Float32Array, step: Step): Float32Array {
   switch (step.kind) {
     case 'none':
@@ -41,6 +71,13 @@ export function applyPreprocessing(values: Float32Array, step: Step): Float32Arr
       const inv = 1 / (Math.sqrt(Math.max(variance, 0)) || 1);
       const out = new Float32Array(values.length);
       for (let i = 0; i < values.length; i++) out[i] = (values[i]! - mean) * inv;
+      return out;
+    }
+    case 'robustZscore': {
+      const { median, sigma } = robustHeadStats(values);
+      const inv = 1 / sigma;
+      const out = new Float32Array(values.length);
+      for (let i = 0; i < values.length; i++) out[i] = (values[i]! - median) * inv;
       return out;
     }
   }
