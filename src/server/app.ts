@@ -13,6 +13,7 @@ import { csrfGuard } from './http/csrf/index.js';
 import { fileRoutes } from './http/files/index.js';
 import { healthRoutes } from './http/health/index.js';
 import { homeRoute } from './http/home/index.js';
+import { viewerRoutes } from './http/viewer/index.js';
 import { type Metrics, createMetrics } from './http/metrics/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
@@ -30,6 +31,8 @@ export interface AppDeps {
   /** Tests swap in a router of their own; the app serves `appRouter` otherwise. */
   router?: AnyRouter;
   metrics?: Metrics;
+  /** The built viewer (`dist/client`); without it `/` is a plain status page. */
+  clientDir?: string;
 }
 
 /** Whether COOP/COEP are sent: `auto` is on unless the app is embedded in another site. */
@@ -67,7 +70,7 @@ export function buildApp(deps: AppDeps): Hono {
 
   app.route('/', healthRoutes({ readiness }));
   metrics.mount(app, readiness);
-  app.route('/', homeRoute({ readiness, version: deps.process.version }));
+  if (!deps.clientDir) app.route('/', homeRoute({ readiness, version: deps.process.version }));
   app.route('/', fileRoutes({ readiness }));
 
   // Uploads get their own, larger limit; every other /trpc body is small.
@@ -129,6 +132,8 @@ export function buildApp(deps: AppDeps): Hono {
     }),
   );
 
+  // Last, so every API route above wins: the viewer answers the remaining GETs.
+  if (deps.clientDir) app.route('/', viewerRoutes({ dir: deps.clientDir }));
   app.notFound((c) => c.json({ error: 'Not found' }, 404));
   app.onError((err, c) => {
     logger.error({ reqId: c.get('requestId'), err }, 'unhandled error');

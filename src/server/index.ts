@@ -10,6 +10,7 @@ import { migrateToLatest } from './db/migrate.js';
 import { type Env, EnvError, parseEnv } from './env.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './http/metrics/index.js';
+import { findClientDir } from './http/viewer/index.js';
 import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
 import { Readiness } from './readiness.js';
 import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
@@ -40,7 +41,8 @@ const logger = createLogger({ level: env.LOG_LEVEL });
 const readiness = new Readiness();
 const startedAt = Date.now();
 const metrics = createMetrics();
-const app = buildApp({ env, logger, readiness, process: { version: VERSION, startedAt }, metrics });
+const clientDir = findClientDir();
+const app = buildApp({ env, logger, readiness, process: { version: VERSION, startedAt }, metrics, ...(clientDir ? { clientDir } : {}) });
 
 let database: DatabaseHandle | undefined;
 let models: ModelRegistry | undefined;

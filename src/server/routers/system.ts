@@ -9,6 +9,8 @@ export const systemRouter = router({
       version: ctx.process.version,
       database: ctx.dbKind,
       uptimeSeconds: Math.round((Date.now() - ctx.process.startedAt) / 1000),
+      /** Whether `auth.guest` works here (the viewer shows "Continue as guest" only then). */
+      allowGuests: ctx.config.ALLOW_GUESTS,
     };
   }),
 });

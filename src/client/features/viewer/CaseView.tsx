@@ -1,0 +1,123 @@
+import { Suspense, lazy, useEffect, useMemo, useState } from 'react';
+import type { VolumeRole } from '../../../shared/cases.js';
+import type { JobView } from '../../../shared/jobs.js';
+import { ADC_UNIT_LABELS } from '../../../shared/nifti.js';
+import { ErrorBoundary } from '../../components/ErrorBoundary.js';
+import { trpc } from '../../trpc.js';
+import { JobPanel } from '../jobs/JobPanel.js';
+import type { Layout, Readout, ViewerVolume } from './NiivueCanvas.js';
+import { hasWebGL2 } from './webgl.js';
+
+// NiiVue is most of the bundle: loaded only when a case is opened.
+const NiivueCanvas = lazy(() => import('./NiivueCanvas.js'));
+
+type Overlay = { visible: boolean; opacity: number };
+
+export function CaseView({ id }: { id: string }) {
+  const detail = trpc.cases.byId.useQuery({ id });
+  const me = trpc.auth.me.useQuery();
+  const jobs = trpc.jobs.list.useQuery({ caseId: id }, { enabled: !!me.data && detail.isSuccess });
+  const [background, setBackground] = useState<VolumeRole>('dwi');
+  const [layout, setLayout] = useState<Layout>('multiplanar');
+  const [truth, setTruth] = useState<Overlay>({ visible: true, opacity: 0.5 });
+  const [pred, setPred] = useState<Overlay>({ visible: true, opacity: 0.6 });
+  const [result, setResult] = useState<JobView | null>(null);
+  const [readout, setReadout] = useState<Readout | null>(null);
+  const webgl = useMemo(hasWebGL2, []);
+
+  // Reopening a case shows its latest finished result without running again.
+  const latest = jobs.data?.items.find((j) => j.status === 'succeeded' && j.result) ?? null;
+  useEffect(() => {
+    if (latest && !result) setResult(latest);
+  }, [latest, result]);
+
+  if (detail.isPending) return <p>Loading the case…</p>;
+  if (detail.isError) {
+    const code = detail.error.data?.code;
+    return (
+      <p className="error" role="alert">
+        {code === 'NOT_FOUND' || code === 'BAD_REQUEST' ? 'Case not found' : detail.error.message}
+      </p>
+    );
+  }
+  const c = detail.data;
+  const vol = (role: VolumeRole) => c.volumes.find((v) => v.role === role);
+  const bg = vol(background) ?? vol('dwi')!;
+  const volumes: ViewerVolume[] = [{ key: 'background', url: bg.url, name: `${bg.role}.nii.gz`, colormap: 'gray', opacity: 1, visible: true }];
+  const gt = vol('mask');
+  if (gt) volumes.push({ key: 'truth', url: gt.url, name: 'truth.nii.gz', colormap: 'green', ...truth });
+  if (result?.result) volumes.push({ key: 'prediction', url: result.result.mask.url, name: 'prediction.nii.gz', colormap: 'red', ...pred });
+  const adc = vol('adc');
+
+  return (
+    <div className="case-view">
+      <div className="viewer-column">
+        <div className="toolbar">
+          <h1>{c.name}</h1>
+          <label>
+            Image
+            <select value={bg.role} onChange={(e) => setBackground(e.target.value as VolumeRole)} aria-label="Background image">
+              {(['dwi', 'adc', 'flair'] as const).filter((r) => vol(r)).map((r) => (
+                <option key={r} value={r}>{r.toUpperCase()}</option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Layout
+            <select value={layout} onChange={(e) => setLayout(e.target.value as Layout)} aria-label="Layout">
+              <option value="multiplanar">Axial, coronal, sagittal + 3D</option>
+              <option value="axial">Axial</option>
+              <option value="render">3D</option>
+            </select>
+          </label>
+        </div>
+        {webgl ? (
+          <ErrorBoundary>
+            <Suspense fallback={<p>Loading the viewer…</p>}>
+              <NiivueCanvas volumes={volumes} layout={layout} onLocation={setReadout} />
+            </Suspense>
+          </ErrorBoundary>
+        ) : (
+          <p className="error" role="alert">
+            This browser cannot show the images: WebGL2 is not available (it may be turned off, or the graphics driver is blocked). Try another browser or enable hardware acceleration.
+          </p>
+        )}
+        <p className="readout" data-testid="readout">
+          {readout
+            ? `${readout.mm.map((x) => x.toFixed(1)).join(', ')} mm · voxel ${readout.vox.join(', ')} · ${readout.values.map((v) => `${v.name}: ${Number.isInteger(v.value) ? v.value : v.value.toFixed(3)}`).join(' · ')}`
+            : 'Click the images to read values.'}
+        </p>
+      </div>
+      <aside>
+        <div className="panel">
+          <h2>Overlays</h2>
+          {gt && <OverlayControl label="Ground truth" colour="green" value={truth} onChange={setTruth} />}
+          {result?.result ? <OverlayControl label="Prediction" colour="red" value={pred} onChange={setPred} /> : <p className="hint">No prediction yet.</p>}
+          {adc?.adcUnit && <p className="hint">ADC in {ADC_UNIT_LABELS[adc.adcUnit]}</p>}
+        </div>
+        <JobPanel caseId={id} signedIn={!!me.data} onResult={setResult} current={result} />
+      </aside>
+    </div>
+  );
+}
+
+function OverlayControl(props: { label: string; colour: string; value: Overlay; onChange: (o: Overlay) => void }) {
+  const { value, onChange } = props;
+  return (
+    <div className="overlay">
+      <label>
+        <input type="checkbox" checked={value.visible} onChange={(e) => onChange({ ...value, visible: e.target.checked })} />
+        <span className={`swatch ${props.colour}`} /> {props.label}
+      </label>
+      <input
+        type="range"
+        min={0}
+        max={1}
+        step={0.05}
+        value={value.opacity}
+        aria-label={`${props.label} opacity`}
+        onChange={(e) => onChange({ ...value, opacity: Number(e.target.value) })}
+      />
+    </div>
+  );
+}

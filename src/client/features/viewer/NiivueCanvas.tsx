@@ -1,0 +1,115 @@
+import { Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue';
+import { useEffect, useRef, useState } from 'react';
+import { releaseCanvas } from './webgl.js';
+
+export interface ViewerVolume {
+  /** Stable key: 'background' | 'truth' | 'prediction'. */
+  key: string;
+  url: string;
+  /** With the extension: a signed URL has none, and NiiVue would guess the format. */
+  name: string;
+  colormap: string;
+  opacity: number;
+  visible: boolean;
+}
+
+export type Layout = 'multiplanar' | 'axial' | 'render';
+
+export interface Readout {
+  mm: number[];
+  vox: number[];
+  values: { name: string; value: number }[];
+}
+
+const SLICE: Record<Layout, SLICE_TYPE> = { multiplanar: SLICE_TYPE.MULTIPLANAR, axial: SLICE_TYPE.AXIAL, render: SLICE_TYPE.RENDER };
+
+/**
+ * NiiVue on a canvas made for this mount and released on unmount (a canvas reused across React's
+ * StrictMode double mount fails with "Shader failed to link"). Volumes reload when their URLs
+ * change; visibility, opacity and layout apply without a reload.
+ */
+export default function NiivueCanvas(props: { volumes: ViewerVolume[]; layout: Layout; onLocation?: (r: Readout) => void; onLoaded?: () => void }) {
+  const holder = useRef<HTMLDivElement>(null);
+  const nvRef = useRef<Niivue | null>(null);
+  const [loadedKeys, setLoadedKeys] = useState<string[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const urls = props.volumes.map((v) => `${v.key}|${v.url}|${v.colormap}`).join(',');
+  const latest = useRef(props);
+  latest.current = props;
+
+  useEffect(() => {
+    const canvas = document.createElement('canvas');
+    canvas.setAttribute('data-testid', 'niivue-canvas');
+    holder.current!.appendChild(canvas);
+    const nv = new Niivue({
+      backColor: [0, 0, 0, 1],
+      // not red or green: the overlays are, and a test counts their pixels
+      crosshairColor: [0.25, 0.55, 1, 1],
+      multiplanarShowRender: SHOW_RENDER.ALWAYS,
+      show3Dcrosshair: false,
+      isResizeCanvas: true,
+      loadingText: 'Loading volumes…',
+    });
+    nvRef.current = nv;
+    let gone = false;
+    nv.onLocationChange = (loc: unknown) => {
+      const l = loc as { mm: ArrayLike<number>; vox: ArrayLike<number>; values: { name: string; value: number }[] };
+      latest.current.onLocation?.({ mm: Array.from(l.mm).slice(0, 3), vox: Array.from(l.vox), values: l.values.map((v) => ({ name: v.name, value: v.value })) });
+    };
+    void nv.attachToCanvas(canvas).catch((e: unknown) => !gone && setError(String((e as Error).message ?? e)));
+    return () => {
+      gone = true;
+      nvRef.current = null;
+      try {
+        nv.cleanup();
+      } catch {
+        // already torn down
+      }
+      releaseCanvas(canvas);
+    };
+  }, []);
+
+  useEffect(() => {
+    const nv = nvRef.current;
+    if (!nv) return;
+    let stale = false;
+    const vols = latest.current.volumes;
+    setLoadedKeys([]);
+    (async () => {
+      // wait for attachToCanvas (it resolves on the next frames)
+      while (!nv.gl && !stale) await new Promise((r) => setTimeout(r, 20));
+      if (stale) return;
+      await nv.loadVolumes(vols.map((v) => ({ url: v.url, name: v.name, colormap: v.colormap, opacity: v.visible ? v.opacity : 0 })));
+      if (stale) return;
+      for (const [i, v] of vols.entries()) {
+        if (v.key !== 'background') {
+          // masks: 0 transparent, 1 full colour
+          nv.volumes[i]!.cal_min = 0;
+          nv.volumes[i]!.cal_max = 1;
+        }
+      }
+      nv.updateGLVolume();
+      setLoadedKeys(vols.map((v) => v.key));
+      latest.current.onLoaded?.();
+    })().catch((e: unknown) => !stale && setError(`Could not load the volumes: ${(e as Error).message ?? e}`));
+    return () => {
+      stale = true;
+    };
+  }, [urls]);
+
+  useEffect(() => {
+    const nv = nvRef.current;
+    if (!nv || loadedKeys.length === 0) return;
+    for (const v of props.volumes) {
+      const i = loadedKeys.indexOf(v.key);
+      if (i >= 0 && nv.volumes[i]) nv.setOpacity(i, v.visible ? v.opacity : 0);
+    }
+    nv.setSliceType(SLICE[props.layout]);
+  });
+
+  return (
+    <div className="viewer-holder" ref={holder} data-loaded={loadedKeys.join(',')}>
+      {error && <p className="error">{error}</p>}
+    </div>
+  );
+}

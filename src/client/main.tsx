@@ -1,0 +1,20 @@
+import { QueryClientProvider } from '@tanstack/react-query';
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { App } from './App.js';
+import './styles.css';
+import { makeQueryClient, makeTrpcClient, resolveApiUrl, trpc } from './trpc.js';
+
+const apiUrl = await resolveApiUrl();
+const queryClient = makeQueryClient();
+const trpcClient = makeTrpcClient(apiUrl);
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <trpc.Provider client={trpcClient} queryClient={queryClient}>
+      <QueryClientProvider client={queryClient}>
+        <App />
+      </QueryClientProvider>
+    </trpc.Provider>
+  </StrictMode>,
+);

@@ -1,0 +1,35 @@
+import { useSyncExternalStore } from 'react';
+
+/**
+ * The viewer's three screens need no routing library: the path is the state, history.pushState
+ * changes it, and a reload or a shared link lands on the same screen (the server answers every
+ * client path with index.html).
+ */
+const listeners = new Set<() => void>();
+window.addEventListener('popstate', () => listeners.forEach((l) => l()));
+
+export function navigate(path: string, opts: { replace?: boolean } = {}): void {
+  if (opts.replace) history.replaceState(null, '', path);
+  else history.pushState(null, '', path);
+  listeners.forEach((l) => l());
+}
+
+export function usePath(): string {
+  return useSyncExternalStore(
+    (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    () => location.pathname,
+  );
+}
+
+export type Route = { name: 'cases' } | { name: 'case'; id: string } | { name: 'sign-in' } | { name: 'not-found' };
+
+export function matchRoute(path: string): Route {
+  if (path === '/' || path === '') return { name: 'cases' };
+  if (path === '/sign-in') return { name: 'sign-in' };
+  const m = /^\/cases\/([^/]+)\/?$/.exec(path);
+  if (m) return { name: 'case', id: decodeURIComponent(m[1]!) };
+  return { name: 'not-found' };
+}
