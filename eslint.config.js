@@ -14,6 +14,11 @@ export default tseslint.config(
     },
   },
   {
+    // The viewer runs in browsers; page.evaluate callbacks in browser tests too.
+    files: ['src/client/**', 'e2e/**', 'bench/viewer.ts', 'scripts/screenshot.ts'],
+    languageOptions: { globals: { ...globals.browser, ...globals.node } },
+  },
+  {
     // Migrations and the migrator work on any schema on purpose.
     files: ['migrations/**', 'src/server/db/migrate.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 import { type IncomingMessage, type ServerResponse, createServer, request } from 'node:http';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';

@@ -5,6 +5,8 @@ import { App } from './App.js';
 import './styles.css';
 import { makeQueryClient, makeTrpcClient, resolveApiUrl, trpc } from './trpc.js';
 
+// Opening a case directly (a shared link, a reload): fetch the viewer chunk alongside the rest.
+if (location.pathname.startsWith('/cases/')) void import('./features/viewer/NiivueCanvas.js');
 const apiUrl = await resolveApiUrl();
 const queryClient = makeQueryClient();
 const trpcClient = makeTrpcClient(apiUrl);

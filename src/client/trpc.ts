@@ -13,6 +13,9 @@ export const trpc = createTRPCReact<AppRouter>();
 export async function resolveApiUrl(): Promise<string> {
   const built = import.meta.env.VITE_API_URL as string | undefined;
   if (built) return built.replace(/\/$/, '');
+  // Served by the API itself: it says so in index.html (no extra request before the first query).
+  const meta = document.querySelector<HTMLMetaElement>('meta[name="strokeview-api"]');
+  if (meta) return meta.content ? meta.content.replace(/\/$/, '') : location.origin;
   try {
     const res = await fetch('/config.json', { cache: 'no-store' });
     if (res.ok) {

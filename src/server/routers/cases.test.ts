@@ -27,7 +27,7 @@ function form(files: Record<string, Uint8Array | string>, name = 'My case'): For
   const fd = new FormData();
   fd.set('name', name);
   for (const [role, bytes] of Object.entries(files)) {
-    fd.set(role, typeof bytes === 'string' ? bytes : new File([bytes], `${role}.nii.gz`));
+    fd.set(role, typeof bytes === 'string' ? bytes : new File([new Uint8Array(bytes)], `${role}.nii.gz`));
   }
   return fd;
 }

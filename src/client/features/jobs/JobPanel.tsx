@@ -43,7 +43,6 @@ export function JobPanel(props: { caseId: string; signedIn: boolean; onResult: (
     if (!jobId || !live || !TERMINAL_STATUSES.includes(live.status)) return;
     void utils.jobs.list.invalidate({ caseId: props.caseId });
     void utils.jobs.byId.fetch({ id: jobId }).then((job) => props.onResult(job));
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [live?.status, jobId]);
 
   const run = () => {

@@ -8,8 +8,10 @@ import { JobPanel } from '../jobs/JobPanel.js';
 import type { Layout, Readout, ViewerVolume } from './NiivueCanvas.js';
 import { hasWebGL2 } from './webgl.js';
 
-// NiiVue is most of the bundle: loaded only when a case is opened.
-const NiivueCanvas = lazy(() => import('./NiivueCanvas.js'));
+// NiiVue is most of the bundle: loaded only when a case is opened (main.tsx starts the download
+// early when the page opens on a case).
+export const loadNiivue = () => import('./NiivueCanvas.js');
+const NiivueCanvas = lazy(loadNiivue);
 
 type Overlay = { visible: boolean; opacity: number };
 
@@ -27,6 +29,13 @@ export function CaseView({ id }: { id: string }) {
 
   // Reopening a case shows its latest finished result without running again.
   const latest = jobs.data?.items.find((j) => j.status === 'succeeded' && j.result) ?? null;
+  // Start downloading the images while NiiVue itself loads and starts: its own fetch of the same
+  // signed URLs then comes from the HTTP cache (volumes are served immutable).
+  useEffect(() => {
+    if (!detail.data) return;
+    void loadNiivue();
+    for (const v of detail.data.volumes) if (v.role === 'dwi' || v.role === 'mask') void fetch(v.url).then((r) => r.arrayBuffer()).catch(() => {});
+  }, [detail.data]);
   useEffect(() => {
     if (latest && !result) setResult(latest);
   }, [latest, result]);

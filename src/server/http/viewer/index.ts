@@ -31,7 +31,10 @@ export function findClientDir(): string | undefined {
  */
 export function viewerRoutes(options: ViewerOptions): Hono {
   const app = new Hono();
-  const index = readFileSync(path.join(options.dir, 'index.html'), 'utf8');
+  // The API's address goes into the page itself (empty: same origin), so the viewer needs no
+  // /config.json round trip before its first query; /config.json stays for static hosting.
+  const meta = `<meta name="strokeview-api" content="${(options.apiUrl ?? '').replace(/[<>"&]/g, '')}" />`;
+  const index = readFileSync(path.join(options.dir, 'index.html'), 'utf8').replace('<head>', `<head>\n    ${meta}`);
   const root = path.relative(process.cwd(), options.dir) || '.';
   app.get('/config.json', (c) => {
     c.header('Cache-Control', 'no-store');
@@ -39,12 +42,11 @@ export function viewerRoutes(options: ViewerOptions): Hono {
   });
   app.get(
     '/assets/*',
-    serveStatic({
-      root,
-      onFound: (_path, c) => {
-        c.header('Cache-Control', 'public, max-age=31536000, immutable');
-      },
-    }),
+    async (c, next) => {
+      await next();
+      if (c.res.status === 200) c.res.headers.set('Cache-Control', 'public, max-age=31536000, immutable');
+    },
+    serveStatic({ root }),
   );
   app.get('*', async (c, next) => {
     if (API_PATHS.test(c.req.path) || c.req.path.startsWith('/assets/')) return next();
