@@ -35,6 +35,9 @@ export interface AppDeps {
   clientDir?: string;
 }
 
+/** The procedures that take files (multipart): they get the large body limit, everything else the small one. */
+const UPLOAD_PATHS = new Set(['/trpc/cases.upload', '/trpc/masks.save']);
+
 /** Whether COOP/COEP are sent: `auto` is on unless the app is embedded in another site. */
 export function crossOriginIsolationOn(env: Env): boolean {
   return env.CROSS_ORIGIN_ISOLATION === 'on' || (env.CROSS_ORIGIN_ISOLATION === 'auto' && env.EMBED_ORIGINS.length === 0);
@@ -83,7 +86,7 @@ export function buildApp(deps: AppDeps): Hono {
     onError: (c) =>
       trpcErrorResponse(c, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`),
   });
-  app.use('/trpc/*', (c, next) => (c.req.path === '/trpc/cases.upload' ? uploadLimit(c, next) : smallLimit(c, next)));
+  app.use('/trpc/*', (c, next) => (UPLOAD_PATHS.has(c.req.path) ? uploadLimit(c, next) : smallLimit(c, next)));
   app.use(
     '/trpc/*',
     csrfGuard({ trustedOrigins: [...(publicOrigin ? [publicOrigin] : []), ...env.ALLOWED_ORIGINS, ...env.EMBED_ORIGINS] }),

@@ -28,6 +28,8 @@ export interface VolumeDescriptor extends VolumeFacts {
   sha256: string;
   bytes: number;
   url: string;
+  /** The same file as an attachment, with a name a person can keep (`<case>_corrected_v3.nii.gz`). */
+  downloadUrl: string;
 }
 
 export interface CaseSummary {

@@ -42,8 +42,23 @@ export interface VolumeLinks {
   baseUrl: string;
 }
 
-/** A stored volume as the API returns it, with a fresh signed URL ending in `<fileName>.nii.gz`. */
-export function toVolumeDescriptor(v: VolumeRow, role: VolumeRole, links: VolumeLinks, fileName: string = role): VolumeDescriptor {
+/** A file name safe in a URL path and a Content-Disposition header. */
+export function safeFileName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 120) || 'volume';
+}
+
+/**
+ * A stored volume as the API returns it, with a fresh signed URL ending in `<fileName>.nii.gz`,
+ * and a download link named `<downloadName>.nii.gz`.
+ */
+export function toVolumeDescriptor(
+  v: VolumeRow,
+  role: VolumeRole,
+  links: VolumeLinks,
+  fileName: string = role,
+  downloadName: string = fileName,
+): VolumeDescriptor {
+  const token = links.signer.sign(v.id);
   return {
     id: v.id,
     role,
@@ -55,7 +70,8 @@ export function toVolumeDescriptor(v: VolumeRow, role: VolumeRole, links: Volume
     affine: v.affine as Affine,
     frames: v.frames,
     adcUnit: (v.adc_unit as AdcUnit | null) ?? null,
-    url: volumeUrl(links.baseUrl, links.signer.sign(v.id), fileName),
+    url: volumeUrl(links.baseUrl, token, fileName),
+    downloadUrl: `${volumeUrl(links.baseUrl, token, safeFileName(downloadName))}?download=1`,
   };
 }
 
@@ -83,30 +99,47 @@ export async function createCase(
   meta: { ownerId: string | null; name: string; source: CaseSource; subjectId?: string | null },
   volumes: PreparedVolume[],
 ): Promise<string> {
+  return withStoredVolumes(db, store, volumes, async (trx, volumeIds) =>
+    insertCase(trx, { ...meta, subjectId: meta.subjectId ?? null }, volumes.map((v, i) => ({ role: v.role, volumeId: volumeIds[i]! }))),
+  );
+}
+
+/**
+ * Stores checked volumes, all or nothing: files first (content-addressed, atomic), then their
+ * volume rows and whatever `commit` writes, in one transaction; if anything fails, the files this
+ * call created and nothing else references are removed, and no row remains.
+ */
+export async function withStoredVolumes<T>(
+  db: Db,
+  store: VolumeStore,
+  volumes: Pick<PreparedVolume, 'stored' | 'facts'>[],
+  commit: (trx: Kysely<Database>, volumeIds: string[]) => Promise<T>,
+): Promise<T> {
   const created: string[] = [];
   try {
-    const written: { role: VolumeRole; sha256: string; v: PreparedVolume }[] = [];
+    const shas: string[] = [];
     for (const v of volumes) {
       const put = await store.put(v.stored);
       if (put.created) created.push(put.sha256);
-      written.push({ role: v.role, sha256: put.sha256, v });
+      shas.push(put.sha256);
     }
     return await db.transaction().execute(async (trx) => {
-      const links: { role: VolumeRole; volumeId: string }[] = [];
-      for (const w of written) {
-        const volumeId = await insertVolume(trx, {
-          sha256: w.sha256,
-          bytes: w.v.stored.length,
-          dims: w.v.facts.dims,
-          voxelSizeMm: w.v.facts.voxelSizeMm,
-          datatype: w.v.facts.datatype,
-          affine: w.v.facts.affine,
-          frames: w.v.facts.frames,
-          adcUnit: w.v.facts.adcUnit ?? null,
-        });
-        links.push({ role: w.role, volumeId });
+      const ids: string[] = [];
+      for (const [i, v] of volumes.entries()) {
+        ids.push(
+          await insertVolume(trx, {
+            sha256: shas[i]!,
+            bytes: v.stored.length,
+            dims: v.facts.dims,
+            voxelSizeMm: v.facts.voxelSizeMm,
+            datatype: v.facts.datatype,
+            affine: v.facts.affine,
+            frames: v.facts.frames,
+            adcUnit: v.facts.adcUnit ?? null,
+          }),
+        );
       }
-      return insertCase(trx, { ...meta, subjectId: meta.subjectId ?? null }, links);
+      return commit(trx, ids);
     });
   } catch (err) {
     // Only files no volume row points at: identical bytes stored by someone else stay.

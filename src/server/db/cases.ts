@@ -126,6 +126,7 @@ export async function deleteCaseRow(db: Db, id: string): Promise<string[]> {
           .select('jv.volume_id')
           .where('j.case_id', '=', id),
       )
+      .union(trx.selectFrom('mask_versions').select('volume_id').where('case_id', '=', id))
       .execute();
     await trx.deleteFrom('cases').where('id', '=', id).execute();
     return used.map((r) => r.volume_id);
@@ -163,6 +164,7 @@ export async function deleteUnreferencedVolumes(db: Db, among: { olderThan: Date
     .where((eb) => ('ids' in among ? eb('v.id', 'in', among.ids) : eb('v.created_at', '<', among.olderThan)))
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('case_volumes as cv').select('cv.volume_id').whereRef('cv.volume_id', '=', 'v.id'))))
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('job_volumes as jv').select('jv.volume_id').whereRef('jv.volume_id', '=', 'v.id'))))
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('mask_versions as mv').select('mv.volume_id').whereRef('mv.volume_id', '=', 'v.id'))))
     .returning('v.sha256')
     .execute();
   return rows.map((r) => r.sha256);

@@ -73,6 +73,22 @@ export interface VolumesTable {
 }
 export type VolumeRow = Selectable<VolumesTable>;
 
+export interface MaskVersionsTable {
+  id: Generated<string>;
+  case_id: string;
+  author_id: string;
+  version: number;
+  volume_id: string;
+  job_id: string | null;
+  note: ColumnType<string, string | undefined, string>;
+  voxels: number;
+  volume_ml: number;
+  dice_vs_prediction: number | null;
+  dice_vs_truth: number | null;
+  created_at: Timestamp;
+}
+export type MaskVersionRow = Selectable<MaskVersionsTable>;
+
 export interface CasesTable {
   id: Generated<string>;
   owner_id: string | null;
@@ -123,6 +139,7 @@ export interface Database {
   jobs: JobsTable;
   job_volumes: JobVolumesTable;
   volumes: VolumesTable;
+  mask_versions: MaskVersionsTable;
   cases: CasesTable;
   case_volumes: CaseVolumesTable;
   app_settings: AppSettingsTable;

@@ -45,20 +45,21 @@ export async function publish(bus: JobEventBus, row: JobRow | undefined): Promis
   if (row) await bus.publish(toEvent(row, Date.now())).catch(() => {});
 }
 
-async function descriptor(db: Db, volumeId: string, fileName: string, links: VolumeLinks) {
+async function descriptor(db: Db, volumeId: string, fileName: string, links: VolumeLinks, downloadName: string) {
   const v = await findVolume(db, volumeId);
-  return v ? toVolumeDescriptor(v, 'mask', links, fileName) : undefined;
+  return v ? toVolumeDescriptor(v, 'mask', links, fileName, downloadName) : undefined;
 }
 
 export async function toJobView(db: Db, row: JobRow, links: VolumeLinks): Promise<JobView> {
   let result: JobResultView | null = null;
   const stored = row.result as StoredResult | null;
   if (row.status === 'succeeded' && stored) {
-    const mask = await descriptor(db, stored.maskVolumeId, 'mask', links);
+    const caseName = (await db.selectFrom('cases').select('name').where('id', '=', row.case_id).executeTakeFirst())?.name ?? 'case';
+    const mask = await descriptor(db, stored.maskVolumeId, 'mask', links, `${caseName}_${row.model_ids.join('+')}_prediction`);
     if (mask) {
       const perModel = [];
       for (const p of stored.perModel) {
-        const d = await descriptor(db, p.volumeId, `mask-${p.modelId}`, links);
+        const d = await descriptor(db, p.volumeId, `mask-${p.modelId}`, links, `${caseName}_${p.modelId}_prediction`);
         if (d) perModel.push({ modelId: p.modelId, mask: d });
       }
       result = { mask, perModel, metrics: stored.metrics, notes: stored.notes ?? [] };

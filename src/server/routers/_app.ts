@@ -3,6 +3,7 @@ import { adminRouter } from './admin.js';
 import { authRouter } from './auth.js';
 import { casesRouter } from './cases.js';
 import { jobsRouter } from './jobs.js';
+import { masksRouter } from './masks.js';
 import { modelsRouter } from './models.js';
 import { systemRouter } from './system.js';
 
@@ -13,6 +14,7 @@ export const appRouter = router({
   cases: casesRouter,
   models: modelsRouter,
   jobs: jobsRouter,
+  masks: masksRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -56,7 +56,11 @@ export function fileRoutes(options: FilesOptions): Hono {
     c.header('Accept-Ranges', 'bytes');
     c.header('Cross-Origin-Resource-Policy', 'cross-origin');
     c.header('Content-Type', 'application/octet-stream');
-    c.header('Content-Disposition', `inline; filename="${volume.sha256.slice(0, 12)}.nii.gz"`);
+    // ?download=1: an attachment named by the link (`<case>_corrected_v3.nii.gz`), else inline
+    const named = (c.req.param('name') ?? '').replace(/[^A-Za-z0-9._-]+/g, '_');
+    const download = c.req.query('download') === '1';
+    const fileName = named.endsWith('.nii.gz') ? named : `${volume.sha256.slice(0, 12)}.nii.gz`;
+    c.header('Content-Disposition', `${download ? 'attachment' : 'inline'}; filename="${fileName}"`);
     if (c.req.header('if-none-match')?.split(',').some((t) => t.trim() === etag)) return c.body(null, 304);
     const range = parseRange(c.req.header('range'), size);
     if (range === 'bad') {
