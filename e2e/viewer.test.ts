@@ -73,6 +73,13 @@ describe('the viewer in Chromium', () => {
     for (let i = 0; i < after.redMask.length; i++) if (after.redMask[i] && before.greenMask[i]) redOnTruth++;
     expect(redOnTruth / after.red).toBeGreaterThan(0.8);
 
+    // the layout switch: axial only, 3D only, back to all four — each drawn without an error
+    for (const layout of ['axial', 'render', 'multiplanar']) {
+      await page.getByLabel('Layout').selectOption(layout);
+      await settledCanvas(page);
+      await page.screenshot({ path: path.join(SCREENSHOTS, `layout-${layout}.png`) });
+    }
+
     // reopening the case shows the latest result without running again
     await page.reload();
     await page.getByTestId('metrics').waitFor();

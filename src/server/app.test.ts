@@ -59,6 +59,7 @@ describeEachDatabase('HTTP app', (db) => {
       version: '9.9.9-test',
       database: db().kind === 'pglite' ? 'embedded' : 'postgres',
       uptimeSeconds: 5,
+      allowGuests: true,
     });
   });
 

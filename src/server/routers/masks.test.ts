@@ -82,8 +82,18 @@ describeEachDatabase('corrected masks', (current) => {
     // erase the first 40 lesion voxels, draw 25 new ones where there was none
     let erased = 0;
     let drawn = 0;
-    for (let i = 0; i < values.length && erased < 40; i++) if (values[i]) (values[i] = 0), erased++;
-    for (let i = 0; i < values.length && drawn < 25; i += 997) if (!values[i]) (values[i] = 1), drawn++;
+    for (let i = 0; i < values.length && erased < 40; i++) {
+      if (values[i]) {
+        values[i] = 0;
+        erased++;
+      }
+    }
+    for (let i = 0; i < values.length && drawn < 25; i += 997) {
+      if (!values[i]) {
+        values[i] = 1;
+        drawn++;
+      }
+    }
     const changed = encodeNifti({ dims: predicted.dims, affine: predicted.affine, datatype: 'uint8', data: values }); // raw .nii, as NiiVue's saveImage gives it
     const saved = await me.browser.upload<MaskVersionView>('masks.save', form({ caseId, jobId: job.id, note: 'trimmed the edge', file: changed }));
     expect(saved.status).toBe(200);
