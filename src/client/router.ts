@@ -8,7 +8,16 @@ import { useSyncExternalStore } from 'react';
 const listeners = new Set<() => void>();
 window.addEventListener('popstate', () => listeners.forEach((l) => l()));
 
+let leaveGuard: (() => boolean) | null = null;
+
+/** A screen with unsaved work asks before the app navigates away (null clears it). */
+export function setLeaveGuard(guard: (() => boolean) | null): void {
+  leaveGuard = guard;
+}
+
 export function navigate(path: string, opts: { replace?: boolean } = {}): void {
+  if (leaveGuard && !leaveGuard()) return;
+  leaveGuard = null;
   if (opts.replace) history.replaceState(null, '', path);
   else history.pushState(null, '', path);
   listeners.forEach((l) => l());

@@ -1,5 +1,5 @@
 import { QueryCache, QueryClient, MutationCache } from '@tanstack/react-query';
-import { createTRPCReact, httpBatchLink, httpSubscriptionLink, retryLink, splitLink } from '@trpc/react-query';
+import { createTRPCReact, httpBatchLink, httpLink, httpSubscriptionLink, retryLink, splitLink } from '@trpc/react-query';
 import type { AppRouter } from '../server/routers/_app.js';
 import { backoffElapsedMs, failureFacts, fetchWithStatus, isRetryable, retryDelayMs, shouldRetry } from '../shared/retry.js';
 import { wake } from './wake.js';
@@ -63,7 +63,11 @@ export function jobCreateRetry() {
   };
 }
 
+/** The API's base URL, once the client is made (uploads with progress use XMLHttpRequest directly). */
+export let API_URL = '';
+
 export function makeTrpcClient(apiUrl: string) {
+  API_URL = apiUrl;
   const crossOrigin = new URL(apiUrl).origin !== location.origin;
   const credentialed: typeof fetch = (input, init) => fetch(input, { ...init, credentials: crossOrigin ? 'include' : 'same-origin' });
   return trpc.createClient({
@@ -84,7 +88,12 @@ export function makeTrpcClient(apiUrl: string) {
           }),
           httpSubscriptionLink({ url: `${apiUrl}/trpc`, eventSourceOptions: () => ({ withCredentials: crossOrigin }) }),
         ],
-        false: httpBatchLink({ url: `${apiUrl}/trpc`, fetch: fetchWithStatus(credentialed), maxItems: 10 }),
+        // files (masks.save) go as multipart form data, which batching cannot carry
+        false: splitLink({
+          condition: (op) => op.input instanceof FormData,
+          true: httpLink({ url: `${apiUrl}/trpc`, fetch: fetchWithStatus(credentialed) }),
+          false: httpBatchLink({ url: `${apiUrl}/trpc`, fetch: fetchWithStatus(credentialed), maxItems: 10 }),
+        }),
       }),
     ],
   });

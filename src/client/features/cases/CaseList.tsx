@@ -1,10 +1,13 @@
 import { useState } from 'react';
 import { navigate } from '../../router.js';
 import { trpc } from '../../trpc.js';
+import { UploadDialog } from './UploadDialog.js';
 
 /** All cases the viewer may see: search by name, pages of 20, demo badge, the volumes each has. */
 export function CaseList() {
   const [search, setSearch] = useState('');
+  const [uploading, setUploading] = useState(false);
+  const me = trpc.auth.me.useQuery();
   const cases = trpc.cases.list.useInfiniteQuery(
     { limit: 20, ...(search.trim() ? { search: search.trim() } : {}) },
     { getNextPageParam: (last) => last.nextCursor ?? undefined },
@@ -15,7 +18,9 @@ export function CaseList() {
       <div className="row">
         <h1>Cases</h1>
         <input type="search" placeholder="Search by name" aria-label="Search cases" value={search} onChange={(e) => setSearch(e.target.value)} />
+        {me.data && !uploading && <button onClick={() => setUploading(true)}>Upload a case</button>}
       </div>
+      {uploading && <UploadDialog onClose={() => setUploading(false)} />}
       {cases.isPending && <p>Loading cases…</p>}
       {cases.isError && <p className="error">{cases.error.message}</p>}
       {cases.isSuccess && items.length === 0 && <p className="empty">{search ? `No case matches “${search}”.` : 'No cases yet.'}</p>}

@@ -3,9 +3,12 @@ import type { VolumeRole } from '../../../shared/cases.js';
 import type { JobView } from '../../../shared/jobs.js';
 import { ADC_UNIT_LABELS } from '../../../shared/nifti.js';
 import { ErrorBoundary } from '../../components/ErrorBoundary.js';
+import { navigate, setLeaveGuard } from '../../router.js';
 import { trpc } from '../../trpc.js';
+import { JobHistory } from '../jobs/JobHistory.js';
 import { JobPanel } from '../jobs/JobPanel.js';
-import type { Layout, Readout, ViewerVolume } from './NiivueCanvas.js';
+import { EditPanel, VersionsPanel } from '../masks/EditPanel.js';
+import type { DrawingControls, Layout, Readout, ViewerVolume } from './NiivueCanvas.js';
 import { hasWebGL2 } from './webgl.js';
 
 // NiiVue is most of the bundle: loaded only when a case is opened (main.tsx starts the download
@@ -25,7 +28,35 @@ export function CaseView({ id }: { id: string }) {
   const [pred, setPred] = useState<Overlay>({ visible: true, opacity: 0.6 });
   const [result, setResult] = useState<JobView | null>(null);
   const [readout, setReadout] = useState<Readout | null>(null);
+  const [drawing, setDrawing] = useState<DrawingControls | null>(null);
+  const [editing, setEditing] = useState(false);
+  const [dirty, setDirty] = useState(false);
+  const [shownVersion, setShownVersion] = useState<string | null>(null);
+  const [versionOverlay, setVersionOverlay] = useState<Overlay>({ visible: true, opacity: 0.7 });
+  const versions = trpc.masks.list.useQuery({ caseId: id }, { enabled: !!me.data && detail.isSuccess });
+  const utils = trpc.useUtils();
+  const remove = trpc.cases.delete.useMutation({
+    onSuccess: async () => {
+      await utils.cases.list.invalidate();
+      navigate('/');
+    },
+  });
   const webgl = useMemo(hasWebGL2, []);
+
+  // A warning before leaving with unsaved edits (closing the tab, reloading).
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => {
+      e.preventDefault();
+      e.returnValue = '';
+    };
+    window.addEventListener('beforeunload', warn);
+    setLeaveGuard(() => confirm('You have unsaved edits to the mask. Leave without saving?'));
+    return () => {
+      window.removeEventListener('beforeunload', warn);
+      setLeaveGuard(null);
+    };
+  }, [dirty]);
 
   // Reopening a case shows its latest finished result without running again.
   const latest = jobs.data?.items.find((j) => j.status === 'succeeded' && j.result) ?? null;
@@ -51,11 +82,14 @@ export function CaseView({ id }: { id: string }) {
   }
   const c = detail.data;
   const vol = (role: VolumeRole) => c.volumes.find((v) => v.role === role);
-  const bg = vol(background) ?? vol('dwi')!;
+  // while editing, the drawing lives on the DWI grid: the background stays DWI
+  const bg = (editing ? vol('dwi') : vol(background)) ?? vol('dwi')!;
   const volumes: ViewerVolume[] = [{ key: 'background', url: bg.url, name: `${bg.role}.nii.gz`, colormap: 'gray', opacity: 1, visible: true }];
   const gt = vol('mask');
   if (gt) volumes.push({ key: 'truth', url: gt.url, name: 'truth.nii.gz', colormap: 'green', ...truth });
   if (result?.result) volumes.push({ key: 'prediction', url: result.result.mask.url, name: 'prediction.nii.gz', colormap: 'red', ...pred });
+  const version = versions.data?.items.find((v) => v.id === shownVersion);
+  if (version) volumes.push({ key: 'version', url: version.volume.url, name: 'corrected.nii.gz', colormap: 'blue', ...versionOverlay });
   const adc = vol('adc');
 
   return (
@@ -83,7 +117,7 @@ export function CaseView({ id }: { id: string }) {
         {webgl ? (
           <ErrorBoundary>
             <Suspense fallback={<p>Loading the viewer…</p>}>
-              <NiivueCanvas volumes={volumes} layout={layout} onLocation={setReadout} />
+              <NiivueCanvas volumes={volumes} layout={layout} onLocation={setReadout} onDrawing={setDrawing} onEdit={() => setDirty(true)} />
             </Suspense>
           </ErrorBoundary>
         ) : (
@@ -102,9 +136,41 @@ export function CaseView({ id }: { id: string }) {
           <h2>Overlays</h2>
           {gt && <OverlayControl label="Ground truth" colour="green" value={truth} onChange={setTruth} />}
           {result?.result ? <OverlayControl label="Prediction" colour="red" value={pred} onChange={setPred} /> : <p className="hint">No prediction yet.</p>}
+          {version && <OverlayControl label={`Corrected v${version.version}`} colour="blue" value={versionOverlay} onChange={setVersionOverlay} />}
           {adc?.adcUnit && <p className="hint">ADC in {ADC_UNIT_LABELS[adc.adcUnit]}</p>}
         </div>
         <JobPanel caseId={id} signedIn={!!me.data} onResult={setResult} current={result} />
+        {me.data && (
+          <EditPanel
+            caseId={id}
+            controls={drawing}
+            prediction={result}
+            versions={versions.data?.items ?? []}
+            editing={editing}
+            dirty={dirty}
+            onEditing={(on) => {
+              setEditing(on);
+              setDirty(false);
+            }}
+            onSaved={(v) => {
+              setDirty(false);
+              setShownVersion(v.id);
+            }}
+          />
+        )}
+        <VersionsPanel versions={versions.data?.items ?? []} shown={shownVersion} onShow={setShownVersion} />
+        <JobHistory jobs={jobs.data?.items ?? []} shown={result?.id ?? null} onOpen={setResult} />
+        {c.owned && (
+          <div className="panel">
+            <button
+              className="secondary"
+              onClick={() => confirm(`Delete the case “${c.name}” with its volumes, jobs and masks? This cannot be undone.`) && remove.mutate({ id })}
+            >
+              Delete this case
+            </button>
+            {remove.error && <p className="error">{remove.error.message}</p>}
+          </div>
+        )}
       </aside>
     </div>
   );

@@ -1,4 +1,4 @@
-import { Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue';
+import { NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue';
 import { useEffect, useRef, useState } from 'react';
 import { releaseCanvas } from './webgl.js';
 
@@ -15,6 +15,22 @@ export interface ViewerVolume {
 
 export type Layout = 'multiplanar' | 'axial' | 'render';
 
+/** Drawing on the background (DWI) grid with NiiVue's tools, for corrected masks. */
+export interface DrawingControls {
+  /** Starts editing: from a saved mask or prediction (its URL), or from an empty mask. */
+  start(fromUrl: string | null): Promise<void>;
+  pen(opts: { size: number; filled: boolean; erase: boolean }): void;
+  undo(): void;
+  /** The drawing as a gzipped NIfTI-1 uint8 file on the background's grid. */
+  save(): Promise<Uint8Array>;
+  stop(): void;
+}
+
+async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([new Uint8Array(bytes)]).stream().pipeThrough(new CompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
 export interface Readout {
   mm: number[];
   vox: number[];
@@ -28,7 +44,16 @@ const SLICE: Record<Layout, SLICE_TYPE> = { multiplanar: SLICE_TYPE.MULTIPLANAR,
  * StrictMode double mount fails with "Shader failed to link"). Volumes reload when their URLs
  * change; visibility, opacity and layout apply without a reload.
  */
-export default function NiivueCanvas(props: { volumes: ViewerVolume[]; layout: Layout; onLocation?: (r: Readout) => void; onLoaded?: () => void }) {
+export default function NiivueCanvas(props: {
+  volumes: ViewerVolume[];
+  layout: Layout;
+  onLocation?: (r: Readout) => void;
+  onLoaded?: () => void;
+  /** Receives the drawing controls once NiiVue is attached (null when it goes). */
+  onDrawing?: (controls: DrawingControls | null) => void;
+  /** Called after each stroke while drawing. */
+  onEdit?: () => void;
+}) {
   const holder = useRef<HTMLDivElement>(null);
   const nvRef = useRef<Niivue | null>(null);
   const [loadedKeys, setLoadedKeys] = useState<string[]>([]);
@@ -56,9 +81,45 @@ export default function NiivueCanvas(props: { volumes: ViewerVolume[]; layout: L
       const l = loc as { mm: ArrayLike<number>; vox: ArrayLike<number>; values: { name: string; value: number }[] };
       latest.current.onLocation?.({ mm: Array.from(l.mm).slice(0, 3), vox: Array.from(l.vox), values: l.values.map((v) => ({ name: v.name, value: v.value })) });
     };
-    void nv.attachToCanvas(canvas).catch((e: unknown) => !gone && setError(String((e as Error).message ?? e)));
+    const controls: DrawingControls = {
+      async start(fromUrl) {
+        if (fromUrl) {
+          const image = await NVImage.loadFromUrl({ url: fromUrl, name: 'mask.nii.gz' });
+          nv.loadDrawing(image);
+        } else {
+          nv.createEmptyDrawing();
+        }
+        nv.setDrawColormap('_draw');
+        nv.setDrawingEnabled(true);
+        nv.setPenValue(1, false);
+      },
+      pen({ size, filled, erase }) {
+        nv.opts.penSize = size;
+        nv.setPenValue(erase ? 0 : 1, filled);
+      },
+      undo: () => nv.drawUndo(),
+      async save() {
+        const raw = await nv.saveImage({ filename: '', isSaveDrawing: true, volumeByIndex: 0 });
+        if (!(raw instanceof Uint8Array)) throw new Error('NiiVue returned no drawing');
+        return gzip(raw);
+      },
+      stop() {
+        nv.setDrawingEnabled(false);
+        nv.closeDrawing();
+      },
+    };
+    const stroke = () => {
+      if (nv.opts.drawingEnabled) latest.current.onEdit?.();
+    };
+    canvas.addEventListener('pointerup', stroke);
+    void nv
+      .attachToCanvas(canvas)
+      .then(() => !gone && latest.current.onDrawing?.(controls))
+      .catch((e: unknown) => !gone && setError(String((e as Error).message ?? e)));
     return () => {
       gone = true;
+      canvas.removeEventListener('pointerup', stroke);
+      latest.current.onDrawing?.(null);
       nvRef.current = null;
       try {
         nv.cleanup();
