@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { PNG } from 'pngjs';
 import { ROOT, type ServerProcess, freePort, startProcess } from '../src/server/test/process.js';
 
@@ -95,4 +96,22 @@ export function overlayPixels(png: Buffer): { red: number; green: number; redInG
     }
   }
   return { red, green, redInGreen: 0, width: img.width, height: img.height, redMask, greenMask };
+}
+
+/** One built server and one browser for a test file, started before its tests and stopped after. */
+export function serverAndBrowser(env: Record<string, string> = {}): { readonly server: ServerProcess; readonly browser: Browser } {
+  const state = {} as { server: ServerProcess; browser: Browser };
+  beforeAll(async () => {
+    [state.server, state.browser] = await Promise.all([startServer(env), launchBrowser()]);
+  }, 240_000);
+  afterAll(async () => {
+    await state.browser?.close();
+    await state.server?.stop();
+  });
+  return state;
+}
+
+/** Waits until the viewer has loaded the volume with this key ('background', 'truth', 'prediction', 'version'). */
+export function loaded(page: Page, key: string) {
+  return page.waitForFunction((k) => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.split(',').includes(k), key, { timeout: 120_000 });
 }

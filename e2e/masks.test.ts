@@ -2,36 +2,32 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { phantomVolumes } from '../src/server/cases/demo.js';
 import { readNifti, toFloat32 } from '../src/server/nifti/read.js';
 import { writeNiftiGz } from '../src/server/nifti/write.js';
-import type { ServerProcess } from '../src/server/test/process.js';
-import { SCREENSHOTS, launchBrowser, newPage, startServer, watch } from './helpers.js';
+import { SCREENSHOTS, loaded, newPage, serverAndBrowser, watch } from './helpers.js';
 
 // Correcting a mask and bringing one's own case, in a real Chromium against a real server.
 
-let server: ServerProcess;
-let browser: Browser;
-beforeAll(async () => {
-  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
-}, 240_000);
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = serverAndBrowser();
 
-const loaded = (page: Page, key: string) =>
-  page.waitForFunction((k) => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.split(',').includes(k), key, { timeout: 120_000 });
 
 async function register(page: Page, email: string) {
-  await page.goto(`${server.url}/sign-in`);
+  await page.goto(`${suite.server.url}/sign-in`);
   await page.getByRole('button', { name: 'No account? Register' }).click();
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill('correct horse battery');
   await page.getByRole('button', { name: 'Register' }).click();
   await page.getByTestId('account').getByText(email).waitFor();
+}
+
+async function openFirstCase(page: Page, email: string) {
+  await register(page, email);
+  await page.goto(suite.server.url);
+  await page.locator('[data-testid=case-list] a').first().click();
+  await loaded(page, 'truth');
 }
 
 /** Pixels of a colour in the canvas, as [x, y] positions. */
@@ -51,7 +47,7 @@ const isBlue = (r: number, g: number, b: number) => b > 150 && r < 110 && g < 11
 
 describe('masks and uploads in Chromium', () => {
   it('upload a case through the dialog: a bad file shows its error and creates nothing; a good case opens and renders', async () => {
-    const { page, context } = await newPage(browser);
+    const { page, context } = await newPage(suite.browser);
     const seen = watch(page);
     await register(page, 'up@x.org');
     const dir = mkdtempSync(path.join(tmpdir(), 'sv-upload-'));
@@ -74,7 +70,7 @@ describe('masks and uploads in Chromium', () => {
     await err.waitFor();
     expect(await err.textContent()).toMatch(/other_adc\.nii\.gz: DWI and ADC are on different grids \(DWI 112×112×73, ADC 96×96×60/);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'upload-error.png') });
-    expect(((await (await page.request.get(`${server.url}/trpc/cases.list`)).json()) as { result: { data: { items: { owned: boolean }[] } } }).result.data.items.filter((c) => c.owned)).toEqual([]);
+    expect(((await (await page.request.get(`${suite.server.url}/trpc/cases.list`)).json()) as { result: { data: { items: { owned: boolean }[] } } }).result.data.items.filter((c) => c.owned)).toEqual([]);
 
     await page.getByTestId('upload-file').filter({ hasText: 'other_adc.nii.gz' }).getByRole('button', { name: 'Remove' }).click();
     await page.getByLabel('Choose files').setInputFiles([adc, mask]);
@@ -89,12 +85,9 @@ describe('masks and uploads in Chromium', () => {
   });
 
   it('draw a stroke, save it, reload: the version is listed and its pixels are where they were drawn; its download has the DWI grid', async () => {
-    const { page, context } = await newPage(browser);
+    const { page, context } = await newPage(suite.browser);
     const seen = watch(page);
-    await register(page, 'draw@x.org');
-    await page.goto(server.url);
-    await page.locator('[data-testid=case-list] a').first().click();
-    await loaded(page, 'truth');
+    await openFirstCase(page, 'draw@x.org');
     await page.getByLabel('Layout').selectOption('axial');
     await page.getByLabel('Start from').selectOption('empty');
     await page.getByRole('button', { name: 'Edit' }).click();
@@ -134,7 +127,7 @@ describe('masks and uploads in Chromium', () => {
     expect(res.headers()['content-disposition']).toBe('attachment; filename="Demo_phantom_1_corrected_v1.nii.gz"');
     const back = readNifti(new Uint8Array(await res.body()));
     const caseId = page.url().split('/').pop()!;
-    const detail = (await (await page.request.get(`${server.url}/trpc/cases.byId?input=${encodeURIComponent(JSON.stringify({ id: caseId }))}`)).json()) as {
+    const detail = (await (await page.request.get(`${suite.server.url}/trpc/cases.byId?input=${encodeURIComponent(JSON.stringify({ id: caseId }))}`)).json()) as {
       result: { data: { volumes: { role: string; dims: number[]; affine: number[][] }[] } };
     };
     const dwi = detail.result.data.volumes.find((v) => v.role === 'dwi')!;
@@ -146,12 +139,9 @@ describe('masks and uploads in Chromium', () => {
   });
 
   it('job history lists two runs after running twice; opening the older one shows its overlay', async () => {
-    const { page, context } = await newPage(browser);
+    const { page, context } = await newPage(suite.browser);
     const seen = watch(page);
-    await register(page, 'hist@x.org');
-    await page.goto(server.url);
-    await page.locator('[data-testid=case-list] a').first().click();
-    await loaded(page, 'truth');
+    await openFirstCase(page, 'hist@x.org');
     for (let run = 0; run < 2; run++) {
       await page.getByRole('button', { name: 'Run' }).click();
       await expect.poll(async () => page.getByTestId('job-row').count(), { timeout: 120_000 }).toBe(run + 1);

@@ -1,25 +1,14 @@
 /// <reference lib="dom" />
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServerProcess } from '../src/server/test/process.js';
-import { SCREENSHOTS, launchBrowser, newPage, overlayPixels, startServer, watch } from './helpers.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { SCREENSHOTS, loaded, newPage, overlayPixels, serverAndBrowser, watch } from './helpers.js';
 
 // The viewer in a real Chromium against a real built server (embedded database, one demo case,
 // the built-in model). What a person sees is the point: screenshots land in e2e/screenshots/.
 
-let server: ServerProcess;
-let browser: Browser;
-beforeAll(async () => {
-  [server, browser] = await Promise.all([startServer(), launchBrowser()]);
-}, 240_000);
-afterAll(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const suite = serverAndBrowser();
 
-const loaded = (page: Page, key: string) =>
-  page.waitForFunction((k) => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.split(',').includes(k), key, { timeout: 120_000 });
 
 /** NiiVue draws on the next animation frames after a load: wait until two canvas shots agree. */
 async function settledCanvas(page: Page): Promise<Buffer> {
@@ -35,14 +24,14 @@ async function settledCanvas(page: Page): Promise<Buffer> {
 }
 
 async function continueAsGuest(page: Page) {
-  await page.goto(`${server.url}/sign-in`);
+  await page.goto(`${suite.server.url}/sign-in`);
   await page.getByRole('button', { name: 'Continue as guest' }).click();
   await page.getByTestId('account').getByText('Guest').waitFor();
 }
 
 describe('the viewer in Chromium', () => {
   it('full flow: guest → demo case → run the built-in model → live progress, metrics, and a red overlay where the green truth is', async () => {
-    const { page, context } = await newPage(browser);
+    const { page, context } = await newPage(suite.browser);
     const seen = watch(page);
     await continueAsGuest(page);
     await page.locator('[data-testid=case-list] a').first().click();
@@ -89,9 +78,9 @@ describe('the viewer in Chromium', () => {
   });
 
   it('a case id that does not exist shows "Case not found" at once', async () => {
-    const { page, context } = await newPage(browser);
+    const { page, context } = await newPage(suite.browser);
     const seen = watch(page);
-    await page.goto(`${server.url}/cases/00000000-0000-4000-8000-000000000000`);
+    await page.goto(`${suite.server.url}/cases/00000000-0000-4000-8000-000000000000`);
     await page.getByText('Case not found').waitFor({ timeout: 10_000 });
     expect(await page.getByTestId('waking').count()).toBe(0); // a 404 is an answer, not retried
     seen.expectNone([/HTTP 404: GET .*cases\.byId/, /status of 404/]);
@@ -99,13 +88,13 @@ describe('the viewer in Chromium', () => {
   });
 
   it('lifecycle: open and leave a case 20 times — no console error, no lost context, at most one live canvas', async () => {
-    const { page, context } = await newPage(browser);
+    const { page, context } = await newPage(suite.browser);
     const seen = watch(page);
     const warnings: string[] = [];
     page.on('console', (m) => {
       if (/too many active webgl contexts|oldest context will be lost|shader failed/i.test(m.text())) warnings.push(m.text());
     });
-    await page.goto(server.url);
+    await page.goto(suite.server.url);
     for (let i = 0; i < 20; i++) {
       await page.locator('[data-testid=case-list] a').first().click();
       await loaded(page, 'background');

@@ -134,6 +134,46 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(afterEnd).not.toMatch(/^id: /m);
   });
 
+  it('a subscription over 1,000 events adds no listener per event (no MaxListenersExceededWarning)', async () => {
+    const { client, caseId, runtime } = await setup({ runWorker: false });
+    const job = await client.jobs.create.mutate({ caseId });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      let received = 0;
+      let gotFirst!: (version: number) => void;
+      const first = new Promise<number>((r) => (gotFirst = r));
+      const done = new Promise<void>((resolve, reject) => {
+        const sub = client.jobs.onProgress.subscribe(
+          { id: job.id },
+          {
+            onData: (e) => {
+              received++;
+              if (received === 1) gotFirst(e.data.version);
+              if (e.data.message === 'event 1000') {
+                sub.unsubscribe();
+                resolve();
+              }
+            },
+            onError: reject,
+          },
+        );
+      });
+      const base = await first;
+      for (let n = 1; n <= 1000; n++) {
+        await runtime.jobs.bus.publish({ id: job.id, status: 'queued', progress: 0, message: `event ${n}`, version: base + n, error: null, at: Date.now() });
+        // let the stream deliver it (each event ends one wait of the generator)
+        await new Promise((r) => setImmediate(r));
+      }
+      await done;
+      expect(received).toBe(1001);
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('the same idempotency key returns the same job', async () => {
     const { client, caseId } = await setup({ runWorker: false });
     const a = await client.jobs.create.mutate({ caseId, idempotencyKey: 'retry-key-1234' });

@@ -55,6 +55,9 @@ export const jobsRouter = router({
       pending.push(e);
       wake?.();
     });
+    // One abort listener for the whole stream (one per wait would pile up: MaxListenersExceeded).
+    const onAbort = () => wake?.();
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       let seen = Number(input.lastEventId ?? 0) || 0;
       const current = await findJob(ctx.db, input.id);
@@ -77,7 +80,6 @@ export const jobsRouter = router({
             clearTimeout(timer);
             resolve();
           };
-          signal?.addEventListener('abort', () => wake?.(), { once: true });
         });
         wake = undefined;
         if (!pending.length) {
@@ -87,6 +89,7 @@ export const jobsRouter = router({
         }
       }
     } finally {
+      signal?.removeEventListener('abort', onAbort);
       unsubscribe();
     }
   }),
