@@ -140,10 +140,11 @@ export default function NiivueCanvas(props: {
       // wait for attachToCanvas (it resolves on the next frames)
       while (!nv.gl && !stale) await new Promise((r) => setTimeout(r, 20));
       if (stale) return;
-      // Volumes load in the multiplanar + 3D view: NiiVue 0.69 computes the 3D render's
-      // gradients as it loads, and with only a 2D slice on screen that fails ("blur shader:
-      // 36061"). The chosen layout is applied again once they are in.
-      nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
+      // NiiVue 0.69 computes the 3D render's gradients as volumes load; with only a 2D slice on
+      // screen that fails ("blur shader: 36061"). A reload in another layout goes through the
+      // multiplanar view (the chosen layout comes back once the volumes are in). Not before the
+      // first load: with no volume yet, switching itself fails the same way.
+      if (nv.volumes.length > 0 && latest.current.layout !== 'multiplanar') nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
       await nv.loadVolumes(vols.map((v) => ({ url: v.url, name: v.name, colormap: v.colormap, opacity: v.visible ? v.opacity : 0 })));
       if (stale) return;
       for (const [i, v] of vols.entries()) {
