@@ -49,13 +49,13 @@ it('cold start: the "Waking up the server…" banner counts up while the API ans
   const seen = watch(page);
   await page.goto(proxyUrl);
   const banner = page.getByTestId('waking');
-  await banner.waitFor({ timeout: 60_000 });
-  await expect.poll(() => banner.textContent(), { timeout: 60_000 }).toMatch(/Waking up the server… 0:0[2-9]/);
+  await banner.waitFor({ timeout: 120_000 });
+  await expect.poll(() => banner.textContent(), { timeout: 120_000 }).toMatch(/Waking up the server… 0:0[2-9]/);
   await page.screenshot({ path: path.join(SCREENSHOTS, 'cold-start-waking.png') });
   expect(refused).toBeGreaterThan(1); // retried, with backoff
   asleep = false;
   await page.locator('[data-testid=case-list] a').first().waitFor({ timeout: 90_000 });
-  await banner.waitFor({ state: 'detached', timeout: 30_000 });
+  await banner.waitFor({ state: 'detached', timeout: 120_000 });
   expect(await page.evaluate(() => performance.getEntriesByType('navigation').length)).toBe(1); // no reload
   seen.expectNone([/HTTP 503/, /status of 503/]);
   await context.close();

@@ -84,6 +84,9 @@ export function watch(page: Page) {
 
 export async function newPage(browser: Browser, opts: Parameters<Browser['newContext']>[0] = {}): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, ...opts });
+  // Deadlines for a busy machine (software WebGL shares the cores with the server and the unit
+  // tests): a limit on a hang, not a speed target. Playwright's default is 30 s.
+  context.setDefaultTimeout(180_000);
   const page = await context.newPage();
   return { context, page };
 }

@@ -41,11 +41,11 @@ it('cross-site iframe: sign in inside the frame, reload the parent, still signed
   await frame.getByLabel('Email').fill('framed@x.org');
   await frame.getByLabel('Password').fill('correct horse battery');
   await frame.getByRole('button', { name: 'Register' }).click();
-  await frame.getByTestId('account').getByText('framed@x.org').waitFor({ timeout: 30_000 });
+  await frame.getByTestId('account').getByText('framed@x.org').waitFor({ timeout: 120_000 });
   await frame.locator('[data-testid=case-list] a').first().waitFor();
 
   await page.reload();
-  await frame.getByTestId('account').getByText('framed@x.org').waitFor({ timeout: 30_000 });
+  await frame.getByTestId('account').getByText('framed@x.org').waitFor({ timeout: 120_000 });
   await page.screenshot({ path: path.join(SCREENSHOTS, 'iframe-signed-in.png') });
   const cookies = await context.cookies(server.url);
   expect(cookies.find((c) => c.name === 'strokeview_session')).toMatchObject({ sameSite: 'None', secure: true });

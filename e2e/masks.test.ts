@@ -101,7 +101,7 @@ describe('masks and uploads in Chromium', () => {
     await page.getByRole('heading', { name: 'Editing (unsaved changes)' }).waitFor();
     await page.getByLabel('Note').fill('a stroke');
     await page.getByRole('button', { name: 'Save corrected mask' }).click();
-    await page.getByTestId('version-row').first().waitFor({ timeout: 60_000 });
+    await page.getByTestId('version-row').first().waitFor({ timeout: 120_000 });
 
     await page.reload();
     await loaded(page, 'truth');

@@ -81,7 +81,7 @@ describe('the viewer in Chromium', () => {
     const { page, context } = await newPage(suite.browser);
     const seen = watch(page);
     await page.goto(`${suite.server.url}/cases/00000000-0000-4000-8000-000000000000`);
-    await page.getByText('Case not found').waitFor({ timeout: 10_000 });
+    await page.getByText('Case not found').waitFor({ timeout: 60_000 }); // a deadline; "at once" = no retry (below)
     expect(await page.getByTestId('waking').count()).toBe(0); // a 404 is an answer, not retried
     seen.expectNone([/HTTP 404: GET .*cases\.byId/, /status of 404/]);
     await context.close();
