@@ -1,6 +1,6 @@
 import { trpcServer } from '@hono/trpc-server';
 import type { AnyRouter } from '@trpc/server';
-import { Hono } from 'hono';
+import { Hono, type Context as HonoContext } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { cookiePolicy } from './auth/cookies.js';
@@ -14,6 +14,7 @@ import { fileRoutes } from './http/files/index.js';
 import { healthRoutes } from './http/health/index.js';
 import { homeRoute } from './http/home/index.js';
 import { viewerRoutes } from './http/viewer/index.js';
+import { MULTIPART_PATHS, openApiRoutes } from './http/openapi/index.js';
 import { type Metrics, createMetrics } from './http/metrics/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
@@ -100,31 +101,33 @@ export function buildApp(deps: AppDeps): Hono {
       clientKey: (c) => clientAddress(c, hops),
     }),
   );
+  const baseUrlOf = (c: HonoContext) => {
+    const url = new URL(c.req.url);
+    return env.PUBLIC_URL ?? (https(c) ? `https://${url.host}` : url.origin);
+  };
+  const contextFor = (c: HonoContext, req: Request, resHeaders: Headers, bearerOnly = false) => {
+    const services = readiness.services!;
+    const reqId = c.get('requestId') as string;
+    return createRequestContext(
+      { services, env, log: logger.child({ reqId }), process: deps.process, requestId: reqId, baseUrl: baseUrlOf(c) },
+      {
+        req,
+        resHeaders,
+        bearerOnly,
+        cookiePolicy: cookiePolicy({ https: https(c), hostname: new URL(c.req.url).hostname, embedded: env.EMBED_ORIGINS.length > 0 }),
+        client: { ip: clientAddress(c, hops), userAgent: c.req.header('user-agent') ?? null },
+      },
+    );
+  };
+  const router = deps.router ?? appRouter;
+
   app.use(
     '/trpc/*',
     trpcServer({
       endpoint: '/trpc',
-      router: deps.router ?? appRouter,
+      router,
       maxBatchSize: env.TRPC_MAX_BATCH,
-      createContext: (opts, c) => {
-        const services = readiness.services!;
-        const reqId = c.get('requestId') as string;
-        const url = new URL(c.req.url);
-        const baseUrl = env.PUBLIC_URL ?? (https(c) ? `https://${url.host}` : url.origin);
-        return createRequestContext(
-          { services, env, log: logger.child({ reqId }), process: deps.process, requestId: reqId, baseUrl },
-          {
-            req: opts.req,
-            resHeaders: opts.resHeaders,
-            cookiePolicy: cookiePolicy({
-              https: https(c),
-              hostname: url.hostname,
-              embedded: env.EMBED_ORIGINS.length > 0,
-            }),
-            client: { ip: clientAddress(c, hops), userAgent: c.req.header('user-agent') ?? null },
-          },
-        ) as unknown as Promise<Record<string, unknown>>;
-      },
+      createContext: (opts, c) => contextFor(c, opts.req, opts.resHeaders) as unknown as Promise<Record<string, unknown>>,
       onError: ({ error, path, ctx }) => {
         // Only unexplained failures are logged in full; the client saw a masked message.
         if (error.code === 'INTERNAL_SERVER_ERROR') {
@@ -132,6 +135,22 @@ export function buildApp(deps: AppDeps): Hono {
           logger.error({ reqId, path, err: error.cause ?? error }, 'procedure failed');
         }
       },
+    }),
+  );
+
+  // REST for programs without a tRPC client (bearer tokens only), described by /api/openapi.json.
+  app.use('/api/*', (c, next) =>
+    c.req.method === 'POST' && MULTIPART_PATHS.includes(c.req.path) ? uploadLimit(c, next) : smallLimit(c, next),
+  );
+  app.use('/api/*', readyGate({ readiness }));
+  app.route(
+    '/',
+    openApiRoutes({
+      router,
+      version: deps.process.version,
+      baseUrl: baseUrlOf,
+      createContext: (c, resHeaders) => contextFor(c, c.req.raw, resHeaders, true),
+      onInternalError: (c, path, err) => logger.error({ reqId: c.get('requestId'), path, err }, 'procedure failed'),
     }),
   );
 

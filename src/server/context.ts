@@ -108,7 +108,14 @@ export function volumeLinks(ctx: Pick<InnerContext, 'signer' | 'baseUrl'>): Volu
  */
 export async function createRequestContext(
   inner: Omit<InnerContextOptions, 'auth' | 'cookies' | 'resHeaders'>,
-  http: { req: Request; resHeaders: Headers; cookiePolicy: CookiePolicy; client: ClientMeta },
+  http: {
+    req: Request;
+    resHeaders: Headers;
+    cookiePolicy: CookiePolicy;
+    client: ClientMeta;
+    /** REST (`/api`) takes bearer tokens only: no cookie, so no CSRF surface there. */
+    bearerOnly?: boolean;
+  },
 ): Promise<Context> {
   const { req, resHeaders, cookiePolicy } = http;
   const cookies: SessionCookies = {
@@ -116,7 +123,7 @@ export async function createRequestContext(
     clear: () => resHeaders.append('Set-Cookie', serializeClearedCookie(cookiePolicy)),
   };
   const bearer = req.headers.get('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
-  const cookieToken = bearer ? undefined : readSessionCookie(req.headers.get('cookie'));
+  const cookieToken = bearer || http.bearerOnly ? undefined : readSessionCookie(req.headers.get('cookie'));
   const token = bearer ?? cookieToken;
   let auth: Authenticated | null = null;
   if (token) {

@@ -10,6 +10,18 @@ interface Issue {
 /** Who may call a procedure. Every procedure without `access` is public and must be on the allowlist. */
 export interface Meta {
   access?: 'user' | 'admin';
+  /**
+   * Also served as a REST route under `/api` and described in `/api/openapi.json`
+   * (trpc-to-openapi reads this; see http/openapi). `protect: false` marks a public route.
+   */
+  openapi?: {
+    method: 'GET' | 'POST' | 'DELETE';
+    path: `/${string}`;
+    summary?: string;
+    description?: string;
+    tags?: string[];
+    protect?: boolean;
+  };
 }
 
 function validationIssues(cause: unknown): Issue[] | undefined {

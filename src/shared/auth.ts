@@ -24,13 +24,14 @@ export const createTokenSchema = z.object({
 export const idSchema = z.object({ id: z.uuid({ message: 'Not a valid id' }) });
 
 /** A user as the API returns it. */
-export interface PublicUser {
-  id: string;
-  email: string;
-  role: Role;
-  disabled: boolean;
-  createdAt: string;
-}
+export const publicUserSchema = z.object({
+  id: z.uuid(),
+  email: z.string(),
+  role: roleSchema,
+  disabled: z.boolean(),
+  createdAt: z.string(),
+});
+export type PublicUser = z.infer<typeof publicUserSchema>;
 
 export interface ApiTokenInfo {
   id: string;

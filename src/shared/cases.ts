@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import type { VolumeFacts } from './nifti.js';
+import { volumeFactsSchema } from './nifti.js';
 
 export const VOLUME_ROLES = ['dwi', 'adc', 'flair', 'mask'] as const;
 export const volumeRoleSchema = z.enum(VOLUME_ROLES);
 export type VolumeRole = z.infer<typeof volumeRoleSchema>;
-export type CaseSource = 'demo' | 'import' | 'upload';
+export const caseSourceSchema = z.enum(['demo', 'import', 'upload']);
+export type CaseSource = z.infer<typeof caseSourceSchema>;
 
 /** How messages name each role. */
 export const ROLE_LABELS: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC', flair: 'FLAIR', mask: 'Mask' };
@@ -22,27 +23,30 @@ export const caseIdSchema = z.object({ id: z.uuid({ message: 'Not a valid case i
 export const caseNameSchema = z.string().trim().min(1, { message: 'Give the case a name' }).max(200);
 
 /** A stored volume as the API returns it; `url` is a short-lived signed link to the .nii.gz. */
-export interface VolumeDescriptor extends VolumeFacts {
-  id: string;
-  role: VolumeRole;
-  sha256: string;
-  bytes: number;
-  url: string;
+export const volumeDescriptorSchema = volumeFactsSchema.extend({
+  id: z.uuid(),
+  role: volumeRoleSchema,
+  sha256: z.string(),
+  bytes: z.number().int(),
+  url: z.string(),
   /** The same file as an attachment, with a name a person can keep (`<case>_corrected_v3.nii.gz`). */
-  downloadUrl: string;
-}
+  downloadUrl: z.string(),
+});
+export type VolumeDescriptor = z.infer<typeof volumeDescriptorSchema>;
 
-export interface CaseSummary {
-  id: string;
-  name: string;
-  source: CaseSource;
-  subjectId: string | null;
-  demo: boolean;
-  owned: boolean;
-  roles: VolumeRole[];
-  createdAt: string;
-}
+export const caseSummarySchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  source: caseSourceSchema,
+  subjectId: z.string().nullable(),
+  demo: z.boolean(),
+  owned: z.boolean(),
+  roles: z.array(volumeRoleSchema),
+  createdAt: z.string(),
+});
+export type CaseSummary = z.infer<typeof caseSummarySchema>;
 
-export interface CaseDetail extends CaseSummary {
-  volumes: VolumeDescriptor[];
-}
+export const caseDetailSchema = caseSummarySchema.extend({ volumes: z.array(volumeDescriptorSchema) });
+export type CaseDetail = z.infer<typeof caseDetailSchema>;
+
+export const casePageSchema = z.object({ items: z.array(caseSummarySchema), nextCursor: z.uuid().nullable() });

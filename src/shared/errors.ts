@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /** Extra fields the server puts in every tRPC error's `data`. */
 export interface ErrorData {
   code: string;
@@ -9,3 +11,6 @@ export interface ErrorData {
 
 /** The message users see for errors the server does not explain (bugs, database failures). */
 export const INTERNAL_ERROR_MESSAGE = 'Something went wrong on the server. Please try again later.';
+
+/** What a mutation with nothing else to say returns. */
+export const okSchema = z.object({ ok: z.literal(true) });

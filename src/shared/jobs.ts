@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import type { VolumeDescriptor } from './cases.js';
-import type { SegmentationMetrics } from './models.js';
+import { volumeDescriptorSchema } from './cases.js';
+import { segmentationMetricsSchema } from './models.js';
 
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+import { JOB_STATUSES, type JobStatus } from './job-status.js';
+
+export { JOB_STATUSES, type JobStatus, TERMINAL_STATUSES, isTerminal } from './job-status.js';
+export const jobStatusSchema = z.enum(JOB_STATUSES);
 
 export const createJobSchema = z.object({
   caseId: z.uuid({ message: 'Not a valid case id' }),
@@ -29,29 +30,33 @@ export const onProgressSchema = z.object({
   lastEventId: z.string().max(40).nullish(),
 });
 
-export interface JobResultView {
-  mask: VolumeDescriptor;
-  perModel: { modelId: string; mask: VolumeDescriptor }[];
-  metrics: SegmentationMetrics;
+export const jobResultViewSchema = z.object({
+  mask: volumeDescriptorSchema,
+  perModel: z.array(z.object({ modelId: z.string(), mask: volumeDescriptorSchema })),
+  metrics: segmentationMetricsSchema,
   /** What the pipeline noticed about the inputs, e.g. "ADC in 10⁻³ mm²/s, scaled ×1000 to the model's 10⁻⁶ mm²/s". */
-  notes: string[];
-}
+  notes: z.array(z.string()),
+});
+export type JobResultView = z.infer<typeof jobResultViewSchema>;
 
-export interface JobView {
-  id: string;
-  caseId: string;
-  modelIds: string[];
-  status: JobStatus;
-  progress: number;
-  message: string;
-  attempts: number;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  expiresAt: string;
-  error: string | null;
-  result: JobResultView | null;
-}
+export const jobViewSchema = z.object({
+  id: z.uuid(),
+  caseId: z.uuid(),
+  modelIds: z.array(z.string()),
+  status: jobStatusSchema,
+  progress: z.number(),
+  message: z.string(),
+  attempts: z.number().int(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  expiresAt: z.string(),
+  error: z.string().nullable(),
+  result: jobResultViewSchema.nullable(),
+});
+export type JobView = z.infer<typeof jobViewSchema>;
+
+export const jobPageSchema = z.object({ items: z.array(jobViewSchema), nextCursor: z.uuid().nullable() });
 
 /** What the progress subscription sends: the job's live state. */
 export interface JobProgressEvent {

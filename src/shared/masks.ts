@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { VolumeDescriptor } from './cases.js';
+import { volumeDescriptorSchema } from './cases.js';
 
 /** The non-file fields of `masks.save` (multipart form data, like `cases.upload`). */
 export const saveMaskFieldsSchema = z.object({
@@ -17,19 +17,22 @@ export const listMasksSchema = z.object({ caseId: z.uuid({ message: 'Not a valid
 export const maskIdSchema = z.object({ id: z.uuid({ message: 'Not a valid mask id' }) });
 
 /** A saved corrected mask: the next version for that case and author. */
-export interface MaskVersionView {
-  id: string;
-  caseId: string;
-  version: number;
-  note: string;
-  jobId: string | null;
-  createdAt: string;
-  author: { id: string; email: string };
-  voxels: number;
-  volumeMl: number;
-  volume: VolumeDescriptor;
+export const maskVersionViewSchema = z.object({
+  id: z.uuid(),
+  caseId: z.uuid(),
+  version: z.number().int(),
+  note: z.string(),
+  jobId: z.uuid().nullable(),
+  createdAt: z.string(),
+  author: z.object({ id: z.uuid(), email: z.string() }),
+  voxels: z.number().int(),
+  volumeMl: z.number(),
+  volume: volumeDescriptorSchema,
   /** Dice against the job's prediction it started from (null without a job). */
-  diceVsPrediction: number | null;
+  diceVsPrediction: z.number().nullable(),
   /** Dice against the case's ground truth (null when the case has none). */
-  diceVsGroundTruth: number | null;
-}
+  diceVsGroundTruth: z.number().nullable(),
+});
+export type MaskVersionView = z.infer<typeof maskVersionViewSchema>;
+
+export const maskPageSchema = z.object({ items: z.array(maskVersionViewSchema), nextCursor: z.null() });

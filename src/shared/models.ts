@@ -56,25 +56,28 @@ export type ModelManifest = z.infer<typeof manifestSchema>;
 export const DEFAULT_MODEL_ID = 'adc-dwi-v2';
 
 /** A model as `models.list` returns it. */
-export interface ModelInfo {
-  id: string;
-  name: string;
-  version: string;
-  description: string;
-  kind: ModelManifest['kind'];
-  inputs: ModelManifest['inputs'];
-  patchSize: ModelManifest['patchSize'];
-}
+export const modelInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  version: z.string(),
+  description: z.string(),
+  kind: z.enum(['rule-based', 'trained']),
+  inputs: z.array(modelInputRoleSchema),
+  patchSize: z.tuple([z.number().int(), z.number().int(), z.number().int()]).nullable(),
+});
+export type ModelInfo = z.infer<typeof modelInfoSchema>;
 
-export interface SegmentationMetrics {
+/** ISLES'22 metrics of a job's mask (against the case's ground truth where it has one). */
+export const segmentationMetricsSchema = z.object({
   /** Null when the case has no ground-truth mask. */
-  dice: number | null;
-  predictedMl: number;
-  trueMl: number | null;
-  absVolumeDiffMl: number | null;
-  lesionCountPredicted: number;
-  lesionCountTrue: number | null;
-  lesionF1: number | null;
+  dice: z.number().nullable(),
+  predictedMl: z.number(),
+  trueMl: z.number().nullable(),
+  absVolumeDiffMl: z.number().nullable(),
+  lesionCountPredicted: z.number().int(),
+  lesionCountTrue: z.number().int().nullable(),
+  lesionF1: z.number().nullable(),
   /** |true lesion count − predicted lesion count| (the challenge's absolute lesion count difference). */
-  lesionCountDiff: number | null;
-}
+  lesionCountDiff: z.number().int().nullable(),
+});
+export type SegmentationMetrics = z.infer<typeof segmentationMetricsSchema>;

@@ -1,4 +1,5 @@
 /** NIfTI facts both sides use. Nothing here touches Node or the DOM. */
+import { z } from 'zod';
 
 export const DATATYPES = {
   2: 'uint8',
@@ -48,28 +49,27 @@ export const BYTES_PER_VOXEL: Record<DatatypeName, number> = {
 };
 
 /** A 4×4 affine, row-major: voxel (i, j, k, 1) → world millimetres. */
-export type Affine = [
-  [number, number, number, number],
-  [number, number, number, number],
-  [number, number, number, number],
-  [number, number, number, number],
-];
+const affineRow = z.tuple([z.number(), z.number(), z.number(), z.number()]);
+export const affineSchema = z.tuple([affineRow, affineRow, affineRow, affineRow]);
+export type Affine = z.infer<typeof affineSchema>;
 
 /**
  * The unit of an ADC map's values: 10⁻³ mm²/s (tissue ≈ 0.8, as many scanners and ISLES'22
  * export) or 10⁻⁶ mm²/s (tissue ≈ 800, the ISLES convention many models assume).
  */
-export type AdcUnit = '1e-3' | '1e-6';
+export const adcUnitSchema = z.enum(['1e-3', '1e-6']);
+export type AdcUnit = z.infer<typeof adcUnitSchema>;
 export const ADC_UNIT_LABELS: Record<AdcUnit, string> = { '1e-3': '10⁻³ mm²/s', '1e-6': '10⁻⁶ mm²/s' };
 
 /** The header facts of a stored volume, as the API reports them. */
-export interface VolumeFacts {
-  dims: [number, number, number];
-  voxelSizeMm: [number, number, number];
-  datatype: DatatypeName;
-  affine: Affine;
+export const volumeFactsSchema = z.object({
+  dims: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
+  voxelSizeMm: z.tuple([z.number(), z.number(), z.number()]),
+  datatype: z.enum(Object.values(DATATYPES) as [DatatypeName, ...DatatypeName[]]),
+  affine: affineSchema,
   /** Frames in the file (4th dimension); a volume is read as one of them. */
-  frames: number;
+  frames: z.number().int(),
   /** ADC volumes: the unit found from the data (null for other roles, or not yet known). */
-  adcUnit?: AdcUnit | null;
-}
+  adcUnit: adcUnitSchema.nullish(),
+});
+export type VolumeFacts = z.infer<typeof volumeFactsSchema>;

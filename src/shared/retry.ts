@@ -105,8 +105,10 @@ export function shouldRetry(opts: {
   /** A query or subscription, or a mutation by its path. */
   kind: 'query' | 'subscription' | 'mutation';
   path?: string;
+  /** Give up after this long (default RETRY_POLICY.giveUpMs); the SDK and CLI let callers shorten it. */
+  giveUpMs?: number;
 }): boolean {
   if (!isRetryable(opts.facts)) return false;
   if (opts.kind === 'mutation' && !IDEMPOTENT_MUTATIONS.includes(opts.path ?? '')) return false;
-  return opts.elapsedMs < RETRY_POLICY.giveUpMs;
+  return opts.elapsedMs < (opts.giveUpMs ?? RETRY_POLICY.giveUpMs);
 }

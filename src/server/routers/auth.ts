@@ -1,9 +1,11 @@
 import { TRPCError } from '@trpc/server';
+import { z } from 'zod';
 import {
   changePasswordSchema,
   createTokenSchema,
   credentialsSchema,
   idSchema,
+  publicUserSchema,
   registerSchema,
 } from '../../shared/auth.js';
 import * as auth from '../auth/service.js';
@@ -32,7 +34,11 @@ export const authRouter = router({
   }),
 
   /** The signed-in user, or null. */
-  me: publicProcedure.query(async ({ ctx }) => {
+  me: publicProcedure
+    .meta({ openapi: { method: 'GET', path: '/me', tags: ['auth'], protect: false, summary: 'The user the token belongs to, or null' } })
+    .input(z.void())
+    .output(publicUserSchema.nullable())
+    .query(async ({ ctx }) => {
     if (!ctx.user) return null;
     const user = await findUserById(ctx.db, ctx.user.id);
     return user ? auth.toPublicUser(user) : null;

@@ -1,11 +1,20 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { VOLUME_ROLES, type VolumeRole, caseIdSchema, caseNameSchema, listCasesSchema } from '../../shared/cases.js';
+import {
+  VOLUME_ROLES,
+  type VolumeRole,
+  caseDetailSchema,
+  caseIdSchema,
+  caseNameSchema,
+  casePageSchema,
+  listCasesSchema,
+} from '../../shared/cases.js';
 import { CaseInputError, prepareCaseVolumes } from '../cases/prepare.js';
 import { createCase, deleteCase, getCaseDetail, toSummary } from '../cases/service.js';
 import { viewerOf, volumeLinks } from '../context.js';
 import { listCases } from '../db/cases.js';
 import { toPage } from '../db/paging.js';
+import { okSchema } from '../../shared/errors.js';
 import { protectedProcedure, publicProcedure, router } from '../trpc.js';
 
 /** Reads the multipart form of an upload into checked fields (clear messages per field). */
@@ -33,7 +42,11 @@ async function readUploadForm(form: FormData, maxBytes: number) {
 
 export const casesRouter = router({
   /** Public: signed out, only demo (shared) cases; signed in, also one's own; admins, all. */
-  list: publicProcedure.input(listCasesSchema).query(async ({ ctx, input }) => {
+  list: publicProcedure
+    .meta({ openapi: { method: 'GET', path: '/cases', tags: ['cases'], protect: false, summary: 'Cases you may see (demo cases, your own; admins all)' } })
+    .input(listCasesSchema)
+    .output(casePageSchema)
+    .query(async ({ ctx, input }) => {
     const viewer = viewerOf(ctx.user);
     const limit = input?.limit ?? 50;
     const rows = await listCases(ctx.db, viewer, { search: input?.search, cursor: input?.cursor, limit: limit + 1 });
@@ -42,12 +55,16 @@ export const casesRouter = router({
   }),
 
   /** Public for shared cases; another user's case is NOT_FOUND. Volume URLs are signed and short-lived. */
-  byId: publicProcedure.input(caseIdSchema).query(({ ctx, input }) =>
+  byId: publicProcedure
+    .meta({ openapi: { method: 'GET', path: '/cases/{id}', tags: ['cases'], protect: false, summary: 'A case with its volumes (signed, short-lived URLs)' } })
+    .input(caseIdSchema)
+    .output(caseDetailSchema)
+    .query(({ ctx, input }) =>
     getCaseDetail(ctx.db, viewerOf(ctx.user), input.id, volumeLinks(ctx)),
   ),
 
   /** multipart/form-data: name, dwi, adc, flair?, mask?. All files are checked before anything is stored. */
-  upload: protectedProcedure.input(z.instanceof(FormData)).mutation(async ({ ctx, input }) => {
+  upload: protectedProcedure.input(z.instanceof(FormData)).output(caseDetailSchema).mutation(async ({ ctx, input }) => {
     const { name, files } = await readUploadForm(input, ctx.config.MAX_UPLOAD_MB * 1048576);
     let prepared;
     try {
@@ -64,7 +81,11 @@ export const casesRouter = router({
   }),
 
   /** The owner, or an admin (who may also delete shared cases). */
-  delete: protectedProcedure.input(caseIdSchema).mutation(async ({ ctx, input }) => {
+  delete: protectedProcedure
+    .meta({ openapi: { method: 'DELETE', path: '/cases/{id}', tags: ['cases'], summary: 'Delete a case you own (admins: any)' } })
+    .input(caseIdSchema)
+    .output(okSchema)
+    .mutation(async ({ ctx, input }) => {
     await deleteCase(ctx.db, ctx.store, viewerOf(ctx.user), input.id);
     return { ok: true as const };
   }),

@@ -1,5 +1,13 @@
 import { tracked } from '@trpc/server';
-import { createJobSchema, jobIdSchema, listJobsSchema, onProgressSchema, TERMINAL_STATUSES } from '../../shared/jobs.js';
+import {
+  createJobSchema,
+  jobIdSchema,
+  jobPageSchema,
+  jobViewSchema,
+  listJobsSchema,
+  onProgressSchema,
+  TERMINAL_STATUSES,
+} from '../../shared/jobs.js';
 import type { JobProgressEvent } from '../../shared/jobs.js';
 import { DEFAULT_MODEL_ID } from '../../shared/models.js';
 import { viewerOf, volumeLinks } from '../context.js';
@@ -14,7 +22,11 @@ const RECHECK_MS = 3000;
 
 export const jobsRouter = router({
   /** Queues a segmentation. The same idempotency key returns the same job (safe to retry). */
-  create: protectedProcedure.input(createJobSchema).mutation(async ({ ctx, input }) => {
+  create: protectedProcedure
+    .meta({ openapi: { method: 'POST', path: '/jobs', tags: ['jobs'], summary: 'Queue a segmentation of a case' } })
+    .input(createJobSchema)
+    .output(jobViewSchema)
+    .mutation(async ({ ctx, input }) => {
     const modelIds = input.modelIds ?? [ctx.models.list()[0]?.id ?? DEFAULT_MODEL_ID];
     const row = await createJob(
       ctx.db,
@@ -27,18 +39,30 @@ export const jobsRouter = router({
     return toJobView(ctx.db, row, volumeLinks(ctx));
   }),
 
-  byId: protectedProcedure.input(jobIdSchema).query(async ({ ctx, input }) =>
+  byId: protectedProcedure
+    .meta({ openapi: { method: 'GET', path: '/jobs/{id}', tags: ['jobs'], summary: 'A job: status, progress, and when done its mask and metrics' } })
+    .input(jobIdSchema)
+    .output(jobViewSchema)
+    .query(async ({ ctx, input }) =>
     toJobView(ctx.db, await visibleJob(ctx.db, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
   ),
 
-  list: protectedProcedure.input(listJobsSchema).query(async ({ ctx, input }) => {
+  list: protectedProcedure
+    .meta({ openapi: { method: 'GET', path: '/jobs', tags: ['jobs'], summary: 'Your jobs, newest first (optionally of one case)' } })
+    .input(listJobsSchema)
+    .output(jobPageSchema)
+    .query(async ({ ctx, input }) => {
     const limit = input?.limit ?? 50;
     const rows = await listJobs(ctx.db, viewerOf(ctx.user), { caseId: input?.caseId, cursor: input?.cursor, limit: limit + 1 });
     const { page, nextCursor } = toPage(rows, limit);
     return { items: await Promise.all(page.map((r) => toJobView(ctx.db, r, volumeLinks(ctx)))), nextCursor };
   }),
 
-  cancel: protectedProcedure.input(jobIdSchema).mutation(async ({ ctx, input }) =>
+  cancel: protectedProcedure
+    .meta({ openapi: { method: 'POST', path: '/jobs/{id}/cancel', tags: ['jobs'], summary: 'Cancel a queued or running job' } })
+    .input(jobIdSchema)
+    .output(jobViewSchema)
+    .mutation(async ({ ctx, input }) =>
     toJobView(ctx.db, await cancelJob(ctx.db, ctx.jobs, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
   ),
 

@@ -1,6 +1,7 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
-import { listMasksSchema, maskIdSchema, saveMaskFieldsSchema } from '../../shared/masks.js';
+import { okSchema } from '../../shared/errors.js';
+import { listMasksSchema, maskIdSchema, maskPageSchema, maskVersionViewSchema, saveMaskFieldsSchema } from '../../shared/masks.js';
 import { viewerOf, volumeLinks } from '../context.js';
 import {
   MaskInputError,
@@ -26,7 +27,7 @@ async function mapped<T>(fn: () => Promise<T>): Promise<T> {
 
 export const masksRouter = router({
   /** multipart/form-data: caseId, file (.nii/.nii.gz), jobId?, note?. Stored as the next version for this case and user. */
-  save: protectedProcedure.input(z.instanceof(FormData)).mutation(({ ctx, input }) =>
+  save: protectedProcedure.input(z.instanceof(FormData)).output(maskVersionViewSchema).mutation(({ ctx, input }) =>
     mapped(async () => {
       const fields = saveMaskFieldsSchema.safeParse({
         caseId: input.get('caseId') ?? undefined,
@@ -53,7 +54,11 @@ export const masksRouter = router({
   ),
 
   /** The versions of a case the caller may see (their own; admins all), newest first. */
-  list: protectedProcedure.input(listMasksSchema).query(({ ctx, input }) =>
+  list: protectedProcedure
+    .meta({ openapi: { method: 'GET', path: '/masks', tags: ['masks'], summary: 'Corrected mask versions of a case' } })
+    .input(listMasksSchema)
+    .output(maskPageSchema)
+    .query(({ ctx, input }) =>
     mapped(async () => {
       const rows = await listMaskVersions(ctx.db, viewerOf(ctx.user), input.caseId);
       const links = volumeLinks(ctx);
@@ -61,12 +66,20 @@ export const masksRouter = router({
     }),
   ),
 
-  byId: protectedProcedure.input(maskIdSchema).query(({ ctx, input }) =>
+  byId: protectedProcedure
+    .meta({ openapi: { method: 'GET', path: '/masks/{id}', tags: ['masks'], summary: 'One corrected mask version' } })
+    .input(maskIdSchema)
+    .output(maskVersionViewSchema)
+    .query(({ ctx, input }) =>
     mapped(async () => toMaskView(ctx.db, await findMaskVersion(ctx.db, viewerOf(ctx.user), input.id), volumeLinks(ctx))),
   ),
 
   /** The author or an admin. */
-  delete: protectedProcedure.input(maskIdSchema).mutation(({ ctx, input }) =>
+  delete: protectedProcedure
+    .meta({ openapi: { method: 'DELETE', path: '/masks/{id}', tags: ['masks'], summary: 'Delete a mask version (its author or an admin)' } })
+    .input(maskIdSchema)
+    .output(okSchema)
+    .mutation(({ ctx, input }) =>
     mapped(async () => {
       await deleteMaskVersion(ctx.db, ctx.store, viewerOf(ctx.user), input.id);
       return { ok: true as const };

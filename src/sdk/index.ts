@@ -1,0 +1,246 @@
+/**
+ * @strokeview/sdk — the typed client for a strokeview server, for Node ≥ 20, browsers, Deno and
+ * Bun (anywhere fetch exists). Framework-free; no server code at run time.
+ *
+ *   const sv = createClient({ url: 'http://localhost:7860', token: process.env.STROKEVIEW_TOKEN });
+ *   const job = await sv.segment(caseId, { onProgress: (e) => console.log(e.progress, e.message) });
+ *   await sv.download(job.result!.mask, 'mask.nii.gz');
+ */
+import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
+import { type JobStatus, isTerminal } from '../shared/job-status.js';
+import { type ClientOptions, type TrpcClient, createTrpcClient } from './client.js';
+import { StrokeviewError } from './errors.js';
+import type { AppRouter } from './router.js';
+
+export { StrokeviewError, type StrokeviewErrorCode } from './errors.js';
+export type { ClientOptions } from './client.js';
+export type { AppRouter } from './router.js';
+export { RETRY_POLICY } from '../shared/retry.js';
+
+export type RouterInputs = inferRouterInputs<AppRouter>;
+export type RouterOutputs = inferRouterOutputs<AppRouter>;
+export type JobView = RouterOutputs['jobs']['byId'];
+export type CaseDetail = RouterOutputs['cases']['byId'];
+export type CaseSummary = RouterOutputs['cases']['list']['items'][number];
+export type VolumeDescriptor = CaseDetail['volumes'][number];
+export type ModelInfo = RouterOutputs['models']['list'][number];
+export type MaskVersionView = RouterOutputs['masks']['byId'];
+export type Metrics = NonNullable<JobView['result']>['metrics'];
+
+/** One live update of a job, as the progress stream (or polling) reports it. */
+export interface JobProgress {
+  id: string;
+  status: JobStatus;
+  progress: number;
+  message: string;
+}
+
+/** A file for an upload: a path (Node, Deno, Bun), a Blob/File (browsers too) or raw bytes. */
+export type FileInput = string | Blob | Uint8Array;
+
+export interface UploadCaseInput {
+  name: string;
+  dwi: FileInput;
+  adc: FileInput;
+  flair?: FileInput;
+  /** A ground-truth mask: jobs on the case then report Dice and the other ISLES metrics. */
+  mask?: FileInput;
+}
+
+export interface SegmentOptions {
+  /** Models to run (several: a majority-vote ensemble); the server's default model otherwise. */
+  modelIds?: string[];
+  onProgress?: (progress: JobProgress) => void;
+  /** Aborting cancels the job on the server and rejects with code ABORTED. */
+  signal?: AbortSignal;
+  /** The same key returns the same job (a retried call never queues twice); random by default. */
+  idempotencyKey?: string;
+  /** Polling interval when the progress stream is unavailable (default 1000 ms). */
+  pollIntervalMs?: number;
+}
+
+export interface WaitOptions {
+  onProgress?: (progress: JobProgress) => void;
+  signal?: AbortSignal;
+  pollIntervalMs?: number;
+}
+
+export interface Helpers {
+  /** The server's base URL. */
+  readonly url: string;
+  /**
+   * Queues a segmentation of a case and resolves with the finished job (mask and metrics).
+   * Rejects with a StrokeviewError: JOB_FAILED / JOB_CANCELLED (`error.job` holds the job), ABORTED.
+   */
+  segment(caseId: string, opts?: SegmentOptions): Promise<JobView>;
+  /** Waits for a job to end: the progress stream, falling back to polling if the stream fails. */
+  waitForJob(jobId: string, opts?: WaitOptions): Promise<JobView>;
+  /** Uploads a case (.nii or .nii.gz files); every file is checked before anything is stored. */
+  uploadCase(input: UploadCaseInput): Promise<CaseDetail>;
+  /**
+   * Downloads a volume (or mask) file. With a path (Node, Deno, Bun) it streams to that file and
+   * returns its size; without one it returns the bytes.
+   */
+  download(volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string, path: string): Promise<{ path: string; bytes: number }>;
+  download(volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string): Promise<Uint8Array>;
+}
+
+export type StrokeviewClient = TrpcClient & Helpers;
+
+function abortError(): StrokeviewError {
+  return new StrokeviewError('Aborted', { code: 'ABORTED' });
+}
+
+async function toBlob(input: FileInput): Promise<Blob> {
+  if (typeof input !== 'string') return input instanceof Blob ? input : new Blob([input as Uint8Array<ArrayBuffer>]);
+  // A path: a file-backed Blob (not read into memory first) where the runtime has one.
+  const fs = await import('node:fs');
+  const { basename } = await import('node:path');
+  if (!fs.existsSync(input)) throw new StrokeviewError(`No such file: ${input}`, { code: 'BAD_REQUEST' });
+  const blob = await fs.openAsBlob(input);
+  return new File([blob], basename(input));
+}
+
+function fileName(input: FileInput, role: string): string {
+  if (typeof input === 'string') return input.split(/[\\/]/).pop() ?? `${role}.nii.gz`;
+  if (typeof File !== 'undefined' && input instanceof File) return input.name;
+  return `${role}.nii.gz`;
+}
+
+/** Creates a client: the typed tRPC client (`client.cases.list.query()` …) plus the helpers above. */
+export function createClient(opts: ClientOptions): StrokeviewClient {
+  const trpc = createTrpcClient(opts);
+  const base = opts.url.replace(/\/+$/, '');
+  const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+
+  const byId = (id: string) => trpc.jobs.byId.query({ id });
+
+  async function poll(jobId: string, o: WaitOptions): Promise<JobView> {
+    for (;;) {
+      if (o.signal?.aborted) throw abortError();
+      const job = await byId(jobId);
+      o.onProgress?.({ id: job.id, status: job.status, progress: job.progress, message: job.message });
+      if (isTerminal(job.status)) return job;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, o.pollIntervalMs ?? 1000);
+        o.signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    }
+  }
+
+  async function waitForJob(jobId: string, o: WaitOptions = {}): Promise<JobView> {
+    if (o.signal?.aborted) throw abortError();
+    let streamed: 'ended' | 'failed';
+    try {
+      streamed = await new Promise<'ended' | 'failed'>((resolve, reject) => {
+        const onAbort = () => {
+          sub.unsubscribe();
+          reject(abortError());
+        };
+        const sub = trpc.jobs.onProgress.subscribe(
+          { id: jobId },
+          {
+            onData: ({ data }) => {
+              o.onProgress?.({ id: data.id, status: data.status, progress: data.progress, message: data.message });
+              if (isTerminal(data.status)) {
+                o.signal?.removeEventListener('abort', onAbort);
+                sub.unsubscribe();
+                resolve('ended');
+              }
+            },
+            onError: () => {
+              o.signal?.removeEventListener('abort', onAbort);
+              sub.unsubscribe();
+              resolve('failed');
+            },
+            onComplete: () => {
+              o.signal?.removeEventListener('abort', onAbort);
+              resolve('ended');
+            },
+          },
+        );
+        o.signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    } catch (err) {
+      throw StrokeviewError.wrap(err);
+    }
+    // The stream failed (a proxy that buffers SSE, an old gateway): poll instead. Polling also
+    // reports a NOT_FOUND or UNAUTHORIZED the stream could only hint at.
+    if (streamed === 'failed') return poll(jobId, o);
+    return byId(jobId);
+  }
+
+  const helpers: Helpers = {
+    url: base,
+
+    async segment(caseId, o = {}) {
+      if (o.signal?.aborted) throw abortError();
+      const idempotencyKey = o.idempotencyKey ?? globalThis.crypto.randomUUID();
+      const job = await trpc.jobs.create.mutate({ caseId, idempotencyKey, ...(o.modelIds ? { modelIds: o.modelIds } : {}) });
+      let done: JobView;
+      try {
+        done = await waitForJob(job.id, o);
+      } catch (err) {
+        const e = StrokeviewError.wrap(err);
+        if (e.code === 'ABORTED') {
+          // Aborting means "stop the work", not only "stop waiting".
+          e.job = await trpc.jobs.cancel.mutate({ id: job.id }).catch(() => job);
+        }
+        throw e;
+      }
+      if (done.status === 'succeeded') return done;
+      const e =
+        done.status === 'cancelled'
+          ? new StrokeviewError(`Job ${done.id} was cancelled`, { code: 'JOB_CANCELLED' })
+          : new StrokeviewError(`Job ${done.id} failed: ${done.error ?? 'no reason given'}`, { code: 'JOB_FAILED' });
+      e.job = done;
+      throw e;
+    },
+
+    waitForJob,
+
+    async uploadCase(input) {
+      const form = new FormData();
+      form.set('name', input.name);
+      for (const role of ['dwi', 'adc', 'flair', 'mask'] as const) {
+        const file = input[role];
+        if (file === undefined) continue;
+        form.set(role, await toBlob(file), fileName(file, role));
+      }
+      return trpc.cases.upload.mutate(form);
+    },
+
+    download: (async (volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string, path?: string) => {
+      const url = typeof volume === 'string' ? volume : 'downloadUrl' in volume ? volume.downloadUrl : volume.url;
+      let res: Response;
+      try {
+        res = await doFetch(new URL(url, base));
+      } catch (err) {
+        throw StrokeviewError.wrap(err);
+      }
+      if (!res.ok || !res.body) {
+        const code = res.status === 404 ? 'NOT_FOUND' : res.status === 403 || res.status === 410 ? 'FORBIDDEN' : `HTTP_${res.status}`;
+        throw new StrokeviewError(`Download failed: the server answered ${res.status}${res.status === 410 || res.status === 403 ? ' (the signed link expired: fetch the job or case again)' : ''}`, {
+          code,
+          status: res.status,
+        });
+      }
+      if (path === undefined) return new Uint8Array(await res.arrayBuffer());
+      const { createWriteStream } = await import('node:fs');
+      const { Readable } = await import('node:stream');
+      const { pipeline } = await import('node:stream/promises');
+      let bytes = 0;
+      const counted = Readable.fromWeb(res.body as never).on('data', (chunk: Buffer) => (bytes += chunk.length));
+      await pipeline(counted, createWriteStream(path));
+      return { path, bytes };
+    }) as Helpers['download'],
+  };
+
+  // One object: helpers by name, everything else is the tRPC client's routers.
+  return new Proxy(trpc as object, {
+    get(target, prop, receiver) {
+      if (typeof prop === 'string' && prop in helpers) return helpers[prop as keyof Helpers];
+      return Reflect.get(target, prop, receiver);
+    },
+  }) as StrokeviewClient;
+}
