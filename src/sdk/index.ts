@@ -134,8 +134,9 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
     try {
       streamed = await new Promise<'ended' | 'failed'>((resolve, reject) => {
         const onAbort = () => {
-          sub.unsubscribe();
+          // Reject first: unsubscribing completes the stream, which must not read as "ended".
           reject(abortError());
+          sub.unsubscribe();
         };
         const sub = trpc.jobs.onProgress.subscribe(
           { id: jobId },
@@ -166,8 +167,11 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
     }
     // The stream failed (a proxy that buffers SSE, an old gateway): poll instead. Polling also
     // reports a NOT_FOUND or UNAUTHORIZED the stream could only hint at.
+    if (o.signal?.aborted) throw abortError();
     if (streamed === 'failed') return poll(jobId, o);
-    return byId(jobId);
+    const job = await byId(jobId);
+    // The stream closed early (the server restarted mid-job): keep waiting by polling.
+    return isTerminal(job.status) ? job : poll(jobId, o);
   }
 
   const helpers: Helpers = {

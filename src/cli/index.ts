@@ -1,0 +1,309 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { type JobView, type StrokeviewClient, createClient } from '../sdk/index.js';
+import { VERSION } from '../server/version.js';
+import { CliError, EXIT, exitCodeOf, messageOf } from './exit.js';
+import { progressReporter } from './progress.js';
+
+// `strokeview`: remote commands go through the SDK (--url/--token or STROKEVIEW_URL/STROKEVIEW_TOKEN);
+// local ones (serve, worker, migrate, import, users, tokens) use the server's modules and its
+// configuration (DATA_DIR, DATABASE_URL, …), loaded only when such a command runs.
+
+interface GlobalOptions {
+  url: string;
+  token?: string;
+  json?: boolean;
+  waitForServer: string;
+}
+
+const program = new Command('strokeview')
+  .description('Ischemic-stroke lesion segmentation on brain MRI: server, worker and client in one command.')
+  .version(VERSION)
+  .addOption(new Option('--url <url>', 'server URL').env('STROKEVIEW_URL').default('http://localhost:7860'))
+  .addOption(new Option('--token <token>', 'API token').env('STROKEVIEW_TOKEN'))
+  .option('--json', 'print one JSON document (for programs)')
+  .option('--wait-for-server <seconds>', 'how long to wait out a sleeping or starting server (502/503/504, refused)', '180')
+  .showHelpAfterError('(add --help for usage)')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 done, 1 failed job or error, 2 bad usage, 3 cannot reach the server.
+
+Examples:
+  $ strokeview serve                                  # the app on http://localhost:7860
+  $ strokeview users add me@example.org --admin       # prints a generated password
+  $ strokeview tokens create laptop --user me@example.org
+  $ export STROKEVIEW_TOKEN=svt_…
+  $ strokeview cases list
+  $ strokeview segment <caseId> --wait
+  $ strokeview masks download <jobId> -o mask.nii.gz`,
+  );
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+const json = () => Boolean(globals().json);
+
+function client(): StrokeviewClient {
+  const g = globals();
+  const seconds = Number(g.waitForServer);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new CliError('--wait-for-server: give a number of seconds', EXIT.usage);
+  return createClient({ url: g.url, ...(g.token ? { token: g.token } : {}), retry: { giveUpMs: seconds * 1000 } });
+}
+
+/** Prints a result: the JSON document with --json, else the human lines. */
+function print(value: unknown, human: () => string) {
+  process.stdout.write(json() ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+const table = (rows: string[][]) => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+};
+
+function metricsLines(job: JobView): string {
+  const m = job.result?.metrics;
+  if (!m) return `job ${job.id}: ${job.status}${job.error ? ` — ${job.error}` : ''}`;
+  const f = (x: number | null, digits = 3) => (x === null ? '—' : x.toFixed(digits));
+  return [
+    `job ${job.id}: ${job.status} (${job.modelIds.join(', ')})`,
+    `  predicted lesion volume  ${f(m.predictedMl, 2)} mL in ${m.lesionCountPredicted} lesion(s)`,
+    `  true lesion volume       ${f(m.trueMl, 2)} mL in ${m.lesionCountTrue ?? '—'} lesion(s)`,
+    `  Dice                     ${f(m.dice)}`,
+    `  |volume difference|      ${f(m.absVolumeDiffMl, 2)} mL`,
+    `  lesion-wise F1           ${f(m.lesionF1)}`,
+    ...job.result!.notes.map((n) => `  note: ${n}`),
+    `  mask: ${job.result!.mask.downloadUrl}`,
+  ].join('\n');
+}
+
+// ---- local commands -------------------------------------------------------------------------
+
+program
+  .command('serve')
+  .description('run the server (API, viewer, in-process workers) with the configuration in the environment')
+  .addHelpText('after', '\nExample:\n  $ PORT=7860 DATA_DIR=./data strokeview serve')
+  .action(async () => {
+    await import('../server/index.js');
+    await new Promise(() => {}); // the server owns the process from here (it exits on SIGTERM)
+  });
+
+program
+  .command('worker')
+  .description('run segmentation workers alone, taking jobs from DATABASE_URL (GPU machines)')
+  .addHelpText('after', '\nExample:\n  $ DATABASE_URL=postgres://… DATA_DIR=/shared strokeview worker')
+  .action(async () => {
+    await import('../server/worker.js');
+    await new Promise(() => {});
+  });
+
+program
+  .command('migrate')
+  .description('bring the configured database to the latest schema and exit')
+  .addHelpText('after', '\nExample:\n  $ DATABASE_URL=postgres://… strokeview migrate')
+  .action(async () => {
+    const { migrateTask } = await import('../server/tasks.js');
+    const applied = await migrateTask();
+    print({ applied }, () => (applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : 'schema is up to date'));
+  });
+
+program
+  .command('import <dir>')
+  .description("import an ISLES'22/'24 BIDS folder (shared cases unless --owner is given)")
+  .option('--owner <email>', 'the user who owns the imported cases')
+  .addHelpText('after', '\nExample:\n  $ strokeview import ./ISLES-2022 --owner me@example.org')
+  .action(async (dir: string, o: { owner?: string }) => {
+    const { importTask } = await import('../server/tasks.js');
+    const report = await importTask(dir, { ownerEmail: o.owner, ...(json() ? {} : { onLine: (l: string) => process.stdout.write(`${l}\n`) }) });
+    print(report, () =>
+      [...report.skipped.map((s) => `skipped ${s.path}: ${s.reason}`), `${report.imported.length} case(s) imported, ${report.skipped.length} item(s) skipped`].join('\n'),
+    );
+  });
+
+const users = program.command('users').description('accounts (local: the configured database)');
+users
+  .command('add <email>')
+  .description('add a user (a generated password is printed once), or with --admin make an existing one an administrator')
+  .option('--admin', 'make the user an administrator')
+  .option('--password-stdin', 'read the password from standard input instead of generating one')
+  .addHelpText('after', '\nExamples:\n  $ strokeview users add me@example.org --admin\n  $ printf %s "$PW" | strokeview users add you@example.org --password-stdin')
+  .action(async (email: string, o: { admin?: boolean; passwordStdin?: boolean }) => {
+    let password: string | undefined;
+    if (o.passwordStdin) {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    }
+    const { addUserTask } = await import('../server/tasks.js');
+    const user = await addUserTask({ email, password, admin: Boolean(o.admin) });
+    print(user, () =>
+      [
+        `${user.created ? 'added' : 'updated'} ${user.email} (${user.role})`,
+        ...(user.password ? [`password: ${user.password}`, '(shown once; change it after signing in)'] : []),
+      ].join('\n'),
+    );
+  });
+
+const tokens = program.command('tokens').description('API tokens for the SDK, the CLI and REST (local: the configured database)');
+tokens
+  .command('create <name>')
+  .description("create an API token for a user; the token is printed once")
+  .requiredOption('--user <email>', 'whose token')
+  .option('--expires-days <n>', 'expire after n days (default: never)')
+  .addHelpText('after', '\nExample:\n  $ export STROKEVIEW_TOKEN=$(strokeview tokens create laptop --user me@example.org --json | jq -r .token)')
+  .action(async (name: string, o: { user: string; expiresDays?: string }) => {
+    const days = o.expiresDays === undefined ? undefined : Number(o.expiresDays);
+    if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new CliError('--expires-days: give a whole number of days', EXIT.usage);
+    const { createTokenTask } = await import('../server/tasks.js');
+    const created = await createTokenTask({ email: o.user, name, expiresInDays: days });
+    print(created, () => created.token);
+  });
+
+// ---- remote commands (the SDK) --------------------------------------------------------------
+
+const cases = program.command('cases').description('cases on the server');
+cases
+  .command('list')
+  .description('the cases you may see (demo cases and your own)')
+  .option('--search <text>', 'only names containing this')
+  .addHelpText('after', '\nExample:\n  $ strokeview cases list --search phantom')
+  .action(async (o: { search?: string }) => {
+    const page = await client().cases.list.query({ limit: 100, ...(o.search ? { search: o.search } : {}) });
+    print(page.items, () =>
+      page.items.length
+        ? table([['ID', 'NAME', 'SOURCE', 'VOLUMES'], ...page.items.map((c) => [c.id, c.name, c.source, c.roles.join(',')])])
+        : 'no cases',
+    );
+  });
+
+cases
+  .command('upload')
+  .description('upload a case from NIfTI files (.nii or .nii.gz)')
+  .requiredOption('--dwi <file>', 'diffusion-weighted image')
+  .requiredOption('--adc <file>', 'apparent diffusion coefficient map')
+  .option('--flair <file>', 'FLAIR image')
+  .option('--mask <file>', 'ground-truth lesion mask (jobs then report Dice)')
+  .option('--name <name>', 'case name (default: the DWI file name)')
+  .addHelpText('after', '\nExample:\n  $ strokeview cases upload --name "patient 7" --dwi dwi.nii.gz --adc adc.nii.gz --mask lesion.nii.gz')
+  .action(async (o: { dwi: string; adc: string; flair?: string; mask?: string; name?: string }) => {
+    const name = o.name ?? o.dwi.split(/[\\/]/).pop()!.replace(/\.nii(\.gz)?$/, '');
+    const created = await client().uploadCase({ name, dwi: o.dwi, adc: o.adc, ...(o.flair ? { flair: o.flair } : {}), ...(o.mask ? { mask: o.mask } : {}) });
+    print(created, () => `uploaded ${created.id} "${created.name}" (${created.roles.join(', ')})`);
+  });
+
+program
+  .command('segment <caseId>')
+  .description('queue a segmentation of a case; with --wait, show progress and print the metrics')
+  .option('--model <id...>', 'model(s) to run; several make a majority-vote ensemble (default: the server default)')
+  .option('--wait', 'wait for the job to end (Ctrl-C cancels the job)')
+  .addHelpText('after', '\nExamples:\n  $ strokeview segment 0b7c…e1 --wait\n  $ strokeview segment 0b7c…e1 --model adc-dwi-v2 adc-core-v1 --wait --json')
+  .action(async (caseId: string, o: { model?: string[]; wait?: boolean }) => {
+    const sv = client();
+    if (!o.wait) {
+      const job = await sv.jobs.create.mutate({ caseId, idempotencyKey: globalThis.crypto.randomUUID(), ...(o.model ? { modelIds: o.model } : {}) });
+      print(job, () => `queued job ${job.id} (${job.modelIds.join(', ')}); follow it with \`strokeview jobs show ${job.id}\``);
+      return;
+    }
+    const abort = new AbortController();
+    const onSigint = () => {
+      process.stderr.write('\ncancelling the job…\n');
+      abort.abort();
+    };
+    process.once('SIGINT', onSigint);
+    const progress = json() ? null : progressReporter(process.stderr);
+    try {
+      const job = await sv.segment(caseId, {
+        ...(o.model ? { modelIds: o.model } : {}),
+        signal: abort.signal,
+        ...(progress ? { onProgress: (p) => progress.update(p) } : {}),
+      });
+      progress?.stop();
+      print(job, () => metricsLines(job));
+    } catch (err) {
+      progress?.stop();
+      throw err;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  });
+
+const jobs = program.command('jobs').description('segmentation jobs');
+jobs
+  .command('list')
+  .description('your jobs, newest first')
+  .option('--case <caseId>', 'only this case')
+  .addHelpText('after', '\nExample:\n  $ strokeview jobs list --case 0b7c…e1 --json')
+  .action(async (o: { case?: string }) => {
+    const page = await client().jobs.list.query({ limit: 100, ...(o.case ? { caseId: o.case } : {}) });
+    print(page.items, () =>
+      page.items.length
+        ? table([
+            ['ID', 'CASE', 'STATUS', 'PROGRESS', 'DICE', 'CREATED'],
+            ...page.items.map((j) => [j.id, j.caseId, j.status, `${Math.round(j.progress)}%`, j.result?.metrics.dice?.toFixed(3) ?? '—', j.createdAt]),
+          ])
+        : 'no jobs',
+    );
+  });
+jobs
+  .command('show <jobId>')
+  .description('one job: status, and when done its metrics')
+  .addHelpText('after', '\nExample:\n  $ strokeview jobs show 5f1d…9a')
+  .action(async (id: string) => {
+    const job = await client().jobs.byId.query({ id });
+    print(job, () => metricsLines(job));
+  });
+jobs
+  .command('cancel <jobId>')
+  .description('cancel a queued or running job')
+  .addHelpText('after', '\nExample:\n  $ strokeview jobs cancel 5f1d…9a')
+  .action(async (id: string) => {
+    const job = await client().jobs.cancel.mutate({ id });
+    print(job, () => `job ${job.id}: ${job.status}`);
+  });
+
+const masks = program.command('masks').description('predicted and corrected masks');
+masks
+  .command('download <id>')
+  .description("download a job's predicted mask (job id) or a saved corrected mask (version id)")
+  .requiredOption('-o, --output <file>', 'where to write the .nii.gz')
+  .addHelpText('after', '\nExample:\n  $ strokeview masks download 5f1d…9a -o lesion.nii.gz')
+  .action(async (id: string, o: { output: string }) => {
+    const sv = client();
+    let url: string;
+    try {
+      const job = await sv.jobs.byId.query({ id });
+      if (!job.result) throw new CliError(`job ${id} has no mask yet (${job.status})`, EXIT.failed);
+      url = job.result.mask.downloadUrl;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
+      url = (await sv.masks.byId.query({ id })).volume.downloadUrl;
+    }
+    const saved = await sv.download(url, o.output);
+    print(saved, () => `wrote ${saved.path} (${saved.bytes} bytes)`);
+  });
+
+program
+  .command('models')
+  .description('the models the server can run')
+  .addHelpText('after', '\nExample:\n  $ strokeview models --json')
+  .action(async () => {
+    const list = await client().models.list.query();
+    print(list, () => table([['ID', 'VERSION', 'INPUTS', 'NAME'], ...list.map((m) => [m.id, m.version, m.inputs.join(','), m.name])]));
+  });
+
+// ---- run --------------------------------------------------------------------------------------
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version end here too, successfully.
+    process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+  }
+  const code = exitCodeOf(err);
+  // --json: still one document — the job as it ended (failed, cancelled), or the error.
+  const job = (err as { job?: JobView }).job;
+  if (json()) process.stdout.write(`${JSON.stringify(job ?? { error: messageOf(err), code: (err as { code?: string }).code ?? null, exitCode: code }, null, 2)}\n`);
+  else process.stderr.write(`strokeview: ${messageOf(err)}\n`);
+  process.exit(code);
+}
