@@ -58,13 +58,17 @@ export class StrokeviewError extends TRPCClientError<AppRouter> {
     const data = (err as { data?: { code?: string; httpStatus?: number; fieldErrors?: Record<string, string[]> } } | null)?.data;
     const message = err instanceof Error ? err.message : String(err);
     if (data?.code) {
-      return new StrokeviewError(message, {
+      const e = new StrokeviewError(message, {
         code: data.code,
         status: data.httpStatus ?? null,
         retryAfterS: facts.retryAfterS ?? null,
         fieldErrors: data.fieldErrors ?? {},
         cause: err,
       });
+      // What tRPC tooling reads off a TRPCClientError stays where it looks.
+      const { shape, meta } = err as { shape?: unknown; meta?: unknown };
+      Object.assign(e, { data, shape, meta });
+      return e;
     }
     if (facts.status !== undefined) {
       const code = facts.status === 503 ? 'SERVICE_UNAVAILABLE' : facts.status >= 500 ? 'INTERNAL_SERVER_ERROR' : `HTTP_${facts.status}`;

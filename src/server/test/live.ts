@@ -1,10 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
-import { EventSource } from 'eventsource';
 import type { Hono } from 'hono';
-import type { AppRouter } from '../routers/_app.js';
+import { createTrpcClient } from '../../sdk/client.js';
 
 /** Serves the app on a free port over real HTTP (SSE needs a real socket). */
 export async function serveApp(app: Hono): Promise<{ url: string; close(): Promise<void> }> {
@@ -22,23 +20,7 @@ export async function serveApp(app: Hono): Promise<{ url: string; close(): Promi
   });
 }
 
-/** A typed tRPC client as the SDK would build it: bearer token, SSE subscriptions through eventsource. */
+/** The SDK's typed tRPC client with a bearer token (no retries: a test wants the first answer). */
 export function trpcClient(url: string, token: string) {
-  const headers = { authorization: `Bearer ${token}` };
-  return createTRPCClient<AppRouter>({
-    links: [
-      splitLink({
-        condition: (op) => op.type === 'subscription',
-        true: httpSubscriptionLink({
-          url: `${url}/trpc`,
-          EventSource,
-          eventSourceOptions: () => ({
-            fetch: (input: string | URL | Request, init?: RequestInit) =>
-              fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers } }),
-          }),
-        }),
-        false: httpLink({ url: `${url}/trpc`, headers }),
-      }),
-    ],
-  });
+  return createTrpcClient({ url, token, retry: false });
 }
