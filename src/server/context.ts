@@ -12,6 +12,7 @@ import type { Services } from './readiness.js';
 import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
 import type { VolumeStore } from './volumes/store.js';
+import type { CpuPool } from './workers/pool.js';
 
 /** Facts about this process that procedures may report. */
 export interface ProcessInfo {
@@ -48,6 +49,7 @@ export interface InnerContext {
   signer: VolumeSigner;
   models: ModelRegistry;
   jobs: JobSystem;
+  cpu: CpuPool;
   /** Where this server is reached (for absolute signed volume URLs). */
   baseUrl: string;
 }
@@ -84,6 +86,7 @@ export function createInnerContext(opts: InnerContextOptions): InnerContext {
     signer: opts.services.signer,
     models: opts.services.models,
     jobs: opts.services.jobs,
+    cpu: opts.services.cpu,
     baseUrl: opts.baseUrl ?? opts.env.PUBLIC_URL ?? `http://localhost:${opts.env.PORT}`,
   };
 }

@@ -86,6 +86,8 @@ export const envSchema = z.object({
   /** Run segmentation workers in this process (false on API-only replicas; `npm run worker` runs them alone). */
   RUN_WORKER: withDefault(bool, 'true'),
   WORKER_CONCURRENCY: withDefault(z.coerce.number().int().min(1).max(32), 1),
+  /** Worker threads for CPU-heavy work (uploads, the pipeline); 0 = WORKER_CONCURRENCY + 1, within 2…cores. */
+  CPU_THREADS: withDefault(z.coerce.number().int().min(0).max(64), 0),
   /** A job running longer than this fails with a reason. */
   JOB_TIMEOUT_S: withDefault(z.coerce.number().int().min(1).max(86_400), 600),
   /** A worker's lease on a job: if it stops heart-beating this long (a crash), another worker takes the job. */

@@ -17,6 +17,7 @@ import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.
 import { VERSION } from './version.js';
 import { createVolumeSigner } from './volumes/signing.js';
 import { FsVolumeStore } from './volumes/store.js';
+import { CpuPool, poolSize } from './workers/pool.js';
 
 // index.ts only validates the environment, connects, migrates and serves; everything the
 // requests do is built by buildApp() from what is made here.
@@ -47,6 +48,7 @@ const app = buildApp({ env, logger, readiness, process: { version: VERSION, star
 let database: DatabaseHandle | undefined;
 let models: ModelRegistry | undefined;
 let jobRuntime: JobRuntime | undefined;
+let cpu: CpuPool | undefined;
 let stopping = false;
 
 const server = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }) as Server;
@@ -85,7 +87,9 @@ async function start(): Promise<void> {
     if (stopping) return;
     models = await loadConfiguredModels(env, logger);
     if (stopping) return;
+    cpu = new CpuPool(poolSize(env));
     jobRuntime = await startJobRuntime({
+      cpu,
       database,
       store,
       models,
@@ -95,7 +99,7 @@ async function start(): Promise<void> {
       onFinished: metrics.jobFinished,
     });
     if (stopping) return;
-    readiness.markReady({ database, store, signer, models, jobs: jobRuntime.jobs });
+    readiness.markReady({ database, store, signer, models, jobs: jobRuntime.jobs, cpu });
     logger.info({ bootMs: Date.now() - startedAt }, 'ready');
   } catch (err) {
     const message = err instanceof BootError ? err.message : `boot failed: ${(err as Error).message}`;
@@ -123,6 +127,7 @@ async function shutdown(signal: string): Promise<void> {
   clearTimeout(cut);
   try {
     await models?.close();
+    await cpu?.destroy();
     await database?.close();
   } catch (err) {
     logger.error({ err }, 'closing the database failed');

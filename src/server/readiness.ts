@@ -1,3 +1,4 @@
+import type { CpuPool } from './workers/pool.js';
 import type { DatabaseHandle } from './db/connect.js';
 import type { JobSystem } from './jobs/service.js';
 import type { ModelRegistry } from './segmentation/models.js';
@@ -11,6 +12,8 @@ export interface Services {
   readonly signer: VolumeSigner;
   readonly models: ModelRegistry;
   readonly jobs: JobSystem;
+  /** Worker threads for CPU-heavy work (uploads, the pipeline). */
+  readonly cpu: CpuPool;
 }
 
 export type ReadinessState = 'starting' | 'ready' | 'failed' | 'stopping';

@@ -16,6 +16,8 @@ export class CaseInputError extends Error {
 }
 
 export interface PreparedVolume {
+  /** The stored bytes' sha256, when already computed (in the CPU pool). */
+  sha256?: string;
   role: VolumeRole;
   /** What is stored: the file as given when it was gzip, gzipped otherwise. */
   stored: Buffer;

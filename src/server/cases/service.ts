@@ -112,14 +112,14 @@ export async function createCase(
 export async function withStoredVolumes<T>(
   db: Db,
   store: VolumeStore,
-  volumes: Pick<PreparedVolume, 'stored' | 'facts'>[],
+  volumes: Pick<PreparedVolume, 'stored' | 'facts' | 'sha256'>[],
   commit: (trx: Kysely<Database>, volumeIds: string[]) => Promise<T>,
 ): Promise<T> {
   const created: string[] = [];
   try {
     const shas: string[] = [];
     for (const v of volumes) {
-      const put = await store.put(v.stored);
+      const put = await store.put(v.stored, v.sha256);
       if (put.created) created.push(put.sha256);
       shas.push(put.sha256);
     }

@@ -3,6 +3,7 @@ import type { Env } from '../env.js';
 import type { Logger } from '../logger.js';
 import type { ModelRegistry } from '../segmentation/models.js';
 import type { VolumeStore } from '../volumes/store.js';
+import { CpuPool, poolSize } from '../workers/pool.js';
 import { type JobEventBus, localEventBus, postgresEventBus } from './events.js';
 import { type JobHold, holdFromEnv } from './hold.js';
 import { CLEANUP_QUEUE, startQueue } from './queue.js';
@@ -31,14 +32,18 @@ export async function startJobRuntime(opts: {
   onFinished?: (status: string, seconds: number) => void;
   /** Tests: hold jobs at a stage (default: `STROKEVIEW_TEST_HOLD` for spawned processes). */
   hold?: JobHold;
+  /** The process's CPU pool; without one the runtime makes (and closes) its own. */
+  cpu?: CpuPool;
 }): Promise<JobRuntime> {
   const { database, env, log } = opts;
   const boss = await startQueue({ database, env, log });
   const bus: JobEventBus = database.kind === 'embedded' ? localEventBus() : await postgresEventBus(database.url!, log);
   let workers: Workers | undefined;
   const hold = opts.hold ?? holdFromEnv();
+  const ownCpu = opts.runWorker && !opts.cpu ? new CpuPool(poolSize(env)) : undefined;
   if (opts.runWorker) {
     workers = await startWorkers({
+      cpu: (opts.cpu ?? ownCpu)!,
       boss,
       db: database.db,
       store: opts.store,
@@ -64,6 +69,7 @@ export async function startJobRuntime(opts: {
       await workers?.stop(graceMs);
       await boss.stop({ graceful: false, close: database.kind === 'postgres', timeout: 1000 }).catch(() => {});
       await bus.close();
+      await ownCpu?.destroy();
     },
   };
 }

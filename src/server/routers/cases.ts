@@ -9,7 +9,7 @@ import {
   casePageSchema,
   listCasesSchema,
 } from '../../shared/cases.js';
-import { CaseInputError, prepareCaseVolumes } from '../cases/prepare.js';
+import { CaseInputError } from '../cases/prepare.js';
 import { createCase, deleteCase, getCaseDetail, toSummary } from '../cases/service.js';
 import { viewerOf, volumeLinks } from '../context.js';
 import { listCases } from '../db/cases.js';
@@ -68,7 +68,8 @@ export const casesRouter = router({
     const { name, files } = await readUploadForm(input, ctx.config.MAX_UPLOAD_MB * 1048576);
     let prepared;
     try {
-      prepared = prepareCaseVolumes(files, { maxVoxels: ctx.config.MAX_VOXELS });
+      // Decoding, validation, gzip and hashing run in the CPU pool, not on the event loop.
+      prepared = await ctx.cpu.prepareCase(files, { maxVoxels: ctx.config.MAX_VOXELS });
     } catch (err) {
       if (err instanceof CaseInputError) {
         throw new TRPCError({ code: 'UNPROCESSABLE_CONTENT', message: err.message, cause: err });

@@ -54,7 +54,7 @@ export function toModelInfo(m: ModelManifest): ModelInfo {
   };
 }
 
-async function createSession(file: string, provider: 'cpu' | 'cuda', threads: number) {
+export async function createSession(file: string, provider: 'cpu' | 'cuda', threads: number) {
   return ort.InferenceSession.create(file, {
     executionProviders: [provider],
     intraOpNumThreads: threads,

@@ -13,9 +13,17 @@ import { localEventBus } from '../jobs/events.js';
 import type { JobSystem } from '../jobs/service.js';
 import { type VolumeSigner, createVolumeSigner } from '../volumes/signing.js';
 import { FsVolumeStore } from '../volumes/store.js';
+import { CpuPool } from '../workers/pool.js';
 
 /** The real built-in model, loaded once per test file, for apps whose test passes no registry. */
 const builtInModels: ModelRegistry = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
+
+/** One CPU pool per test file, made when an app first needs it (threads start lazily). */
+let cpuPool: CpuPool | undefined;
+export function testCpuPool(): CpuPool {
+  cpuPool ??= new CpuPool(2);
+  return cpuPool;
+}
 
 /** Tests that create no jobs get no queue (starting pg-boss costs seconds); using it fails loudly. */
 const noJobs: JobSystem = {
@@ -52,7 +60,7 @@ export function makeTestApp(opts: {
   const store = opts.store ?? new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-volumes-')));
   const signer = createVolumeSigner('test-secret-key-that-is-long-enough-for-hmac', env.VOLUME_URL_TTL_S);
   if (opts.database) {
-    readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? builtInModels, jobs: opts.jobs ?? noJobs });
+    readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? builtInModels, jobs: opts.jobs ?? noJobs, cpu: testCpuPool() });
   }
   const app = buildApp({
     env,

@@ -9,8 +9,11 @@ import type { Readable } from 'node:stream';
  * backend can replace the filesystem; everything above it speaks only sha256.
  */
 export interface VolumeStore {
-  /** Stores the bytes (atomically); `created` is false when identical bytes were already there. */
-  put(bytes: Uint8Array): Promise<{ sha256: string; created: boolean }>;
+  /**
+   * Stores the bytes (atomically); `created` is false when identical bytes were already there.
+   * `sha256`: the bytes' digest when the caller computed it already (off the event loop).
+   */
+  put(bytes: Uint8Array, sha256?: string): Promise<{ sha256: string; created: boolean }>;
   read(sha256: string): Promise<Buffer>;
   /** A byte range [start, end] inclusive, or the whole file. */
   stream(sha256: string, range?: { start: number; end: number }): Readable;
@@ -35,8 +38,8 @@ export class FsVolumeStore implements VolumeStore {
     return path.join(this.root, sha256.slice(0, 2), `${sha256}.nii.gz`);
   }
 
-  async put(bytes: Uint8Array) {
-    const sha256 = sha256Hex(bytes);
+  async put(bytes: Uint8Array, known?: string) {
+    const sha256 = known ?? sha256Hex(bytes);
     const file = this.pathOf(sha256);
     if ((await this.size(sha256)) === bytes.length) return { sha256, created: false };
     await mkdir(path.dirname(file), { recursive: true });
