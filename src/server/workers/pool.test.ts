@@ -89,7 +89,7 @@ describe('the CPU pool', () => {
 
   it('a job held at a stage in the thread is cancelled by its signal', async () => {
     const controller = new AbortController();
-    let release!: () => void;
+    let release: (() => void) | undefined;
     const run = pool.segment({
       volumes: volumesOf(101),
       models: [registry.models.get('adc-dwi-v2')!],
@@ -103,7 +103,7 @@ describe('the CPU pool', () => {
       wait();
     });
     controller.abort();
-    release();
+    release!();
     await expect(run).rejects.toBeInstanceOf(CancelledError);
   });
 });
