@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type TransferListItem } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { VolumeRole } from '../../shared/cases.js';
 import { CaseInputError, type PrepareLimits } from '../cases/prepare.js';
@@ -58,7 +58,7 @@ export class CpuPool {
     });
   }
 
-  private run<T>(task: ThreadTask, transferList?: Transferable[]): Promise<T> {
+  private run<T>(task: ThreadTask, transferList?: TransferListItem[]): Promise<T> {
     return this.pool.run(task, transferList ? { transferList: transferList as never } : {}) as Promise<T>;
   }
 
@@ -98,7 +98,7 @@ export class CpuPool {
         provider: opts.provider,
         threads: opts.threads,
       };
-      const out = await this.run<SegmentResult | ThreadError>(task, [port2 as unknown as Transferable]);
+      const out = await this.run<SegmentResult | ThreadError>(task, [port2]);
       if (isThreadError(out)) rethrow(out.error);
       const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
       return {
