@@ -105,8 +105,8 @@ try {
   // a large upload
   const form = new FormData();
   form.set('name', 'large');
-  form.set('dwi', new Blob([files.dwi]), 'dwi.nii.gz');
-  form.set('adc', new Blob([files.adc]), 'adc.nii.gz');
+  form.set('dwi', new Blob([new Uint8Array(files.dwi)]), 'dwi.nii.gz');
+  form.set('adc', new Blob([new Uint8Array(files.adc)]), 'adc.nii.gz');
   stop = probe(server.url);
   let mem = rssPeak(pid);
   const up = await fetch(`${server.url}/api/cases`, { method: 'POST', headers: auth, body: form });
@@ -141,8 +141,8 @@ try {
   const rawAdc = new Float32Array(raw.length).fill(800);
   const bigForm = new FormData();
   bigForm.set('name', 'huge');
-  bigForm.set('dwi', new Blob([encodeNifti({ dims: big, affine: AFFINE, datatype: 'float32', data: raw })]), 'dwi.nii');
-  bigForm.set('adc', new Blob([encodeNifti({ dims: big, affine: AFFINE, datatype: 'float32', data: rawAdc })]), 'adc.nii');
+  bigForm.set('dwi', new Blob([new Uint8Array(encodeNifti({ dims: big, affine: AFFINE, datatype: 'float32', data: raw }))]), 'dwi.nii');
+  bigForm.set('adc', new Blob([new Uint8Array(encodeNifti({ dims: big, affine: AFFINE, datatype: 'float32', data: rawAdc }))]), 'adc.nii');
   stop = probe(server.url);
   mem = rssPeak(pid);
   const bigUp = await fetch(`${server.url}/api/cases`, { method: 'POST', headers: auth, body: bigForm });

@@ -1,5 +1,6 @@
 import { trpcServer } from '@hono/trpc-server';
 import type { AnyRouter } from '@trpc/server';
+import path from 'node:path';
 import { Hono, type Context as HonoContext } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
@@ -15,6 +16,8 @@ import { healthRoutes } from './http/health/index.js';
 import { homeRoute } from './http/home/index.js';
 import { viewerRoutes } from './http/viewer/index.js';
 import { MULTIPART_PATHS, openApiRoutes } from './http/openapi/index.js';
+import { type AnswerFormat, caseUploadHandler, refusal } from './http/uploads/case-upload.js';
+import { streamingUpload } from './http/uploads/index.js';
 import { type Metrics, createMetrics } from './http/metrics/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
@@ -34,6 +37,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** The built viewer (`dist/client`); without it `/` is a plain status page. */
   clientDir?: string;
+  /** Where uploads are spooled while they arrive (default `DATA_DIR/uploads`). */
+  uploadDir?: string;
 }
 
 /** The procedures that take files (multipart): they get the large body limit, everything else the small one. */
@@ -121,6 +126,26 @@ export function buildApp(deps: AppDeps): Hono {
   };
   const router = deps.router ?? appRouter;
 
+  // Case uploads stream to disk as they arrive (size cap while streaming, bounded concurrency),
+  // then run the same cases.upload procedure; /api/cases is the same for REST.
+  const uploadDir = deps.uploadDir ?? path.join(path.resolve(env.DATA_DIR), 'uploads');
+  const streamed = (format: AnswerFormat) =>
+    streamingUpload({
+      dir: uploadDir,
+      maxBytes: env.MAX_UPLOAD_MB * 1048576,
+      maxConcurrent: env.MAX_CONCURRENT_UPLOADS,
+      refuse: (c, status, code, message, retryAfterS) => refusal(format, c, status, code, message, retryAfterS),
+      // Anonymous bodies are never spooled.
+      authorized: async (c) => Boolean((await contextFor(c, c.req.raw, new Headers(), format === 'rest')).user),
+      handle: caseUploadHandler({
+        router,
+        format,
+        createContext: (c, resHeaders) => contextFor(c, c.req.raw, resHeaders, format === 'rest'),
+        onInternalError: (c, err) => logger.error({ reqId: c.get('requestId'), path: 'cases.upload', err }, 'procedure failed'),
+      }),
+    });
+  app.post('/trpc/cases.upload', streamed('trpc'));
+
   app.use(
     '/trpc/*',
     trpcServer({
@@ -139,10 +164,16 @@ export function buildApp(deps: AppDeps): Hono {
   );
 
   // REST for programs without a tRPC client (bearer tokens only), described by /api/openapi.json.
+  // The same limits for REST, answered in its error shape.
+  const restLimit = (maxSize: number, message: string) =>
+    bodyLimit({ maxSize, onError: (c) => c.json({ message, code: 'PAYLOAD_TOO_LARGE' }, 413) });
+  const restUploadLimit = restLimit(env.MAX_UPLOAD_MB * 1048576 + 65536, `The upload is larger than ${env.MAX_UPLOAD_MB} MiB`);
+  const restSmallLimit = restLimit(env.TRPC_MAX_BODY_BYTES, `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`);
   app.use('/api/*', (c, next) =>
-    c.req.method === 'POST' && MULTIPART_PATHS.includes(c.req.path) ? uploadLimit(c, next) : smallLimit(c, next),
+    c.req.method === 'POST' && MULTIPART_PATHS.includes(c.req.path) ? restUploadLimit(c, next) : restSmallLimit(c, next),
   );
   app.use('/api/*', readyGate({ readiness }));
+  app.post('/api/cases', streamed('rest'));
   app.route(
     '/',
     openApiRoutes({

@@ -13,6 +13,7 @@ import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
 import type { VolumeStore } from './volumes/store.js';
 import type { CpuPool } from './workers/pool.js';
+import type { UploadedFile } from './http/uploads/index.js';
 
 /** Facts about this process that procedures may report. */
 export interface ProcessInfo {
@@ -50,6 +51,8 @@ export interface InnerContext {
   models: ModelRegistry;
   jobs: JobSystem;
   cpu: CpuPool;
+  /** A streamed upload's file parts, already on disk (see http/uploads); absent otherwise. */
+  uploads?: Record<string, UploadedFile>;
   /** Where this server is reached (for absolute signed volume URLs). */
   baseUrl: string;
 }

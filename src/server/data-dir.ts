@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export class BootError extends Error {
@@ -40,4 +40,27 @@ export function resolveSecretKey(dataDir: string, configured: string | undefined
   const key = randomBytes(32).toString('base64url');
   writeFileSync(file, `${key}\n`, { mode: 0o600 });
   return key;
+}
+
+/** Removes spooled upload folders older than `olderThanMs` (0: all) — left by a process that died mid-upload. */
+export function removeStaleUploads(dir: string, olderThanMs: number, now = Date.now()): number {
+  let removed = 0;
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of entries) {
+    const full = path.join(dir, name);
+    try {
+      if (olderThanMs === 0 || now - statSync(full).mtimeMs > olderThanMs) {
+        rmSync(full, { recursive: true, force: true });
+        removed++;
+      }
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return removed;
 }

@@ -68,6 +68,8 @@ export const envSchema = z.object({
   SIGN_IN_FAILURE_WINDOW_MIN: withDefault(z.coerce.number().positive(), 15),
 
   /** Largest case upload (all files together), MiB. */
+  /** Uploads validated at once per process; beyond that 503 with Retry-After. */
+  MAX_CONCURRENT_UPLOADS: withDefault(z.coerce.number().int().min(1).max(64), 2),
   MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 512),
   /** Largest volume accepted, in voxels (all frames). */
   MAX_VOXELS: withDefault(z.coerce.number().int().positive(), 512 * 1024 * 1024),

@@ -4,7 +4,7 @@ import { serve } from '@hono/node-server';
 import { buildApp } from './app.js';
 import { seedDemoCases } from './cases/demo.js';
 import { fatal } from './boot.js';
-import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
+import { BootError, ensureWritableDataDir, removeStaleUploads, resolveSecretKey } from './data-dir.js';
 import { connectDatabase, type DatabaseHandle, redactUrl } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
 import { type Env, EnvError, parseEnv } from './env.js';
@@ -39,6 +39,10 @@ try {
 }
 
 const logger = createLogger({ level: env.LOG_LEVEL });
+// Uploads spooled by a process that died mid-upload: nothing refers to them. The embedded
+// database's lock makes this the only process on DATA_DIR; on shared storage, other processes
+// may be mid-upload, so only folders older than an hour go.
+removeStaleUploads(path.join(dataDir, 'uploads'), env.DATABASE_URL ? 3_600_000 : 0);
 const readiness = new Readiness();
 const startedAt = Date.now();
 const metrics = createMetrics();

@@ -12,16 +12,33 @@ import {
 import { CaseInputError } from '../cases/prepare.js';
 import { createCase, deleteCase, getCaseDetail, toSummary } from '../cases/service.js';
 import { viewerOf, volumeLinks } from '../context.js';
+import type { UploadedFile } from '../http/uploads/index.js';
 import { listCases } from '../db/cases.js';
 import { toPage } from '../db/paging.js';
 import { okSchema } from '../../shared/errors.js';
 import { protectedProcedure, publicProcedure, router } from '../trpc.js';
 
-/** Reads the multipart form of an upload into checked fields (clear messages per field). */
-async function readUploadForm(form: FormData, maxBytes: number) {
+/**
+ * Reads the multipart form of an upload into checked fields (clear messages per field). Files
+ * come from the streamed upload on disk (`uploads`: the usual path over HTTP) or, for callers
+ * without one, from the form itself.
+ */
+async function readUploadForm(form: FormData, maxBytes: number, uploads?: Record<string, UploadedFile>) {
   const name = caseNameSchema.safeParse(form.get('name') ?? '');
   if (!name.success) {
     throw new TRPCError({ code: 'BAD_REQUEST', message: name.error.issues[0]?.message ?? 'Give the case a name' });
+  }
+  if (uploads) {
+    for (const role of VOLUME_ROLES) {
+      const text = form.get(role);
+      if (typeof text === 'string' && text !== '') throw new TRPCError({ code: 'BAD_REQUEST', message: `${role}: expected a file, got text` });
+    }
+    const files: Partial<Record<VolumeRole, string>> = {};
+    for (const [field, file] of Object.entries(uploads)) {
+      if (!(VOLUME_ROLES as readonly string[]).includes(field)) throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: not a volume role (dwi, adc, flair, mask)` });
+      files[field as VolumeRole] = file.path;
+    }
+    return { name: name.data, files };
   }
   const files: Partial<Record<VolumeRole, Uint8Array>> = {};
   let total = 0;
@@ -65,7 +82,7 @@ export const casesRouter = router({
 
   /** multipart/form-data: name, dwi, adc, flair?, mask?. All files are checked before anything is stored. */
   upload: protectedProcedure.input(z.instanceof(FormData)).output(caseDetailSchema).mutation(async ({ ctx, input }) => {
-    const { name, files } = await readUploadForm(input, ctx.config.MAX_UPLOAD_MB * 1048576);
+    const { name, files } = await readUploadForm(input, ctx.config.MAX_UPLOAD_MB * 1048576, ctx.uploads);
     let prepared;
     try {
       // Decoding, validation, gzip and hashing run in the CPU pool, not on the event loop.

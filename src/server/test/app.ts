@@ -48,6 +48,8 @@ export function makeTestApp(opts: {
   router?: AnyRouter;
   models?: ModelRegistry;
   store?: FsVolumeStore;
+  /** Where uploads spool (a fresh temporary folder by default). */
+  uploadDir?: string;
   jobs?: JobSystem;
 }): TestApp {
   const env = parseEnv({ NODE_ENV: 'test', LOG_LEVEL: 'info', ...opts.env });
@@ -63,6 +65,7 @@ export function makeTestApp(opts: {
     readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? builtInModels, jobs: opts.jobs ?? noJobs, cpu: testCpuPool() });
   }
   const app = buildApp({
+    uploadDir: opts.uploadDir ?? mkdtempSync(path.join(tmpdir(), 'sv-uploads-')),
     env,
     logger,
     readiness,

@@ -67,8 +67,8 @@ export class CpuPool {
     return this.run({ kind: 'info' });
   }
 
-  /** Checks, gzips (when needed) and hashes a case's files: `prepareCaseVolumes` in a thread. */
-  async prepareCase(files: Partial<Record<VolumeRole, Uint8Array>>, limits: PrepareLimits): Promise<PreparedWithHash[]> {
+  /** Checks, gzips (when needed) and hashes a case's files (bytes, or paths of spooled uploads): `prepareCaseVolumes` in a thread. */
+  async prepareCase(files: Partial<Record<VolumeRole, Uint8Array | string>>, limits: PrepareLimits): Promise<PreparedWithHash[]> {
     const out = await this.run<PreparedWithHash[] | ThreadError>({ kind: 'prepareCase', files, limits });
     if (isThreadError(out)) rethrow(out.error);
     return out.map((p) => ({ ...p, stored: Buffer.from(p.stored.buffer, p.stored.byteOffset, p.stored.byteLength) }));

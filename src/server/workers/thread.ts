@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type MessagePort, threadId } from 'node:worker_threads';
 import type { VolumeRole } from '../../shared/cases.js';
 import type { ModelManifest } from '../../shared/models.js';
@@ -14,7 +15,8 @@ import type { FromThread, ToThread } from './protocol.js';
 
 export type ThreadTask =
   | { kind: 'info' }
-  | { kind: 'prepareCase'; files: Partial<Record<VolumeRole, Uint8Array>>; limits: PrepareLimits }
+  /** Files as bytes, or as paths of spooled uploads (read here, off the event loop). */
+  | { kind: 'prepareCase'; files: Partial<Record<VolumeRole, Uint8Array | string>>; limits: PrepareLimits }
   | {
       kind: 'segment';
       port: MessagePort;
@@ -101,7 +103,9 @@ export default async function run(task: ThreadTask): Promise<unknown> {
       return { threadId };
     case 'prepareCase':
       try {
-        const prepared: PreparedWithHash[] = prepareCaseVolumes(task.files, task.limits).map((p) => ({ ...p, sha256: sha256Hex(p.stored) }));
+        const files: Partial<Record<VolumeRole, Uint8Array>> = {};
+        for (const [role, f] of Object.entries(task.files)) files[role as VolumeRole] = typeof f === 'string' ? readFileSync(f) : f;
+        const prepared: PreparedWithHash[] = prepareCaseVolumes(files, task.limits).map((p) => ({ ...p, sha256: sha256Hex(p.stored) }));
         return prepared;
       } catch (err) {
         return asThreadError(err);

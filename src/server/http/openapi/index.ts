@@ -25,6 +25,8 @@ export interface OpenApiOptions {
 const MULTIPART_ROUTES = {
   '/cases': {
     procedure: 'cases.upload',
+    /** Served by the streaming upload route (http/uploads), registered before these. */
+    streamed: true,
     summary: 'Upload a case (multipart: name, dwi, adc, flair?, mask? as .nii or .nii.gz files)',
     tag: 'cases',
     fields: { name: 'string', dwi: 'binary', adc: 'binary', flair: 'binary', mask: 'binary' },
@@ -33,6 +35,7 @@ const MULTIPART_ROUTES = {
   },
   '/masks': {
     procedure: 'masks.save',
+    streamed: false,
     summary: 'Save a corrected mask as the next version (multipart: caseId, file, jobId?, note?)',
     tag: 'masks',
     fields: { caseId: 'string', file: 'binary', jobId: 'string', note: 'string' },
@@ -103,6 +106,7 @@ export function openApiRoutes(opts: OpenApiOptions): Hono {
   });
 
   for (const [path, route] of Object.entries(MULTIPART_ROUTES)) {
+    if (route.streamed) continue;
     app.post(`/api${path}`, async (c) => {
       const resHeaders = new Headers();
       let form: FormData;

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import busboy from 'busboy';
+import type { Context, MiddlewareHandler } from 'hono';
+
+/** A file part of an upload, already on disk under the upload folder. */
+export interface UploadedFile {
+  path: string;
+  bytes: number;
+  filename: string;
+}
+
+export interface StreamedUpload {
+  fields: Record<string, string>;
+  files: Record<string, UploadedFile>;
+}
+
+export interface StreamingUploadOptions {
+  /** Where uploads are spooled while they arrive (`DATA_DIR/uploads`); each upload gets its own folder. */
+  dir: string;
+  /** The most bytes all files of one upload may hold together. */
+  maxBytes: number;
+  /** Uploads processed at once; beyond that, 503 with Retry-After. */
+  maxConcurrent: number;
+  /** Answers a refusal in the caller's format (tRPC's error shape or REST's). */
+  refuse: (c: Context, status: 400 | 401 | 413 | 503, code: string, message: string, retryAfterS?: number) => Response;
+  /** Whether the caller may upload at all — checked before a byte of the body is read. */
+  authorized: (c: Context) => Promise<boolean>;
+  /** Handles the upload once every part is on disk; the folder is removed after it returns. */
+  handle: (c: Context, upload: StreamedUpload) => Promise<Response>;
+}
+
+class TooLarge extends Error {}
+
+/**
+ * Streams a multipart upload to disk as it arrives instead of holding it in memory: file parts
+ * go to a fresh folder under `dir`, the size cap is enforced while streaming (the request is cut
+ * at the first byte past it), and the folder — whatever happened — is removed after `handle`, so
+ * a failed or aborted upload leaves nothing behind. Validation then reads the files in the CPU pool.
+ */
+export function streamingUpload(options: StreamingUploadOptions): MiddlewareHandler {
+  let inFlight = 0;
+  return async function streamingUploadHandler(c) {
+    if (inFlight >= options.maxConcurrent) {
+      return options.refuse(c, 503, 'SERVICE_UNAVAILABLE', `The server is processing ${inFlight} uploads; try again in a few seconds`, 5);
+    }
+    if (!(await options.authorized(c))) return options.refuse(c, 401, 'UNAUTHORIZED', 'Sign in to continue');
+    const type = c.req.header('content-type') ?? '';
+    if (!type.toLowerCase().startsWith('multipart/form-data') || !c.req.raw.body) {
+      return options.refuse(c, 400, 'BAD_REQUEST', 'Send the files as multipart/form-data');
+    }
+    inFlight++;
+    const folder = path.join(options.dir, `${Date.now()}-${randomBytes(6).toString('hex')}`);
+    try {
+      await mkdir(folder, { recursive: true });
+      let upload: StreamedUpload;
+      try {
+        upload = await receive(c, type, folder, options.maxBytes);
+      } catch (err) {
+        if (err instanceof TooLarge) {
+          return options.refuse(c, 413, 'PAYLOAD_TOO_LARGE', `The upload is larger than ${Math.round(options.maxBytes / 1048576)} MiB`);
+        }
+        return options.refuse(c, 400, 'BAD_REQUEST', `The upload could not be read: ${(err as Error).message}`);
+      }
+      return await options.handle(c, upload);
+    } finally {
+      inFlight--;
+      await rm(folder, { recursive: true, force: true });
+    }
+  };
+}
+
+async function receive(c: Context, contentType: string, folder: string, maxBytes: number): Promise<StreamedUpload> {
+  const fields: Record<string, string> = {};
+  const files: Record<string, UploadedFile> = {};
+  const writes: Promise<void>[] = [];
+  let total = 0;
+  const parser = busboy({
+    headers: { 'content-type': contentType },
+    limits: { files: 8, fields: 16, fieldSize: 64 * 1024, parts: 24, fileSize: maxBytes + 1 },
+  });
+  const abort = new AbortController();
+  const failed = new Promise<never>((_, reject) => {
+    parser.on('error', reject);
+    parser.on('filesLimit', () => reject(new Error('too many files')));
+    parser.on('partsLimit', () => reject(new Error('too many parts')));
+    abort.signal.addEventListener('abort', () => reject(abort.signal.reason));
+  });
+  failed.catch(() => {});
+  parser.on('field', (name, value) => {
+    fields[name] = value;
+  });
+  parser.on('file', (name, stream, info) => {
+    if (!/^[a-z]{1,16}$/.test(name) || files[name]) {
+      stream.resume();
+      abort.abort(new Error(`unexpected file field "${name.slice(0, 20)}"`));
+      return;
+    }
+    // Server-generated names only: nothing the client sends reaches the filesystem.
+    const file: UploadedFile = { path: path.join(folder, `${name}.part`), bytes: 0, filename: info.filename ?? '' };
+    files[name] = file;
+    stream.on('data', (chunk: Buffer) => {
+      file.bytes += chunk.length;
+      total += chunk.length;
+      if (total > maxBytes) abort.abort(new TooLarge());
+    });
+    const written = pipeline(stream, createWriteStream(file.path), { signal: abort.signal });
+    written.catch(() => {}); // an abort is reported once, by `failed`
+    writes.push(written);
+  });
+  const body = Readable.fromWeb(c.req.raw.body as never);
+  const finished = new Promise<void>((resolve) => parser.on('close', resolve));
+  body.on('error', (err) => abort.abort(err));
+  // Past the cap (or on any failure) stop reading the request: the rest is never spooled.
+  abort.signal.addEventListener('abort', () => body.unpipe(parser));
+  body.pipe(parser);
+  await Promise.race([finished, failed]);
+  await Promise.race([Promise.all(writes), failed]);
+  if (abort.signal.aborted) throw abort.signal.reason;
+  return { fields, files };
+}
