@@ -42,6 +42,15 @@ function rethrow(e: ThreadError['error']): never {
   throw err;
 }
 
+/** ArrayBuffers that can move to a thread without a copy: whole, unshared buffers (never Node's pooled slab). */
+export function movable(arrays: Iterable<Uint8Array | undefined>): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const a of arrays) {
+    if (a && a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.byteLength > 0) out.add(a.buffer);
+  }
+  return [...out];
+}
+
 const isThreadError = (v: unknown): v is ThreadError => typeof v === 'object' && v !== null && 'error' in v && !Array.isArray(v);
 
 export class CpuPool {
@@ -98,7 +107,8 @@ export class CpuPool {
         provider: opts.provider,
         threads: opts.threads,
       };
-      const out = await this.run<SegmentResult | ThreadError>(task, [port2]);
+      // The volumes move to the thread without a copy (the caller read them for this job only).
+      const out = await this.run<SegmentResult | ThreadError>(task, [port2, ...movable(Object.values(opts.volumes))]);
       if (isThreadError(out)) rethrow(out.error);
       const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
       return {

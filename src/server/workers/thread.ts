@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Piscina, move } from 'piscina';
 import { type MessagePort, threadId } from 'node:worker_threads';
 import type { VolumeRole } from '../../shared/cases.js';
 import type { ModelManifest } from '../../shared/models.js';
@@ -97,6 +98,19 @@ async function segment(task: Extract<ThreadTask, { kind: 'segment' }>) {
   }
 }
 
+/** A result whose whole, unshared buffers are transferred rather than copied (piscina's protocol). */
+function transferring<T>(value: T, arrays: Uint8Array[]): unknown {
+  const list = [...new Set(arrays.filter((a) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.byteLength > 0).map((a) => a.buffer))];
+  return move({
+    get [Piscina.transferableSymbol]() {
+      return list;
+    },
+    get [Piscina.valueSymbol]() {
+      return value;
+    },
+  } as never);
+}
+
 export default async function run(task: ThreadTask): Promise<unknown> {
   switch (task.kind) {
     case 'info':
@@ -106,7 +120,8 @@ export default async function run(task: ThreadTask): Promise<unknown> {
         const files: Partial<Record<VolumeRole, Uint8Array>> = {};
         for (const [role, f] of Object.entries(task.files)) files[role as VolumeRole] = typeof f === 'string' ? readFileSync(f) : f;
         const prepared: PreparedWithHash[] = prepareCaseVolumes(files, task.limits).map((p) => ({ ...p, sha256: sha256Hex(p.stored) }));
-        return prepared;
+        // The stored bytes move back without a copy.
+        return transferring(prepared, prepared.map((p) => p.stored));
       } catch (err) {
         return asThreadError(err);
       }
