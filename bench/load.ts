@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { Hono } from 'hono';
 import { mkdtempSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -33,19 +34,29 @@ interface Result {
   statusCodeStats?: Record<string, { count: number }>;
 }
 
-function cannon(url: string, headers: Record<string, string> = {}): Result {
+/** autocannon in its own process (asynchronously: this process is the server). */
+async function cannon(url: string, headers: Record<string, string> = {}): Promise<Result> {
   const args = [path.join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', String(CONNECTIONS), '-d', String(SECONDS), '-j'];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
   args.push(url);
-  const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (run.status !== 0) throw new Error(`autocannon failed: ${run.stderr}`);
-  return JSON.parse(run.stdout) as Result;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`autocannon failed: ${err}`);
+  return JSON.parse(out) as Result;
 }
 
 const fivexx = (r: Result) => Object.entries(r.statusCodeStats ?? {}).filter(([code]) => code.startsWith('5')).reduce((n, [, s]) => n + s.count, 0);
 
 console.log(`\nLoad — ${CONNECTIONS} connections × ${SECONDS} s per endpoint (autocannon, loopback), ${availableParallelism()} cores, ${new Date().toISOString().slice(0, 10)}`);
-const database = await openTestDatabase('pglite');
+// BENCH_DB=postgres: the local PostgreSQL (TEST_DATABASE_URL) instead of the embedded PGlite.
+const kind = process.env.BENCH_DB === 'postgres' ? 'postgres' : 'pglite';
+if (kind === 'postgres') process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
+const database = await openTestDatabase(kind);
+console.log(`  database: ${kind === 'postgres' ? 'PostgreSQL (a pool of connections)' : 'embedded PGlite (one connection, SQL on this thread)'}`);
 const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
 const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-load-')));
 const runtime = await startJobRuntime({ database: database.handle, store, models, env: parseEnv({ NODE_ENV: 'test' }), log: createLogger({ level: 'silent' }), runWorker: true });
@@ -66,16 +77,19 @@ try {
   // The bare baseline answers the very bytes tRPC answers (signed URLs and all), captured once.
   const sample = async (p: string) => (await t.app.request(`http://localhost${p}`, { headers: { cookie } })).text();
   const bare = { cases: await sample('/trpc/cases.list'), job: await sample(byIdPath) };
-  t.app.get('/bench/bare/cases', (c) => c.body(bare.cases, 200, { 'content-type': 'application/json' }));
-  t.app.get('/bench/bare/job', (c) => c.body(bare.job, 200, { 'content-type': 'application/json' }));
-  const server = await serveApp(t.app);
+  // One server for both: bare routes first, then the whole app.
+  const outer = new Hono();
+  outer.get('/bench/bare/cases', (c) => c.body(bare.cases, 200, { 'content-type': 'application/json' }));
+  outer.get('/bench/bare/job', (c) => c.body(bare.job, 200, { 'content-type': 'application/json' }));
+  outer.route('/', t.app);
+  const server = await serveApp(outer);
   try {
     for (const [name, trpcPath, barePath, bytes] of [
       ['cases.list', '/trpc/cases.list', '/bench/bare/cases', bare.cases.length],
       ['jobs.byId', byIdPath, '/bench/bare/job', bare.job.length],
     ] as const) {
-      const base = cannon(`${server.url}${barePath}`);
-      const r = cannon(`${server.url}${trpcPath}`, { cookie });
+      const base = await cannon(`${server.url}${barePath}`);
+      const r = await cannon(`${server.url}${trpcPath}`, { cookie });
       const ratio = r.requests.average / base.requests.average;
       const ok = ratio >= 0.8 && r.latency.p99 <= 20 && fivexx(r) === 0;
       console.log(`  ${`${name} (${bytes} B)`.padEnd(26)} tRPC ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  5xx ${fivexx(r)}  errors ${r.errors}`);
