@@ -7,7 +7,8 @@ import type { Database, MaskVersionRow } from '../db/tables.js';
 import { sameGrid } from '../cases/prepare.js';
 import { type VolumeLinks, toVolumeDescriptor, withStoredVolumes } from '../cases/service.js';
 import { NiftiError, isGzip, readNifti, toFloat32 } from '../nifti/read.js';
-import type { VolumeStore } from '../volumes/store.js';
+import { type VolumeStore, sha256Hex } from '../volumes/store.js';
+import type { CpuPool } from '../workers/pool.js';
 
 type Db = Kysely<Database>;
 
@@ -37,34 +38,28 @@ function dice(a: Uint8Array, b: Uint8Array): number {
   return sa + sb === 0 ? 1 : (2 * both) / (sa + sb);
 }
 
-async function readMaskOf(db: Db, store: VolumeStore, volumeId: string): Promise<Uint8Array | null> {
-  const v = await findVolume(db, volumeId);
-  if (!v) return null;
-  return binary(toFloat32(readNifti(await store.read(v.sha256))));
+/** What checking a corrected mask yields: the stored file and the numbers its version row keeps. */
+export interface AnalyzedMask {
+  stored: Buffer;
+  sha256: string;
+  facts: { dims: [number, number, number]; voxelSizeMm: [number, number, number]; datatype: ReturnType<typeof readNifti>['datatype']; affine: ReturnType<typeof readNifti>['affine']; frames: number };
+  voxels: number;
+  volumeMl: number;
+  diceVsPrediction: number | null;
+  diceVsTruth: number | null;
 }
 
 /**
- * Saves a corrected mask as the next version for this case and author. Checked before anything
- * is written: a readable NIfTI within the caps, on exactly the case's DWI grid (dims and affine),
- * labels 0 and 1 only. The file, its volume row and the version row are stored all or nothing.
+ * The CPU-heavy part of saving a mask (run in the CPU pool): decode and check the file against the
+ * DWI grid and labels 0/1, gzip and hash it, and its Dice against the prediction and the truth.
  */
-export async function saveMaskVersion(
-  db: Db,
-  store: VolumeStore,
-  viewer: Viewer & { userId: string },
-  input: { caseId: string; jobId?: string | undefined; note: string; file: Uint8Array; maxVoxels: number },
-): Promise<string> {
-  const row = await findCase(db, viewer, input.caseId);
-  if (!row) throw new MaskNotFoundError('No such case');
-  const volumes = await caseVolumes(db, input.caseId);
-  const dwi = volumes.find((v) => v.role === 'dwi');
-  if (!dwi) throw new MaskInputError('This case has no DWI to draw a mask on');
-  let predictionVolumeId: string | null = null;
-  if (input.jobId) {
-    const job = await findJob(db, input.jobId);
-    if (!job || job.case_id !== input.caseId || (!viewer.admin && job.owner_id !== viewer.userId)) throw new MaskNotFoundError('No such job for this case');
-    predictionVolumeId = (job.result as { maskVolumeId?: string } | null)?.maskVolumeId ?? null;
-  }
+export function analyzeMask(input: {
+  file: Uint8Array;
+  maxVoxels: number;
+  dwi: { dims: number[]; affine: unknown };
+  truth: Uint8Array | null;
+  prediction: Uint8Array | null;
+}): AnalyzedMask {
   if (input.file.length === 0) throw new MaskInputError('Mask: the file is empty');
   let vol: ReturnType<typeof readNifti>;
   try {
@@ -73,6 +68,7 @@ export async function saveMaskVersion(
     if (err instanceof NiftiError) throw new MaskInputError(`Mask: ${err.message}`);
     throw err;
   }
+  const dwi = input.dwi;
   if (!sameGrid({ dims: dwi.dims, affine: dwi.affine as never }, { dims: vol.dims, affine: vol.affine })) {
     throw new MaskInputError(
       `The mask is ${fmtGrid(vol.dims)} but the case's DWI is ${fmtGrid(dwi.dims)}${vol.dims.every((d, i) => d === dwi.dims[i]) ? ' (same size, but their affines differ)' : ''}; draw it on the DWI`,
@@ -86,13 +82,60 @@ export async function saveMaskVersion(
     voxels += x;
   }
   const mask = binary(values);
-  const truthVolume = volumes.find((v) => v.role === 'mask');
-  const truth = truthVolume ? await readMaskOf(db, store, truthVolume.id) : null;
-  const prediction = predictionVolumeId ? await readMaskOf(db, store, predictionVolumeId) : null;
+  const asMask = (bytes: Uint8Array | null) => (bytes ? binary(toFloat32(readNifti(bytes))) : null);
+  const truth = asMask(input.truth);
+  const prediction = asMask(input.prediction);
   const voxelMl = (vol.voxelSizeMm[0] * vol.voxelSizeMm[1] * vol.voxelSizeMm[2]) / 1000;
   const stored = isGzip(input.file) ? Buffer.from(input.file) : gzipSync(input.file);
-  const facts = { dims: vol.dims, voxelSizeMm: vol.voxelSizeMm, datatype: vol.datatype, affine: vol.affine, frames: vol.frames };
-  return withStoredVolumes(db, store, [{ stored, facts }], async (trx, [volumeId]) => {
+  return {
+    stored,
+    sha256: sha256Hex(stored),
+    facts: { dims: vol.dims, voxelSizeMm: vol.voxelSizeMm, datatype: vol.datatype, affine: vol.affine, frames: vol.frames },
+    voxels,
+    volumeMl: voxels * voxelMl,
+    diceVsPrediction: prediction && prediction.length === mask.length ? dice(mask, prediction) : null,
+    diceVsTruth: truth && truth.length === mask.length ? dice(mask, truth) : null,
+  };
+}
+
+/**
+ * Saves a corrected mask as the next version for this case and author. Checked before anything
+ * is written: a readable NIfTI within the caps, on exactly the case's DWI grid (dims and affine),
+ * labels 0 and 1 only. The file, its volume row and the version row are stored all or nothing.
+ */
+export async function saveMaskVersion(
+  db: Db,
+  store: VolumeStore,
+  viewer: Viewer & { userId: string },
+  input: { caseId: string; jobId?: string | undefined; note: string; file: Uint8Array; maxVoxels: number },
+  cpu?: CpuPool,
+): Promise<string> {
+  const row = await findCase(db, viewer, input.caseId);
+  if (!row) throw new MaskNotFoundError('No such case');
+  const volumes = await caseVolumes(db, input.caseId);
+  const dwi = volumes.find((v) => v.role === 'dwi');
+  if (!dwi) throw new MaskInputError('This case has no DWI to draw a mask on');
+  let predictionVolumeId: string | null = null;
+  if (input.jobId) {
+    const job = await findJob(db, input.jobId);
+    if (!job || job.case_id !== input.caseId || (!viewer.admin && job.owner_id !== viewer.userId)) throw new MaskNotFoundError('No such job for this case');
+    predictionVolumeId = (job.result as { maskVolumeId?: string } | null)?.maskVolumeId ?? null;
+  }
+  const truthVolume = volumes.find((v) => v.role === 'mask');
+  const read = async (volumeId: string | null | undefined) => {
+    const v = volumeId ? await findVolume(db, volumeId) : undefined;
+    return v ? store.read(v.sha256) : null;
+  };
+  const check = {
+    file: input.file,
+    maxVoxels: input.maxVoxels,
+    dwi: { dims: dwi.dims, affine: dwi.affine },
+    truth: await read(truthVolume?.id),
+    prediction: await read(predictionVolumeId),
+  };
+  // Off the event loop when the caller has the CPU pool (the API always does).
+  const a = cpu ? await cpu.analyzeMask(check) : analyzeMask(check);
+  return withStoredVolumes(db, store, [{ stored: a.stored, facts: a.facts, sha256: a.sha256 }], async (trx, [volumeId]) => {
     // Versions are numbered per case and author; the unique constraint refuses a concurrent duplicate.
     const last = await trx
       .selectFrom('mask_versions')
@@ -109,10 +152,10 @@ export async function saveMaskVersion(
         volume_id: volumeId!,
         job_id: input.jobId ?? null,
         note: input.note,
-        voxels,
-        volume_ml: voxels * voxelMl,
-        dice_vs_prediction: prediction && prediction.length === mask.length ? dice(mask, prediction) : null,
-        dice_vs_truth: truth && truth.length === mask.length ? dice(mask, truth) : null,
+        voxels: a.voxels,
+        volume_ml: a.volumeMl,
+        dice_vs_prediction: a.diceVsPrediction,
+        dice_vs_truth: a.diceVsTruth,
       })
       .returning('id')
       .executeTakeFirstOrThrow();

@@ -47,7 +47,7 @@ export const masksRouter = router({
         ...fields.data,
         file: new Uint8Array(await file.arrayBuffer()),
         maxVoxels: ctx.config.MAX_VOXELS,
-      });
+      }, ctx.cpu);
       ctx.log.info({ maskId: id, caseId: fields.data.caseId }, 'mask version saved');
       return toMaskView(ctx.db, await findMaskVersion(ctx.db, viewer, id), volumeLinks(ctx));
     }),

@@ -3,6 +3,7 @@ import { MessageChannel, type TransferListItem } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { VolumeRole } from '../../shared/cases.js';
 import { CaseInputError, type PrepareLimits } from '../cases/prepare.js';
+import { type AnalyzedMask, MaskInputError, type analyzeMask } from '../masks/service.js';
 import { CancelledError } from '../segmentation/inference.js';
 import type { LoadedModel } from '../segmentation/models.js';
 import { type PipelineResult, type Progress, SegmentationInputError, type Stage } from '../segmentation/pipeline.js';
@@ -36,6 +37,7 @@ export type SegmentResult = PipelineResult & { timings: Partial<Record<Stage, nu
 function rethrow(e: ThreadError['error']): never {
   if (e.kind === 'case-input') throw new CaseInputError(e.message, e.role as VolumeRole | undefined);
   if (e.kind === 'input') throw new SegmentationInputError(e.message);
+  if (e.kind === 'mask-input') throw new MaskInputError(e.message);
   if (e.kind === 'cancelled') throw new CancelledError();
   const err = new Error(e.message);
   if (e.stack) err.stack = e.stack;
@@ -81,6 +83,13 @@ export class CpuPool {
     const out = await this.run<PreparedWithHash[] | ThreadError>({ kind: 'prepareCase', files, limits });
     if (isThreadError(out)) rethrow(out.error);
     return out.map((p) => ({ ...p, stored: Buffer.from(p.stored.buffer, p.stored.byteOffset, p.stored.byteLength) }));
+  }
+
+  /** Checks a corrected mask and computes its numbers (`analyzeMask`) in a thread. */
+  async analyzeMask(input: Parameters<typeof analyzeMask>[0]): Promise<AnalyzedMask> {
+    const out = await this.run<AnalyzedMask | ThreadError>({ kind: 'analyzeMask', input });
+    if (isThreadError(out)) rethrow(out.error);
+    return { ...out, stored: Buffer.from(out.stored.buffer, out.stored.byteOffset, out.stored.byteLength) };
   }
 
   /** Runs the segmentation pipeline in a thread; holds, cancel checks and progress stay here. */

@@ -4,6 +4,7 @@ import { type MessagePort, threadId } from 'node:worker_threads';
 import type { VolumeRole } from '../../shared/cases.js';
 import type { ModelManifest } from '../../shared/models.js';
 import { CaseInputError, type PrepareLimits, type PreparedVolume, prepareCaseVolumes } from '../cases/prepare.js';
+import { type AnalyzedMask, MaskInputError, analyzeMask } from '../masks/service.js';
 import { CancelledError } from '../segmentation/inference.js';
 import { type LoadedModel, createSession } from '../segmentation/models.js';
 import { type PipelineResult, SegmentationInputError, type Stage, runPipeline } from '../segmentation/pipeline.js';
@@ -18,6 +19,7 @@ export type ThreadTask =
   | { kind: 'info' }
   /** Files as bytes, or as paths of spooled uploads (read here, off the event loop). */
   | { kind: 'prepareCase'; files: Partial<Record<VolumeRole, Uint8Array | string>>; limits: PrepareLimits }
+  | { kind: 'analyzeMask'; input: Parameters<typeof analyzeMask>[0] }
   | {
       kind: 'segment';
       port: MessagePort;
@@ -28,7 +30,7 @@ export type ThreadTask =
     };
 
 /** Errors cross the thread boundary as data: their class decides how the job or upload ends. */
-export type ThreadError = { error: { kind: 'input' | 'case-input' | 'cancelled' | 'internal'; message: string; role?: string; stack?: string } };
+export type ThreadError = { error: { kind: 'input' | 'case-input' | 'mask-input' | 'cancelled' | 'internal'; message: string; role?: string; stack?: string } };
 
 export type PreparedWithHash = PreparedVolume & { sha256: string };
 
@@ -50,6 +52,7 @@ function sessionFor(dir: string, provider: 'cpu' | 'cuda', threads: number) {
 function asThreadError(err: unknown): ThreadError {
   if (err instanceof CaseInputError) return { error: { kind: 'case-input', message: err.message, ...(err.role ? { role: err.role } : {}) } };
   if (err instanceof SegmentationInputError) return { error: { kind: 'input', message: err.message } };
+  if (err instanceof MaskInputError) return { error: { kind: 'mask-input', message: err.message } };
   if (err instanceof CancelledError) return { error: { kind: 'cancelled', message: err.message } };
   const e = err as Error;
   return { error: { kind: 'internal', message: e?.message ?? String(err), ...(e?.stack ? { stack: e.stack } : {}) } };
@@ -127,5 +130,12 @@ export default async function run(task: ThreadTask): Promise<unknown> {
       }
     case 'segment':
       return segment(task);
+    case 'analyzeMask':
+      try {
+        const analyzed = analyzeMask(task.input);
+        return transferring(analyzed, [analyzed.stored]);
+      } catch (err) {
+        return asThreadError(err);
+      }
   }
 }
