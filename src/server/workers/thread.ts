@@ -4,7 +4,7 @@ import { type MessagePort, threadId } from 'node:worker_threads';
 import type { VolumeRole } from '../../shared/cases.js';
 import type { ModelManifest } from '../../shared/models.js';
 import { CaseInputError, type PrepareLimits, type PreparedVolume, prepareCaseVolumes } from '../cases/prepare.js';
-import { type AnalyzedMask, MaskInputError, analyzeMask } from '../masks/service.js';
+import { MaskInputError, analyzeMask } from '../masks/service.js';
 import { CancelledError } from '../segmentation/inference.js';
 import { type LoadedModel, createSession } from '../segmentation/models.js';
 import { type PipelineResult, SegmentationInputError, type Stage, runPipeline } from '../segmentation/pipeline.js';
