@@ -22,11 +22,12 @@ export interface AdcUnitFinding {
 
 /**
  * Median over the head: the voxels above 10% of the 99.5th percentile (the same head the
- * z-scores use), on a strided sample of ≤ ~262k voxels. Scale-free, so it picks the same voxels
+ * z-scores use), on a strided sample of ≤ ~131k voxels. Scale-free, so it picks the same voxels
  * whatever the unit; background (zero, or noise from the scanner's fit) falls below the cut.
  */
 export function headMedian(values: ArrayLike<number>): number {
-  const stride = Math.max(1, Math.floor(values.length / 262_144));
+  // ~65k voxels fix a median to well under 1 %, far inside the factor-of-1000 between the units.
+  const stride = Math.max(1, Math.floor(values.length / 65_536));
   // A typed sample sorts natively (numeric, no comparator calls): ~10× faster than number[].
   const buffer = new Float32Array(Math.ceil(values.length / stride));
   let n = 0;
