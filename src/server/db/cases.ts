@@ -67,6 +67,13 @@ export function caseVolumes(db: Db, caseId: string): Promise<(VolumeRow & { role
     .execute();
 }
 
+/** Several volumes in one query (ids not found are absent from the map). */
+export async function findVolumes(db: Db, ids: string[]): Promise<Map<string, VolumeRow>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('volumes as v').select(VOLUME_COLUMNS).where('v.id', 'in', [...new Set(ids)]).execute();
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
 export function findVolume(db: Db, id: string): Promise<VolumeRow | undefined> {
   return db.selectFrom('volumes as v').select(VOLUME_COLUMNS).where('v.id', '=', id).executeTakeFirst();
 }

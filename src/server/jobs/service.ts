@@ -5,7 +5,7 @@ import type { JobProgressEvent, JobResultView, JobStatus, JobView } from '../../
 import type { SegmentationMetrics } from '../../shared/models.js';
 import { TooManyAttempts } from '../auth/service.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../cases/service.js';
-import { type Viewer, findCase, findVolume } from '../db/cases.js';
+import { type Viewer, findCase, findVolumes } from '../db/cases.js';
 import { countActiveJobs, findJob, findJobByKey, insertJob, updateJob } from '../db/jobs.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
@@ -45,42 +45,58 @@ export async function publish(bus: JobEventBus, row: JobRow | undefined): Promis
   if (row) await bus.publish(toEvent(row, Date.now())).catch(() => {});
 }
 
-async function descriptor(db: Db, volumeId: string, fileName: string, links: VolumeLinks, downloadName: string) {
-  const v = await findVolume(db, volumeId);
-  return v ? toVolumeDescriptor(v, 'mask', links, fileName, downloadName) : undefined;
+/** One job as the API returns it (see toJobViews). */
+export async function toJobView(db: Db, row: JobRow, links: VolumeLinks): Promise<JobView> {
+  return (await toJobViews(db, [row], links))[0]!;
 }
 
-export async function toJobView(db: Db, row: JobRow, links: VolumeLinks): Promise<JobView> {
-  let result: JobResultView | null = null;
-  const stored = row.result as StoredResult | null;
-  if (row.status === 'succeeded' && stored) {
-    const caseName = (await db.selectFrom('cases').select('name').where('id', '=', row.case_id).executeTakeFirst())?.name ?? 'case';
-    const mask = await descriptor(db, stored.maskVolumeId, 'mask', links, `${caseName}_${row.model_ids.join('+')}_prediction`);
-    if (mask) {
-      const perModel = [];
-      for (const p of stored.perModel) {
-        const d = await descriptor(db, p.volumeId, `mask-${p.modelId}`, links, `${caseName}_${p.modelId}_prediction`);
-        if (d) perModel.push({ modelId: p.modelId, mask: d });
-      }
-      result = { mask, perModel, metrics: stored.metrics, notes: stored.notes ?? [] };
-    }
-  }
+/**
+ * Jobs as the API returns them, with signed links to their masks: two queries for any number of
+ * jobs (their cases' names, their mask volumes), not one per mask per job.
+ */
+export async function toJobViews(db: Db, rows: JobRow[], links: VolumeLinks): Promise<JobView[]> {
+  const done = rows.filter((r) => r.status === 'succeeded' && r.result);
+  const storedOf = (r: JobRow) => r.result as StoredResult;
+  const caseIds = [...new Set(done.map((r) => r.case_id))];
+  const names = new Map(
+    caseIds.length ? (await db.selectFrom('cases').select(['id', 'name']).where('id', 'in', caseIds).execute()).map((c) => [c.id, c.name]) : [],
+  );
+  const volumes = await findVolumes(db, done.flatMap((r) => [storedOf(r).maskVolumeId, ...storedOf(r).perModel.map((p) => p.volumeId)]));
   const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
-  return {
-    id: row.id,
-    caseId: row.case_id,
-    modelIds: row.model_ids,
-    status: row.status,
-    progress: row.progress,
-    message: row.message,
-    attempts: row.attempts,
-    createdAt: new Date(row.created_at).toISOString(),
-    startedAt: iso(row.started_at),
-    finishedAt: iso(row.finished_at),
-    expiresAt: new Date(row.expires_at).toISOString(),
-    error: row.error,
-    result,
-  };
+  return rows.map((row) => {
+    let result: JobResultView | null = null;
+    if (row.status === 'succeeded' && row.result) {
+      const stored = storedOf(row);
+      const caseName = names.get(row.case_id) ?? 'case';
+      const descriptor = (volumeId: string, fileName: string, downloadName: string) => {
+        const v = volumes.get(volumeId);
+        return v ? toVolumeDescriptor(v, 'mask', links, fileName, downloadName) : undefined;
+      };
+      const mask = descriptor(stored.maskVolumeId, 'mask', `${caseName}_${row.model_ids.join('+')}_prediction`);
+      if (mask) {
+        const perModel = stored.perModel.flatMap((p) => {
+          const d = descriptor(p.volumeId, `mask-${p.modelId}`, `${caseName}_${p.modelId}_prediction`);
+          return d ? [{ modelId: p.modelId, mask: d }] : [];
+        });
+        result = { mask, perModel, metrics: stored.metrics, notes: stored.notes ?? [] };
+      }
+    }
+    return {
+      id: row.id,
+      caseId: row.case_id,
+      modelIds: row.model_ids,
+      status: row.status,
+      progress: row.progress,
+      message: row.message,
+      attempts: row.attempts,
+      createdAt: new Date(row.created_at).toISOString(),
+      startedAt: iso(row.started_at),
+      finishedAt: iso(row.finished_at),
+      expiresAt: new Date(row.expires_at).toISOString(),
+      error: row.error,
+      result,
+    };
+  });
 }
 
 /** A job the viewer may see: their own (admins: any). Anything else is NOT_FOUND. */

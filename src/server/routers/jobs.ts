@@ -13,7 +13,7 @@ import { DEFAULT_MODEL_ID } from '../../shared/models.js';
 import { viewerOf, volumeLinks } from '../context.js';
 import { findJob, listJobs } from '../db/jobs.js';
 import { toPage } from '../db/paging.js';
-import { cancelJob, createJob, toEvent, toJobView, visibleJob } from '../jobs/service.js';
+import { cancelJob, createJob, toEvent, toJobView, toJobViews, visibleJob } from '../jobs/service.js';
 import { protectedProcedure, router } from '../trpc.js';
 
 
@@ -55,7 +55,7 @@ export const jobsRouter = router({
     const limit = input?.limit ?? 50;
     const rows = await listJobs(ctx.db, viewerOf(ctx.user), { caseId: input?.caseId, cursor: input?.cursor, limit: limit + 1 });
     const { page, nextCursor } = toPage(rows, limit);
-    return { items: await Promise.all(page.map((r) => toJobView(ctx.db, r, volumeLinks(ctx)))), nextCursor };
+    return { items: await toJobViews(ctx.db, page, volumeLinks(ctx)), nextCursor };
   }),
 
   cancel: protectedProcedure
