@@ -42,6 +42,8 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
   pool.on('error', () => {});
   let client: pg.Client | undefined;
   let closed = false;
+  let retry: NodeJS.Timeout | undefined;
+  let failures = 0;
   const connect = async (): Promise<void> => {
     const c = new pg.Client({ connectionString: url });
     c.on('notification', (msg) => {
@@ -52,14 +54,46 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
         // not ours
       }
     });
-    c.on('error', (err) => {
-      log?.warn({ err: err.message }, 'job events listener lost its connection; reconnecting');
+    let lost = false;
+    const onLost = (why: string) => {
+      if (lost || closed) return;
+      lost = true;
+      log?.warn({ err: why }, 'job events listener lost its connection; reconnecting');
       c.end().catch(() => {});
-      if (!closed) setTimeout(() => void connect().catch(() => {}), 1000);
-    });
-    await c.connect();
-    await c.query(`LISTEN ${JOB_EVENTS_CHANNEL}`);
+      reconnect();
+    };
+    c.on('error', (err) => onLost(err.message));
+    c.on('end', () => onLost('connection ended'));
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${JOB_EVENTS_CHANNEL}`);
+    } catch (err) {
+      lost = true;
+      c.end().catch(() => {});
+      throw err;
+    }
     client = c;
+    failures = 0;
+  };
+  /**
+   * Tries again until it works — a failed reconnect (the database still down) schedules the next,
+   * backing off from 1 s to 30 s — so live progress resumes by itself after a database blip.
+   */
+  const reconnect = () => {
+    if (closed || retry) return;
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(failures, 5));
+    retry = setTimeout(() => {
+      retry = undefined;
+      connect().then(
+        () => log?.info('job events listener reconnected'),
+        (err: Error) => {
+          failures++;
+          log?.warn({ err: err.message, attempt: failures }, 'job events listener could not reconnect; trying again');
+          reconnect();
+        },
+      );
+    }, delay);
+    retry.unref?.();
   };
   await connect();
   return {
@@ -69,6 +103,7 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
     subscribe: local.subscribe,
     async close() {
       closed = true;
+      if (retry) clearTimeout(retry);
       await client?.end().catch(() => {});
       await pool.end().catch(() => {});
       await local.close();
