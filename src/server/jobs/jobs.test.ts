@@ -180,6 +180,14 @@ describeEachDatabase('segmentation jobs', (current) => {
     const b = await client.jobs.create.mutate({ caseId, idempotencyKey: 'retry-key-1234' });
     expect(b.id).toBe(a.id);
     expect((await client.jobs.list.query()).items).toHaveLength(1);
+    // The same key for another request is a 409 naming the conflict, not the old job (#16 item 4).
+    const err = (await client.jobs.create.mutate({ caseId, modelIds: ['adc-core-v1'], idempotencyKey: 'retry-key-1234' }).catch((e: unknown) => e)) as {
+      data?: { httpStatus?: number; code?: string };
+      message: string;
+    };
+    expect(err.data).toMatchObject({ httpStatus: 409, code: 'CONFLICT' });
+    expect(err.message).toMatch(/^This idempotency key was already used for another request \(case [0-9a-f-]{36}, model adc-dwi-v2\); use a new key$/);
+    expect((await client.jobs.list.query()).items).toHaveLength(1);
   });
 
   it('cancel: a queued job at once', async () => {

@@ -116,9 +116,19 @@ export async function createJob(
   input: { caseId: string; modelIds: string[]; idempotencyKey?: string | undefined },
   knownModels: Set<string>,
 ): Promise<JobRow> {
+  // The same key for the same request returns the same job; for another request it is a mistake
+  // the caller must hear about (silently returning the old job would hide it).
+  const sameRequest = (existing: JobRow) => {
+    const models = [...new Set(input.modelIds)];
+    if (existing.case_id === input.caseId && existing.model_ids.join() === models.join()) return existing;
+    throw new TRPCError({
+      code: 'CONFLICT',
+      message: `This idempotency key was already used for another request (case ${existing.case_id}, model ${existing.model_ids.join(', ')}); use a new key`,
+    });
+  };
   if (input.idempotencyKey) {
     const existing = await findJobByKey(db, viewer.userId, input.idempotencyKey);
-    if (existing) return existing;
+    if (existing) return sameRequest(existing);
   }
   if (!(await findCase(db, viewer, input.caseId))) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
   const unknown = input.modelIds.filter((m) => !knownModels.has(m));
@@ -147,7 +157,7 @@ export async function createJob(
     // the same key sent twice at once: the unique index lets one in; both get that job
     if ((err as { code?: string }).code === '23505' && input.idempotencyKey) {
       const existing = await findJobByKey(db, viewer.userId, input.idempotencyKey);
-      if (existing) return existing;
+      if (existing) return sameRequest(existing);
     }
     throw err;
   }
