@@ -59,6 +59,15 @@ export function buildApp(deps: AppDeps): Hono {
 
   const metrics = deps.metrics ?? createMetrics();
   app.use(requestId());
+  // A broken %-escape (`/trpc/%E0%A4%A`) would throw a URIError deep in routing: a plain 400 here.
+  app.use(async (c, next) => {
+    try {
+      decodeURIComponent(new URL(c.req.url).pathname);
+    } catch {
+      return c.json({ error: 'The address has a broken %-escape' }, 400);
+    }
+    await next();
+  });
   app.use(metrics.middleware);
   // Signed volume links are credentials: the log shows the route, not the token.
   app.use(requestLog({ logger, redactPath: (p) => p.replace(/^\/files\/v\/[^/]+/, '/files/v/[token]') }));

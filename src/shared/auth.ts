@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { plainText } from './text.js';
 
 export const roleSchema = z.enum(['user', 'admin', 'guest']);
 export type Role = z.infer<typeof roleSchema>;
@@ -18,7 +19,7 @@ export const registerSchema = z.object({ email: emailSchema, password: passwordS
 export const changePasswordSchema = z.object({ current: z.string().min(1).max(256), next: passwordSchema });
 
 export const createTokenSchema = z.object({
-  name: z.string().trim().min(1, { message: 'Give the token a name' }).max(100),
+  name: plainText('The token name').trim().min(1, { message: 'Give the token a name' }).max(100),
   expiresInDays: z.number().int().min(1).max(3650).optional(),
 });
 export const idSchema = z.object({ id: z.uuid({ message: 'Not a valid id' }) });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { plainText } from './text.js';
 import { volumeFactsSchema } from './nifti.js';
 
 export const VOLUME_ROLES = ['dwi', 'adc', 'flair', 'mask'] as const;
@@ -12,7 +13,7 @@ export const ROLE_LABELS: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC',
 
 export const listCasesSchema = z
   .object({
-    search: z.string().trim().max(100).optional(),
+    search: plainText('The search').trim().max(100).optional(),
     cursor: z.uuid().optional(),
     limit: z.number().int().min(1).max(100).default(50),
   })
@@ -20,7 +21,7 @@ export const listCasesSchema = z
 
 export const caseIdSchema = z.object({ id: z.uuid({ message: 'Not a valid case id' }) });
 
-export const caseNameSchema = z.string().trim().min(1, { message: 'Give the case a name' }).max(200);
+export const caseNameSchema = plainText('The case name').trim().min(1, { message: 'Give the case a name' }).max(200);
 
 /** A stored volume as the API returns it; `url` is a short-lived signed link to the .nii.gz. */
 export const volumeDescriptorSchema = volumeFactsSchema.extend({

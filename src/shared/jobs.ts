@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { plainText } from './text.js';
 import { volumeDescriptorSchema } from './cases.js';
 import { segmentationMetricsSchema } from './models.js';
 
@@ -11,7 +12,7 @@ export const createJobSchema = z.object({
   caseId: z.uuid({ message: 'Not a valid case id' }),
   modelIds: z.array(z.string().min(1).max(64)).min(1).max(5).optional(),
   /** A client-generated key: the same key returns the same job, so a retried create is safe. */
-  idempotencyKey: z.string().min(8).max(100).optional(),
+  idempotencyKey: plainText('The idempotency key').min(8).max(100).optional(),
 });
 
 export const jobIdSchema = z.object({ id: z.uuid({ message: 'Not a valid job id' }) });
