@@ -16,7 +16,7 @@ import { healthRoutes } from './http/health/index.js';
 import { homeRoute } from './http/home/index.js';
 import { viewerRoutes } from './http/viewer/index.js';
 import { MULTIPART_PATHS, openApiRoutes } from './http/openapi/index.js';
-import { type AnswerFormat, caseUploadHandler, refusal } from './http/uploads/case-upload.js';
+import { type AnswerFormat, type UploadAuth, caseUploadHandler, refusal } from './http/uploads/case-upload.js';
 import { streamingUpload } from './http/uploads/index.js';
 import { type Metrics, createMetrics } from './http/metrics/index.js';
 import { readyGate } from './http/ready-gate/index.js';
@@ -144,12 +144,15 @@ export function buildApp(deps: AppDeps): Hono {
       maxBytes: env.MAX_UPLOAD_MB * 1048576,
       maxConcurrent: env.MAX_CONCURRENT_UPLOADS,
       refuse: (c, status, code, message, retryAfterS) => refusal(format, c, status, code, message, retryAfterS),
-      // Anonymous bodies are never spooled.
-      authorized: async (c) => Boolean((await contextFor(c, c.req.raw, new Headers(), format === 'rest')).user),
+      // Anonymous bodies are never spooled; the context made here is the procedure's.
+      authorize: async (c): Promise<UploadAuth | null> => {
+        const resHeaders = new Headers();
+        const ctx = await contextFor(c, c.req.raw, resHeaders, format === 'rest');
+        return ctx.user ? { ctx, resHeaders } : null;
+      },
       handle: caseUploadHandler({
         router,
         format,
-        createContext: (c, resHeaders) => contextFor(c, c.req.raw, resHeaders, format === 'rest'),
         onInternalError: (c, err) => logger.error({ reqId: c.get('requestId'), path: 'cases.upload', err }, 'procedure failed'),
       }),
     });

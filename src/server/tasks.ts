@@ -20,28 +20,23 @@ export class TaskError extends Error {
   override name = 'TaskError';
 }
 
-export async function withConfiguredDatabase<T>(fn: (database: DatabaseHandle, env: Env, dataDir: string) => Promise<T>): Promise<T> {
+export async function withConfiguredDatabase<T>(
+  fn: (database: DatabaseHandle, env: Env, dataDir: string, applied: string[]) => Promise<T>,
+): Promise<T> {
   const env = parseEnv();
   const dataDir = ensureWritableDataDir(env.DATA_DIR);
   const database = await connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir });
   try {
-    await migrateToLatest(database.db);
-    return await fn(database, env, dataDir);
+    const applied = await migrateToLatest(database.db);
+    return await fn(database, env, dataDir, applied);
   } finally {
     await database.close();
   }
 }
 
 /** Brings the configured database to the latest schema; the names of the migrations applied. */
-export async function migrateTask(): Promise<string[]> {
-  const env = parseEnv();
-  const dataDir = ensureWritableDataDir(env.DATA_DIR);
-  const database = await connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir });
-  try {
-    return await migrateToLatest(database.db);
-  } finally {
-    await database.close();
-  }
+export function migrateTask(): Promise<string[]> {
+  return withConfiguredDatabase(async (_database, _env, _dataDir, applied) => applied);
 }
 
 /** Imports an ISLES'22/'24 folder; cases are shared unless an owner is named. */

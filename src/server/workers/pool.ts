@@ -7,7 +7,7 @@ import { type AnalyzedMask, MaskInputError, type analyzeMask } from '../masks/se
 import { CancelledError } from '../segmentation/inference.js';
 import type { LoadedModel } from '../segmentation/models.js';
 import { type PipelineResult, type Progress, SegmentationInputError, type Stage } from '../segmentation/pipeline.js';
-import type { FromThread, ToThread } from './protocol.js';
+import { type FromThread, type ToThread, movableBuffers } from './protocol.js';
 import type { PreparedWithHash, ThreadError, ThreadTask } from './thread.js';
 
 /**
@@ -42,15 +42,6 @@ function rethrow(e: ThreadError['error']): never {
   const err = new Error(e.message);
   if (e.stack) err.stack = e.stack;
   throw err;
-}
-
-/** ArrayBuffers that can move to a thread without a copy: whole, unshared buffers (never Node's pooled slab). */
-export function movable(arrays: Iterable<Uint8Array | undefined>): ArrayBuffer[] {
-  const out = new Set<ArrayBuffer>();
-  for (const a of arrays) {
-    if (a && a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.byteLength > 0) out.add(a.buffer);
-  }
-  return [...out];
 }
 
 const isThreadError = (v: unknown): v is ThreadError => typeof v === 'object' && v !== null && 'error' in v && !Array.isArray(v);
@@ -117,7 +108,7 @@ export class CpuPool {
         threads: opts.threads,
       };
       // The volumes move to the thread without a copy (the caller read them for this job only).
-      const out = await this.run<SegmentResult | ThreadError>(task, [port2, ...movable(Object.values(opts.volumes))]);
+      const out = await this.run<SegmentResult | ThreadError>(task, [port2, ...movableBuffers(Object.values(opts.volumes))]);
       if (isThreadError(out)) rethrow(out.error);
       const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
       return {

@@ -9,7 +9,7 @@ import { CancelledError } from '../segmentation/inference.js';
 import { type LoadedModel, createSession } from '../segmentation/models.js';
 import { type PipelineResult, SegmentationInputError, type Stage, runPipeline } from '../segmentation/pipeline.js';
 import { sha256Hex } from '../volumes/store.js';
-import type { FromThread, ToThread } from './protocol.js';
+import { type FromThread, type ToThread, movableBuffers } from './protocol.js';
 
 // One worker thread of the CPU pool (pool.ts). Everything CPU-heavy runs here — NIfTI decoding,
 // validation and encoding, gzip, sha256, the pipeline's pre/post-processing and metrics, and the
@@ -103,7 +103,7 @@ async function segment(task: Extract<ThreadTask, { kind: 'segment' }>) {
 
 /** A result whose whole, unshared buffers are transferred rather than copied (piscina's protocol). */
 function transferring<T>(value: T, arrays: Uint8Array[]): unknown {
-  const list = [...new Set(arrays.filter((a) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.byteLength > 0).map((a) => a.buffer))];
+  const list = movableBuffers(arrays);
   return move({
     get [Piscina.transferableSymbol]() {
       return list;

@@ -4,6 +4,7 @@ import { Hono, type Context as HonoContext } from 'hono';
 import { createOpenApiFetchHandler, generateOpenApiDocument } from 'trpc-to-openapi';
 import { z } from 'zod';
 import { caseDetailSchema } from '../../../shared/cases.js';
+import { INTERNAL_ERROR_MESSAGE } from '../../../shared/errors.js';
 import { maskVersionViewSchema } from '../../../shared/masks.js';
 import type { Context } from '../../context.js';
 
@@ -87,10 +88,11 @@ export function openApiDocument(router: AnyRouter, opts: { version: string; base
   return doc;
 }
 
-function errorJson(c: HonoContext, err: unknown) {
+/** A procedure's error as REST answers it: `{ message, code }` with the HTTP status; internal errors masked. */
+export function restError(c: HonoContext, err: unknown) {
   const error = err instanceof TRPCError ? err : new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause: err });
   const status = getHTTPStatusCodeFromError(error);
-  const message = error.code === 'INTERNAL_SERVER_ERROR' ? 'Something went wrong on the server. Please try again later.' : error.message;
+  const message = error.code === 'INTERNAL_SERVER_ERROR' ? INTERNAL_ERROR_MESSAGE : error.message;
   return c.json({ message, code: error.code }, status as 400);
 }
 
@@ -125,7 +127,7 @@ export function openApiRoutes(opts: OpenApiOptions): Hono {
         return res;
       } catch (err) {
         if (!(err instanceof TRPCError) || err.code === 'INTERNAL_SERVER_ERROR') opts.onInternalError(c, route.procedure, err);
-        const res = errorJson(c, err);
+        const res = restError(c, err);
         resHeaders.forEach((v, k) => res.headers.set(k, v));
         return res;
       }

@@ -3,9 +3,16 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { getErrorShape } from '@trpc/server/unstable-core-do-not-import';
 import type { Context as HonoContext } from 'hono';
 import type { Context } from '../../context.js';
+import { restError } from '../openapi/index.js';
 import type { StreamedUpload } from './index.js';
 
 export type AnswerFormat = 'trpc' | 'rest';
+
+/** The caller's procedure context, made once before the body is read (and the headers it sets). */
+export interface UploadAuth {
+  ctx: Context;
+  resHeaders: Headers;
+}
 
 /** A refusal before the procedure runs, in the caller's format. */
 export function refusal(format: AnswerFormat, c: HonoContext, status: number, code: string, message: string, retryAfterS?: number): Response {
@@ -21,15 +28,13 @@ export function refusal(format: AnswerFormat, c: HonoContext, status: number, co
 export function caseUploadHandler(opts: {
   router: AnyRouter;
   format: AnswerFormat;
-  createContext: (c: HonoContext, resHeaders: Headers) => Promise<Context>;
   onInternalError: (c: HonoContext, err: unknown) => void;
 }) {
-  return async (c: HonoContext, upload: StreamedUpload): Promise<Response> => {
-    const resHeaders = new Headers();
-    let ctx: Context | undefined;
+  return async (c: HonoContext, upload: StreamedUpload, auth: UploadAuth): Promise<Response> => {
+    const { resHeaders } = auth;
+    const ctx: Context = { ...auth.ctx, uploads: upload.files };
     let res: Response;
     try {
-      ctx = { ...(await opts.createContext(c, resHeaders)), uploads: upload.files };
       const form = new FormData();
       for (const [k, v] of Object.entries(upload.fields)) form.set(k, v);
       const caller = opts.router.createCaller(ctx) as { cases: { upload: (f: FormData) => Promise<unknown> } };
@@ -43,8 +48,7 @@ export function caseUploadHandler(opts: {
         const shape = getErrorShape({ config: opts.router._def._config, error, type: 'mutation', path: 'cases.upload', input: undefined, ctx });
         res = c.json({ error: shape }, status as 400);
       } else {
-        const message = error.code === 'INTERNAL_SERVER_ERROR' ? 'Something went wrong on the server. Please try again later.' : error.message;
-        res = c.json({ message, code: error.code }, status as 400);
+        res = restError(c, error);
       }
     }
     resHeaders.forEach((v, k) => res.headers.append(k, v));

@@ -19,7 +19,7 @@ export interface StreamedUpload {
   files: Record<string, UploadedFile>;
 }
 
-export interface StreamingUploadOptions {
+export interface StreamingUploadOptions<A> {
   /** Where uploads are spooled while they arrive (`DATA_DIR/uploads`); each upload gets its own folder. */
   dir: string;
   /** The most bytes all files of one upload may hold together. */
@@ -28,10 +28,10 @@ export interface StreamingUploadOptions {
   maxConcurrent: number;
   /** Answers a refusal in the caller's format (tRPC's error shape or REST's). */
   refuse: (c: Context, status: 400 | 401 | 413 | 503, code: string, message: string, retryAfterS?: number) => Response;
-  /** Whether the caller may upload at all — checked before a byte of the body is read. */
-  authorized: (c: Context) => Promise<boolean>;
+  /** Who is uploading — checked before a byte of the body is read; null refuses with 401. */
+  authorize: (c: Context) => Promise<A | null>;
   /** Handles the upload once every part is on disk; the folder is removed after it returns. */
-  handle: (c: Context, upload: StreamedUpload) => Promise<Response>;
+  handle: (c: Context, upload: StreamedUpload, auth: A) => Promise<Response>;
 }
 
 class TooLarge extends Error {}
@@ -42,13 +42,14 @@ class TooLarge extends Error {}
  * at the first byte past it), and the folder — whatever happened — is removed after `handle`, so
  * a failed or aborted upload leaves nothing behind. Validation then reads the files in the CPU pool.
  */
-export function streamingUpload(options: StreamingUploadOptions): MiddlewareHandler {
+export function streamingUpload<A>(options: StreamingUploadOptions<A>): MiddlewareHandler {
   let inFlight = 0;
   return async function streamingUploadHandler(c) {
     if (inFlight >= options.maxConcurrent) {
       return options.refuse(c, 503, 'SERVICE_UNAVAILABLE', `The server is processing ${inFlight} uploads; try again in a few seconds`, 5);
     }
-    if (!(await options.authorized(c))) return options.refuse(c, 401, 'UNAUTHORIZED', 'Sign in to continue');
+    const auth = await options.authorize(c);
+    if (auth === null) return options.refuse(c, 401, 'UNAUTHORIZED', 'Sign in to continue');
     const type = c.req.header('content-type') ?? '';
     if (!type.toLowerCase().startsWith('multipart/form-data') || !c.req.raw.body) {
       return options.refuse(c, 400, 'BAD_REQUEST', 'Send the files as multipart/form-data');
@@ -66,7 +67,7 @@ export function streamingUpload(options: StreamingUploadOptions): MiddlewareHand
         }
         return options.refuse(c, 400, 'BAD_REQUEST', `The upload could not be read: ${(err as Error).message}`);
       }
-      return await options.handle(c, upload);
+      return await options.handle(c, upload, auth);
     } finally {
       inFlight--;
       await rm(folder, { recursive: true, force: true });
