@@ -17,7 +17,7 @@ export function JobHistory(props: { jobs: JobView[]; shown: string | null; onOpe
                   {j.status}
                   {j.status === 'failed' && j.error && <div className="error">{j.error}</div>}
                 </td>
-                <td className="hint">{new Date(j.createdAt).toLocaleString()}</td>
+                <td className="hint">{new Date(j.createdAt).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' })}</td>
                 <td>{took === null ? '' : `${took.toFixed(1)} s`}</td>
                 <td>{j.result?.metrics.dice == null ? '' : `Dice ${j.result.metrics.dice.toFixed(3)}`}</td>
                 <td>
