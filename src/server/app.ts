@@ -18,7 +18,7 @@ import { viewerRoutes } from './http/viewer/index.js';
 import { MULTIPART_PATHS, openApiRoutes } from './http/openapi/index.js';
 import { type AnswerFormat, type UploadAuth, caseUploadHandler, refusal } from './http/uploads/case-upload.js';
 import { streamingUpload } from './http/uploads/index.js';
-import { type Metrics, createMetrics } from './http/metrics/index.js';
+import { type Metrics, createMetrics, procedureNames } from './http/metrics/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
 import { securityHeaders } from './http/security-headers/index.js';
@@ -26,6 +26,7 @@ import { trpcErrorResponse } from './http/trpc-error.js';
 import type { Logger } from './logger.js';
 import type { Readiness } from './readiness.js';
 import { appRouter } from './routers/_app.js';
+import { uploadLimitMb } from './auth/quotas.js';
 
 export interface AppDeps {
   env: Env;
@@ -57,7 +58,7 @@ export function buildApp(deps: AppDeps): Hono {
   const https = (c: Parameters<typeof isHttps>[0]) => isHttps(c, { hops, publicUrl: env.PUBLIC_URL });
   const publicOrigin = env.PUBLIC_URL ? new URL(env.PUBLIC_URL).origin : undefined;
 
-  const metrics = deps.metrics ?? createMetrics();
+  const metrics = deps.metrics ?? createMetrics({ procedures: procedureNames(deps.router ?? appRouter) });
   app.use(requestId());
   // A broken %-escape (`/trpc/%E0%A4%A`) would throw a URIError deep in routing: a plain 400 here.
   app.use(async (c, next) => {
@@ -141,7 +142,7 @@ export function buildApp(deps: AppDeps): Hono {
   const streamed = (format: AnswerFormat) =>
     streamingUpload({
       dir: uploadDir,
-      maxBytes: env.MAX_UPLOAD_MB * 1048576,
+      maxBytes: (auth) => uploadLimitMb(env, auth.ctx.user!.role) * 1048576,
       maxConcurrent: env.MAX_CONCURRENT_UPLOADS,
       refuse: (c, status, code, message, retryAfterS) => refusal(format, c, status, code, message, retryAfterS),
       // Anonymous bodies are never spooled; the context made here is the procedure's.

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { type CookiePolicy, readSessionCookie, serializeClearedCookie, serializeSessionCookie } from './auth/cookies.js';
+import { type CookiePolicy, readSessionCookie, serializeClearedCookies, serializeSessionCookie } from './auth/cookies.js';
 import { type AuthUser, type Authenticated, type ClientMeta, authenticate } from './auth/service.js';
 import type { VolumeLinks } from './cases/service.js';
 import type { Viewer } from './db/cases.js';
@@ -100,7 +100,7 @@ export type Context = InnerContext;
 export function viewerOf(user: AuthUser): Viewer & { userId: string };
 export function viewerOf(user: AuthUser | null): Viewer;
 export function viewerOf(user: AuthUser | null): Viewer {
-  return { userId: user?.id ?? null, admin: user?.role === 'admin' };
+  return { userId: user?.id ?? null, admin: user?.role === 'admin', guest: user?.role === 'guest' };
 }
 
 /** What signing volume URLs needs from a request. */
@@ -126,10 +126,12 @@ export async function createRequestContext(
   const { req, resHeaders, cookiePolicy } = http;
   const cookies: SessionCookies = {
     set: (token, expiresAt) => resHeaders.append('Set-Cookie', serializeSessionCookie(cookiePolicy, token, expiresAt)),
-    clear: () => resHeaders.append('Set-Cookie', serializeClearedCookie(cookiePolicy)),
+    clear: () => {
+      for (const line of serializeClearedCookies(cookiePolicy)) resHeaders.append('Set-Cookie', line);
+    },
   };
   const bearer = req.headers.get('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
-  const cookieToken = bearer || http.bearerOnly ? undefined : readSessionCookie(req.headers.get('cookie'));
+  const cookieToken = bearer || http.bearerOnly ? undefined : readSessionCookie(req.headers.get('cookie'), cookiePolicy);
   const token = bearer ?? cookieToken;
   let auth: Authenticated | null = null;
   if (token) {

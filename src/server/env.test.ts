@@ -46,6 +46,20 @@ describe('parseEnv', () => {
     expect(parseEnv({ NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(32) }).SECRET_KEY).toHaveLength(32);
   });
 
+  it('ADMIN_EMAIL and ADMIN_PASSWORD come together, and a bad secret is never echoed', () => {
+    expect(() => parseEnv({ ADMIN_EMAIL: 'a@x.org' })).toThrow(/ADMIN_PASSWORD: is required with ADMIN_EMAIL/);
+    expect(() => parseEnv({ ADMIN_PASSWORD: 'a long enough secret' })).toThrow(/ADMIN_EMAIL: is required with ADMIN_PASSWORD/);
+    let message = '';
+    try {
+      parseEnv({ ADMIN_EMAIL: 'a@x.org', ADMIN_PASSWORD: 'short1' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/ADMIN_PASSWORD: must be at least 12 characters/);
+    expect(message).not.toContain('short1');
+    expect(parseEnv({ ADMIN_EMAIL: 'A@x.org', ADMIN_PASSWORD: 'a long enough secret' }).ADMIN_EMAIL).toBe('a@x.org');
+  });
+
   it('accepts a postgres URL', () => {
     const url = 'postgres://postgres@127.0.0.1:5432/strokeview';
     expect(parseEnv({ DATABASE_URL: url }).DATABASE_URL).toBe(url);

@@ -53,8 +53,20 @@ export const envSchema = z.object({
   CROSS_ORIGIN_ISOLATION: withDefault(z.enum(['auto', 'on', 'off']), 'auto'),
   ALLOW_GUESTS: withDefault(bool, 'true'),
   GUEST_TTL_HOURS: withDefault(z.coerce.number().positive().max(24 * 30), 24),
-  /** The account registered with this email becomes an admin. */
+  /** A guest's quotas, well under a user's: jobs queued or running at once… */
+  GUEST_MAX_ACTIVE_JOBS: withDefault(z.coerce.number().int().min(0), 1),
+  /** …the share of MAX_QUEUED_JOBS all guests together may hold (so guests cannot fill the queue)… */
+  GUEST_QUEUE_SHARE: withDefault(z.coerce.number().min(0).max(1), 0.2),
+  /** …cases uploaded, and the size of one upload (MiB). */
+  GUEST_MAX_CASES: withDefault(z.coerce.number().int().min(0), 3),
+  GUEST_MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 64),
+  /**
+   * With ADMIN_PASSWORD (a secret), the server makes this administrator account at boot — the
+   * environment's way to get a first admin (the CLI's `users add --admin` is the other). Public
+   * registration never grants admin, whatever the email.
+   */
   ADMIN_EMAIL: optional(z.email().transform((e) => e.toLowerCase())),
+  ADMIN_PASSWORD: optional(z.string().min(12, 'must be at least 12 characters').max(256)),
   SESSION_IDLE_DAYS: withDefault(z.coerce.number().positive().max(365), 7),
   SESSION_MAX_DAYS: withDefault(z.coerce.number().positive().max(3650), 30),
   /** How many proxies in front of the server append to X-Forwarded-For (1 on Hugging Face Spaces). */
@@ -71,8 +83,10 @@ export const envSchema = z.object({
   /** Uploads validated at once per process; beyond that 503 with Retry-After. */
   MAX_CONCURRENT_UPLOADS: withDefault(z.coerce.number().int().min(1).max(64), 2),
   MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 512),
-  /** Largest volume accepted, in voxels (all frames). */
-  MAX_VOXELS: withDefault(z.coerce.number().int().positive(), 512 * 1024 * 1024),
+  /** Largest volume accepted, in voxels (all frames): 64 Mi = 512×512×256, room to spare for brain MRI. */
+  MAX_VOXELS: withDefault(z.coerce.number().int().positive(), 64 * 1024 * 1024),
+  /** What one upload's files may inflate to together (their headers say it before anything is inflated), MiB. */
+  MAX_INFLATED_MB: withDefault(z.coerce.number().positive().max(65536), 768),
   /** Demo (phantom) cases created on first boot when the database has none. */
   DEMO_CASES: withDefault(z.coerce.number().int().min(0).max(12), 6),
   /** Lifetime of a signed volume URL, seconds. */
@@ -104,6 +118,9 @@ export const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
+/** Variables whose values never appear in an error message (it may reach a log). */
+const SECRETS = new Set(['SECRET_KEY', 'ADMIN_PASSWORD', 'DATABASE_URL']);
+
 export class EnvError extends Error {
   constructor(readonly problems: { variable: string; message: string }[]) {
     super(problems.map((p) => `${p.variable}: ${p.message}`).join('; '));
@@ -122,12 +139,21 @@ export function parseEnv(raw: Record<string, string | undefined> = process.env):
       result.error.issues.map((issue) => {
         const variable = String(issue.path[0] ?? 'environment');
         const given = raw[variable];
-        const shown = given === undefined ? '' : ` (got ${JSON.stringify(given.slice(0, 60))})`;
+        const shown = given === undefined || SECRETS.has(variable) ? '' : ` (got ${JSON.stringify(given.slice(0, 60))})`;
         return { variable, message: `${issue.message}${shown}` };
       }),
     );
   }
   const env = result.data;
+  if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
+    const missing = env.ADMIN_EMAIL ? 'ADMIN_PASSWORD' : 'ADMIN_EMAIL';
+    throw new EnvError([
+      {
+        variable: missing,
+        message: `is required with ${missing === 'ADMIN_PASSWORD' ? 'ADMIN_EMAIL' : 'ADMIN_PASSWORD'}: the server makes that admin account at boot (registering the email does not make an admin); or unset both and run \`strokeview users add <email> --admin\``,
+      },
+    ]);
+  }
   if (env.NODE_ENV === 'production' && !env.SECRET_KEY) {
     throw new EnvError([
       { variable: 'SECRET_KEY', message: 'is required when NODE_ENV=production (at least 32 characters)' },

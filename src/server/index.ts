@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { buildApp } from './app.js';
+import { ensureAdmin } from './auth/service.js';
 import { seedDemoCases } from './cases/demo.js';
 import { fatal } from './boot.js';
 import { BootError, ensureWritableDataDir, removeStaleUploads, resolveSecretKey } from './data-dir.js';
@@ -9,7 +10,8 @@ import { connectDatabase, type DatabaseHandle, redactUrl } from './db/connect.js
 import { migrateToLatest } from './db/migrate.js';
 import { type Env, EnvError, parseEnv } from './env.js';
 import { createLogger } from './logger.js';
-import { createMetrics } from './http/metrics/index.js';
+import { createMetrics, procedureNames } from './http/metrics/index.js';
+import { appRouter } from './routers/_app.js';
 import { findClientDir } from './http/viewer/index.js';
 import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
 import { Readiness } from './readiness.js';
@@ -45,7 +47,7 @@ const logger = createLogger({ level: env.LOG_LEVEL });
 removeStaleUploads(path.join(dataDir, 'uploads'), env.DATABASE_URL ? 3_600_000 : 0);
 const readiness = new Readiness();
 const startedAt = Date.now();
-const metrics = createMetrics();
+const metrics = createMetrics({ procedures: procedureNames(appRouter) });
 const clientDir = findClientDir();
 const app = buildApp({ env, logger, readiness, process: { version: VERSION, startedAt }, metrics, ...(clientDir ? { clientDir } : {}) });
 
@@ -86,6 +88,15 @@ async function start(): Promise<void> {
     const store = new FsVolumeStore(path.join(dataDir, 'volumes'));
     const signer = createVolumeSigner(secretKey, env.VOLUME_URL_TTL_S);
     const t0 = Date.now();
+    if (env.ADMIN_EMAIL && env.ADMIN_PASSWORD) {
+      const outcome = await ensureAdmin(database.db, { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD });
+      if (outcome === 'refused') {
+        logger.warn(
+          { email: env.ADMIN_EMAIL },
+          'ADMIN_EMAIL belongs to an account whose password is not ADMIN_PASSWORD: it was not made an admin (use `strokeview users add <email> --admin` if it is yours)',
+        );
+      } else if (outcome !== 'unchanged') logger.info({ email: env.ADMIN_EMAIL, outcome }, 'administrator account');
+    }
     const seeded = await seedDemoCases(database.db, store, env.DEMO_CASES);
     if (seeded) logger.info({ cases: seeded, ms: Date.now() - t0 }, 'demo cases created');
     if (stopping) return;

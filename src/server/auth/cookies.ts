@@ -44,20 +44,34 @@ export function serializeSessionCookie(policy: CookiePolicy, token: string, expi
   } as Parameters<typeof serialize>[2]);
 }
 
-export function serializeClearedCookie(policy: CookiePolicy): string {
-  return serialize(sessionCookieName(policy), '', {
-    path: '/',
-    httpOnly: true,
-    secure: policy.secure,
-    sameSite: policy.sameSite,
-    maxAge: 0,
-    ...(policy.partitioned ? { partitioned: true, secure: true } : {}),
-  } as Parameters<typeof serialize>[2]);
+/**
+ * Set-Cookie lines that clear the session cookie: on https both names, so an unprefixed cookie
+ * planted by a sibling host (cookie tossing) does not outlive sign-out.
+ */
+export function serializeClearedCookies(policy: CookiePolicy): string[] {
+  const names = policy.hostPrefix ? [HOST_PREFIXED, SESSION_COOKIE] : [SESSION_COOKIE];
+  return names.map((name) =>
+    serialize(name, '', {
+      path: '/',
+      httpOnly: true,
+      secure: policy.secure || name === HOST_PREFIXED,
+      sameSite: policy.sameSite,
+      maxAge: 0,
+      ...(policy.partitioned ? { partitioned: true, secure: true } : {}),
+    } as Parameters<typeof serialize>[2]),
+  );
 }
 
-/** The session token from a Cookie header, under either name. */
-export function readSessionCookie(cookieHeader: string | null | undefined): string | undefined {
+/**
+ * The session token from a Cookie header. Where the policy uses the `__Host-` name (https), only
+ * that name counts: an unprefixed cookie can be set by a sibling subdomain or over plain http
+ * (cookie tossing), the prefixed one only by this host over https. Without a policy (the CSRF
+ * guard asking "is any session cookie here?") either name is read.
+ */
+export function readSessionCookie(cookieHeader: string | null | undefined, policy?: CookiePolicy): string | undefined {
   if (!cookieHeader) return undefined;
   const jar = parse(cookieHeader);
+  if (policy?.hostPrefix) return jar[HOST_PREFIXED] || undefined;
+  if (policy) return jar[SESSION_COOKIE] || undefined;
   return jar[HOST_PREFIXED] || jar[SESSION_COOKIE] || undefined;
 }

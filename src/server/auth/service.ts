@@ -14,11 +14,11 @@ import { deleteSession, deleteUserSessions, findSessionByHash, insertSession, to
 import type { ApiTokenRow, Database, UserRow } from '../db/tables.js';
 import {
   clearFailures,
-  countFailures,
   findUserByEmail,
   findUserById,
   insertUser,
-  recordFailure,
+  releaseAttempt,
+  reserveAttempt,
   updateUser,
 } from '../db/users.js';
 import type { Env } from '../env.js';
@@ -31,7 +31,6 @@ export type AuthConfig = Pick<
   | 'SESSION_IDLE_DAYS'
   | 'SESSION_MAX_DAYS'
   | 'GUEST_TTL_HOURS'
-  | 'ADMIN_EMAIL'
   | 'ALLOW_GUESTS'
   | 'SIGN_IN_FAILURES_MAX'
   | 'SIGN_IN_FAILURE_WINDOW_MIN'
@@ -123,7 +122,8 @@ export async function register(
     throw new TRPCError({ code: 'CONFLICT', message: 'An account with this email already exists' });
   }
   const passwordHash = await hashPassword(input.password);
-  const role = cfg.ADMIN_EMAIL && input.email === cfg.ADMIN_EMAIL ? 'admin' : 'user';
+  // Never 'admin': an administrator is made only from the server side (ensureAdmin, the CLI).
+  const role = 'user';
   let user: UserRow;
   try {
     user = await insertUser(db, { email: input.email, password_hash: passwordHash, role });
@@ -137,6 +137,31 @@ export async function register(
   return issueSession(db, cfg, user, meta);
 }
 
+/**
+ * The administrator named by ADMIN_EMAIL/ADMIN_PASSWORD, made at boot: created when missing; an
+ * existing account is promoted only if its password is ADMIN_PASSWORD — whoever registered the
+ * address first without knowing the secret stays a user.
+ */
+export async function ensureAdmin(
+  db: Db,
+  admin: { email: string; password: string },
+): Promise<'created' | 'promoted' | 'unchanged' | 'refused'> {
+  const existing = await findUserByEmail(db, admin.email);
+  if (!existing) {
+    try {
+      await insertUser(db, { email: admin.email, password_hash: await hashPassword(admin.password), role: 'admin' });
+      return 'created';
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23505') throw err;
+      return ensureAdmin(db, admin); // another process made it at the same moment
+    }
+  }
+  if (existing.role === 'admin') return 'unchanged';
+  if (!(await verifyPassword(existing.password_hash, admin.password))) return 'refused';
+  await updateUser(db, existing.id, { role: 'admin' });
+  return 'promoted';
+}
+
 export async function signIn(
   db: Db,
   cfg: AuthConfig,
@@ -145,21 +170,29 @@ export async function signIn(
 ): Promise<IssuedSession> {
   const windowMs = cfg.SIGN_IN_FAILURE_WINDOW_MIN * 60_000;
   const since = new Date(Date.now() - windowMs);
-  const failures = await countFailures(db, input.email, since);
-  if (failures.count >= cfg.SIGN_IN_FAILURES_MAX) {
-    const retryAfter = Math.max(1, Math.ceil(((failures.oldest?.getTime() ?? Date.now()) + windowMs - Date.now()) / 1000));
+  // Written before the password is checked, so parallel wrong passwords cannot all pass the count.
+  const attempt = await reserveAttempt(db, input.email, since);
+  if (attempt.count > cfg.SIGN_IN_FAILURES_MAX) {
+    await releaseAttempt(db, attempt.id);
+    const retryAfter = Math.max(1, Math.ceil(((attempt.oldest?.getTime() ?? Date.now()) + windowMs - Date.now()) / 1000));
     throw new TooManyAttempts(
       `Too many failed sign-ins for this email. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`,
       retryAfter,
     );
   }
-  const user = await findUserByEmail(db, input.email);
-  const ok = await verifyPassword(user?.password_hash, input.password);
-  if (!user || !ok) {
-    await recordFailure(db, input.email);
-    throw new TRPCError({ code: 'UNAUTHORIZED', message: SIGN_IN_FAILED });
+  let user: UserRow | undefined;
+  try {
+    user = await findUserByEmail(db, input.email);
+    const ok = await verifyPassword(user?.password_hash, input.password);
+    if (!user || !ok) user = undefined;
+  } catch (err) {
+    await releaseAttempt(db, attempt.id); // not the caller's failure
+    throw err;
   }
+  // A wrong password keeps its reserved row: that is the recorded failure.
+  if (!user) throw new TRPCError({ code: 'UNAUTHORIZED', message: SIGN_IN_FAILED });
   if (user.disabled_at) {
+    await releaseAttempt(db, attempt.id);
     throw new TRPCError({ code: 'FORBIDDEN', message: 'This account is disabled' });
   }
   await clearFailures(db, input.email);

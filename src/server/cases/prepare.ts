@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { ROLE_LABELS, type VolumeRole } from '../../shared/cases.js';
 import type { Affine, VolumeFacts } from '../../shared/nifti.js';
-import { NiftiError, isGzip, readNifti, toFloat32 } from '../nifti/read.js';
+import { NiftiError, inspectNifti, isGzip, readNifti, toFloat32 } from '../nifti/read.js';
 import { detectAdcUnit, implausibleAdcMessage } from '../segmentation/adc-unit.js';
 
 /** A bad input file: the message names the file's role and says what is wrong. */
@@ -26,7 +26,11 @@ export interface PreparedVolume {
 
 export interface PrepareLimits {
   maxVoxels: number;
+  /** What all files of the case may inflate to together, in bytes (from their headers, before inflating). */
+  maxInflatedBytes?: number;
 }
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 1 : 0)} MiB`;
 
 
 /**
@@ -38,7 +42,8 @@ export function sameGrid(a: { dims: number[]; affine: Affine }, b: { dims: numbe
   for (let r = 0; r < 3; r++) {
     for (let c = 0; c < 4; c++) {
       const scale = c === 3 ? Math.max(1, Math.abs(a.affine[r]![c]!)) : 1;
-      if (Math.abs(a.affine[r]![c]! - b.affine[r]![c]!) > tol * scale) return false;
+      // written so NaN (never within any tolerance) makes the grids differ
+      if (!(Math.abs(a.affine[r]![c]! - b.affine[r]![c]!) <= tol * scale)) return false;
     }
   }
   return true;
@@ -55,6 +60,25 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
       throw new CaseInputError(`${ROLE_LABELS[role]} is required${files[role] ? ' (the file is empty)' : ''}`, role);
     }
   }
+  const asCaseError = (role: VolumeRole, err: unknown) =>
+    err instanceof NiftiError ? new CaseInputError(`${ROLE_LABELS[role]}: ${err.message}`, role) : err;
+  // Every header first: a request whose files would inflate past the budget together is refused
+  // before a single one is inflated (a 1 MB upload must not become gigabytes in memory).
+  let inflated = 0;
+  for (const role of ['dwi', 'adc', 'flair', 'mask'] as const) {
+    const bytes = files[role];
+    if (!bytes || bytes.length === 0) continue;
+    try {
+      inflated += inspectNifti(bytes, { maxVoxels: limits.maxVoxels }).totalBytes;
+    } catch (err) {
+      throw asCaseError(role, err);
+    }
+  }
+  if (limits.maxInflatedBytes !== undefined && inflated > limits.maxInflatedBytes) {
+    throw new CaseInputError(
+      `The files would take ${mib(inflated)} once decompressed, over the limit of ${mib(limits.maxInflatedBytes)} per upload`,
+    );
+  }
   const prepared: PreparedVolume[] = [];
   const grids = new Map<VolumeRole, { dims: number[]; affine: Affine }>();
   let adcValues: Float32Array | undefined;
@@ -66,8 +90,7 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
     try {
       vol = readNifti(bytes, { maxVoxels: limits.maxVoxels });
     } catch (err) {
-      if (err instanceof NiftiError) throw new CaseInputError(`${ROLE_LABELS[role]}: ${err.message}`, role);
-      throw err;
+      throw asCaseError(role, err);
     }
     if (role === 'mask') {
       const values = vol.data;

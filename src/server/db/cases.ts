@@ -21,6 +21,8 @@ const VOLUME_COLUMNS = [
 export interface Viewer {
   userId: string | null;
   admin: boolean;
+  /** A guest account (smaller quotas: auth/quotas.ts). */
+  guest?: boolean;
 }
 
 export async function listCases(
@@ -181,4 +183,10 @@ export async function knownShas(db: Db, shas: string[]): Promise<Set<string>> {
   if (shas.length === 0) return new Set();
   const rows = await db.selectFrom('volumes').select('sha256').where('sha256', 'in', shas).execute();
   return new Set(rows.map((r) => r.sha256));
+}
+
+/** Cases a user owns (their uploads and imports). */
+export async function countOwnCases(db: Db, ownerId: string): Promise<number> {
+  const row = await db.selectFrom('cases').select(({ fn }) => fn.countAll<string>().as('n')).where('owner_id', '=', ownerId).executeTakeFirstOrThrow();
+  return Number(row.n);
 }

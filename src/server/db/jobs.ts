@@ -94,6 +94,18 @@ export async function countActiveJobs(db: Db, ownerId?: string): Promise<number>
   return Number((await q.executeTakeFirstOrThrow()).n);
 }
 
+/** Jobs queued or running that belong to guest accounts, all together. */
+export async function countActiveGuestJobs(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('jobs')
+    .innerJoin('users', 'users.id', 'jobs.owner_id')
+    .select(({ fn }) => fn.countAll<string>().as('n'))
+    .where('jobs.status', 'in', ['queued', 'running'])
+    .where('users.role', '=', 'guest')
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 export async function countJobsByStatus(db: Db): Promise<Record<string, number>> {
   const rows = await db.selectFrom('jobs').select(['status', ({ fn }) => fn.countAll<string>().as('n')]).groupBy('status').execute();
   return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));

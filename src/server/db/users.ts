@@ -79,8 +79,26 @@ export async function countFailures(db: Db, email: string, since: Date): Promise
   return { count: Number(row.count), oldest: row.oldest ? new Date(row.oldest) : null };
 }
 
-export async function recordFailure(db: Db, email: string): Promise<void> {
-  await db.insertInto('sign_in_failures').values({ email }).execute();
+/**
+ * Reserves a sign-in attempt for an email: the attempt is written first (as a failure) and then
+ * counted, so parallel attempts all see each other — at most `max` of them can find themselves
+ * within the limit, whatever their interleaving. The caller removes the row when the attempt
+ * turns out not to be a failure (`releaseAttempt`).
+ */
+export async function reserveAttempt(db: Db, email: string, since: Date): Promise<{ id: string; count: number; oldest: Date | null }> {
+  const { id } = await db.insertInto('sign_in_failures').values({ email }).returning('id').executeTakeFirstOrThrow();
+  const counted = await countFailures(db, email, since);
+  return { id: String(id), ...counted };
+}
+
+export async function releaseAttempt(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('sign_in_failures').where('id', '=', id).execute();
+}
+
+/** Failure rows older than the window count for nothing: removed by the scheduled clean-up. */
+export async function pruneFailures(db: Db, before: Date): Promise<number> {
+  const r = await db.deleteFrom('sign_in_failures').where('created_at', '<', before).executeTakeFirst();
+  return Number(r.numDeletedRows);
 }
 
 export async function clearFailures(db: Db, email: string, olderThan?: Date): Promise<void> {

@@ -34,8 +34,12 @@ describeEachDatabase('retention clean-up', (current) => {
     await sql`update users set created_at = now() - interval '2 days' where id = ${guest.id}`.execute(db);
     await sql`update sessions set expires_at = now() - interval '1 minute' where user_id = ${guest.id}`.execute(db);
 
-    const removed = await runRetention(db, store);
-    expect(removed).toMatchObject({ jobs: 1, sessions: 1, guests: 1, volumes: 1 });
+    // failed sign-ins: an unknown email's old one goes, a recent one stays (its window is open)
+    await sql`insert into sign_in_failures (email, created_at) values ('nobody@x.org', now() - interval '20 minutes'), ('nobody@x.org', now() - interval '1 minute')`.execute(db);
+
+    const removed = await runRetention(db, store, { signInFailureWindowMs: 15 * 60_000 });
+    expect(removed).toMatchObject({ jobs: 1, sessions: 1, guests: 1, signInFailures: 1, volumes: 1 });
+    expect(await db.selectFrom('sign_in_failures').select('email').execute()).toEqual([{ email: 'nobody@x.org' }]);
     const jobs = await db.selectFrom('jobs').select('id').execute();
     expect(jobs.map((j) => j.id)).toEqual([live.id]);
     expect(await db.selectFrom('users').select('email').execute()).toEqual([{ email: 'r@x.org' }]);

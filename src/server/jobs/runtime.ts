@@ -57,7 +57,7 @@ export async function startJobRuntime(opts: {
     });
     await boss.schedule(CLEANUP_QUEUE, '*/15 * * * *');
     await boss.work(CLEANUP_QUEUE, { pollingIntervalSeconds: 30 }, async () => {
-      const removed = await runRetention(database.db, opts.store);
+      const removed = await runRetention(database.db, opts.store, { signInFailureWindowMs: env.SIGN_IN_FAILURE_WINDOW_MIN * 60_000 });
       if (Object.values(removed).some((n) => n > 0)) log.info(removed, 'retention clean-up');
     });
   }

@@ -3,10 +3,11 @@ import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { JobProgressEvent, JobResultView, JobStatus, JobView } from '../../shared/jobs.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
+import { activeJobLimit, guestQueueLimit } from '../auth/quotas.js';
 import { TooManyAttempts } from '../auth/service.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../cases/service.js';
 import { type Viewer, findCase, findVolumes } from '../db/cases.js';
-import { countActiveJobs, findJob, findJobByKey, insertJob, updateJob } from '../db/jobs.js';
+import { countActiveGuestJobs, countActiveJobs, findJob, findJobByKey, insertJob, updateJob } from '../db/jobs.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
 import type { JobEventBus } from './events.js';
@@ -111,7 +112,7 @@ export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<Jo
 export async function createJob(
   db: Db,
   jobs: JobSystem,
-  cfg: Pick<Env, 'MAX_ACTIVE_JOBS_PER_USER' | 'MAX_QUEUED_JOBS' | 'RESULT_RETENTION_DAYS'>,
+  cfg: Parameters<typeof activeJobLimit>[0] & Pick<Env, 'RESULT_RETENTION_DAYS'>,
   viewer: Viewer & { userId: string },
   input: { caseId: string; modelIds: string[]; idempotencyKey?: string | undefined },
   knownModels: Set<string>,
@@ -135,11 +136,19 @@ export async function createJob(
   if (unknown.length) {
     throw new TRPCError({ code: 'BAD_REQUEST', message: `Unknown model${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` });
   }
-  if ((await countActiveJobs(db, viewer.userId)) >= cfg.MAX_ACTIVE_JOBS_PER_USER) {
+  const mine = activeJobLimit(cfg, viewer.guest ? 'guest' : 'user');
+  if (mine === 0) {
+    throw new TRPCError({ code: 'FORBIDDEN', message: 'Guests cannot run segmentations on this server; create an account' });
+  }
+  if ((await countActiveJobs(db, viewer.userId)) >= mine) {
     throw new TooManyAttempts(
-      `You already have ${cfg.MAX_ACTIVE_JOBS_PER_USER} segmentations queued or running; wait for one to finish`,
+      `You already have ${mine} segmentation${mine > 1 ? 's' : ''} queued or running; wait for one to finish${viewer.guest ? ' (or create an account for more)' : ''}`,
       30,
     );
+  }
+  // Guests together get a share of the queue, so a crowd of throw-away guests cannot fill it.
+  if (viewer.guest && (await countActiveGuestJobs(db)) >= guestQueueLimit(cfg)) {
+    throw new TooManyAttempts('The queue is full for guests right now; try again in a minute, or create an account', 60);
   }
   if ((await countActiveJobs(db)) >= cfg.MAX_QUEUED_JOBS) {
     throw new TooManyAttempts('The segmentation queue is full; try again in a minute', 60);

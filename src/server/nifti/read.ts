@@ -46,6 +46,8 @@ export interface NiftiHeader {
   srow: [number[], number[], number[]];
   intentCode: number;
   xyztUnits: number;
+  /** The first byte of the `extension` field after the header: non-zero when extensions follow. */
+  hasExtensions: boolean;
 }
 
 export interface NiftiVolume {
@@ -73,8 +75,13 @@ export interface ReadOptions {
 }
 
 const GZIP_MAGIC = [0x1f, 0x8b];
-const DEFAULT_MAX_VOXELS = 512 * 1024 * 1024;
+/** 512×512×256: the largest clinical brain MRI with room to spare (ISLES'22 DWI is 112×112×73). */
+export const DEFAULT_MAX_VOXELS = 64 * 1024 * 1024;
 const DEFAULT_MAX_DIM = 2048;
+/** Header + extensions (DICOM fields, AFNI XML…): more than enough for any writer we know. */
+export const MAX_HEADER_BYTES = 1024 * 1024;
+/** Padding tolerated between the end of the header (no extensions) and the voxel data. */
+const MAX_PADDING = 4096;
 
 export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === GZIP_MAGIC[0] && bytes[1] === GZIP_MAGIC[1];
@@ -135,6 +142,7 @@ function readHeaderBytes(bytes: Uint8Array): NiftiHeader {
       qoffset: [f32(268), f32(272), f32(276)],
       srow: [0, 1, 2].map((r) => [0, 1, 2, 3].map((c) => f32(280 + 16 * r + 4 * c))) as NiftiHeader['srow'],
       intentCode: i16(68),
+      hasExtensions: bytes.length > 348 && bytes[348] !== 0,
     };
   }
   if (bytes.length < 540) throw new NiftiError('Truncated NIfTI-2 header (shorter than 540 bytes)');
@@ -159,6 +167,7 @@ function readHeaderBytes(bytes: Uint8Array): NiftiHeader {
     srow: [0, 1, 2].map((r) => [0, 1, 2, 3].map((c) => f64(400 + 32 * r + 8 * c))) as NiftiHeader['srow'],
     xyztUnits: view.getInt32(500, littleEndian),
     intentCode: view.getInt32(504, littleEndian),
+    hasExtensions: bytes.length > 540 && bytes[540] !== 0,
   };
 }
 
@@ -222,6 +231,22 @@ export function affineOf(h: NiftiHeader, dims: [number, number, number]): Affine
   ];
 }
 
+/**
+ * A voxel-to-world transform every later step can use: finite numbers, and invertible (a volume
+ * whose voxels all map to one plane has no geometry to resample or measure in).
+ */
+export function checkAffine(affine: Affine): void {
+  if (affine.some((row) => row.some((x) => !Number.isFinite(x)))) {
+    throw new NiftiError('Bad header: the voxel-to-world transform (sform/qform) holds NaN or infinite values');
+  }
+  const [[a, b, c], [d, e, f], [g, h, i]] = affine as number[][] as [[number, number, number], [number, number, number], [number, number, number]];
+  const det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g);
+  const scale = Math.max(...affine.slice(0, 3).flatMap((r) => r.slice(0, 3).map(Math.abs)), 1e-30);
+  if (!(Math.abs(det) > 1e-9 * scale ** 3)) {
+    throw new NiftiError('Bad header: the voxel-to-world transform (sform/qform) is singular (its determinant is 0)');
+  }
+}
+
 type ArrayOf = new (buffer: ArrayBufferLike, offset: number, length: number) => VoxelArray | BigInt64Array | BigUint64Array;
 const ARRAYS: Record<DatatypeName, ArrayOf> = {
   uint8: Uint8Array,
@@ -272,17 +297,36 @@ export function validateHeader(h: NiftiHeader, opts: ReadOptions = {}) {
       `Unsupported NIfTI datatype ${name}; supported: uint8, int8, int16, uint16, int32, uint32, int64, uint64, float32, float64`,
     );
   }
-  const voxOffset = Math.max(h.voxOffset, h.version === 1 ? 352 : 544);
+  // vox_offset only ever points past the header and its extensions: a larger one would pad a
+  // tiny volume to any size (all of it inflated and read), so it is bounded before anything is.
+  const headerEnd = h.version === 1 ? 352 : 544;
   if (!Number.isFinite(h.voxOffset) || h.voxOffset < 0) throw new NiftiError(`Bad header: vox_offset is ${h.voxOffset}`);
+  const voxOffset = Math.max(h.voxOffset, headerEnd);
+  const room = h.hasExtensions ? MAX_HEADER_BYTES : headerEnd + MAX_PADDING;
+  if (voxOffset > room) {
+    throw new NiftiError(
+      h.hasExtensions
+        ? `Bad header: vox_offset is ${h.voxOffset}, past the ${MAX_HEADER_BYTES} bytes allowed for the header and its extensions`
+        : `Bad header: vox_offset is ${h.voxOffset}, but the file has no header extensions (the voxel data starts at byte ${headerEnd})`,
+    );
+  }
   const frameBytes = dims[0] * dims[1] * dims[2] * BYTES_PER_VOXEL[datatype];
   return { dims, frames, datatype, voxOffset: Math.floor(voxOffset), frameBytes, totalBytes: Math.floor(voxOffset) + frameBytes * frames };
+}
+
+/**
+ * The header alone, checked, with the bytes decoding would inflate (`totalBytes`): what a caller
+ * adds up against a budget before inflating anything.
+ */
+export function inspectNifti(fileBytes: Uint8Array, opts: ReadOptions = {}) {
+  const header = readHeaderBytes(isGzip(fileBytes) ? inflateHead(fileBytes, 544) : fileBytes);
+  return { header, ...validateHeader(header, opts) };
 }
 
 /** Reads a `.nii` or `.nii.gz` (detected from the bytes, not the name). */
 export function readNifti(fileBytes: Uint8Array, opts: ReadOptions = {}): NiftiVolume {
   const gz = isGzip(fileBytes);
-  const header = readHeaderBytes(gz ? inflateHead(fileBytes, 540) : fileBytes);
-  const v = validateHeader(header, opts);
+  const { header, ...v } = inspectNifti(fileBytes, opts);
   let bytes: Uint8Array;
   if (gz) {
     try {
@@ -324,7 +368,11 @@ export function readNifti(fileBytes: Uint8Array, opts: ReadOptions = {}): NiftiV
   const slope = header.sclSlope;
   const useScale = Number.isFinite(slope) && slope !== 0;
   const pix = [1, 2, 3].map((i) => Math.abs(header.pixdim[i]!) || 1) as [number, number, number];
+  if (pix.some((p) => !Number.isFinite(p))) {
+    throw new NiftiError(`Bad header: the voxel size (pixdim) is ${pix.join(' × ')} mm; it must be finite`);
+  }
   const affine = affineOf(header, v.dims);
+  checkAffine(affine);
   return {
     header,
     dims: v.dims,

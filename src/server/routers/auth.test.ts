@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { PublicUser } from '../../shared/auth.js';
+import { ensureAdmin } from '../auth/service.js';
 import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
@@ -224,11 +225,34 @@ describeEachDatabase('auth', (current) => {
     expect((await new TestBrowser(off.app).mutate('auth.guest')).status).toBe(403);
   });
 
-  it('admins: ADMIN_EMAIL registers as admin; others get 403; disable signs a user out everywhere', async () => {
-    const { app, browser } = setup({ ADMIN_EMAIL: 'boss@x.org' });
+  it('registering the ADMIN_EMAIL address makes a user, not an admin; the boot-time ensureAdmin promotes it only with ADMIN_PASSWORD', async () => {
+    // #17 finding 8: whoever registered ADMIN_EMAIL first became admin, unverified.
+    const { browser } = setup({ ADMIN_EMAIL: 'boss@x.org', ADMIN_PASSWORD: 'the admin secret!' });
+    const squatter = browser();
+    const reg = await squatter.mutate<{ user: PublicUser }>('auth.register', { email: 'Boss@x.org', password: 'the squatters guess' });
+    expect(reg.data.user.role).toBe('user');
+    expect(await ensureAdmin(db(), { email: 'boss@x.org', password: 'the admin secret!' })).toBe('refused');
+    expect((await squatter.query('admin.users.list')).status).toBe(403);
+
+    // the operator's own account (its password is the secret) is promoted; a missing one created
+    await browser().mutate('auth.register', { email: 'ops@x.org', password: 'the admin secret!' });
+    expect(await ensureAdmin(db(), { email: 'ops@x.org', password: 'the admin secret!' })).toBe('promoted');
+    expect(await ensureAdmin(db(), { email: 'root@x.org', password: 'the admin secret!' })).toBe('created');
+    expect(await ensureAdmin(db(), { email: 'root@x.org', password: 'the admin secret!' })).toBe('unchanged');
+    const roles = await db().selectFrom('users').select(['email', 'role']).orderBy('email').execute();
+    expect(roles).toEqual([
+      { email: 'boss@x.org', role: 'user' },
+      { email: 'ops@x.org', role: 'admin' },
+      { email: 'root@x.org', role: 'admin' },
+    ]);
+  });
+
+  it('admins: others get 403; disable signs a user out everywhere', async () => {
+    const { app, browser } = setup();
+    await ensureAdmin(db(), { email: 'boss@x.org', password: PASSWORD });
     const admin = browser();
-    const reg = await admin.mutate<{ user: PublicUser }>('auth.register', { email: 'Boss@x.org', password: PASSWORD });
-    expect(reg.data.user.role).toBe('admin');
+    const signedIn = await admin.mutate<{ user: PublicUser }>('auth.signIn', { email: 'Boss@x.org', password: PASSWORD });
+    expect(signedIn.data.user.role).toBe('admin');
     const user = browser();
     const u = await user.mutate<{ user: PublicUser }>('auth.register', { email: 'plain@x.org', password: PASSWORD });
     const tok = await user.mutate<{ token: string }>('auth.tokens.create', { name: 'ci' });

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import type { CaseDetail, CaseSummary } from '../../shared/cases.js';
 import type { Affine } from '../../shared/nifti.js';
+import { ensureAdmin } from '../auth/service.js';
 import { seedDemoCases } from '../cases/demo.js';
 import { buildNifti } from '../nifti/fixtures.js';
 import { readNifti } from '../nifti/read.js';
@@ -198,12 +199,13 @@ describeEachDatabase('cases', (current) => {
   });
 
   it('shared cases: a user cannot delete one (403); an admin can', async () => {
-    const { app, store, user } = await setup({ ADMIN_EMAIL: 'admin@x.org' });
+    const { app, store, user } = await setup();
     await seedDemoCases(current().handle.db, store, 1);
     const [demo] = (await user.query<{ items: CaseSummary[] }>('cases.list')).data.items;
     expect((await user.mutate('cases.delete', { id: demo!.id })).status).toBe(403);
+    await ensureAdmin(current().handle.db, { email: 'admin@x.org', password: PASSWORD });
     const admin = new TestBrowser(app);
-    await admin.mutate('auth.register', { email: 'admin@x.org', password: PASSWORD });
+    await admin.mutate('auth.signIn', { email: 'admin@x.org', password: PASSWORD });
     expect((await admin.mutate('cases.delete', { id: demo!.id })).status).toBe(200);
     expect(storedFiles(store.root)).toEqual([]);
   });

@@ -9,11 +9,12 @@ import {
   casePageSchema,
   listCasesSchema,
 } from '../../shared/cases.js';
+import { caseLimit, uploadLimitMb } from '../auth/quotas.js';
 import { CaseInputError } from '../cases/prepare.js';
 import { createCase, deleteCase, getCaseDetail, toSummary } from '../cases/service.js';
 import { viewerOf, volumeLinks } from '../context.js';
 import type { UploadedFile } from '../http/uploads/index.js';
-import { listCases } from '../db/cases.js';
+import { countOwnCases, listCases } from '../db/cases.js';
 import { toPage } from '../db/paging.js';
 import { okSchema } from '../../shared/errors.js';
 import { protectedProcedure, publicProcedure, router } from '../trpc.js';
@@ -82,11 +83,18 @@ export const casesRouter = router({
 
   /** multipart/form-data: name, dwi, adc, flair?, mask?. All files are checked before anything is stored. */
   upload: protectedProcedure.input(z.instanceof(FormData)).output(caseDetailSchema).mutation(async ({ ctx, input }) => {
-    const { name, files } = await readUploadForm(input, ctx.config.MAX_UPLOAD_MB * 1048576, ctx.uploads);
+    const { name, files } = await readUploadForm(input, uploadLimitMb(ctx.config, ctx.user.role) * 1048576, ctx.uploads);
+    const maxCases = caseLimit(ctx.config, ctx.user.role);
+    if (Number.isFinite(maxCases) && (await countOwnCases(ctx.db, ctx.user.id)) >= maxCases) {
+      throw new TRPCError({ code: 'FORBIDDEN', message: `Guests may keep ${maxCases} cases; delete one, or create an account for more` });
+    }
     let prepared;
     try {
       // Decoding, validation, gzip and hashing run in the CPU pool, not on the event loop.
-      prepared = await ctx.cpu.prepareCase(files, { maxVoxels: ctx.config.MAX_VOXELS });
+      prepared = await ctx.cpu.prepareCase(files, {
+        maxVoxels: ctx.config.MAX_VOXELS,
+        maxInflatedBytes: ctx.config.MAX_INFLATED_MB * 1048576,
+      });
     } catch (err) {
       if (err instanceof CaseInputError) {
         throw new TRPCError({ code: 'UNPROCESSABLE_CONTENT', message: err.message, cause: err });

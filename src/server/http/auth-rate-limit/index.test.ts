@@ -6,6 +6,11 @@ describe('authRateLimit', () => {
   it('reads the procedures of plain and batched calls', () => {
     expect(calledProcedures('/trpc/auth.signIn')).toEqual(['auth.signIn']);
     expect(calledProcedures('/trpc/auth.me,auth.signIn')).toEqual(['auth.me', 'auth.signIn']);
+    // every spelling tRPC routes to the same procedure (it trims slashes and decodes batches)
+    expect(calledProcedures('/trpc/auth.signIn/')).toEqual(['auth.signIn']);
+    expect(calledProcedures('/trpc/auth.signIn//')).toEqual(['auth.signIn']);
+    expect(calledProcedures('/trpc/auth%2EsignIn')).toEqual(['auth.signIn']);
+    expect(calledProcedures('/trpc/auth.me%2Cauth.signIn/')).toEqual(['auth.me', 'auth.signIn']);
   });
 
   it('limits per client key, answers 429 with Retry-After, leaves other procedures alone, refuses batched sign-ins', async () => {
@@ -21,6 +26,10 @@ describe('authRateLimit', () => {
     expect((await hit('/trpc/auth.signIn', 'b')).status).toBe(200);
     expect((await hit('/trpc/auth.me')).status).toBe(200);
     expect((await hit('/trpc/auth.signIn,auth.signIn?batch=1', 'c')).status).toBe(400);
+    // a trailing slash is the same procedure to tRPC, so it is counted (it was not: finding 1)
+    expect((await hit('/trpc/auth.signIn/', 'd')).status).toBe(200);
+    expect((await hit('/trpc/auth.signIn/', 'd')).status).toBe(200);
+    expect((await hit('/trpc/auth.signIn/', 'd')).status).toBe(429);
   });
 
   describe('the window, on a faked clock', () => {

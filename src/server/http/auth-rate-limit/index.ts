@@ -10,10 +10,23 @@ export interface AuthRateLimitOptions {
   clientKey: (c: Parameters<MiddlewareHandler>[0]) => string;
 }
 
-/** The procedure names a /trpc request calls (`/trpc/a.b,c.d?batch=1` → both). */
+/**
+ * The procedure names a /trpc request may call (`/trpc/a.b,c.d?batch=1` → both). tRPC trims
+ * slashes around the path before routing (`/trpc/auth.signIn/` runs `auth.signIn`) and decodes a
+ * batch's path; this reads every spelling it accepts — a superset, so no spelling escapes the count.
+ */
 export function calledProcedures(path: string): string[] {
-  const rest = path.replace(/^\/trpc\/?/, '');
-  return decodeURIComponent(rest).split(',').filter(Boolean);
+  const rest = path.replace(/^\/+trpc(?=\/|$)/, '').replace(/^\/+|\/+$/g, '');
+  let decoded = rest;
+  try {
+    decoded = decodeURIComponent(rest);
+  } catch {
+    // a broken escape is refused with 400 before this runs (app.ts); count the raw spelling anyway
+  }
+  return decoded
+    .split(',')
+    .map((p) => p.replace(/^\/+|\/+$/g, ''))
+    .filter(Boolean);
 }
 
 /**

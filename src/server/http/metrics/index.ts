@@ -3,12 +3,28 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { countJobsByStatus } from '../../db/jobs.js';
 import type { Readiness } from '../../readiness.js';
 
-/** Route labels stay a small set: tRPC procedure names, fixed routes, and "other". */
-function routeOf(path: string): string {
-  if (path.startsWith('/trpc/')) return `/trpc/${path.slice(6).split(',').length > 1 ? '(batch)' : path.slice(6)}`;
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * Route labels stay a fixed set whatever a client sends: the router's own procedure names,
+ * "(batch)", "(unknown)", fixed routes, and "other". A label per path an attacker makes up would
+ * grow /metrics (and the registry) without bound.
+ */
+export function routeOf(path: string, procedures: ReadonlySet<string>): string {
+  if (path.startsWith('/trpc/')) {
+    const name = path.slice(6).replace(/\/+$/, '');
+    if (name.includes(',')) return '/trpc/(batch)';
+    return procedures.has(name) ? `/trpc/${name}` : '/trpc/(unknown)';
+  }
   if (path.startsWith('/files/v/')) return '/files/v';
+  if (path.startsWith('/api/')) return '/api';
   if (['/healthz', '/readyz', '/metrics', '/'].includes(path)) return path;
   return 'other';
+}
+
+/** Every procedure path of a tRPC router (`cases.list`, …): the allowed route labels. */
+export function procedureNames(router: { _def: { procedures: object } }): string[] {
+  return Object.keys(router._def.procedures);
 }
 
 export interface Metrics {
@@ -19,7 +35,8 @@ export interface Metrics {
 }
 
 /** Prometheus metrics: HTTP requests and durations, jobs by status, queue depth, job durations. */
-export function createMetrics(): Metrics {
+export function createMetrics(opts: { procedures?: Iterable<string> } = {}): Metrics {
+  const procedures = new Set(opts.procedures ?? []);
   const registry = new Registry();
   const requests = new Counter({
     name: 'strokeview_http_requests_total',
@@ -46,12 +63,14 @@ export function createMetrics(): Metrics {
   return {
     registry,
     middleware: async function metrics(c, next) {
-      const end = durations.startTimer({ method: c.req.method, route: routeOf(c.req.path) });
+      const method = METHODS.has(c.req.method) ? c.req.method : 'OTHER';
+      const route = routeOf(c.req.path, procedures);
+      const end = durations.startTimer({ method, route });
       try {
         await next();
       } finally {
         end();
-        requests.inc({ method: c.req.method, route: routeOf(c.req.path), status: String(c.res.status) });
+        requests.inc({ method, route, status: String(c.res.status) });
       }
     },
     jobFinished(status, seconds) {

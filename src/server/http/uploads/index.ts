@@ -22,8 +22,8 @@ export interface StreamedUpload {
 export interface StreamingUploadOptions<A> {
   /** Where uploads are spooled while they arrive (`DATA_DIR/uploads`); each upload gets its own folder. */
   dir: string;
-  /** The most bytes all files of one upload may hold together. */
-  maxBytes: number;
+  /** The most bytes all files of one upload may hold together (may depend on who uploads). */
+  maxBytes: number | ((auth: A) => number);
   /** Uploads processed at once; beyond that, 503 with Retry-After. */
   maxConcurrent: number;
   /** Answers a refusal in the caller's format (tRPC's error shape or REST's). */
@@ -54,16 +54,17 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
     if (!type.toLowerCase().startsWith('multipart/form-data') || !c.req.raw.body) {
       return options.refuse(c, 400, 'BAD_REQUEST', 'Send the files as multipart/form-data');
     }
+    const maxBytes = typeof options.maxBytes === 'function' ? options.maxBytes(auth) : options.maxBytes;
     inFlight++;
     const folder = path.join(options.dir, `${Date.now()}-${randomBytes(6).toString('hex')}`);
     try {
       await mkdir(folder, { recursive: true });
       let upload: StreamedUpload;
       try {
-        upload = await receive(c, type, folder, options.maxBytes);
+        upload = await receive(c, type, folder, maxBytes);
       } catch (err) {
         if (err instanceof TooLarge) {
-          return options.refuse(c, 413, 'PAYLOAD_TOO_LARGE', `The upload is larger than ${Math.round(options.maxBytes / 1048576)} MiB`);
+          return options.refuse(c, 413, 'PAYLOAD_TOO_LARGE', `The upload is larger than ${Math.round(maxBytes / 1048576)} MiB`);
         }
         return options.refuse(c, 400, 'BAD_REQUEST', `The upload could not be read: ${(err as Error).message}`);
       }
