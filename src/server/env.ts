@@ -112,6 +112,10 @@ export const envSchema = z.object({
   MAX_ACTIVE_JOBS_PER_USER: withDefault(z.coerce.number().int().min(1), 3),
   /** Jobs queued or running across all users (429 past it). */
   MAX_QUEUED_JOBS: withDefault(z.coerce.number().int().min(1), 100),
+  /** Live progress streams (jobs.onProgress) one user may hold open at once, per process… */
+  MAX_STREAMS_PER_USER: withDefault(z.coerce.number().int().min(1), 20),
+  /** …and one browser session (a tab or two of the viewer needs a handful). */
+  MAX_STREAMS_PER_SESSION: withDefault(z.coerce.number().int().min(1), 8),
   /** Days a job and its result are kept. */
   RESULT_RETENTION_DAYS: withDefault(z.coerce.number().positive().max(3650), 30),
 });

@@ -45,6 +45,11 @@ const logger = createLogger({ level: env.LOG_LEVEL });
 // database's lock makes this the only process on DATA_DIR; on shared storage, other processes
 // may be mid-upload, so only folders older than an hour go.
 removeStaleUploads(path.join(dataDir, 'uploads'), env.DATABASE_URL ? 3_600_000 : 0);
+if (env.NODE_ENV === 'production' && !env.PUBLIC_URL) {
+  // Signed volume links then name whatever host the request addressed; behind a shared cache
+  // that is a poisoning risk, and the cookie policy guesses https from proxy headers.
+  logger.warn('PUBLIC_URL is not set: volume links are built from each request\'s Host header; set PUBLIC_URL to the address people use');
+}
 const readiness = new Readiness();
 const startedAt = Date.now();
 const metrics = createMetrics({ procedures: procedureNames(appRouter) });

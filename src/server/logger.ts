@@ -25,6 +25,16 @@ export const REDACT_PATHS = [
   'headers.authorization',
   'headers.cookie',
   'headers["set-cookie"]',
+  // Database errors carry the statement's parameters (user ids, token hashes, emails): PGlite as
+  // params/queryOptions, PostgreSQL in detail ("Key (email)=(…)"). The query text and code stay.
+  'err.params',
+  'err.parameters',
+  'err.queryOptions',
+  'err.detail',
+  'err.cause.params',
+  'err.cause.parameters',
+  'err.cause.queryOptions',
+  'err.cause.detail',
 ];
 
 export function createLogger(opts: { level: string; destination?: DestinationStream }): Logger {

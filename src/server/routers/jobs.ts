@@ -14,8 +14,18 @@ import { viewerOf, volumeLinks } from '../context.js';
 import { findJob, listJobs } from '../db/jobs.js';
 import { toPage } from '../db/paging.js';
 import { cancelJob, createJob, toEvent, toJobView, toJobViews, visibleJob } from '../jobs/service.js';
+import type { JobEventBus } from '../jobs/events.js';
+import { StreamLimits } from '../jobs/stream-limits.js';
 import { protectedProcedure, router } from '../trpc.js';
 
+
+/** Open streams per user and session, one count per app (its event bus). */
+const streamCounts = new WeakMap<JobEventBus, StreamLimits>();
+function streamsOf(bus: JobEventBus): StreamLimits {
+  let limits = streamCounts.get(bus);
+  if (!limits) streamCounts.set(bus, (limits = new StreamLimits()));
+  return limits;
+}
 
 /** How often a subscriber re-reads the job even without events (a lost notification only delays). */
 const RECHECK_MS = 3000;
@@ -82,6 +92,21 @@ export const jobsRouter = router({
     // One abort listener for the whole stream (one per wait would pile up: MaxListenersExceeded).
     const onAbort = () => wake?.();
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Counted from here to the finally below, which gives it back however the stream ends.
+    const claims = [
+      { key: `user:${ctx.user.id}`, limit: ctx.config.MAX_STREAMS_PER_USER, message: (n: number) => `You have ${n} live progress streams open; close a tab or wait for a job to finish` },
+      ...(ctx.auth?.sessionId
+        ? [{ key: `session:${ctx.auth.sessionId}`, limit: ctx.config.MAX_STREAMS_PER_SESSION, message: (n: number) => `This browser has ${n} live progress streams open; close a tab or wait for a job to finish` }]
+        : []),
+    ];
+    let release: () => void;
+    try {
+      release = streamsOf(ctx.jobs.bus).acquire(claims);
+    } catch (err) {
+      signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
+      throw err;
+    }
     try {
       let seen = Number(input.lastEventId ?? 0) || 0;
       const current = await findJob(ctx.db, input.id);
@@ -115,6 +140,7 @@ export const jobsRouter = router({
     } finally {
       signal?.removeEventListener('abort', onAbort);
       unsubscribe();
+      release();
     }
   }),
 });

@@ -26,6 +26,9 @@ export function createVolumeSigner(secret: string, defaultTtlSeconds = 3600, now
       const payload = Buffer.from(m[1]!, 'base64url');
       const given = Buffer.from(m[2]!, 'base64url');
       if (payload.length !== 20 || given.length !== 18) return { ok: false, reason: 'malformed' };
+      // One spelling per token: 27 base64url characters carry 162 bits for 160, so the last one
+      // has 2 bits nobody reads — a second spelling that would verify is refused as malformed.
+      if (payload.toString('base64url') !== m[1]) return { ok: false, reason: 'malformed' };
       if (!timingSafeEqual(given, mac(payload))) return { ok: false, reason: 'forged' };
       const expiresAt = payload.readUInt32BE(16) * 1000;
       if (expiresAt <= now()) return { ok: false, reason: 'expired' };

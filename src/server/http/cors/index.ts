@@ -26,6 +26,11 @@ export function corsAllowlist(options: CorsOptions): MiddlewareHandler {
   return async function corsAllowlist(c, next) {
     const origin = c.req.header('origin');
     if (origin && allowed.has(origin)) return inner(c, next);
+    // A preflight from an origin not on the list: a plain refusal, without any CORS header (it
+    // used to reach tRPC and come back as a confusing 415).
+    if (c.req.method === 'OPTIONS' && c.req.header('access-control-request-method')) {
+      return c.text('This origin may not call the API', 403, { Vary: 'Origin' });
+    }
     await next();
     c.res.headers.append('Vary', 'Origin');
   };
