@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { encodeNifti, writeNiftiGz } from '../src/server/nifti/write.js';
 import type { Affine } from '../src/shared/nifti.js';
 import { type LiveServer, startLiveServer } from '../src/server/test/live-server.js';
+import { rssPeak } from './util.js';
 
 // Event-loop responsiveness of a real server process (`npm start`'s build: embedded database,
 // in-process worker): a client calls GET /healthz every 20 ms; its latencies idle (the baseline,
@@ -75,18 +75,6 @@ function probe(url: string) {
   return async () => {
     child.stdin.write('stop\n');
     return done;
-  };
-}
-
-/** Peak resident memory of a process (from /proc), sampled every 50 ms until stopped. */
-function rssPeak(pid: number) {
-  const read = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-  const start = read();
-  let peak = start;
-  const t = setInterval(() => (peak = Math.max(peak, read())), 50);
-  return () => {
-    clearInterval(t);
-    return { startMb: start / 1048576, peakMb: Math.max(peak, read()) / 1048576 };
   };
 }
 

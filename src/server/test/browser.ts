@@ -14,13 +14,17 @@ export interface CallResult<T = unknown> {
  */
 export class TestBrowser {
   readonly cookies = new Map<string, string>();
+  /**
+   * `app`: requests go through `app.request`; a URL string (a server listening on a socket, see
+   * test/live.ts): requests go over the network with fetch.
+   */
   constructor(
-    private readonly app: Hono,
+    private readonly app: Hono | string,
     private readonly opts: { base?: string; headers?: Record<string, string> } = {},
   ) {}
 
   get base(): string {
-    return this.opts.base ?? 'http://localhost';
+    return this.opts.base ?? (typeof this.app === 'string' ? this.app : 'http://localhost');
   }
 
   cookieHeader(): string | undefined {
@@ -32,7 +36,10 @@ export class TestBrowser {
     const headers: Record<string, string> = { 'sec-fetch-site': 'same-origin', ...this.opts.headers, ...init.headers };
     const cookie = this.cookieHeader();
     if (cookie && !headers.cookie) headers.cookie = cookie;
-    const res = await this.app.request(`${this.base}${path}`, { ...init, headers });
+    const res =
+      typeof this.app === 'string'
+        ? await fetch(`${this.base}${path}`, { ...init, headers, redirect: 'manual' })
+        : await this.app.request(`${this.base}${path}`, { ...init, headers });
     for (const line of res.headers.getSetCookie()) {
       const [pair] = line.split(';');
       const eq = pair!.indexOf('=');
