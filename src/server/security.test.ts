@@ -391,8 +391,8 @@ describeEachDatabase('security over real HTTP', (current) => {
       const res = await fetch(url, { headers: { cookie, accept: 'text/event-stream' }, signal: ctl.signal });
       const reader = res.body!.getReader();
       let text = '';
-      // read until the first data event (the job's state, or the refusal)
-      while (!/\n\n/.test(text.replace(/^:.*\n/gm, ''))) {
+      // read past the "connected" event until the job's state or the refusal arrives
+      while (!/"status":|TOO_MANY_REQUESTS|serialized-error/.test(text)) {
         const { value, done } = await reader.read();
         if (done) break;
         text += new TextDecoder().decode(value);
