@@ -1,8 +1,9 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type Transaction, sql } from 'kysely';
+import { ACTIVE_STATUSES, TERMINAL_STATUSES } from '../../shared/job-status.js';
 import { afterCursor } from './paging.js';
 import type { Database, JobRow, JobStatus } from './tables.js';
 
-type Db = Kysely<Database>;
+type Db = Kysely<Database> | Transaction<Database>;
 export const JOB_COLUMNS = [
   'id',
   'owner_id',
@@ -50,7 +51,10 @@ export function insertJob(
     .executeTakeFirstOrThrow();
 }
 
-/** Applies a change and bumps the version; `onlyIf` guards against overwriting a terminal state. */
+/**
+ * Applies a change and bumps the version; `onlyIf` guards it by the statuses expected and the
+ * attempt number (see jobs/transitions.ts, the only caller that changes a status).
+ */
 export async function updateJob(
   db: Db,
   id: string,
@@ -66,13 +70,14 @@ export async function updateJob(
     started_at: Date;
     finished_at: Date;
   }>,
-  onlyIf?: { statusIn: JobStatus[] },
+  onlyIf?: { statusIn: JobStatus[]; attempts?: number },
 ): Promise<JobRow | undefined> {
   let q = db
     .updateTable('jobs')
     .set({ ...patch, version: sql<number>`version + 1` })
     .where('id', '=', id);
   if (onlyIf) q = q.where('status', 'in', onlyIf.statusIn);
+  if (onlyIf?.attempts !== undefined) q = q.where('attempts', '=', onlyIf.attempts);
   return q.returning(JOB_COLUMNS).executeTakeFirst();
 }
 
@@ -89,7 +94,7 @@ export function listJobs(
 }
 
 export async function countActiveJobs(db: Db, ownerId?: string): Promise<number> {
-  let q = db.selectFrom('jobs').select(({ fn }) => fn.countAll<string>().as('n')).where('status', 'in', ['queued', 'running']);
+  let q = db.selectFrom('jobs').select(({ fn }) => fn.countAll<string>().as('n')).where('status', 'in', [...ACTIVE_STATUSES]);
   if (ownerId) q = q.where('owner_id', '=', ownerId);
   return Number((await q.executeTakeFirstOrThrow()).n);
 }
@@ -100,7 +105,7 @@ export async function countActiveGuestJobs(db: Db): Promise<number> {
     .selectFrom('jobs')
     .innerJoin('users', 'users.id', 'jobs.owner_id')
     .select(({ fn }) => fn.countAll<string>().as('n'))
-    .where('jobs.status', 'in', ['queued', 'running'])
+    .where('jobs.status', 'in', [...ACTIVE_STATUSES])
     .where('users.role', '=', 'guest')
     .executeTakeFirstOrThrow();
   return Number(row.n);
@@ -123,7 +128,7 @@ export async function deleteExpiredJobs(db: Db, now: Date): Promise<number> {
   const r = await db
     .deleteFrom('jobs')
     .where('expires_at', '<=', now)
-    .where('status', 'in', ['succeeded', 'failed', 'cancelled'])
+    .where('status', 'in', [...TERMINAL_STATUSES])
     .executeTakeFirst();
   return Number(r.numDeletedRows);
 }

@@ -1,11 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TRPCClientError } from '@trpc/client';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import type { JobProgressEvent, JobView } from '../../shared/jobs.js';
 import { phantomVolumes, seedDemoCases } from '../cases/demo.js';
 import { createCase } from '../cases/service.js';
+import { createJob, reconcileQueue } from './service.js';
 import { parseEnv } from '../env.js';
 import { createLogger } from '../logger.js';
 import { readNifti } from '../nifti/read.js';
@@ -56,7 +58,7 @@ describeEachDatabase('segmentation jobs', (current) => {
     const client = trpcClient(server.url, token);
     Object.assign(server, { bearer: `Bearer ${token}` });
     const [demo] = (await client.cases.list.query()).items;
-    return { ...t, store, client, caseId: demo!.id, server, browser, runtime };
+    return { ...t, store, client, caseId: demo!.id, server, browser, runtime, env };
   }
 
   /** Collects progress events until the subscription ends (a terminal state). */
@@ -240,6 +242,42 @@ describeEachDatabase('segmentation jobs', (current) => {
     const end = await waitFor(client, job.id, (j) => j.status === 'failed');
     expect(end.error).toBe('This case has no ADC, which model adc-dwi-v2 needs');
     expect(end.attempts).toBe(1);
+  });
+
+  it('a crash between insert and enqueue leaves no orphan: the row is enqueued by the reconciler, runs, and frees the cap (#16 item 3)', async () => {
+    const { client, caseId, runtime, env } = await setup({ env: { MAX_ACTIVE_JOBS_PER_USER: '1' } });
+    const db = current().handle.db;
+    const me = await db.selectFrom('users').select('id').where('email', '=', 'j@x.org').executeTakeFirstOrThrow();
+    // The process "dies" right after the insert: the create never reaches the queue.
+    void createJob(db, runtime.jobs, env, { userId: me.id, admin: false }, { caseId, modelIds: ['adc-dwi-v2'] }, new Set(['adc-dwi-v2']), {
+      beforeEnqueue: () => new Promise<never>(() => {}),
+    });
+    let orphan: JobView | undefined;
+    await vi.waitFor(async () => {
+      orphan = (await client.jobs.list.query({})).items[0];
+      expect(orphan?.status).toBe('queued');
+    });
+    expect((await db.selectFrom('jobs').select('queue_job_id').where('id', '=', orphan!.id).executeTakeFirstOrThrow()).queue_job_id).toBeNull();
+    // Without the reconciler this row would sit queued forever and hold the user's only slot.
+    expect(await reconcileQueue(db, runtime.jobs.boss, 0)).toBe(1);
+    expect(await reconcileQueue(db, runtime.jobs.boss, 0)).toBe(0);
+    const done = await waitFor(client, orphan!.id, (j) => j.status === 'succeeded');
+    expect(done.attempts).toBe(1);
+    expect((await client.jobs.create.mutate({ caseId })).status).toBe('queued');
+  });
+
+  it('when retries run out, the job fails with the real error of its last attempt, not "the worker crashed" (#16 item 4)', async () => {
+    const { client, store } = await setup();
+    const broken = phantomVolumes(103);
+    const caseId = await createCase(current().handle.db, store, { ownerId: null, name: 'broken', source: 'demo', subjectId: 'broken' }, broken);
+    // the case's DWI file vanishes from disk (rows stay): every attempt fails the same way
+    const dwi = broken.find((v) => v.role === 'dwi')!;
+    const sha = createHash('sha256').update(dwi.stored).digest('hex');
+    rmSync(path.join(store.root, sha.slice(0, 2), `${sha}.nii.gz`));
+    const job = await client.jobs.create.mutate({ caseId });
+    const end = await waitFor(client, job.id, (j) => j.status === 'failed');
+    expect(end.error).toBe('The job failed 3 time(s): a stored file of this case is missing; giving up');
+    expect(end.error).not.toMatch(/\/|ENOENT/);
   });
 
   it("another user's job is NOT_FOUND for byId, cancel and onProgress; an unknown model is a 400", async () => {

@@ -34,10 +34,18 @@ export async function startQueue(opts: { database: DatabaseHandle; env: Env; log
   await boss.start();
   const ensure = async (name: string, options: Parameters<PgBoss['createQueue']>[1]) => {
     try {
-      if (await boss.getQueue(name)) {
+      const existing = await boss.getQueue(name);
+      if (existing) {
         // heartbeat and dead-letter are fixed at creation; the rest follows the configuration
         const { heartbeatSeconds: _h, deadLetter: _d, ...updatable } = options ?? {};
         await boss.updateQueue(name, updatable);
+        if (options?.heartbeatSeconds !== undefined && existing.heartbeatSeconds !== options.heartbeatSeconds) {
+          // not silently: the lease in force is the one the queue was created with
+          log.warn(
+            { queue: name, configured: options.heartbeatSeconds, inForce: existing.heartbeatSeconds },
+            `JOB_LEASE_S is ${options.heartbeatSeconds} but the queue was created with a ${existing.heartbeatSeconds} s lease, which stays in force (pg-boss fixes it at creation)`,
+          );
+        }
       } else {
         await boss.createQueue(name, options);
       }

@@ -8,6 +8,7 @@ import { type JobEventBus, localEventBus, postgresEventBus } from './events.js';
 import { type JobHold, holdFromEnv } from './hold.js';
 import { CLEANUP_QUEUE, startQueue } from './queue.js';
 import { runRetention } from './retention.js';
+import { reconcileQueue } from './service.js';
 import type { JobSystem } from './service.js';
 import { type Workers, startWorkers } from './worker.js';
 
@@ -57,6 +58,8 @@ export async function startJobRuntime(opts: {
     });
     await boss.schedule(CLEANUP_QUEUE, '*/15 * * * *');
     await boss.work(CLEANUP_QUEUE, { pollingIntervalSeconds: 30 }, async () => {
+      const orphans = await reconcileQueue(database.db, boss);
+      if (orphans > 0) log.warn({ jobs: orphans }, 'queued jobs that never reached the queue were enqueued');
       const removed = await runRetention(database.db, opts.store, { signInFailureWindowMs: env.SIGN_IN_FAILURE_WINDOW_MIN * 60_000 });
       if (Object.values(removed).some((n) => n > 0)) log.info(removed, 'retention clean-up');
     });

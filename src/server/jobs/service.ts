@@ -1,13 +1,15 @@
 import { TRPCError } from '@trpc/server';
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
-import type { JobProgressEvent, JobResultView, JobStatus, JobView } from '../../shared/jobs.js';
+import type { JobProgressEvent, JobResultView, JobView } from '../../shared/jobs.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
 import { activeJobLimit, guestQueueLimit } from '../auth/quotas.js';
 import { TooManyAttempts } from '../auth/service.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../cases/service.js';
 import { type Viewer, findCase, findVolumes } from '../db/cases.js';
-import { countActiveGuestJobs, countActiveJobs, findJob, findJobByKey, insertJob, updateJob } from '../db/jobs.js';
+import { JOB_COLUMNS, countActiveGuestJobs, countActiveJobs, findJob, findJobByKey, insertJob } from '../db/jobs.js';
+import { isTerminal } from '../../shared/job-status.js';
+import * as transition from './transitions.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
 import type { JobEventBus } from './events.js';
@@ -109,6 +111,40 @@ export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<Jo
   return row;
 }
 
+/**
+ * Puts a job row on the queue under its own id (pg-boss ignores a second send of one id), so
+ * enqueueing is idempotent: `reconcileQueue` may repeat it for a row whose first send never
+ * happened (the process died between the insert and the send) without making two.
+ */
+export async function enqueue(db: Db, boss: PgBoss, row: JobRow): Promise<JobRow | undefined> {
+  const data: QueueJobData = { jobId: row.id };
+  const queueId = await boss.send(SEGMENTATION_QUEUE, data, { id: row.id });
+  return transition.enqueued(db, row.id, queueId ?? row.id);
+}
+
+/**
+ * Queued rows with no queue entry — their process died between insert and send — are enqueued
+ * (by their own id, so a row that was enqueued after all is not doubled). Runs at each worker
+ * start and with the scheduled clean-up; `olderThanMs` leaves rows a live request is still sending.
+ */
+export async function reconcileQueue(db: Db, boss: PgBoss, olderThanMs = 60_000, now = Date.now()): Promise<number> {
+  const orphans = await db
+    .selectFrom('jobs')
+    .select(JOB_COLUMNS)
+    .where('status', '=', 'queued')
+    .where('queue_job_id', 'is', null)
+    .where('created_at', '<', new Date(now - olderThanMs))
+    .execute();
+  for (const row of orphans) await enqueue(db, boss, row);
+  return orphans.length;
+}
+
+/** Test hooks: fault injection between the steps of creating a job. */
+export interface CreateJobHooks {
+  /** Runs after the row is inserted, before it is enqueued (a throw here is a crash there). */
+  beforeEnqueue?: (row: JobRow) => Promise<void>;
+}
+
 export async function createJob(
   db: Db,
   jobs: JobSystem,
@@ -116,6 +152,7 @@ export async function createJob(
   viewer: Viewer & { userId: string },
   input: { caseId: string; modelIds: string[]; idempotencyKey?: string | undefined },
   knownModels: Set<string>,
+  hooks: CreateJobHooks = {},
 ): Promise<JobRow> {
   // The same key for the same request returns the same job; for another request it is a mistake
   // the caller must hear about (silently returning the old job would hide it).
@@ -171,11 +208,10 @@ export async function createJob(
     throw err;
   }
   try {
-    const data: QueueJobData = { jobId: row.id };
-    const queueId = await jobs.boss.send(SEGMENTATION_QUEUE, data);
-    row = (await updateJob(db, row.id, { queue_job_id: queueId ?? '' })) ?? row;
+    await (hooks.beforeEnqueue?.(row) ?? Promise.resolve());
+    row = (await enqueue(db, jobs.boss, row)) ?? row;
   } catch (err) {
-    await updateJob(db, row.id, { status: 'failed', error: 'The job could not be queued', finished_at: new Date() });
+    await transition.end(db, { jobId: row.id }, { status: 'failed', message: 'Failed', error: 'The job could not be queued' });
     throw err;
   }
   jobs.wake?.();
@@ -188,22 +224,16 @@ export async function createJob(
  */
 export async function cancelJob(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<JobRow> {
   const row = await visibleJob(db, viewer, id);
-  const terminal: JobStatus[] = ['succeeded', 'failed', 'cancelled'];
-  if (terminal.includes(row.status)) return row;
+  if (isTerminal(row.status)) return row;
   if (row.status === 'queued') {
-    const cancelled = await updateJob(
-      db,
-      id,
-      { status: 'cancelled', cancel_requested: true, message: 'Cancelled', finished_at: new Date() },
-      { statusIn: ['queued'] },
-    );
+    const cancelled = await transition.cancelQueued(db, id);
     if (cancelled) {
       if (row.queue_job_id) await jobs.boss.cancel(SEGMENTATION_QUEUE, row.queue_job_id).catch(() => {});
       await publish(jobs.bus, cancelled);
       return cancelled;
     }
   }
-  const requested = await updateJob(db, id, { cancel_requested: true, message: 'Cancelling…' }, { statusIn: ['queued', 'running'] });
+  const requested = await transition.requestCancel(db, id);
   await publish(jobs.bus, requested);
   return requested ?? (await visibleJob(db, viewer, id));
 }

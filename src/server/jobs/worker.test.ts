@@ -10,7 +10,13 @@ import { describeEachDatabase } from '../test/databases.js';
 import { FsVolumeStore } from '../volumes/store.js';
 import { CancelledError } from '../segmentation/inference.js';
 import { SegmentationInputError } from '../segmentation/pipeline.js';
-import { claimJob, outcomeOf, watchJob } from './worker.js';
+import { claimJob, jobRunner, outcomeOf, safeError, watchJob } from './worker.js';
+import * as transition from './transitions.js';
+import { gate } from './hold.js';
+import { localEventBus } from './events.js';
+import { createLogger } from '../logger.js';
+import { builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
+import { testCpuPool } from '../test/app.js';
 
 // The parts of a worker, each on its own (the whole runs in jobs.test.ts and processes.test.ts).
 
@@ -31,19 +37,28 @@ describe('outcomeOf: what a stopped run means for the job', () => {
   });
 });
 
+describe('safeError: what a job owner may read of an unexplained failure', () => {
+  it('system errors become plain phrases without server paths; others their first line', () => {
+    const enoent = Object.assign(new Error("ENOENT: no such file or directory, open '/data/volumes/ab/abc.nii.gz'"), { code: 'ENOENT' });
+    expect(safeError(enoent)).toBe('a stored file of this case is missing');
+    expect(safeError(Object.assign(new Error('x'), { code: 'EWEIRD' }))).toBe('a system error (EWEIRD)');
+    expect(safeError(new Error('first line\nsecond'))).toBe('first line');
+  });
+});
+
 describe('watchJob: the timeout on an injected clock', () => {
   afterEach(() => vi.useRealTimers());
   it('aborts exactly at JOB_TIMEOUT_S and says it timed out; dispose stops the clock', async () => {
     vi.useFakeTimers();
     const db = {} as never;
-    const watch = watchJob({ db, bus: { publish: async () => {} } as never }, 'job-1', 5);
+    const watch = watchJob({ db, bus: { publish: async () => {} } as never }, { jobId: 'job-1', attempt: 1 }, 5);
     vi.advanceTimersByTime(4999);
     expect(watch.signal.aborted).toBe(false);
     vi.advanceTimersByTime(1);
     expect(watch.signal.aborted).toBe(true);
     expect(watch.timedOut()).toBe(true);
 
-    const other = watchJob({ db, bus: { publish: async () => {} } as never }, 'job-2', 5);
+    const other = watchJob({ db, bus: { publish: async () => {} } as never }, { jobId: 'job-2', attempt: 1 }, 5);
     other.dispose();
     vi.advanceTimersByTime(10_000);
     expect(other.signal.aborted).toBe(false);
@@ -80,5 +95,68 @@ describeEachDatabase('claimJob', (current) => {
     const row = await findJob(db, job.id);
     expect(row).toMatchObject({ status: 'cancelled', attempts: 0 });
     expect(published).toEqual([]);
+  });
+});
+
+describeEachDatabase('two attempts of one job (#16 item 2)', (current) => {
+  async function setup() {
+    const db = current().handle.db;
+    const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-lease-')));
+    await seedDemoCases(db, store, 1);
+    const caseId = (await db.selectFrom('cases').select('id').executeTakeFirstOrThrow()).id;
+    const user = await insertUser(db, { email: 'lease@example.org', password_hash: null, role: 'user' });
+    const job = await insertJob(db, { ownerId: user.id, caseId, modelIds: ['adc-core-v1'], idempotencyKey: null, expiresAt: new Date(Date.now() + 86_400_000) });
+    return { db, store, job };
+  }
+
+  it('two workers claiming at once: the attempt guard lets exactly one in', async () => {
+    const { db, job } = await setup();
+    // Forced: right after worker A reads the row, worker B claims it.
+    let interleaved = false;
+    const claimAfterRead: KyselyPlugin = {
+      transformQuery: (args) => args.node,
+      async transformResult(args) {
+        if (!interleaved && args.result.rows.some((r) => (r as { id?: string }).id === job.id)) {
+          interleaved = true;
+          expect(await transition.claim(db, (await findJob(db, job.id))!)).toMatchObject({ attempts: 1 });
+        }
+        return args.result;
+      },
+    };
+    const models = { models: new Map([['adc-core-v1', {} as never]]) } as never;
+    const a = await claimJob({ db: db.withPlugin(claimAfterRead), bus: { publish: async () => {} } as never, models }, job.id);
+    expect(interleaved).toBe(true);
+    expect(a).toBeNull();
+    expect(await findJob(db, job.id)).toMatchObject({ status: 'running', attempts: 1 });
+  });
+
+  it('a lease takeover while the first worker is held mid-pipeline: released, its writes are refused and the second attempt\'s result stands', async () => {
+    const { db, store, job } = await setup();
+    const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
+    try {
+      const lines: Record<string, unknown>[] = [];
+      const log = createLogger({ level: 'info', destination: { write: (l: string) => void lines.push(JSON.parse(l)) } });
+      const deps = { db, store, models, cpu: testCpuPool(), bus: localEventBus(), log, timeoutSeconds: 600 };
+      const held = gate('infer');
+      const first = jobRunner({ ...deps, hold: held.hold })(job.id);
+      await held.reached;
+      expect(await findJob(db, job.id)).toMatchObject({ status: 'running', attempts: 1 });
+      // The lease lapses (as when the first worker stops heart-beating): the queue delivers the
+      // job again and a second worker runs it to the end.
+      await jobRunner(deps)(job.id);
+      const afterSecond = (await findJob(db, job.id))!;
+      expect(afterSecond).toMatchObject({ status: 'succeeded', attempts: 2, progress: 100 });
+      const linksAfterSecond = await db.selectFrom('job_volumes').selectAll().where('job_id', '=', job.id).execute();
+      // The first worker is let go: every write it tries is refused, and it stops.
+      held.release();
+      await first;
+      const final = (await findJob(db, job.id))!;
+      expect(final.version).toBe(afterSecond.version);
+      expect(final).toMatchObject({ status: 'succeeded', attempts: 2, result: afterSecond.result });
+      expect(await db.selectFrom('job_volumes').selectAll().where('job_id', '=', job.id).execute()).toEqual(linksAfterSecond);
+      expect(lines.some((l) => l.msg === 'job taken over by another attempt (or ended); stopped without writing' && l.attempt === 1)).toBe(true);
+    } finally {
+      await models.close();
+    }
   });
 });

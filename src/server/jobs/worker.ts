@@ -1,8 +1,9 @@
 import type { Kysely } from 'kysely';
-import type { Job, PgBoss } from 'pg-boss';
+import type { PgBoss } from 'pg-boss';
 import type { VolumeRole } from '../../shared/cases.js';
 import { caseVolumes, insertVolume } from '../db/cases.js';
-import { findJob, linkJobVolume, updateJob } from '../db/jobs.js';
+import { isTerminal } from '../../shared/job-status.js';
+import { findJob } from '../db/jobs.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
 import { CancelledError } from '../segmentation/inference.js';
@@ -14,7 +15,9 @@ import type { JobEventBus } from './events.js';
 import type { JobHold } from './hold.js';
 import { createProgressThrottle } from './progress-throttle.js';
 import { DEAD_LETTER_QUEUE, type QueueJobData, SEGMENTATION_QUEUE } from './queue.js';
-import { type StoredResult, publish } from './service.js';
+import { type StoredResult, publish, reconcileQueue } from './service.js';
+import * as transition from './transitions.js';
+import type { Lease } from './transitions.js';
 
 export interface WorkerDeps {
   boss: PgBoss;
@@ -43,13 +46,11 @@ export interface Workers {
 }
 
 const PROGRESS_INTERVAL_MS = 200; // ≤ 5 progress writes per second per job
-const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
 type Deps = Pick<WorkerDeps, 'db' | 'bus' | 'onFinished'>;
 
-/** Ends a job with a terminal status (guarded: a job that ended meanwhile is left alone) and tells subscribers. */
-export async function finishJob(deps: Deps, jobId: string, patch: Parameters<typeof updateJob>[2]) {
-  const updated = await updateJob(deps.db, jobId, { ...patch, finished_at: new Date() }, { statusIn: ['queued', 'running'] });
+/** Tells subscribers and the metrics about a job that reached a terminal status (nothing when the change did not apply). */
+async function finished(deps: Deps, updated: JobRow | undefined): Promise<JobRow | undefined> {
   await publish(deps.bus, updated);
   if (updated) {
     const started = updated.started_at ? new Date(updated.started_at).getTime() : Date.now();
@@ -63,42 +64,44 @@ export async function finishJob(deps: Deps, jobId: string, patch: Parameters<typ
  * before it started, a model this worker lacks). Null when there is nothing to run — including
  * when the claiming update finds the job no longer queued or running (never the stale row).
  */
-export async function claimJob(deps: Deps & { models: ModelRegistry }, jobId: string): Promise<{ row: JobRow; models: LoadedModel[] } | null> {
+export async function claimJob(
+  deps: Deps & { models: ModelRegistry },
+  jobId: string,
+): Promise<{ row: JobRow; lease: Lease; models: LoadedModel[] } | null> {
   const row = await findJob(deps.db, jobId);
-  if (!row || TERMINAL.includes(row.status)) return null; // done already: nothing twice
+  if (!row || isTerminal(row.status)) return null; // done already: nothing twice
   if (row.cancel_requested) {
-    await finishJob(deps, jobId, { status: 'cancelled', message: 'Cancelled' });
+    await finished(deps, await transition.end(deps.db, { jobId }, { status: 'cancelled' }));
     return null;
   }
   const models = row.model_ids.map((id) => deps.models.models.get(id));
   if (models.some((m) => !m)) {
-    await finishJob(deps, jobId, { status: 'failed', error: `Model ${row.model_ids.join(', ')} is not available on this worker`, message: 'Failed' });
+    const error = `Model ${row.model_ids.join(', ')} is not available on this worker`;
+    await finished(deps, await transition.end(deps.db, { jobId }, { status: 'failed', message: 'Failed', error }));
     return null;
   }
-  const claimed = await updateJob(
-    deps.db,
-    jobId,
-    {
-      status: 'running',
-      attempts: row.attempts + 1,
-      progress: 1,
-      message: row.attempts > 0 ? `Restarted (attempt ${row.attempts + 1})` : 'Started',
-      ...(row.started_at ? {} : { started_at: new Date() }),
-    },
-    { statusIn: ['queued', 'running'] },
-  );
+  // Guarded by the attempt read above: of two workers claiming at once, one wins.
+  const claimed = await transition.claim(deps.db, row);
   if (!claimed) return null;
   await publish(deps.bus, claimed);
-  return { row: claimed, models: models as LoadedModel[] };
+  return { row: claimed, lease: { jobId, attempt: claimed.attempts }, models: models as LoadedModel[] };
 }
 
 /**
  * The watch over a running job: its timeout, throttled progress writes (a cancel seen in a write
  * aborts), and the check at each stage (a test's hold, then a look at cancel_requested).
  */
-export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold'>, jobId: string, timeoutSeconds: number) {
+export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold'>, lease: Lease, timeoutSeconds: number) {
+  const { jobId } = lease;
   const controller = new AbortController();
   let timedOut = false;
+  // Set when a write of ours did not apply: another attempt holds the job (or it ended). The
+  // pipeline is stopped and nothing more is written.
+  let lost = false;
+  const lose = () => {
+    lost = true;
+    controller.abort();
+  };
   const timer = setTimeout(() => {
     timedOut = true;
     controller.abort();
@@ -108,8 +111,10 @@ export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold'>, jobId: string, t
     intervalMs: PROGRESS_INTERVAL_MS,
     write: (p) => {
       writing = writing.then(async () => {
-        const updated = await updateJob(deps.db, jobId, { progress: p.percent, message: p.message }, { statusIn: ['running'] });
-        if (updated?.cancel_requested) controller.abort();
+        if (lost) return;
+        const updated = await transition.progress(deps.db, lease, { progress: p.percent, message: p.message });
+        if (!updated) return lose();
+        if (updated.cancel_requested) controller.abort();
         await publish(deps.bus, updated);
       });
     },
@@ -118,10 +123,13 @@ export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold'>, jobId: string, t
     signal: controller.signal,
     abort: () => controller.abort(),
     timedOut: () => timedOut,
+    lost: () => lost,
     onProgress: (p: Progress) => throttle.report(p),
     checkpoint: async (stage: Stage) => {
       await deps.hold?.({ jobId, stage, signal: controller.signal });
-      if ((await findJob(deps.db, jobId))?.cancel_requested) controller.abort();
+      const row = await findJob(deps.db, jobId);
+      if (!row || row.status !== 'running' || row.attempts !== lease.attempt) return lose();
+      if (row.cancel_requested) controller.abort();
     },
     /** Stops progress writes and waits for the one in flight. */
     async settle() {
@@ -144,8 +152,14 @@ function watchMemory() {
   };
 }
 
-/** Stores the job's masks (content-addressed: a retried job adds nothing) and links them. */
-export async function storeResult(deps: Pick<WorkerDeps, 'db' | 'store'>, jobId: string, result: SegmentResult): Promise<StoredResult> {
+/**
+ * Stores the job's masks (content-addressed: a retried job adds nothing) and says how they link
+ * to the job; the links are written with the job's success, in one transaction (transitions.succeed).
+ */
+export async function storeResult(
+  deps: Pick<WorkerDeps, 'db' | 'store'>,
+  result: SegmentResult,
+): Promise<{ stored: StoredResult; links: { name: string; volumeId: string }[] }> {
   // Every mask is uint8 on the DWI grid: the header facts come from the result, not a re-read.
   const save = async (bytes: Buffer) => {
     const put = await deps.store.put(bytes);
@@ -160,14 +174,14 @@ export async function storeResult(deps: Pick<WorkerDeps, 'db' | 'store'>, jobId:
     });
   };
   const maskVolumeId = await save(result.maskNifti);
-  await linkJobVolume(deps.db, jobId, 'mask', maskVolumeId);
+  const links = [{ name: 'mask', volumeId: maskVolumeId }];
   const perModel: StoredResult['perModel'] = [];
   for (const m of result.perModel) {
     const volumeId = result.perModel.length === 1 ? maskVolumeId : await save(m.maskNifti);
-    await linkJobVolume(deps.db, jobId, `model:${m.modelId}`, volumeId);
+    links.push({ name: `model:${m.modelId}`, volumeId });
     perModel.push({ modelId: m.modelId, volumeId });
   }
-  return { maskVolumeId, perModel, metrics: result.metrics, notes: result.notes };
+  return { stored: { maskVolumeId, perModel, metrics: result.metrics, notes: result.notes }, links };
 }
 
 /** What a failed run means for the job. */
@@ -179,6 +193,26 @@ export type Outcome =
   /** Unexplained: back to the queue to be retried (pg-boss counts the attempts). */
   | { kind: 'retry' };
 
+const SYSTEM_ERRORS: Record<string, string> = {
+  ENOENT: 'a stored file of this case is missing',
+  ENOSPC: 'the server ran out of disk space',
+  EACCES: 'the server may not read or write its data folder',
+  EROFS: 'the server may not write its data folder',
+  EIO: 'a disk read or write failed',
+  EMFILE: 'the server has too many files open',
+};
+
+/**
+ * What of an unexplained error the job's owner may read: a system error as a plain phrase (its
+ * message names server paths), anything else by its first line, bounded.
+ */
+export function safeError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return SYSTEM_ERRORS[code] ?? `a system error (${code})`;
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split('\n')[0]!.slice(0, 300) || 'an unexpected error';
+}
+
 export function outcomeOf(err: unknown, at: { timedOut: boolean; draining: boolean; timeoutSeconds: number }): Outcome {
   if (err instanceof CancelledError) {
     if (at.timedOut) return { kind: 'failed', message: 'Timed out', error: `The segmentation took longer than ${at.timeoutSeconds} s and was stopped` };
@@ -189,19 +223,25 @@ export function outcomeOf(err: unknown, at: { timedOut: boolean; draining: boole
   return { kind: 'retry' };
 }
 
-/** Runs segmentation jobs from the queue: in the API process by default, or alone (`npm run worker`). */
-export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
-  const { boss, db, log } = deps;
-  const active = new Map<string, () => void>();
-  let draining = false;
-
-  const handle = async (queued: Job<QueueJobData>) => {
-    const jobId = queued.data.jobId;
+/**
+ * Runs one delivery of a job, start to end: claim, pipeline in the CPU pool, store and succeed —
+ * or fail, cancel, requeue. Exported so a test can run two attempts of one job side by side.
+ * Throws (so the queue retries) only for a retry or a hand-back; returns otherwise.
+ */
+export function jobRunner(
+  deps: Omit<WorkerDeps, 'boss' | 'concurrency'>,
+  state: { active: Map<string, () => void>; draining: () => boolean } = { active: new Map(), draining: () => false },
+) {
+  const { db, log } = deps;
+  const { active } = state;
+  return async function runJob(jobId: string): Promise<void> {
     const claimed = await claimJob(deps, jobId);
     if (!claimed) return;
-    const watch = watchJob(deps, jobId, deps.timeoutSeconds);
+    const { lease } = claimed;
+    const watch = watchJob(deps, lease, deps.timeoutSeconds);
     active.set(jobId, watch.abort);
     const memory = watchMemory();
+    const lostIt = () => log.warn({ jobId, attempt: lease.attempt }, 'job taken over by another attempt (or ended); stopped without writing');
     try {
       const volumes = await caseVolumes(db, claimed.row.case_id);
       const bytes: Partial<Record<VolumeRole, Uint8Array>> = {};
@@ -216,19 +256,25 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
         checkpoint: watch.checkpoint,
       });
       await watch.settle();
-      const stored = await storeResult(deps, jobId, result);
-      await finishJob(deps, jobId, { status: 'succeeded', progress: 100, message: 'Done', result: JSON.stringify(stored), error: null });
+      if (watch.lost()) return lostIt();
+      const { stored, links } = await storeResult(deps, result);
+      const done = await finished(deps, await transition.succeed(db, lease, { json: JSON.stringify(stored), links }));
+      if (!done) return lostIt();
       log.info({ jobId, ...memory(), timingsMs: result.timings }, 'job succeeded');
     } catch (err) {
       await watch.settle();
-      const outcome = outcomeOf(err, { timedOut: watch.timedOut(), draining, timeoutSeconds: deps.timeoutSeconds });
+      if (watch.lost()) return lostIt();
+      const outcome = outcomeOf(err, { timedOut: watch.timedOut(), draining: state.draining(), timeoutSeconds: deps.timeoutSeconds });
       log.info({ jobId, outcome: outcome.kind, ...memory() }, 'job stopped');
-      if (outcome.kind === 'failed') await finishJob(deps, jobId, { status: 'failed', message: outcome.message, error: outcome.error });
-      else if (outcome.kind === 'cancelled') await finishJob(deps, jobId, { status: 'cancelled', message: 'Cancelled' });
+      if (outcome.kind === 'failed') await finished(deps, await transition.end(db, lease, { status: 'failed', message: outcome.message, error: outcome.error }));
+      else if (outcome.kind === 'cancelled') await finished(deps, await transition.end(db, lease, { status: 'cancelled' }));
       else {
         if (outcome.kind === 'retry') log.error({ jobId, err }, 'segmentation failed unexpectedly; it will be retried');
+        // The real error is kept on the row while it waits: if the retries run out, it is what the user reads.
         const message = outcome.kind === 'handed-back' ? 'Waiting for a worker (the previous one shut down)' : 'Retrying after an error';
-        await updateJob(db, jobId, { status: 'queued', message }, { statusIn: ['running'] }).then((u) => publish(deps.bus, u));
+        const requeued = await transition.requeue(db, lease, message, outcome.kind === 'retry' ? safeError(err) : undefined);
+        if (!requeued) return lostIt();
+        await publish(deps.bus, requeued);
         throw outcome.kind === 'handed-back' ? new Error('worker shut down before the job finished') : err;
       }
     } finally {
@@ -236,27 +282,39 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       active.delete(jobId);
     }
   };
+}
+
+/** Runs segmentation jobs from the queue: in the API process by default, or alone (`npm run worker`). */
+export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
+  const { boss, db } = deps;
+  const log = deps.log;
+  const active = new Map<string, () => void>();
+  let draining = false;
+  const runJob = jobRunner(deps, { active, draining: () => draining });
 
   const workerId = await boss.work<QueueJobData>(
     SEGMENTATION_QUEUE,
     { localConcurrency: deps.concurrency, batchSize: 1, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 5 },
     async ([job]) => {
-      if (job) await handle(job);
+      if (job) await runJob(job.data.jobId);
     },
   );
   // Retries ran out (the job's worker died every time): say so on the job.
   await boss.work<QueueJobData>(DEAD_LETTER_QUEUE, { pollingIntervalSeconds: 2 }, async ([job]) => {
     if (!job) return;
     const row = await findJob(db, job.data.jobId);
-    if (row && ['queued', 'running'].includes(row.status)) {
-      await finishJob(deps, row.id, {
-        status: 'failed',
-        message: 'Failed',
-        error: `The job was stopped ${row.attempts} time(s) before it could finish (the worker crashed or was shut down); giving up`,
-      });
+    if (row && !isTerminal(row.status)) {
+      // The last attempt's own error when there was one; otherwise its worker died each time.
+      const error = row.error
+        ? `The job failed ${row.attempts} time(s): ${row.error}; giving up`
+        : `The job was stopped ${row.attempts} time(s) before it could finish (the worker crashed or was shut down); giving up`;
+      await finished(deps, await transition.end(db, { jobId: row.id }, { status: 'failed', message: 'Failed', error }));
     }
   });
   log.info({ concurrency: deps.concurrency }, 'segmentation workers started');
+  // Rows whose process died between insert and enqueue: put on the queue now (never doubled).
+  const orphans = await reconcileQueue(db, boss);
+  if (orphans > 0) log.warn({ jobs: orphans }, 'queued jobs that never reached the queue were enqueued');
 
   return {
     wake: () => boss.notifyWorker(workerId),
