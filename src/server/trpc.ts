@@ -1,6 +1,7 @@
 import { TRPCError, initTRPC } from '@trpc/server';
 import { type ErrorData, INTERNAL_ERROR_MESSAGE } from '../shared/errors.js';
 import type { Context } from './context.js';
+import { DomainError, type DomainErrorKind } from './errors.js';
 
 interface Issue {
   path: PropertyKey[];
@@ -71,21 +72,34 @@ const t = initTRPC
     },
   });
 
-/** Errors that say how long to wait (rate limits, caps) get a Retry-After header. */
-const retryAfterHeader = t.middleware(async ({ ctx, next }) => {
+const CODES: Record<DomainErrorKind, TRPCError['code']> = {
+  invalid: 'BAD_REQUEST',
+  unauthorized: 'UNAUTHORIZED',
+  forbidden: 'FORBIDDEN',
+  'not-found': 'NOT_FOUND',
+  conflict: 'CONFLICT',
+  unprocessable: 'UNPROCESSABLE_CONTENT',
+  'too-many': 'TOO_MANY_REQUESTS',
+};
+
+/**
+ * The one mapping from the domain's errors (errors.ts) to tRPC codes; errors that say how long
+ * to wait (rate limits, caps) also get a Retry-After header.
+ */
+const domainErrors = t.middleware(async ({ ctx, next }) => {
   const result = await next();
-  if (!result.ok) {
-    const seconds = (result.error as { retryAfterSeconds?: number }).retryAfterSeconds;
-    if (typeof seconds === 'number') ctx.resHeaders.set('Retry-After', String(Math.ceil(seconds)));
-  }
-  return result;
+  if (result.ok) return result;
+  const cause = result.error.cause;
+  if (!(cause instanceof DomainError)) return result;
+  if (cause.retryAfterSeconds !== undefined) ctx.resHeaders.set('Retry-After', String(Math.max(1, Math.ceil(cause.retryAfterSeconds))));
+  return { ...result, error: new TRPCError({ code: CODES[cause.kind], message: cause.message, cause }) };
 });
 
 export const router = t.router;
 export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
 
-export const publicProcedure = t.procedure.use(retryAfterHeader);
+export const publicProcedure = t.procedure.use(domainErrors);
 
 /** Signed in (any role, guests included); narrows `ctx.user` to non-null. */
 export const protectedProcedure = publicProcedure.meta({ access: 'user' }).use(({ ctx, next }) => {

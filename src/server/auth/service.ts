@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { TRPCError } from '@trpc/server';
 import type { Kysely } from 'kysely';
 import type { ApiTokenInfo, PublicUser } from '../../shared/auth.js';
 import {
@@ -22,6 +21,7 @@ import {
   updateUser,
 } from '../db/users.js';
 import type { Env } from '../env.js';
+import { conflict, forbidden, invalid, notFound, tooMany, unauthorized } from '../errors.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX, hashToken, newToken, sameDigest } from './tokens.js';
 
@@ -119,7 +119,7 @@ export async function register(
   meta: ClientMeta,
 ): Promise<IssuedSession> {
   if (await findUserByEmail(db, input.email)) {
-    throw new TRPCError({ code: 'CONFLICT', message: 'An account with this email already exists' });
+    throw conflict('An account with this email already exists');
   }
   const passwordHash = await hashPassword(input.password);
   // Never 'admin': an administrator is made only from the server side (ensureAdmin, the CLI).
@@ -130,7 +130,7 @@ export async function register(
   } catch (err) {
     // Two registrations racing for one email: the unique index decides.
     if ((err as { code?: string }).code === '23505') {
-      throw new TRPCError({ code: 'CONFLICT', message: 'An account with this email already exists' });
+      throw conflict('An account with this email already exists');
     }
     throw err;
   }
@@ -175,10 +175,7 @@ export async function signIn(
   if (attempt.count > cfg.SIGN_IN_FAILURES_MAX) {
     await releaseAttempt(db, attempt.id);
     const retryAfter = Math.max(1, Math.ceil(((attempt.oldest?.getTime() ?? Date.now()) + windowMs - Date.now()) / 1000));
-    throw new TooManyAttempts(
-      `Too many failed sign-ins for this email. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`,
-      retryAfter,
-    );
+    throw tooMany(`Too many failed sign-ins for this email. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`, retryAfter);
   }
   let user: UserRow | undefined;
   try {
@@ -190,27 +187,18 @@ export async function signIn(
     throw err;
   }
   // A wrong password keeps its reserved row: that is the recorded failure.
-  if (!user) throw new TRPCError({ code: 'UNAUTHORIZED', message: SIGN_IN_FAILED });
+  if (!user) throw unauthorized(SIGN_IN_FAILED);
   if (user.disabled_at) {
     await releaseAttempt(db, attempt.id);
-    throw new TRPCError({ code: 'FORBIDDEN', message: 'This account is disabled' });
+    throw forbidden('This account is disabled');
   }
   await clearFailures(db, input.email);
   return issueSession(db, cfg, user, meta);
 }
 
-/** 429 with the seconds to wait; the tRPC layer turns it into TOO_MANY_REQUESTS + Retry-After. */
-export class TooManyAttempts extends TRPCError {
-  constructor(
-    message: string,
-    readonly retryAfterSeconds: number,
-  ) {
-    super({ code: 'TOO_MANY_REQUESTS', message });
-  }
-}
 
 export async function createGuest(db: Db, cfg: AuthConfig, meta: ClientMeta): Promise<IssuedSession> {
-  if (!cfg.ALLOW_GUESTS) throw new TRPCError({ code: 'FORBIDDEN', message: 'Guest access is turned off here' });
+  if (!cfg.ALLOW_GUESTS) throw forbidden('Guest access is turned off here');
   const user = await insertUser(db, {
     email: `guest-${randomUUID()}@guest.strokeview.invalid`,
     password_hash: null,
@@ -278,7 +266,7 @@ export async function changePassword(
 ): Promise<IssuedSession> {
   const user = await findUserById(db, userId);
   if (!user || !(await verifyPassword(user.password_hash, input.current))) {
-    throw new TRPCError({ code: 'BAD_REQUEST', message: 'The current password is incorrect' });
+    throw invalid('The current password is incorrect');
   }
   const passwordHash = await hashPassword(input.next);
   const updated = await db.transaction().execute(async (trx) => {
@@ -311,7 +299,7 @@ export async function listTokens(db: Db, userId: string): Promise<ApiTokenInfo[]
 
 export async function revokeToken(db: Db, userId: string, id: string): Promise<void> {
   if (!(await revokeApiToken(db, userId, id, new Date()))) {
-    throw new TRPCError({ code: 'NOT_FOUND', message: 'No such token' });
+    throw notFound('No such token');
   }
 }
 
@@ -321,6 +309,6 @@ export async function setUserDisabled(db: Db, userId: string, disabled: boolean)
     if (u && disabled) await revokeEverything(trx, userId);
     return u;
   });
-  if (!user) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such user' });
+  if (!user) throw notFound('No such user');
   return user;
 }

@@ -1,4 +1,4 @@
-import { TRPCError } from '@trpc/server';
+import { forbidden, notFound } from '../errors.js';
 import type { Kysely } from 'kysely';
 import type { CaseDetail, CaseSummary, VolumeDescriptor, VolumeRole } from '../../shared/cases.js';
 import type { AdcUnit, Affine, DatatypeName } from '../../shared/nifti.js';
@@ -82,7 +82,7 @@ export async function getCaseDetail(
   links: VolumeLinks,
 ): Promise<CaseDetail> {
   const row = await findCase(db, viewer, id);
-  if (!row) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
+  if (!row) throw notFound('No such case');
   const volumes = await caseVolumes(db, id);
   const descriptors = volumes.map((v) => toVolumeDescriptor(v, v.role, links));
   return { ...toSummary({ ...row, roles: volumes.map((v) => v.role) }, viewer), volumes: descriptors };
@@ -151,9 +151,9 @@ export async function withStoredVolumes<T>(
 
 export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id: string): Promise<void> {
   const row = await findCase(db, viewer, id);
-  if (!row) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
+  if (!row) throw notFound('No such case');
   if (!viewer.admin && row.owner_id !== viewer.userId) {
-    throw new TRPCError({ code: 'FORBIDDEN', message: 'Only an administrator can delete a shared case' });
+    throw forbidden('Only an administrator can delete a shared case');
   }
   // Only this case's volumes (and its jobs' masks) can have become unreferenced: collect those,
   // not the whole store.

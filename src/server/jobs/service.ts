@@ -1,10 +1,8 @@
-import { TRPCError } from '@trpc/server';
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { JobProgressEvent, JobResultView, JobView } from '../../shared/jobs.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
 import { activeJobLimit, guestQueueLimit } from '../auth/quotas.js';
-import { TooManyAttempts } from '../auth/service.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../cases/service.js';
 import { type Viewer, findCase, findVolumes } from '../db/cases.js';
 import { JOB_COLUMNS, countActiveGuestJobs, countActiveJobs, findJob, findJobByKey, insertJob } from '../db/jobs.js';
@@ -12,6 +10,7 @@ import { isTerminal } from '../../shared/job-status.js';
 import * as transition from './transitions.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
+import { conflict, forbidden, invalid, notFound, tooMany } from '../errors.js';
 import type { JobEventBus } from './events.js';
 import { type QueueJobData, SEGMENTATION_QUEUE } from './queue.js';
 
@@ -106,7 +105,7 @@ export async function toJobViews(db: Db, rows: JobRow[], links: VolumeLinks): Pr
 export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<JobRow> {
   const row = await findJob(db, id);
   if (!row || (!viewer.admin && row.owner_id !== viewer.userId)) {
-    throw new TRPCError({ code: 'NOT_FOUND', message: 'No such job' });
+    throw notFound('No such job');
   }
   return row;
 }
@@ -159,36 +158,33 @@ export async function createJob(
   const sameRequest = (existing: JobRow) => {
     const models = [...new Set(input.modelIds)];
     if (existing.case_id === input.caseId && existing.model_ids.join() === models.join()) return existing;
-    throw new TRPCError({
-      code: 'CONFLICT',
-      message: `This idempotency key was already used for another request (case ${existing.case_id}, model ${existing.model_ids.join(', ')}); use a new key`,
-    });
+    throw conflict(`This idempotency key was already used for another request (case ${existing.case_id}, model ${existing.model_ids.join(', ')}); use a new key`);
   };
   if (input.idempotencyKey) {
     const existing = await findJobByKey(db, viewer.userId, input.idempotencyKey);
     if (existing) return sameRequest(existing);
   }
-  if (!(await findCase(db, viewer, input.caseId))) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such case' });
+  if (!(await findCase(db, viewer, input.caseId))) throw notFound('No such case');
   const unknown = input.modelIds.filter((m) => !knownModels.has(m));
   if (unknown.length) {
-    throw new TRPCError({ code: 'BAD_REQUEST', message: `Unknown model${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` });
+    throw invalid(`Unknown model${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);
   }
   const mine = activeJobLimit(cfg, viewer.guest ? 'guest' : 'user');
   if (mine === 0) {
-    throw new TRPCError({ code: 'FORBIDDEN', message: 'Guests cannot run segmentations on this server; create an account' });
+    throw forbidden('Guests cannot run segmentations on this server; create an account');
   }
   if ((await countActiveJobs(db, viewer.userId)) >= mine) {
-    throw new TooManyAttempts(
+    throw tooMany(
       `You already have ${mine} segmentation${mine > 1 ? 's' : ''} queued or running; wait for one to finish${viewer.guest ? ' (or create an account for more)' : ''}`,
       30,
     );
   }
   // Guests together get a share of the queue, so a crowd of throw-away guests cannot fill it.
   if (viewer.guest && (await countActiveGuestJobs(db)) >= guestQueueLimit(cfg)) {
-    throw new TooManyAttempts('The queue is full for guests right now; try again in a minute, or create an account', 60);
+    throw tooMany('The queue is full for guests right now; try again in a minute, or create an account', 60);
   }
   if ((await countActiveJobs(db)) >= cfg.MAX_QUEUED_JOBS) {
-    throw new TooManyAttempts('The segmentation queue is full; try again in a minute', 60);
+    throw tooMany('The segmentation queue is full; try again in a minute', 60);
   }
   let row: JobRow;
   try {

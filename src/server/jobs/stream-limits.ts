@@ -1,4 +1,4 @@
-import { TRPCError } from '@trpc/server';
+import { tooMany } from '../errors.js';
 
 /**
  * Open progress streams counted per key (a user, a session), in this process. A stream holds a
@@ -19,7 +19,7 @@ export class StreamLimits {
    */
   acquire(claims: { key: string; limit: number; message: (limit: number) => string }[]): () => void {
     for (const c of claims) {
-      if (this.count(c.key) >= c.limit) throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: c.message(c.limit) });
+      if (this.count(c.key) >= c.limit) throw tooMany(c.message(c.limit), 10);
     }
     for (const c of claims) this.#open.set(c.key, this.count(c.key) + 1);
     let released = false;
