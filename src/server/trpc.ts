@@ -1,4 +1,6 @@
 import { TRPCError, initTRPC } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
+import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import { type ErrorData, INTERNAL_ERROR_MESSAGE } from '../shared/errors.js';
 import type { Context } from './context.js';
 import { DomainError, type DomainErrorKind } from './errors.js';
@@ -52,14 +54,17 @@ const t = initTRPC
      * Internal errors reach the client as one plain sentence: no stack, no SQL, no driver text —
      * even outside production. Validation errors become a readable message plus per-field messages.
      */
-    errorFormatter({ shape, error }) {
+    errorFormatter({ shape, error: raw }) {
+      // A domain error thrown where no middleware sees it (inside a subscription's stream) is
+      // mapped here, the same way as domainErrors below maps it for queries and mutations.
+      const error = fromDomain(raw);
       const issues = error.code === 'BAD_REQUEST' ? validationIssues(error.cause) : undefined;
       const data: ErrorData = {
-        code: shape.data.code,
-        httpStatus: shape.data.httpStatus,
+        code: error.code,
+        httpStatus: getHTTPStatusCodeFromError(error),
         ...(shape.data.path ? { path: shape.data.path } : {}),
       };
-      let message = shape.message;
+      let message = error === raw ? shape.message : error.message;
       if (error.code === 'INTERNAL_SERVER_ERROR') {
         message = INTERNAL_ERROR_MESSAGE;
       } else if (issues) {
@@ -68,9 +73,16 @@ const t = initTRPC
           .map(([field, msgs]) => `${field}: ${msgs.join(', ')}`)
           .join('; ')}`;
       }
-      return { message, code: shape.code, data };
+      return { message, code: TRPC_ERROR_CODES_BY_KEY[error.code], data };
     },
   });
+
+/** A tRPC error whose cause is a domain error, as the code that domain error means; others unchanged. */
+export function fromDomain(error: TRPCError): TRPCError {
+  const cause = error.cause;
+  if (!(cause instanceof DomainError) || error.code !== 'INTERNAL_SERVER_ERROR') return error;
+  return new TRPCError({ code: CODES[cause.kind], message: cause.message, cause });
+}
 
 const CODES: Record<DomainErrorKind, TRPCError['code']> = {
   invalid: 'BAD_REQUEST',
@@ -92,7 +104,7 @@ const domainErrors = t.middleware(async ({ ctx, next }) => {
   const cause = result.error.cause;
   if (!(cause instanceof DomainError)) return result;
   if (cause.retryAfterSeconds !== undefined) ctx.resHeaders.set('Retry-After', String(Math.max(1, Math.ceil(cause.retryAfterSeconds))));
-  return { ...result, error: new TRPCError({ code: CODES[cause.kind], message: cause.message, cause }) };
+  return { ...result, error: fromDomain(result.error) };
 });
 
 export const router = t.router;
