@@ -28,6 +28,7 @@ import type { Readiness } from './readiness.js';
 import { appRouter } from './routers/_app.js';
 import { uploadLimitMb } from './auth/quotas.js';
 import { DomainError } from './errors.js';
+import { isDatabaseUnavailable } from './db/unavailable.js';
 
 export interface AppDeps {
   env: Env;
@@ -169,7 +170,9 @@ export function buildApp(deps: AppDeps): Hono {
       createContext: (opts, c) => contextFor(c, opts.req, opts.resHeaders) as unknown as Promise<Record<string, unknown>>,
       onError: ({ error, path, ctx }) => {
         // Only unexplained failures are logged in full; the client saw a masked message.
-        if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause instanceof DomainError)) {
+        if (error.code === 'SERVICE_UNAVAILABLE' && isDatabaseUnavailable(error.cause)) {
+          logger.warn({ reqId: (ctx as { requestId?: string } | undefined)?.requestId, path, err: (error.cause as Error).message }, 'database unavailable');
+        } else if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause instanceof DomainError)) {
           const reqId = (ctx as { requestId?: string } | undefined)?.requestId;
           logger.error({ reqId, path, err: error.cause ?? error }, 'procedure failed');
         }

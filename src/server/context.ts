@@ -1,4 +1,6 @@
+import { TRPCError } from '@trpc/server';
 import type { Kysely } from 'kysely';
+import { DATABASE_RETRY_AFTER_S, DATABASE_UNAVAILABLE_MESSAGE, isDatabaseUnavailable } from './db/unavailable.js';
 import { type CookiePolicy, readSessionCookie, serializeClearedCookies, serializeSessionCookie } from './auth/cookies.js';
 import { type AuthUser, type Authenticated, type ClientMeta, authenticate } from './auth/service.js';
 import type { VolumeLinks } from './cases/service.js';
@@ -135,7 +137,14 @@ export async function createRequestContext(
   const token = bearer ?? cookieToken;
   let auth: Authenticated | null = null;
   if (token) {
-    auth = await authenticate(inner.services.database.db, inner.env, token);
+    try {
+      auth = await authenticate(inner.services.database.db, inner.env, token);
+    } catch (err) {
+      // Who is asking cannot be known without the database: a 503 the client retries, not a 500.
+      if (!isDatabaseUnavailable(err)) throw err;
+      resHeaders.set('Retry-After', String(DATABASE_RETRY_AFTER_S));
+      throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: DATABASE_UNAVAILABLE_MESSAGE, cause: err });
+    }
     if (cookieToken) {
       if (!auth) cookies.clear();
       else if (auth.renewedUntil) cookies.set(cookieToken, auth.renewedUntil);

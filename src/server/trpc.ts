@@ -3,6 +3,7 @@ import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import { type ErrorData, INTERNAL_ERROR_MESSAGE } from '../shared/errors.js';
 import type { Context } from './context.js';
+import { DATABASE_RETRY_AFTER_S, DATABASE_UNAVAILABLE_MESSAGE, isDatabaseUnavailable } from './db/unavailable.js';
 import { DomainError, type DomainErrorKind } from './errors.js';
 
 interface Issue {
@@ -80,6 +81,9 @@ const t = initTRPC
 /** A tRPC error whose cause is a domain error, as the code that domain error means; others unchanged. */
 export function fromDomain(error: TRPCError): TRPCError {
   const cause = error.cause;
+  if (error.code === 'INTERNAL_SERVER_ERROR' && isDatabaseUnavailable(cause)) {
+    return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: DATABASE_UNAVAILABLE_MESSAGE, cause });
+  }
   if (!(cause instanceof DomainError) || error.code !== 'INTERNAL_SERVER_ERROR') return error;
   return new TRPCError({ code: CODES[cause.kind], message: cause.message, cause });
 }
@@ -92,6 +96,7 @@ const CODES: Record<DomainErrorKind, TRPCError['code']> = {
   conflict: 'CONFLICT',
   unprocessable: 'UNPROCESSABLE_CONTENT',
   'too-many': 'TOO_MANY_REQUESTS',
+  unavailable: 'SERVICE_UNAVAILABLE',
 };
 
 /**
@@ -102,6 +107,10 @@ const domainErrors = t.middleware(async ({ ctx, next }) => {
   const result = await next();
   if (result.ok) return result;
   const cause = result.error.cause;
+  if (result.error.code === 'INTERNAL_SERVER_ERROR' && isDatabaseUnavailable(cause)) {
+    ctx.resHeaders.set('Retry-After', String(DATABASE_RETRY_AFTER_S));
+    return { ...result, error: fromDomain(result.error) };
+  }
   if (!(cause instanceof DomainError)) return result;
   if (cause.retryAfterSeconds !== undefined) ctx.resHeaders.set('Retry-After', String(Math.max(1, Math.ceil(cause.retryAfterSeconds))));
   return { ...result, error: fromDomain(result.error) };

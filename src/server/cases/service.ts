@@ -1,4 +1,4 @@
-import { forbidden, notFound } from '../errors.js';
+import { forbidden, notFound, systemErrorPhrase, unavailable } from '../errors.js';
 import type { Kysely } from 'kysely';
 import type { CaseDetail, CaseSummary, VolumeDescriptor, VolumeRole } from '../../shared/cases.js';
 import type { AdcUnit, Affine, DatatypeName } from '../../shared/nifti.js';
@@ -145,6 +145,9 @@ export async function withStoredVolumes<T>(
     // Only files no volume row points at: identical bytes stored by someone else stay.
     const referenced = await knownShas(db, created).catch(() => new Set<string>(created));
     await Promise.all(created.filter((s) => !referenced.has(s)).map((s) => store.remove(s)));
+    // The disk, not the request, is the problem: say so (without paths) and when to come back.
+    const phrase = systemErrorPhrase(err);
+    if (phrase) throw unavailable(`The files could not be stored: ${phrase}; try again later`, 60);
     throw err;
   }
 }

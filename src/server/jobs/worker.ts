@@ -4,6 +4,7 @@ import type { VolumeRole } from '../../shared/cases.js';
 import { caseVolumes, insertVolume } from '../db/cases.js';
 import { isTerminal } from '../../shared/job-status.js';
 import { findJob } from '../db/jobs.js';
+import { systemErrorPhrase } from '../errors.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
 import { CancelledError } from '../segmentation/inference.js';
@@ -193,22 +194,14 @@ export type Outcome =
   /** Unexplained: back to the queue to be retried (pg-boss counts the attempts). */
   | { kind: 'retry' };
 
-const SYSTEM_ERRORS: Record<string, string> = {
-  ENOENT: 'a stored file of this case is missing',
-  ENOSPC: 'the server ran out of disk space',
-  EACCES: 'the server may not read or write its data folder',
-  EROFS: 'the server may not write its data folder',
-  EIO: 'a disk read or write failed',
-  EMFILE: 'the server has too many files open',
-};
 
 /**
  * What of an unexplained error the job's owner may read: a system error as a plain phrase (its
  * message names server paths), anything else by its first line, bounded.
  */
 export function safeError(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return SYSTEM_ERRORS[code] ?? `a system error (${code})`;
+  const phrase = systemErrorPhrase(err);
+  if (phrase) return phrase;
   const text = err instanceof Error ? err.message : String(err);
   return text.split('\n')[0]!.slice(0, 300) || 'an unexpected error';
 }

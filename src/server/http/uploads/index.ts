@@ -48,7 +48,16 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
     if (inFlight >= options.maxConcurrent) {
       return options.refuse(c, 503, 'SERVICE_UNAVAILABLE', `The server is processing ${inFlight} uploads; try again in a few seconds`, 5);
     }
-    const auth = await options.authorize(c);
+    let auth: A | null;
+    try {
+      auth = await options.authorize(c);
+    } catch (err) {
+      // the database is down: who is uploading cannot be known yet; the client retries
+      if ((err as { code?: string }).code === 'SERVICE_UNAVAILABLE') {
+        return options.refuse(c, 503, 'SERVICE_UNAVAILABLE', (err as Error).message, 5);
+      }
+      throw err;
+    }
     if (auth === null) return options.refuse(c, 401, 'UNAUTHORIZED', 'Sign in to continue');
     const type = c.req.header('content-type') ?? '';
     if (!type.toLowerCase().startsWith('multipart/form-data') || !c.req.raw.body) {
