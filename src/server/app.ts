@@ -1,7 +1,7 @@
 import { trpcServer } from '@hono/trpc-server';
 import type { AnyRouter } from '@trpc/server';
 import path from 'node:path';
-import { Hono, type Context as HonoContext } from 'hono';
+import { Hono, type Context as HonoContext, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { cookiePolicy } from './auth/cookies.js';
@@ -104,7 +104,25 @@ export function buildApp(deps: AppDeps): Hono {
     onError: (c) =>
       trpcErrorResponse(c, 413, 'PAYLOAD_TOO_LARGE', `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`),
   });
-  app.use('/trpc/*', (c, next) => (UPLOAD_PATHS.has(c.req.path) ? uploadLimit(c, next) : smallLimit(c, next)));
+  // Streamed uploads are capped while they stream (http/uploads), after authentication: here only
+  // a declared Content-Length is checked. Hono's bodyLimit would read a chunked body (no length)
+  // into memory before anything else ran — the whole upload, unauthenticated.
+  const declaredOnly = (maxSize: number, refuse: (c: HonoContext) => Response): MiddlewareHandler =>
+    async (c, next) => {
+      const length = c.req.header('content-length');
+      if (length !== undefined && !c.req.header('transfer-encoding') && Number(length) > maxSize) return refuse(c);
+      await next();
+    };
+  const streamedTrpcLimit = declaredOnly(env.MAX_UPLOAD_MB * 1048576 + 65536, (c) =>
+    trpcErrorResponse(c, 413, 'PAYLOAD_TOO_LARGE', `The upload is larger than ${env.MAX_UPLOAD_MB} MiB`),
+  );
+  app.use('/trpc/*', (c, next) =>
+    c.req.path === '/trpc/cases.upload'
+      ? streamedTrpcLimit(c, next)
+      : UPLOAD_PATHS.has(c.req.path)
+        ? uploadLimit(c, next)
+        : smallLimit(c, next),
+  );
   app.use(
     '/trpc/*',
     csrfGuard({ trustedOrigins: [...(publicOrigin ? [publicOrigin] : []), ...env.ALLOWED_ORIGINS, ...env.EMBED_ORIGINS] }),
@@ -186,8 +204,15 @@ export function buildApp(deps: AppDeps): Hono {
     bodyLimit({ maxSize, onError: (c) => c.json({ message, code: 'PAYLOAD_TOO_LARGE' }, 413) });
   const restUploadLimit = restLimit(env.MAX_UPLOAD_MB * 1048576 + 65536, `The upload is larger than ${env.MAX_UPLOAD_MB} MiB`);
   const restSmallLimit = restLimit(env.TRPC_MAX_BODY_BYTES, `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`);
+  const streamedRestLimit = declaredOnly(env.MAX_UPLOAD_MB * 1048576 + 65536, (c) =>
+    c.json({ message: `The upload is larger than ${env.MAX_UPLOAD_MB} MiB`, code: 'PAYLOAD_TOO_LARGE' }, 413),
+  );
   app.use('/api/*', (c, next) =>
-    c.req.method === 'POST' && MULTIPART_PATHS.includes(c.req.path) ? restUploadLimit(c, next) : restSmallLimit(c, next),
+    c.req.method === 'POST' && c.req.path === '/api/cases'
+      ? streamedRestLimit(c, next)
+      : c.req.method === 'POST' && MULTIPART_PATHS.includes(c.req.path)
+        ? restUploadLimit(c, next)
+        : restSmallLimit(c, next),
   );
   app.use('/api/*', readyGate({ readiness }));
   app.post('/api/cases', streamed('rest'));

@@ -1,4 +1,7 @@
-import { readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -12,6 +15,8 @@ import { createLogger } from './logger.js';
 import { buildNifti } from './nifti/fixtures.js';
 import { builtInModelsDir, loadModelRegistry } from './segmentation/models.js';
 import { describeEachDatabase } from './test/databases.js';
+import { freePort, startProcess } from './test/process.js';
+import { sha256Hex } from './volumes/store.js';
 import { makeTestApp } from './test/app.js';
 import { TestBrowser } from './test/browser.js';
 import { type TestDatabase, openTestDatabase } from './test/databases.js';
@@ -153,6 +158,71 @@ describeEachDatabase('a failed write in DATA_DIR', (current) => {
       await server.close();
       await runtime.stop(1000);
       await models.close();
+    }
+  });
+});
+
+describe('SIGKILL during an upload', { timeout: 400_000 }, () => {
+  it('leaves no rows; the spooled upload and orphan volume files are removed at the next start', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-kill-'));
+    const env = { PORT: String(await freePort()), DATA_DIR: dataDir };
+    const first = startProcess(env);
+    try {
+      await first.waitReady();
+      const post = (proc: string, body: unknown, cookie?: string) =>
+        fetch(`${first.url}/trpc/${proc}`, { method: 'POST', headers: { 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', ...(cookie ? { cookie } : {}) }, body: JSON.stringify(body) });
+      const reg = await post('auth.register', { email: 'kill@x.org', password: 'correct horse battery' });
+      const cookie = reg.headers.getSetCookie()[0]!.split(';')[0]!;
+
+      // An upload whose body arrives slowly: the first part is spooled, then the server is killed.
+      const boundary = 'sv-kill-boundary';
+      const dwi = buildNifti({ dim: [32, 32, 16], gzip: false });
+      let push!: ReadableStreamDefaultController<Uint8Array>;
+      const body = new ReadableStream<Uint8Array>({ start: (c) => void (push = c) });
+      const upload = fetch(`${first.url}/trpc/cases.upload`, {
+        method: 'POST',
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, cookie, 'sec-fetch-site': 'same-origin' },
+        body,
+        duplex: 'half',
+      } as RequestInit).catch((e: unknown) => e);
+      push.enqueue(new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nkilled\r\n--${boundary}\r\nContent-Disposition: form-data; name="dwi"; filename="dwi.nii"\r\nContent-Type: application/octet-stream\r\n\r\n`));
+      push.enqueue(dwi.subarray(0, 20_000));
+      const spool = path.join(dataDir, 'uploads');
+      await vi.waitFor(() => {
+        const folders = existsSync(spool) ? readdirSync(spool) : [];
+        expect(folders.length).toBe(1);
+        expect(readdirSync(path.join(spool, folders[0]!))).toContain('dwi.part');
+      }, { timeout: 60_000, interval: 50 });
+      first.child.kill('SIGKILL');
+      await first.exited;
+      push.error(new Error('client gone'));
+      await upload;
+
+      // What a crash between writing a volume file and committing its row would leave.
+      const orphan = Buffer.from('not referenced by any row');
+      const sha = sha256Hex(orphan);
+      mkdirSync(path.join(dataDir, 'volumes', sha.slice(0, 2)), { recursive: true });
+      writeFileSync(path.join(dataDir, 'volumes', sha.slice(0, 2), `${sha}.nii.gz`), orphan);
+      writeFileSync(path.join(dataDir, 'volumes', '.tmp-0123456789abcdef'), 'half written');
+
+      const second = startProcess(env);
+      try {
+        await second.waitReady();
+        expect(readdirSync(spool)).toEqual([]);
+        expect(existsSync(path.join(dataDir, 'volumes', sha.slice(0, 2), `${sha}.nii.gz`))).toBe(false);
+        expect(existsSync(path.join(dataDir, 'volumes', '.tmp-0123456789abcdef'))).toBe(false);
+      } finally {
+        await second.stop();
+      }
+      const db = await PGlite.create({ dataDir: path.join(dataDir, 'pgdata') });
+      try {
+        const counts = await db.query<{ cases: number; volumes: number }>('select (select count(*)::int from cases) as cases, (select count(*)::int from volumes) as volumes');
+        expect(counts.rows[0]).toEqual({ cases: 0, volumes: 0 });
+      } finally {
+        await db.close();
+      }
+    } finally {
+      if (first.child.exitCode === null) first.child.kill('SIGKILL');
     }
   });
 });

@@ -4,6 +4,7 @@ import { serve } from '@hono/node-server';
 import { buildApp } from './app.js';
 import { ensureAdmin } from './auth/service.js';
 import { seedDemoCases } from './cases/demo.js';
+import { collectOrphanFiles } from './cases/service.js';
 import { fatal } from './boot.js';
 import { BootError, ensureWritableDataDir, removeStaleUploads, resolveSecretKey } from './data-dir.js';
 import { connectDatabase, type DatabaseHandle, redactUrl } from './db/connect.js';
@@ -92,6 +93,9 @@ async function start(): Promise<void> {
     if (stopping) return;
     const store = new FsVolumeStore(path.join(dataDir, 'volumes'));
     const signer = createVolumeSigner(secretKey, env.VOLUME_URL_TTL_S);
+    // Files a crash left between writing and committing (and half-written temporaries).
+    const orphans = await collectOrphanFiles(database.db, store, env.DATABASE_URL ? 3_600_000 : 0);
+    if (orphans > 0) logger.info({ files: orphans }, 'orphan volume files removed');
     const t0 = Date.now();
     if (env.ADMIN_EMAIL && env.ADMIN_PASSWORD) {
       const outcome = await ensureAdmin(database.db, { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD });

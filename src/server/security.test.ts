@@ -210,6 +210,25 @@ describeEachDatabase('security over real HTTP', (current) => {
     expect((await sql<{ n: number }>`select count(*)::int as n from cases`.execute(s.db)).rows[0]!.n).toBe(1);
   });
 
+  it('S9 a chunked upload (no Content-Length) is authenticated before its body is read: an anonymous one gets 401 while it is still sending', async () => {
+    // Found while writing the SIGKILL test (#16): Hono's bodyLimit read a chunked body into memory
+    // — all of it, unauthenticated — before the streamed upload could refuse it.
+    const s = await serve();
+    let push!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (push = c) });
+    push.enqueue(new TextEncoder().encode('--b\r\nContent-Disposition: form-data; name="dwi"; filename="dwi.nii"\r\n\r\n'));
+    push.enqueue(new Uint8Array(65536));
+    // the body never ends: only an answer given before reading it can arrive
+    const res = await fetch(`${s.url}/trpc/cases.upload`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=b', 'sec-fetch-site': 'same-origin' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(401);
+    push.error(new Error('done'));
+  });
+
   it('S10 rate limits key on the real client address behind the trusted proxies: 429 with Retry-After', async () => {
     const s = await serve({ TRUSTED_PROXY_HOPS: '1', AUTH_RATE_PER_MIN: '2' });
     const from = (chain: string) => s.browser({ 'x-forwarded-for': chain });

@@ -173,10 +173,20 @@ export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id:
 export async function collectVolumes(db: Db, store: VolumeStore): Promise<number> {
   const shas = await deleteUnreferencedVolumes(db, { olderThan: new Date(Date.now() - 10 * 60_000) });
   for (const s of shas) await store.remove(s);
-  let removed = shas.length;
-  const hourAgo = Date.now() - 3_600_000;
+  return shas.length + (await collectOrphanFiles(db, store, 3_600_000));
+}
+
+/**
+ * Files with no volume row and half-written temporaries, older than `olderThanMs` (0: all) — what
+ * a crash between writing a file and committing its row leaves. At boot with the embedded
+ * database (its lock makes this the only process) everything goes at once; on shared storage only
+ * what is old enough that no live writer can still be about to commit it.
+ */
+export async function collectOrphanFiles(db: Db, store: VolumeStore, olderThanMs: number): Promise<number> {
+  let removed = await store.removeStaleTemps(olderThanMs);
+  const before = Date.now() - olderThanMs;
   const candidates: string[] = [];
-  for await (const f of store.list()) if (f.mtime.getTime() < hourAgo) candidates.push(f.sha256);
+  for await (const f of store.list()) if (olderThanMs === 0 || f.mtime.getTime() < before) candidates.push(f.sha256);
   const known = await knownShas(db, candidates);
   for (const s of candidates) {
     if (!known.has(s)) {

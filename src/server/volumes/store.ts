@@ -21,6 +21,8 @@ export interface VolumeStore {
   remove(sha256: string): Promise<void>;
   /** Every stored object with its modification time (for collecting orphans). */
   list(): AsyncIterable<{ sha256: string; mtime: Date }>;
+  /** Removes half-written temporary objects (a write cut by a crash) older than `olderThanMs` (0: all). */
+  removeStaleTemps(olderThanMs: number): Promise<number>;
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -72,6 +74,19 @@ export class FsVolumeStore implements VolumeStore {
 
   async remove(sha256: string) {
     await rm(this.pathOf(sha256), { force: true });
+  }
+
+  async removeStaleTemps(olderThanMs: number, now = Date.now()) {
+    let removed = 0;
+    for (const f of await readdir(this.root).catch(() => [] as string[])) {
+      if (!f.startsWith('.tmp-')) continue;
+      const s = await stat(path.join(this.root, f)).catch(() => undefined);
+      if (s && (olderThanMs === 0 || now - s.mtimeMs > olderThanMs)) {
+        await rm(path.join(this.root, f), { force: true });
+        removed++;
+      }
+    }
+    return removed;
   }
 
   async *list() {
