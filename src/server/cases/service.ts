@@ -6,7 +6,9 @@ import {
   type Viewer,
   caseVolumes,
   deleteCaseRow,
-  deleteUnreferencedVolumes,
+  deleteVolumeIfUnreferenced,
+  findUnreferencedVolumes,
+  lockVolumeHashes,
   findCase,
   insertCase,
   insertVolume,
@@ -14,7 +16,7 @@ import {
 } from '../db/cases.js';
 import type { CaseRow, CaseSource, Database, VolumeRow } from '../db/tables.js';
 import type { VolumeSigner } from '../volumes/signing.js';
-import type { VolumeStore } from '../volumes/store.js';
+import { type VolumeStore, sha256Hex } from '../volumes/store.js';
 import type { PreparedVolume } from './prepare.js';
 
 type Db = Kysely<Database>;
@@ -105,9 +107,10 @@ export async function createCase(
 }
 
 /**
- * Stores checked volumes, all or nothing: files first (content-addressed, atomic), then their
- * volume rows and whatever `commit` writes, in one transaction; if anything fails, the files this
- * call created and nothing else references are removed, and no row remains.
+ * Stores checked volumes, all or nothing: under a lock on their hashes (no collector or other
+ * writer of the same bytes in between), files first (content-addressed, atomic), then their volume
+ * rows and whatever `commit` writes, in one transaction. If anything fails, the files this call
+ * created are removed while the lock is still held, and no row remains.
  */
 export async function withStoredVolumes<T>(
   db: Db,
@@ -115,41 +118,85 @@ export async function withStoredVolumes<T>(
   volumes: Pick<PreparedVolume, 'stored' | 'facts' | 'sha256'>[],
   commit: (trx: Kysely<Database>, volumeIds: string[]) => Promise<T>,
 ): Promise<T> {
-  const created: string[] = [];
   try {
-    const shas: string[] = [];
-    for (const v of volumes) {
-      const put = await store.put(v.stored, v.sha256);
-      if (put.created) created.push(put.sha256);
-      shas.push(put.sha256);
-    }
     return await db.transaction().execute(async (trx) => {
-      const ids: string[] = [];
-      for (const [i, v] of volumes.entries()) {
-        ids.push(
-          await insertVolume(trx, {
-            sha256: shas[i]!,
-            bytes: v.stored.length,
-            dims: v.facts.dims,
-            voxelSizeMm: v.facts.voxelSizeMm,
-            datatype: v.facts.datatype,
-            affine: v.facts.affine,
-            frames: v.facts.frames,
-            adcUnit: v.facts.adcUnit ?? null,
-          }),
-        );
+      const { ids, created } = await storeVolumesIn(trx, store, volumes);
+      try {
+        return await commit(trx, ids);
+      } catch (err) {
+        await removeFiles(store, created);
+        throw err;
       }
-      return commit(trx, ids);
     });
   } catch (err) {
-    // Only files no volume row points at: identical bytes stored by someone else stay.
-    const referenced = await knownShas(db, created).catch(() => new Set<string>(created));
-    await Promise.all(created.filter((s) => !referenced.has(s)).map((s) => store.remove(s)));
     // The disk, not the request, is the problem: say so (without paths) and when to come back.
     const phrase = systemErrorPhrase(err);
     if (phrase) throw unavailable(`The files could not be stored: ${phrase}; try again later`, 60);
     throw err;
   }
+}
+
+/**
+ * Inside a transaction: locks the volumes' hashes, writes the files that are missing and inserts
+ * (or finds) their rows. On a failure here the files it created are removed before it throws;
+ * a caller whose later step fails removes `created` itself (still inside the transaction).
+ */
+export async function storeVolumesIn(
+  trx: Kysely<Database>,
+  store: VolumeStore,
+  volumes: Pick<PreparedVolume, 'stored' | 'facts' | 'sha256'>[],
+): Promise<{ ids: string[]; created: string[] }> {
+  const shas = volumes.map((v) => v.sha256 ?? sha256Hex(v.stored));
+  await lockVolumeHashes(trx, shas);
+  const created: string[] = [];
+  try {
+    const ids: string[] = [];
+    for (const [i, v] of volumes.entries()) {
+      const put = await store.put(v.stored, shas[i]);
+      if (put.created) created.push(put.sha256);
+      ids.push(
+        await insertVolume(trx, {
+          sha256: shas[i]!,
+          bytes: v.stored.length,
+          dims: v.facts.dims,
+          voxelSizeMm: v.facts.voxelSizeMm,
+          datatype: v.facts.datatype,
+          affine: v.facts.affine,
+          frames: v.facts.frames,
+          adcUnit: v.facts.adcUnit ?? null,
+        }),
+      );
+    }
+    return { ids, created };
+  } catch (err) {
+    await removeFiles(store, created);
+    throw err;
+  }
+}
+
+async function removeFiles(store: VolumeStore, shas: string[]): Promise<void> {
+  await Promise.all(shas.map((s) => store.remove(s).catch(() => {})));
+}
+
+/**
+ * Removes each volume nothing references — its row, then its file — one hash at a time under the
+ * hash's lock, checking again under the lock: a writer storing the same bytes meanwhile either
+ * committed its reference first (the volume stays) or waits until this is done (and writes the
+ * file again). Also removes a file that has no row at all. Returns the files removed.
+ */
+export async function removeIfUnreferenced(db: Db, store: VolumeStore, shas: string[]): Promise<number> {
+  let removed = 0;
+  for (const sha of shas) {
+    const gone = await db.transaction().execute(async (trx) => {
+      await lockVolumeHashes(trx, [sha]);
+      await deleteVolumeIfUnreferenced(trx, sha);
+      if ((await knownShas(trx, [sha])).has(sha)) return false;
+      await store.remove(sha);
+      return true;
+    });
+    if (gone) removed++;
+  }
+  return removed;
 }
 
 export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id: string): Promise<void> {
@@ -161,7 +208,7 @@ export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id:
   // Only this case's volumes (and its jobs' masks) can have become unreferenced: collect those,
   // not the whole store.
   const used = await deleteCaseRow(db, id);
-  for (const sha of await deleteUnreferencedVolumes(db, { ids: used })) await store.remove(sha);
+  await removeIfUnreferenced(db, store, await findUnreferencedVolumes(db, { ids: used }));
 }
 
 /**
@@ -171,9 +218,8 @@ export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id:
  * Runs in the scheduled retention clean-up (jobs/retention.ts).
  */
 export async function collectVolumes(db: Db, store: VolumeStore): Promise<number> {
-  const shas = await deleteUnreferencedVolumes(db, { olderThan: new Date(Date.now() - 10 * 60_000) });
-  for (const s of shas) await store.remove(s);
-  return shas.length + (await collectOrphanFiles(db, store, 3_600_000));
+  const shas = await findUnreferencedVolumes(db, { olderThan: new Date(Date.now() - 10 * 60_000) });
+  return (await removeIfUnreferenced(db, store, shas)) + (await collectOrphanFiles(db, store, 3_600_000));
 }
 
 /**
@@ -188,11 +234,6 @@ export async function collectOrphanFiles(db: Db, store: VolumeStore, olderThanMs
   const candidates: string[] = [];
   for await (const f of store.list()) if (olderThanMs === 0 || f.mtime.getTime() < before) candidates.push(f.sha256);
   const known = await knownShas(db, candidates);
-  for (const s of candidates) {
-    if (!known.has(s)) {
-      await store.remove(s);
-      removed++;
-    }
-  }
+  removed += await removeIfUnreferenced(db, store, candidates.filter((s) => !known.has(s)));
   return removed;
 }

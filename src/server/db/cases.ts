@@ -166,17 +166,38 @@ export async function caseExistsForSubject(db: Db, source: CaseSource, subjectId
  * volume written a moment ago, whose case or job row is not committed yet, is never collected) or
  * the given ones — and returns their content addresses.
  */
-export async function deleteUnreferencedVolumes(db: Db, among: { olderThan: Date } | { ids: string[] }): Promise<string[]> {
+/** The volumes nothing references (no case, job or mask version), among old ones or given ids: their hashes. */
+export async function findUnreferencedVolumes(db: Db, among: { olderThan: Date } | { ids: string[] } | { shas: string[] }): Promise<string[]> {
   if ('ids' in among && among.ids.length === 0) return [];
+  if ('shas' in among && among.shas.length === 0) return [];
   const rows = await db
-    .deleteFrom('volumes as v')
-    .where((eb) => ('ids' in among ? eb('v.id', 'in', among.ids) : eb('v.created_at', '<', among.olderThan)))
+    .selectFrom('volumes as v')
+    .select('v.sha256')
+    .where((eb) =>
+      'ids' in among ? eb('v.id', 'in', among.ids) : 'shas' in among ? eb('v.sha256', 'in', among.shas) : eb('v.created_at', '<', among.olderThan),
+    )
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('case_volumes as cv').select('cv.volume_id').whereRef('cv.volume_id', '=', 'v.id'))))
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('job_volumes as jv').select('jv.volume_id').whereRef('jv.volume_id', '=', 'v.id'))))
     .where(({ not, exists, selectFrom }) => not(exists(selectFrom('mask_versions as mv').select('mv.volume_id').whereRef('mv.volume_id', '=', 'v.id'))))
-    .returning('v.sha256')
     .execute();
   return rows.map((r) => r.sha256);
+}
+
+/** Deletes the volume row of `sha256` if nothing references it; whether it did. */
+export async function deleteVolumeIfUnreferenced(db: Db, sha256: string): Promise<boolean> {
+  const [sha] = await findUnreferencedVolumes(db, { shas: [sha256] });
+  if (!sha) return false;
+  await db.deleteFrom('volumes').where('sha256', '=', sha).execute();
+  return true;
+}
+
+/**
+ * Transaction-scoped locks on content hashes, taken in one order (no deadlock between two
+ * writers): while held, nobody else stores, links or collects the same bytes. Every "store file +
+ * insert row" and every "delete row + remove file" runs under it, so rows and files cannot drift.
+ */
+export async function lockVolumeHashes(trx: Db, shas: string[]): Promise<void> {
+  for (const sha of [...new Set(shas)].sort()) await sql`select pg_advisory_xact_lock(hashtextextended(${`volume:${sha}`}, 0))`.execute(trx);
 }
 
 export async function knownShas(db: Db, shas: string[]): Promise<Set<string>> {

@@ -41,22 +41,33 @@ export function progress(db: Db, lease: Lease, p: { progress: number; message: s
 }
 
 /**
- * running → succeeded with its result, and the result's masks linked to the job, in one
- * transaction: a worker that lost the job links nothing (the rollback undoes its links).
+ * running → succeeded, in one transaction with saving the result: the job row is locked and its
+ * lease checked first (a worker that lost the job stores nothing), then `save` stores the masks
+ * (under their hashes' locks) and says what to write, then the guarded update and the links.
  */
 export async function succeed(
   db: Db,
   lease: Lease,
-  result: { json: string; links: { name: string; volumeId: string }[] },
+  save: (trx: Db) => Promise<{ json: string; links: { name: string; volumeId: string }[] }>,
 ): Promise<JobRow | undefined> {
   return db.transaction().execute(async (trx) => {
+    const held = await trx
+      .selectFrom('jobs')
+      .select('id')
+      .where('id', '=', lease.jobId)
+      .where('status', '=', 'running')
+      .where('attempts', '=', lease.attempt)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!held) return undefined;
+    const result = await save(trx);
     const done = await updateJob(
       trx,
       lease.jobId,
       { status: 'succeeded', progress: 100, message: 'Done', result: result.json, error: null, finished_at: new Date() },
       { statusIn: ['running'], attempts: lease.attempt },
     );
-    if (!done) return undefined;
+    if (!done) throw new Error('the job changed while it was locked'); // cannot happen: rolls back
     for (const l of result.links) await linkJobVolume(trx, lease.jobId, l.name, l.volumeId);
     return done;
   });

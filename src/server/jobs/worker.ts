@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { VolumeRole } from '../../shared/cases.js';
-import { caseVolumes, insertVolume } from '../db/cases.js';
+import { storeVolumesIn } from '../cases/service.js';
+import { caseVolumes } from '../db/cases.js';
 import { isTerminal } from '../../shared/job-status.js';
 import { findJob } from '../db/jobs.js';
 import { systemErrorPhrase } from '../errors.js';
@@ -154,35 +155,32 @@ function watchMemory() {
 }
 
 /**
- * Stores the job's masks (content-addressed: a retried job adds nothing) and says how they link
- * to the job; the links are written with the job's success, in one transaction (transitions.succeed).
+ * Stores the job's masks (content-addressed: a retried job adds nothing) inside the success
+ * transaction (transitions.succeed), under their hashes' locks; says what to link.
  */
 export async function storeResult(
-  deps: Pick<WorkerDeps, 'db' | 'store'>,
+  trx: Kysely<Database>,
+  store: VolumeStore,
   result: SegmentResult,
-): Promise<{ stored: StoredResult; links: { name: string; volumeId: string }[] }> {
+): Promise<{ json: string; links: { name: string; volumeId: string }[] }> {
   // Every mask is uint8 on the DWI grid: the header facts come from the result, not a re-read.
-  const save = async (bytes: Buffer) => {
-    const put = await deps.store.put(bytes);
-    return insertVolume(deps.db, {
-      sha256: put.sha256,
-      bytes: bytes.length,
-      dims: result.dims,
-      voxelSizeMm: result.voxelSizeMm,
-      datatype: 'uint8',
-      affine: result.affine,
-      frames: 1,
+  const facts = { dims: result.dims, voxelSizeMm: result.voxelSizeMm, datatype: 'uint8' as const, affine: result.affine, frames: 1 };
+  const masks = [result.maskNifti, ...(result.perModel.length > 1 ? result.perModel.map((m) => m.maskNifti) : [])];
+  const { ids, created } = await storeVolumesIn(trx, store, masks.map((stored) => ({ stored, facts })));
+  try {
+    const maskVolumeId = ids[0]!;
+    const links = [{ name: 'mask', volumeId: maskVolumeId }];
+    const perModel: StoredResult['perModel'] = result.perModel.map((m, i) => {
+      const volumeId = result.perModel.length === 1 ? maskVolumeId : ids[i + 1]!;
+      links.push({ name: `model:${m.modelId}`, volumeId });
+      return { modelId: m.modelId, volumeId };
     });
-  };
-  const maskVolumeId = await save(result.maskNifti);
-  const links = [{ name: 'mask', volumeId: maskVolumeId }];
-  const perModel: StoredResult['perModel'] = [];
-  for (const m of result.perModel) {
-    const volumeId = result.perModel.length === 1 ? maskVolumeId : await save(m.maskNifti);
-    links.push({ name: `model:${m.modelId}`, volumeId });
-    perModel.push({ modelId: m.modelId, volumeId });
+    const stored: StoredResult = { maskVolumeId, perModel, metrics: result.metrics, notes: result.notes };
+    return { json: JSON.stringify(stored), links };
+  } catch (err) {
+    await Promise.all(created.map((s) => store.remove(s)));
+    throw err;
   }
-  return { stored: { maskVolumeId, perModel, metrics: result.metrics, notes: result.notes }, links };
 }
 
 /** What a failed run means for the job. */
@@ -250,8 +248,7 @@ export function jobRunner(
       });
       await watch.settle();
       if (watch.lost()) return lostIt();
-      const { stored, links } = await storeResult(deps, result);
-      const done = await finished(deps, await transition.succeed(db, lease, { json: JSON.stringify(stored), links }));
+      const done = await finished(deps, await transition.succeed(db, lease, (trx) => storeResult(trx, deps.store, result)));
       if (!done) return lostIt();
       log.info({ jobId, ...memory(), timingsMs: result.timings }, 'job succeeded');
     } catch (err) {

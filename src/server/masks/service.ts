@@ -1,11 +1,11 @@
 import { gzipSync } from 'node:zlib';
 import type { Kysely } from 'kysely';
 import type { MaskVersionView } from '../../shared/masks.js';
-import { type Viewer, caseVolumes, deleteUnreferencedVolumes, findCase, findVolume } from '../db/cases.js';
+import { type Viewer, caseVolumes, findCase, findUnreferencedVolumes, findVolume } from '../db/cases.js';
 import { findJob } from '../db/jobs.js';
 import type { Database, MaskVersionRow } from '../db/tables.js';
 import { sameGrid } from '../cases/prepare.js';
-import { type VolumeLinks, toVolumeDescriptor, withStoredVolumes } from '../cases/service.js';
+import { type VolumeLinks, removeIfUnreferenced, toVolumeDescriptor, withStoredVolumes } from '../cases/service.js';
 import { NiftiError, isGzip, readNifti, toFloat32 } from '../nifti/read.js';
 import { type VolumeStore, sha256Hex } from '../volumes/store.js';
 import type { CpuPool } from '../workers/pool.js';
@@ -232,5 +232,5 @@ export async function toMaskView(db: Db, row: Listed, links: VolumeLinks): Promi
 export async function deleteMaskVersion(db: Db, store: VolumeStore, viewer: Viewer, id: string): Promise<void> {
   const row = await findMaskVersion(db, viewer, id);
   await db.deleteFrom('mask_versions').where('id', '=', row.id).execute();
-  for (const sha of await deleteUnreferencedVolumes(db, { ids: [row.volume_id] })) await store.remove(sha);
+  await removeIfUnreferenced(db, store, await findUnreferencedVolumes(db, { ids: [row.volume_id] }));
 }
