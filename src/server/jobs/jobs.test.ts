@@ -234,6 +234,14 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(Number(raw.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
+  it('the cap check and the insert do not race: eight parallel creates with a cap of 1 admit exactly one (#16 item 4)', async () => {
+    const { caseId, browser } = await setup({ runWorker: false, env: { MAX_ACTIVE_JOBS_PER_USER: '1' } });
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => browser.mutate('jobs.create', { caseId, idempotencyKey: `parallel-create-${i}` })));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 429, 429, 429, 429, 429, 429, 429]);
+    const active = await current().handle.db.selectFrom('jobs').select('id').where('status', 'in', ['queued', 'running']).execute();
+    expect(active).toHaveLength(1);
+  });
+
   it('a deterministic input problem fails at once with its message (no retry)', async () => {
     const { client, store } = await setup();
     const noAdc = phantomVolumes(101).filter((v) => v.role !== 'adc');

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { JobProgressEvent, JobResultView, JobView } from '../../shared/jobs.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
@@ -173,27 +173,32 @@ export async function createJob(
   if (mine === 0) {
     throw forbidden('Guests cannot run segmentations on this server; create an account');
   }
-  if ((await countActiveJobs(db, viewer.userId)) >= mine) {
-    throw tooMany(
-      `You already have ${mine} segmentation${mine > 1 ? 's' : ''} queued or running; wait for one to finish${viewer.guest ? ' (or create an account for more)' : ''}`,
-      30,
-    );
-  }
-  // Guests together get a share of the queue, so a crowd of throw-away guests cannot fill it.
-  if (viewer.guest && (await countActiveGuestJobs(db)) >= guestQueueLimit(cfg)) {
-    throw tooMany('The queue is full for guests right now; try again in a minute, or create an account', 60);
-  }
-  if ((await countActiveJobs(db)) >= cfg.MAX_QUEUED_JOBS) {
-    throw tooMany('The segmentation queue is full; try again in a minute', 60);
-  }
   let row: JobRow;
   try {
-    row = await insertJob(db, {
-      ownerId: viewer.userId,
-      caseId: input.caseId,
-      modelIds: [...new Set(input.modelIds)],
-      idempotencyKey: input.idempotencyKey ?? null,
-      expiresAt: new Date(Date.now() + cfg.RESULT_RETENTION_DAYS * 86_400_000),
+    // One admission at a time: the caps are counted and the row inserted under one lock, so
+    // parallel creates cannot all pass a count taken before any of them had inserted.
+    row = await db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtextextended('strokeview:job-admission', 0))`.execute(trx);
+      if ((await countActiveJobs(trx, viewer.userId)) >= mine) {
+        throw tooMany(
+          `You already have ${mine} segmentation${mine > 1 ? 's' : ''} queued or running; wait for one to finish${viewer.guest ? ' (or create an account for more)' : ''}`,
+          30,
+        );
+      }
+      // Guests together get a share of the queue, so a crowd of throw-away guests cannot fill it.
+      if (viewer.guest && (await countActiveGuestJobs(trx)) >= guestQueueLimit(cfg)) {
+        throw tooMany('The queue is full for guests right now; try again in a minute, or create an account', 60);
+      }
+      if ((await countActiveJobs(trx)) >= cfg.MAX_QUEUED_JOBS) {
+        throw tooMany('The segmentation queue is full; try again in a minute', 60);
+      }
+      return insertJob(trx, {
+        ownerId: viewer.userId,
+        caseId: input.caseId,
+        modelIds: [...new Set(input.modelIds)],
+        idempotencyKey: input.idempotencyKey ?? null,
+        expiresAt: new Date(Date.now() + cfg.RESULT_RETENTION_DAYS * 86_400_000),
+      });
     });
   } catch (err) {
     // the same key sent twice at once: the unique index lets one in; both get that job
