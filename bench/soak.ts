@@ -112,9 +112,12 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
         } while (cursor);
       }
       const done = all.filter((j) => ['succeeded', 'failed', 'cancelled'].includes(j.status)).length;
-      while (killAt.length && done >= killAt[0]!) {
+      // a kill is due: it waits for a moment when a job is running (a kill between jobs tests nothing)
+      while (killAt.length && done >= killAt[0]! && all.some((j) => j.status === 'running')) {
         killAt.shift();
         const i = Math.floor(rand() * 2);
+        const runningNow = all.filter((j) => j.status === 'running').length;
+        if (process.env.SOAK_VERBOSE) console.log(`            kill worker ${i} at ${done} done, ${runningNow} running`);
         c.workers[i]?.child.kill('SIGKILL');
         await c.workers[i]?.exited;
         killed++;
@@ -153,12 +156,12 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
       const referenced = new Set(volumes.filter((v) => v.referenced).map((v) => v.sha256));
       const filesUnreferenced = [...files].filter((f) => !referenced.has(f)).length;
       const terminal = (byStatus.succeeded ?? 0) + (byStatus.failed ?? 0) + (byStatus.cancelled ?? 0);
-      const attempts = (await client.query('select max(attempts)::int m, sum(attempts)::int s from jobs')).rows[0];
+      const attempts = (await client.query('select max(attempts)::int m, sum(attempts)::int s, count(*) filter (where attempts >= 2)::int retried from jobs')).rows[0];
       console.log(
         `  ${label.padEnd(9)} ${JOBS} jobs in ${seconds.toFixed(0)} s (${(JOBS / seconds).toFixed(2)} jobs/s); workers SIGKILLed ${killed}×, cancels sent ${cancelled}`,
       );
       console.log(
-        `            terminal ${terminal}/${JOBS} (succeeded ${byStatus.succeeded ?? 0}, failed ${byStatus.failed ?? 0}, cancelled ${byStatus.cancelled ?? 0}); attempts max ${attempts.m}, total ${attempts.s}`,
+        `            terminal ${terminal}/${JOBS} (succeeded ${byStatus.succeeded ?? 0}, failed ${byStatus.failed ?? 0}, cancelled ${byStatus.cancelled ?? 0}); attempts max ${attempts.m}, total ${attempts.s}; ${attempts.retried} jobs ran again after their worker was killed`,
       );
       console.log(
         `            succeeded without a mask ${succeededWithoutMask}; volume rows without a file ${rowsWithoutFile}; files without a referenced row ${filesUnreferenced} (files ${files.size}, rows ${volumes.length})`,

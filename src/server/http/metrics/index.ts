@@ -2,6 +2,7 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { countJobsByStatus } from '../../db/jobs.js';
 import type { Readiness } from '../../readiness.js';
+import { JOB_STATUSES } from '../../../shared/job-status.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -81,7 +82,7 @@ export function createMetrics(opts: { procedures?: Iterable<string> } = {}): Met
         const services = readiness.services;
         if (services) {
           const counts = await countJobsByStatus(services.database.db).catch(() => ({}) as Record<string, number>);
-          for (const status of ['queued', 'running', 'succeeded', 'failed', 'cancelled']) jobs.set({ status }, counts[status] ?? 0);
+          for (const status of JOB_STATUSES) jobs.set({ status }, counts[status] ?? 0);
           depth.set(counts.queued ?? 0);
         }
         c.header('Content-Type', registry.contentType);
