@@ -15,7 +15,7 @@ import { phantomVolumes, seedDemoCases } from './cases/demo.js';
 import { BootError, ensureWritableDataDir } from './data-dir.js';
 import { insertJob } from './db/jobs.js';
 import { createLogger } from './logger.js';
-import { buildNifti } from './nifti/fixtures.js';
+import { buildNifti, testVolume } from './nifti/fixtures.js';
 import { PUBLIC_PROCEDURES, appRouter } from './routers/_app.js';
 import { makeTestApp } from './test/app.js';
 import { TestBrowser } from './test/browser.js';
@@ -37,15 +37,7 @@ const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 
  */
 
 const PASSWORD = 'correct horse battery';
-const affine: Affine = [
-  [2, 0, 0, -15],
-  [0, 2, 0, -15],
-  [0, 0, 3, -10],
-  [0, 0, 0, 1],
-];
-// Values 700–997: a plausible ADC in 10⁻⁶ mm²/s.
-const nii = (extra: Partial<Parameters<typeof buildNifti>[0]> = {}) =>
-  buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], affine, gzip: true, values: Array.from({ length: 2048 }, (_, i) => 700 + 3 * (i % 100)), ...extra });
+const nii = testVolume;
 
 function caseForm(files: Record<string, Uint8Array>, name = 'case'): FormData {
   const fd = new FormData();

@@ -66,31 +66,44 @@ describe('watchJob: the timeout on an injected clock', () => {
   });
 });
 
+/** A job row on a seeded demo case, owned by a fresh user. */
+async function jobOnDemoCase(db: Parameters<typeof insertJob>[0], modelId: string, email: string) {
+  const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-worker-')));
+  await seedDemoCases(db, store, 1);
+  const caseId = (await db.selectFrom('cases').select('id').executeTakeFirstOrThrow()).id;
+  const user = await insertUser(db, { email, password_hash: null, role: 'user' });
+  const job = await insertJob(db, { ownerId: user.id, caseId, modelIds: [modelId], idempotencyKey: null, expiresAt: new Date(Date.now() + 86_400_000) });
+  return { store, job };
+}
+
+/** Forces an interleaving: runs `then` once, right after the first query that returns the job's row. */
+function afterReadOf(jobId: string, then: () => Promise<unknown>) {
+  const state = { interleaved: false };
+  const plugin: KyselyPlugin = {
+    transformQuery: (args) => args.node,
+    async transformResult(args) {
+      if (!state.interleaved && args.result.rows.some((r) => (r as { id?: string }).id === jobId)) {
+        state.interleaved = true;
+        await then();
+      }
+      return args.result;
+    },
+  };
+  return { plugin, state };
+}
+
 describeEachDatabase('claimJob', (current) => {
   it('a job cancelled between reading it and claiming it is not run (#16 item 1): the claim touches nothing and returns null', async () => {
     const db = current().handle.db;
-    const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-claim-')));
-    await seedDemoCases(db, store, 1);
-    const caseId = (await db.selectFrom('cases').select('id').executeTakeFirstOrThrow()).id;
-    const user = await insertUser(db, { email: 'claim@example.org', password_hash: null, role: 'user' });
-    const job = await insertJob(db, { ownerId: user.id, caseId, modelIds: ['adc-dwi-v2'], idempotencyKey: null, expiresAt: new Date(Date.now() + 86_400_000) });
-
+    const { job } = await jobOnDemoCase(db, 'adc-dwi-v2', 'claim@example.org');
     // The interleaving, forced: right after the worker's read of the job row, the user cancels it.
-    let interleaved = false;
-    const cancelAfterRead: KyselyPlugin = {
-      transformQuery: (args) => args.node,
-      async transformResult(args) {
-        if (!interleaved && args.result.rows.some((r) => (r as { id?: string }).id === job.id)) {
-          interleaved = true;
-          await updateJob(db, job.id, { status: 'cancelled', cancel_requested: true, message: 'Cancelled', finished_at: new Date() }, { statusIn: ['queued'] });
-        }
-        return args.result;
-      },
-    };
+    const cancel = afterReadOf(job.id, () =>
+      updateJob(db, job.id, { status: 'cancelled', cancel_requested: true, message: 'Cancelled', finished_at: new Date() }, { statusIn: ['queued'] }),
+    );
     const models = { models: new Map([['adc-dwi-v2', {} as never]]) } as never;
     const published: unknown[] = [];
-    const claimed = await claimJob({ db: db.withPlugin(cancelAfterRead), bus: { publish: async (e: unknown) => void published.push(e) } as never, models }, job.id);
-    expect(interleaved).toBe(true);
+    const claimed = await claimJob({ db: db.withPlugin(cancel.plugin), bus: { publish: async (e: unknown) => void published.push(e) } as never, models }, job.id);
+    expect(cancel.state.interleaved).toBe(true);
     expect(claimed).toBeNull();
     const row = await findJob(db, job.id);
     expect(row).toMatchObject({ status: 'cancelled', attempts: 0 });
@@ -101,31 +114,16 @@ describeEachDatabase('claimJob', (current) => {
 describeEachDatabase('two attempts of one job (#16 item 2)', (current) => {
   async function setup() {
     const db = current().handle.db;
-    const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-lease-')));
-    await seedDemoCases(db, store, 1);
-    const caseId = (await db.selectFrom('cases').select('id').executeTakeFirstOrThrow()).id;
-    const user = await insertUser(db, { email: 'lease@example.org', password_hash: null, role: 'user' });
-    const job = await insertJob(db, { ownerId: user.id, caseId, modelIds: ['adc-core-v1'], idempotencyKey: null, expiresAt: new Date(Date.now() + 86_400_000) });
-    return { db, store, job };
+    return { db, ...(await jobOnDemoCase(db, 'adc-core-v1', 'lease@example.org')) };
   }
 
   it('two workers claiming at once: the attempt guard lets exactly one in', async () => {
     const { db, job } = await setup();
     // Forced: right after worker A reads the row, worker B claims it.
-    let interleaved = false;
-    const claimAfterRead: KyselyPlugin = {
-      transformQuery: (args) => args.node,
-      async transformResult(args) {
-        if (!interleaved && args.result.rows.some((r) => (r as { id?: string }).id === job.id)) {
-          interleaved = true;
-          expect(await transition.claim(db, (await findJob(db, job.id))!)).toMatchObject({ attempts: 1 });
-        }
-        return args.result;
-      },
-    };
+    const b = afterReadOf(job.id, async () => expect(await transition.claim(db, (await findJob(db, job.id))!)).toMatchObject({ attempts: 1 }));
     const models = { models: new Map([['adc-core-v1', {} as never]]) } as never;
-    const a = await claimJob({ db: db.withPlugin(claimAfterRead), bus: { publish: async () => {} } as never, models }, job.id);
-    expect(interleaved).toBe(true);
+    const a = await claimJob({ db: db.withPlugin(b.plugin), bus: { publish: async () => {} } as never, models }, job.id);
+    expect(b.state.interleaved).toBe(true);
     expect(a).toBeNull();
     expect(await findJob(db, job.id)).toMatchObject({ status: 'running', attempts: 1 });
   });

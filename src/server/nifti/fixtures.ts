@@ -111,3 +111,19 @@ export function buildNifti(spec: FixtureSpec): Buffer {
   const bytes = spec.truncate ? out.subarray(0, out.length - spec.truncate) : out;
   return spec.gzip ? gzipSync(bytes) : bytes;
 }
+
+/** The grid most API tests upload on: 16×16×8 at 2×2×3 mm. */
+export const TEST_AFFINE: Affine = [
+  [2, 0, 0, -15],
+  [0, 2, 0, -15],
+  [0, 0, 3, -10],
+  [0, 0, 0, 1],
+];
+
+/**
+ * A small gzipped volume on TEST_AFFINE whose values (700–997) are a plausible ADC in 10⁻⁶ mm²/s
+ * (uploads check the unit from the values), so it serves as DWI or ADC in an upload.
+ */
+export function testVolume(extra: Partial<FixtureSpec> = {}): Buffer {
+  return buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], affine: TEST_AFFINE, gzip: true, values: Array.from({ length: 2048 }, (_, i) => 700 + 3 * (i % 100)), ...extra });
+}

@@ -3,25 +3,17 @@ import { createRequire } from 'node:module';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import type { CaseDetail, CaseSummary } from '../../shared/cases.js';
-import type { Affine } from '../../shared/nifti.js';
 import { ensureAdmin } from '../auth/service.js';
 import { seedDemoCases } from '../cases/demo.js';
-import { buildNifti } from '../nifti/fixtures.js';
+import { TEST_AFFINE, buildNifti, testVolume } from '../nifti/fixtures.js';
 import { readNifti } from '../nifti/read.js';
 import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
 
 const PASSWORD = 'correct horse battery';
-const affine: Affine = [
-  [2, 0, 0, -15],
-  [0, 2, 0, -15],
-  [0, 0, 3, -10],
-  [0, 0, 0, 1],
-];
-// Values 700–997: as an ADC, plausible in 10⁻⁶ mm²/s (uploads check the unit from the values).
-const vol = (extra: Partial<Parameters<typeof buildNifti>[0]> = {}) =>
-  buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], affine, gzip: true, values: Array.from({ length: 2048 }, (_, i) => 700 + 3 * (i % 100)), ...extra });
+const affine = TEST_AFFINE;
+const vol = testVolume;
 const maskValues = Array.from({ length: 16 * 16 * 8 }, (_, i) => (i % 37 === 0 ? 1 : 0));
 
 function form(files: Record<string, Uint8Array | string>, name = 'My case'): FormData {
