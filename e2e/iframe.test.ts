@@ -46,6 +46,9 @@ it('cross-site iframe: sign in inside the frame, reload the parent, still signed
 
   await page.reload();
   await frame.getByTestId('account').getByText('framed@x.org').waitFor({ timeout: 120_000 });
+  // the frame's src is /sign-in: signed in already, it shows the cases, not the sign-in form
+  await frame.locator('[data-testid=case-list] a').first().waitFor({ timeout: 120_000 });
+  expect(await frame.getByRole('heading', { name: 'Sign in' }).count()).toBe(0);
   await page.screenshot({ path: path.join(SCREENSHOTS, 'iframe-signed-in.png') });
   const cookies = await context.cookies(server.url);
   expect(cookies.find((c) => c.name === 'strokeview_session')).toMatchObject({ sameSite: 'None', secure: true });

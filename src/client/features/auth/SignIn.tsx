@@ -1,4 +1,4 @@
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useEffect, useState } from 'react';
 import { navigate } from '../../router.js';
 import { trpc } from '../../trpc.js';
 
@@ -9,6 +9,12 @@ export function SignIn() {
   const [password, setPassword] = useState('');
   const utils = trpc.useUtils();
   const info = trpc.system.info.useQuery();
+  // Already signed in (a reload of /sign-in, a framed app whose src is /sign-in): to the cases.
+  // Switching accounts goes through "Sign out" in the header.
+  const me = trpc.auth.me.useQuery();
+  useEffect(() => {
+    if (me.data) navigate('/', { replace: true });
+  }, [me.data]);
   const done = async () => {
     await utils.invalidate();
     navigate('/');
