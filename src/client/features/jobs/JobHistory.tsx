@@ -12,15 +12,18 @@ export function JobHistory(props: { jobs: JobView[]; shown: string | null; onOpe
             const took = j.startedAt && j.finishedAt ? (new Date(j.finishedAt).getTime() - new Date(j.startedAt).getTime()) / 1000 : null;
             return (
               <tr key={j.id} data-testid="job-row" className={props.shown === j.id ? 'current' : ''}>
-                <td>{j.modelIds.join(', ')}</td>
+                {/* Four narrow columns (the panel is ~300 px): what ran and how it ended; when and how long; Dice; actions. */}
                 <td>
-                  {j.status}
+                  <span className="nowrap">{j.modelIds.join(', ')}</span>
+                  <div className="hint">{j.status}</div>
                   {j.status === 'failed' && j.error && <div className="error">{j.error}</div>}
                 </td>
-                <td className="hint">{new Date(j.createdAt).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' })}</td>
-                <td>{took === null ? '' : `${took.toFixed(1)} s`}</td>
-                <td>{j.result?.metrics.dice == null ? '' : `Dice ${j.result.metrics.dice.toFixed(3)}`}</td>
-                <td>
+                <td className="hint">
+                  {new Date(j.createdAt).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' })}
+                  {took !== null && <div>{`${took.toFixed(1)} s`}</div>}
+                </td>
+                <td className="nowrap">{j.result?.metrics.dice == null ? '' : `Dice ${j.result.metrics.dice.toFixed(3)}`}</td>
+                <td className="actions">
                   {j.result && (
                     <>
                       <button className="link" onClick={() => props.onOpen(j)} disabled={props.shown === j.id}>
