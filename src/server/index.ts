@@ -93,9 +93,14 @@ async function start(): Promise<void> {
     if (stopping) return;
     const store = new FsVolumeStore(path.join(dataDir, 'volumes'));
     const signer = createVolumeSigner(secretKey, env.VOLUME_URL_TTL_S);
-    // Files a crash left between writing and committing (and half-written temporaries).
-    const orphans = await collectOrphanFiles(database.db, store, env.DATABASE_URL ? 3_600_000 : 0);
-    if (orphans > 0) logger.info({ files: orphans }, 'orphan volume files removed');
+    // Files a crash left between writing and committing (and half-written temporaries). Only with
+    // the embedded database, whose lock makes this process alone on DATA_DIR: on shared storage the
+    // scheduled clean-up already sweeps files older than an hour, and a boot-time scan of the whole
+    // store on every replica's start would repeat that work.
+    if (!env.DATABASE_URL) {
+      const orphans = await collectOrphanFiles(database.db, store, 0);
+      if (orphans > 0) logger.info({ files: orphans }, 'orphan volume files removed');
+    }
     const t0 = Date.now();
     if (env.ADMIN_EMAIL && env.ADMIN_PASSWORD) {
       const outcome = await ensureAdmin(database.db, { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD });
