@@ -27,7 +27,9 @@ function initialBundleSize(): Plugin {
         raw += Buffer.byteLength(code);
         gz += gzipSync(code).length;
       }
-      this.info(`initial bundle (entry + static imports, NiiVue excluded): ${(raw / 1024).toFixed(1)} kB, ${(gz / 1024).toFixed(1)} kB gzip`);
+      this.info(
+        `initial bundle (entry + static imports, NiiVue excluded): ${(raw / 1024).toFixed(1)} kB, ${(gz / 1024).toFixed(1)} kB gzip`,
+      );
       console.log(`strokeview: initial bundle ${(raw / 1024).toFixed(1)} kB (${(gz / 1024).toFixed(1)} kB gzip)`);
     },
   };
@@ -42,6 +44,8 @@ export default defineConfig({
   build: { outDir: '../../dist/client', emptyOutDir: true, sourcemap: true, chunkSizeWarningLimit: 2000 },
   server: {
     port: 5173,
-    proxy: Object.fromEntries(['/trpc', '/files', '/healthz', '/readyz', '/config.json'].map((p) => [p, { target: api, changeOrigin: true }])),
+    proxy: Object.fromEntries(
+      ['/trpc', '/files', '/healthz', '/readyz', '/config.json'].map((p) => [p, { target: api, changeOrigin: true }]),
+    ),
   },
 });

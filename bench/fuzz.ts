@@ -31,13 +31,20 @@ for (const c of fuzzNiftiCases(1, readerCases)) {
     }
   }
 }
-console.log(`  reader: ${readerCases} cases, ${read} read, ${refused} refused (NiftiError), ${crashes} other errors, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `  reader: ${readerCases} cases, ${read} read, ${refused} refused (NiftiError), ${crashes} other errors, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
 
 const server = await startLiveServer({ demoCases: 0, env: { LOG_LEVEL: 'warn' } });
 let unhandled = 0;
 try {
   const token = await server.token('fuzz@bench.org');
-  const adc = buildNifti({ dim: [12, 12, 6], pixdim: [2, 2, 3], values: Array.from({ length: 864 }, (_, i) => 700 + 3 * (i % 100)), gzip: true });
+  const adc = buildNifti({
+    dim: [12, 12, 6],
+    pixdim: [2, 2, 3],
+    values: Array.from({ length: 864 }, (_, i) => 700 + 3 * (i % 100)),
+    gzip: true,
+  });
   const pid = server.child.pid!;
   const mem = rssPeak(pid);
   const statuses = new Map<number, number>();
@@ -55,19 +62,29 @@ try {
     if (res.status >= 400 && !(body.message && body.message.length > 10)) noMessage++;
     if (res.status >= 500) console.log(`  5xx: ${c.kind} #${c.index}: ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
     // stored cases are removed again, so a guest-size quota never interferes
-    if (res.status === 200 && body.id) await fetch(`${server.url}/api/cases/${body.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+    if (res.status === 200 && body.id)
+      await fetch(`${server.url}/api/cases/${body.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
   }
   const { startMb, peakMb } = mem();
   unhandled = (server.output().match(/unhandled|uncaught/gi) ?? []).length;
   const count = (pred: (s: number) => boolean) => [...statuses].filter(([s]) => pred(s)).reduce((a, [, n]) => a + n, 0);
   const fiveXx = count((s) => s >= 500);
   console.log(
-    `  uploads: ${uploadCases} cases in ${((performance.now() - t1) / 1000).toFixed(1)} s — 2xx ${count((s) => s < 300)}, 4xx ${count((s) => s >= 400 && s < 500)} (${[...statuses].filter(([s]) => s >= 400 && s < 500).map(([s, n]) => `${s}×${n}`).join(', ')}), 5xx ${fiveXx}, 4xx without a message ${noMessage}`,
+    `  uploads: ${uploadCases} cases in ${((performance.now() - t1) / 1000).toFixed(1)} s — 2xx ${count((s) => s < 300)}, 4xx ${count((s) => s >= 400 && s < 500)} (${[
+      ...statuses,
+    ]
+      .filter(([s]) => s >= 400 && s < 500)
+      .map(([s, n]) => `${s}×${n}`)
+      .join(', ')}), 5xx ${fiveXx}, 4xx without a message ${noMessage}`,
   );
   const alive = server.child.exitCode === null;
   console.log(`  server: ${alive ? 'alive' : 'CRASHED'}, unhandled rejections/exceptions logged ${unhandled}`);
-  console.log(`  server RSS: at rest ${startMb.toFixed(0)} MB, peak ${peakMb.toFixed(0)} MB — ratio ${(peakMb / startMb).toFixed(2)}× rest`);
-  console.log(`  goal: 5xx = 0, crashes = 0, every 4xx with a message: ${fiveXx === 0 && crashes === 0 && alive && noMessage === 0 && unhandled === 0 ? 'ok' : 'MISSED'}`);
+  console.log(
+    `  server RSS: at rest ${startMb.toFixed(0)} MB, peak ${peakMb.toFixed(0)} MB — ratio ${(peakMb / startMb).toFixed(2)}× rest`,
+  );
+  console.log(
+    `  goal: 5xx = 0, crashes = 0, every 4xx with a message: ${fiveXx === 0 && crashes === 0 && alive && noMessage === 0 && unhandled === 0 ? 'ok' : 'MISSED'}`,
+  );
 } finally {
   await server.stop();
 }

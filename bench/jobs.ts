@@ -40,7 +40,14 @@ for (const kind of kinds) {
   const database = await openTestDatabase(kind);
   const env = parseEnv({ NODE_ENV: 'test', MAX_ACTIVE_JOBS_PER_USER: '100' });
   const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-bench-')));
-  const runtime = await startJobRuntime({ database: database.handle, store, models, env, log: createLogger({ level: 'silent' }), runWorker: true });
+  const runtime = await startJobRuntime({
+    database: database.handle,
+    store,
+    models,
+    env,
+    log: createLogger({ level: 'silent' }),
+    runWorker: true,
+  });
   const t = makeTestApp({ database: database.handle, models, store, jobs: runtime.jobs, env: { MAX_ACTIVE_JOBS_PER_USER: '100' } });
   const server = await serveApp(t.app);
   await seedDemoCases(database.handle.db, store, 1);
@@ -80,7 +87,9 @@ for (const kind of kinds) {
   const line = (name: string, xs: number[]) =>
     `  ${name.padEnd(40)} p50 ${pct(xs, 0.5).toFixed(1).padStart(6)} ms   p95 ${pct(xs, 0.95).toFixed(1).padStart(6)} ms   (goal p95 ≤ 100 ms: ${pct(xs, 0.95) <= 100 ? 'ok' : 'MISSED'}; ${(pct(xs, 0.95) / pct(rtt, 0.95)).toFixed(1)}× the baseline p95)`;
   console.log(`${kind}:`);
-  console.log(`  ${'baseline: system.info round trip'.padEnd(40)} p50 ${pct(rtt, 0.5).toFixed(1).padStart(6)} ms   p95 ${pct(rtt, 0.95).toFixed(1).padStart(6)} ms`);
+  console.log(
+    `  ${'baseline: system.info round trip'.padEnd(40)} p50 ${pct(rtt, 0.5).toFixed(1).padStart(6)} ms   p95 ${pct(rtt, 0.95).toFixed(1).padStart(6)} ms`,
+  );
   console.log(line('enqueue → start', startLatency));
   console.log(line(`progress event → client (${eventLatency.length} events)`, eventLatency));
   await server.close();

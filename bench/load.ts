@@ -49,17 +49,31 @@ async function cannon(url: string, headers: Record<string, string> = {}): Promis
   return JSON.parse(out) as Result;
 }
 
-const fivexx = (r: Result) => Object.entries(r.statusCodeStats ?? {}).filter(([code]) => code.startsWith('5')).reduce((n, [, s]) => n + s.count, 0);
+const fivexx = (r: Result) =>
+  Object.entries(r.statusCodeStats ?? {})
+    .filter(([code]) => code.startsWith('5'))
+    .reduce((n, [, s]) => n + s.count, 0);
 
-console.log(`\nLoad — ${CONNECTIONS} connections × ${SECONDS} s per endpoint (autocannon, loopback), ${availableParallelism()} cores, ${new Date().toISOString().slice(0, 10)}`);
+console.log(
+  `\nLoad — ${CONNECTIONS} connections × ${SECONDS} s per endpoint (autocannon, loopback), ${availableParallelism()} cores, ${new Date().toISOString().slice(0, 10)}`,
+);
 // BENCH_DB=postgres: the local PostgreSQL (TEST_DATABASE_URL) instead of the embedded PGlite.
 const kind = process.env.BENCH_DB === 'postgres' ? 'postgres' : 'pglite';
 if (kind === 'postgres') process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 const database = await openTestDatabase(kind);
-console.log(`  database: ${kind === 'postgres' ? 'PostgreSQL (a pool of connections)' : 'embedded PGlite (one connection, SQL on this thread)'}`);
+console.log(
+  `  database: ${kind === 'postgres' ? 'PostgreSQL (a pool of connections)' : 'embedded PGlite (one connection, SQL on this thread)'}`,
+);
 const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
 const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-load-')));
-const runtime = await startJobRuntime({ database: database.handle, store, models, env: parseEnv({ NODE_ENV: 'test' }), log: createLogger({ level: 'silent' }), runWorker: true });
+const runtime = await startJobRuntime({
+  database: database.handle,
+  store,
+  models,
+  env: parseEnv({ NODE_ENV: 'test' }),
+  log: createLogger({ level: 'silent' }),
+  runWorker: true,
+});
 try {
   const t = makeTestApp({ database: database.handle, models, store, jobs: runtime.jobs, env: { LOG_LEVEL: 'silent' } });
   await seedDemoCases(database.handle.db, store, 6);
@@ -92,8 +106,12 @@ try {
       const r = await cannon(`${server.url}${trpcPath}`, { cookie });
       const ratio = r.requests.average / base.requests.average;
       const ok = ratio >= 0.8 && r.latency.p99 <= 20 && fivexx(r) === 0;
-      console.log(`  ${`${name} (${bytes} B)`.padEnd(26)} tRPC ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  5xx ${fivexx(r)}  errors ${r.errors}`);
-      console.log(`  ${'  bare Hono, same JSON'.padEnd(26)}      ${base.requests.average.toFixed(0).padStart(6)} req/s  p50 ${base.latency.p50} ms  p99 ${base.latency.p99} ms`);
+      console.log(
+        `  ${`${name} (${bytes} B)`.padEnd(26)} tRPC ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  5xx ${fivexx(r)}  errors ${r.errors}`,
+      );
+      console.log(
+        `  ${'  bare Hono, same JSON'.padEnd(26)}      ${base.requests.average.toFixed(0).padStart(6)} req/s  p50 ${base.latency.p50} ms  p99 ${base.latency.p99} ms`,
+      );
       console.log(`  ${''.padEnd(26)} ratio ${ratio.toFixed(2)}× bare (goal ≥ 0.8×, p99 ≤ 20 ms, no 5xx): ${ok ? 'ok' : 'MISSED'}`);
     }
   } finally {

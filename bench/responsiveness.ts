@@ -13,7 +13,12 @@ import { rssPeak } from './util.js';
 // p99/max 2,651 ms during a 48 MB upload and max 1,542 ms during a job.
 
 const DIMS: [number, number, number] = [256, 256, 160];
-const AFFINE: Affine = [[1, 0, 0, -128], [0, 1, 0, -128], [0, 0, 1, -80], [0, 0, 0, 1]];
+const AFFINE: Affine = [
+  [1, 0, 0, -128],
+  [0, 1, 0, -128],
+  [0, 0, 1, -80],
+  [0, 0, 0, 1],
+];
 
 /** A head-sized synthetic case: noisy tissue in an ellipsoid (plausible ADC in 10⁻⁶ mm²/s), a bright, dark-ADC lesion. */
 function largeCase(): { dwi: Float32Array; adc: Float32Array } {
@@ -21,7 +26,7 @@ function largeCase(): { dwi: Float32Array; adc: Float32Array } {
   const dwi = new Float32Array(nx * ny * nz);
   const adc = new Float32Array(nx * ny * nz);
   let s = 12345;
-  const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rand = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
   for (let z = 0; z < nz; z++)
     for (let y = 0; y < ny; y++)
       for (let x = 0; x < nx; x++) {
@@ -82,11 +87,18 @@ function line(name: string, xs: number[], baselineP99?: number) {
   const p50 = percentile(xs, 0.5);
   const p99 = percentile(xs, 0.99);
   const max = Math.max(...xs);
-  const goal = baselineP99 === undefined ? '' : `  p99 ${(p99 / baselineP99).toFixed(1)}× idle; goal p99 ≤ 50, max ≤ 200: ${p99 <= 50 && max <= 200 ? 'ok' : 'MISSED'}`;
-  console.log(`  ${name.padEnd(34)} n=${String(xs.length).padStart(4)}  p50 ${p50.toFixed(1).padStart(7)}  p99 ${p99.toFixed(1).padStart(7)}  max ${max.toFixed(1).padStart(7)} ms${goal}`);
+  const goal =
+    baselineP99 === undefined
+      ? ''
+      : `  p99 ${(p99 / baselineP99).toFixed(1)}× idle; goal p99 ≤ 50, max ≤ 200: ${p99 <= 50 && max <= 200 ? 'ok' : 'MISSED'}`;
+  console.log(
+    `  ${name.padEnd(34)} n=${String(xs.length).padStart(4)}  p50 ${p50.toFixed(1).padStart(7)}  p99 ${p99.toFixed(1).padStart(7)}  max ${max.toFixed(1).padStart(7)} ms${goal}`,
+  );
 }
 
-console.log(`\nResponsiveness — GET /healthz every 20 ms against a server process (in-process worker); ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}`);
+console.log(
+  `\nResponsiveness — GET /healthz every 20 ms against a server process (in-process worker); ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString().slice(0, 10)}`,
+);
 const { dwi, adc } = largeCase();
 const files = {
   dwi: writeNiftiGz({ dims: DIMS, affine: AFFINE, datatype: 'float32', data: dwi }, 1),
@@ -99,7 +111,10 @@ let server: LiveServer | undefined;
 try {
   // BENCH_DATABASE_URL: the same against PostgreSQL (the embedded PGlite runs SQL on the main thread).
   const dbUrl = process.env.BENCH_DATABASE_URL;
-  server = await startLiveServer({ demoCases: 0, env: { LOG_LEVEL: 'warn', MAX_UPLOAD_MB: '600', ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) } });
+  server = await startLiveServer({
+    demoCases: 0,
+    env: { LOG_LEVEL: 'warn', MAX_UPLOAD_MB: '600', ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) },
+  });
   console.log(`  database: ${dbUrl ? 'PostgreSQL' : 'embedded PGlite'}`);
   const token = await server.token('bench@example.org');
   const auth = { authorization: `Bearer ${token}` };
@@ -130,7 +145,13 @@ try {
   // a job on it
   stop = probe(server.url);
   mem = rssPeak(pid);
-  const created = (await (await fetch(`${server.url}/api/jobs`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ caseId }) })).json()) as { id: string };
+  const created = (await (
+    await fetch(`${server.url}/api/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ caseId }),
+    })
+  ).json()) as { id: string };
   let job: { status: string; error: string | null } = { status: 'queued', error: null };
   const t0 = performance.now();
   while (!['succeeded', 'failed', 'cancelled'].includes(job.status)) {

@@ -17,27 +17,45 @@ console.log(`\nSegmentation — demo case (${dims.join('×')}), model adc-core-v
 
 // Baseline: the unavoidable work — gunzip what the pipeline reads (DWI, ADC, mask), one
 // session.run over the whole volume, gzip of the mask.
-const baseline = await timeMedian(async () => {
-  const dwi = gunzipSync(vols.dwi);
-  const adc = gunzipSync(vols.adc);
-  gunzipSync(vols.mask);
-  const n = dims[0] * dims[1] * dims[2];
-  const input = new Float32Array(2 * n);
-  input.set(new Float32Array(dwi.buffer, dwi.byteOffset + 352, n), 0);
-  input.set(new Float32Array(adc.buffer, adc.byteOffset + 352, n), n);
-  const out = await model.session.run({ input: new ort.Tensor('float32', input, [1, 2, dims[2], dims[1], dims[0]]) });
-  const p = out.probability!.data as Float32Array;
-  const mask = new Uint8Array(n);
-  for (let i = 0; i < n; i++) if (p[i]! >= 0.5) mask[i] = 1;
-  writeNiftiGz({ dims, affine: [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]], datatype: 'uint8', data: mask });
-}, 9, 3);
+const baseline = await timeMedian(
+  async () => {
+    const dwi = gunzipSync(vols.dwi);
+    const adc = gunzipSync(vols.adc);
+    gunzipSync(vols.mask);
+    const n = dims[0] * dims[1] * dims[2];
+    const input = new Float32Array(2 * n);
+    input.set(new Float32Array(dwi.buffer, dwi.byteOffset + 352, n), 0);
+    input.set(new Float32Array(adc.buffer, adc.byteOffset + 352, n), n);
+    const out = await model.session.run({ input: new ort.Tensor('float32', input, [1, 2, dims[2], dims[1], dims[0]]) });
+    const p = out.probability!.data as Float32Array;
+    const mask = new Uint8Array(n);
+    for (let i = 0; i < n; i++) if (p[i]! >= 0.5) mask[i] = 1;
+    writeNiftiGz({
+      dims,
+      affine: [
+        [2, 0, 0, 0],
+        [0, 2, 0, 0],
+        [0, 0, 2, 0],
+        [0, 0, 0, 1],
+      ],
+      datatype: 'uint8',
+      data: mask,
+    });
+  },
+  9,
+  3,
+);
 
 const stageRuns: Partial<Record<Stage, number>>[] = [];
-const pipeline = await timeMedian(async () => {
-  const timings: Partial<Record<Stage, number>> = {};
-  await runPipeline({ read, models: [model], timings });
-  stageRuns.push(timings);
-}, 9, 3);
+const pipeline = await timeMedian(
+  async () => {
+    const timings: Partial<Record<Stage, number>> = {};
+    await runPipeline({ read, models: [model], timings });
+    stageRuns.push(timings);
+  },
+  9,
+  3,
+);
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (const stage of ['load', 'preprocess', 'infer', 'postprocess', 'save'] as Stage[]) {
   console.log(row(`  stage ${stage}`, median(stageRuns.slice(-9).map((t) => t[stage] ?? 0))));

@@ -43,7 +43,10 @@ async function cluster(databaseUrl: string): Promise<Cluster> {
   await api.waitReady();
   const workers: (ServerProcess | undefined)[] = [undefined, undefined];
   const startWorker = async (i: number) => {
-    const w = startProcess({ ...common, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '1', CPU_THREADS: '1', ORT_THREADS: '1' }, 'src/server/worker.ts');
+    const w = startProcess(
+      { ...common, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '1', CPU_THREADS: '1', ORT_THREADS: '1' },
+      'src/server/worker.ts',
+    );
     workers[i] = w;
     // ready when it says so (a worker has no HTTP port)
     for (;;) {
@@ -70,9 +73,16 @@ type Json = any;
 
 async function session(url: string, email: string): Promise<(proc: string, input?: unknown) => Promise<Json>> {
   const post = (proc: string, body: unknown, cookie?: string) =>
-    fetch(`${url}/trpc/${proc}`, { method: 'POST', headers: { 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', ...(cookie ? { cookie } : {}) }, body: JSON.stringify(body) });
+    fetch(`${url}/trpc/${proc}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', ...(cookie ? { cookie } : {}) },
+      body: JSON.stringify(body),
+    });
   const reg = await post('auth.register', { email, password: 'correct horse battery staple' });
-  const cookie = reg.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  const cookie = reg.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
   return async (proc, input) => {
     const isQuery = proc.endsWith('.list') || proc.endsWith('.byId');
     const res = isQuery
@@ -96,7 +106,8 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
     const users = await Promise.all(Array.from({ length: 4 }, (_, i) => session(c.url, `soak${i}@bench.org`)));
     const [demo] = (await users[0]!('cases.list')).items;
     const ids: string[] = [];
-    for (let i = 0; i < JOBS; i++) ids.push((await users[i % 4]!('jobs.create', { caseId: demo.id, idempotencyKey: `soak-${label}-${i}` })).id);
+    for (let i = 0; i < JOBS; i++)
+      ids.push((await users[i % 4]!('jobs.create', { caseId: demo.id, idempotencyKey: `soak-${label}-${i}` })).id);
     // kill moments: after a random number of finished jobs
     const killAt = Array.from({ length: opts.kills * 2 }, () => Math.floor(rand() * JOBS * 0.8)).sort((a, b) => a - b);
     const toCancel = new Set(opts.cancels ? ids.filter(() => rand() < 0.2) : []);
@@ -106,7 +117,10 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
       for (const u of users) {
         let cursor: string | null = null;
         do {
-          const page: { items: { id: string; status: string }[]; nextCursor: string | null } = await u('jobs.list', { limit: 100, ...(cursor ? { cursor } : {}) });
+          const page: { items: { id: string; status: string }[]; nextCursor: string | null } = await u('jobs.list', {
+            limit: 100,
+            ...(cursor ? { cursor } : {}),
+          });
           all.push(...page.items);
           cursor = page.nextCursor;
         } while (cursor);
@@ -138,12 +152,18 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     try {
-      const byStatus = Object.fromEntries((await client.query('select status, count(*)::int n from jobs group by status')).rows.map((r) => [r.status, r.n]));
+      const byStatus = Object.fromEntries(
+        (await client.query('select status, count(*)::int n from jobs group by status')).rows.map((r) => [r.status, r.n]),
+      );
       const succeededWithoutMask = (
-        await client.query(`select count(*)::int n from jobs j where status = 'succeeded' and not exists (select 1 from job_volumes jv where jv.job_id = j.id and jv.name = 'mask')`)
+        await client.query(
+          `select count(*)::int n from jobs j where status = 'succeeded' and not exists (select 1 from job_volumes jv where jv.job_id = j.id and jv.name = 'mask')`,
+        )
       ).rows[0].n;
       const volumes: { sha256: string; referenced: boolean }[] = (
-        await client.query(`select v.sha256, (exists (select 1 from case_volumes cv where cv.volume_id = v.id) or exists (select 1 from job_volumes jv where jv.volume_id = v.id) or exists (select 1 from mask_versions mv where mv.volume_id = v.id)) as referenced from volumes v`)
+        await client.query(
+          `select v.sha256, (exists (select 1 from case_volumes cv where cv.volume_id = v.id) or exists (select 1 from job_volumes jv where jv.volume_id = v.id) or exists (select 1 from mask_versions mv where mv.volume_id = v.id)) as referenced from volumes v`,
+        )
       ).rows;
       const root = path.join(c.dataDir, 'volumes');
       const files = new Set(
@@ -156,7 +176,11 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
       const referenced = new Set(volumes.filter((v) => v.referenced).map((v) => v.sha256));
       const filesUnreferenced = [...files].filter((f) => !referenced.has(f)).length;
       const terminal = (byStatus.succeeded ?? 0) + (byStatus.failed ?? 0) + (byStatus.cancelled ?? 0);
-      const attempts = (await client.query('select max(attempts)::int m, sum(attempts)::int s, count(*) filter (where attempts >= 2)::int retried from jobs')).rows[0];
+      const attempts = (
+        await client.query(
+          'select max(attempts)::int m, sum(attempts)::int s, count(*) filter (where attempts >= 2)::int retried from jobs',
+        )
+      ).rows[0];
       console.log(
         `  ${label.padEnd(9)} ${JOBS} jobs in ${seconds.toFixed(0)} s (${(JOBS / seconds).toFixed(2)} jobs/s); workers SIGKILLed ${killed}×, cancels sent ${cancelled}`,
       );
@@ -180,4 +204,6 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
 console.log(`\nSoak — ${JOBS} jobs, an API process and two worker processes on the local PostgreSQL, one DATA_DIR`);
 const base = await run('baseline', { cancels: false, kills: 0 });
 const soak = await run('soak', { cancels: true, kills: KILLS });
-console.log(`  throughput ratio soak/baseline ${(base.seconds / soak.seconds).toFixed(2)}×; invariants: ${base.ok && soak.ok ? 'ok' : 'MISSED'}`);
+console.log(
+  `  throughput ratio soak/baseline ${(base.seconds / soak.seconds).toFixed(2)}×; invariants: ${base.ok && soak.ok ? 'ok' : 'MISSED'}`,
+);

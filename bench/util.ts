@@ -29,4 +29,3 @@ export function rssPeak(pid: number) {
     return { startMb: start / 1048576, peakMb: Math.max(peak, read()) / 1048576 };
   };
 }
-

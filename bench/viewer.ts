@@ -22,12 +22,15 @@ for (const f of initial) {
   raw += bytes.length;
   gz += gzipSync(bytes).length;
 }
-console.log(`\nViewer — initial bundle: ${initial.length} files, ${(raw / 1024).toFixed(1)} kB (${(gz / 1024).toFixed(1)} kB gzip); NiiVue loads later, with the first case`);
+console.log(
+  `\nViewer — initial bundle: ${initial.length} files, ${(raw / 1024).toFixed(1)} kB (${(gz / 1024).toFixed(1)} kB gzip); NiiVue loads later, with the first case`,
+);
 
 const server = await startServer({ DEMO_CASES: '1' });
 const browser = await launchBrowser();
 try {
-  const caseId = ((await (await fetch(`${server.url}/trpc/cases.list`)).json()) as { result: { data: { items: { id: string }[] } } }).result.data.items[0]!.id;
+  const caseId = ((await (await fetch(`${server.url}/trpc/cases.list`)).json()) as { result: { data: { items: { id: string }[] } } }).result
+    .data.items[0]!.id;
   const runs = 5;
   const viewer: number[] = [];
   const baseline: number[] = [];
@@ -37,16 +40,20 @@ try {
     const page = await ctx.newPage();
     const t0 = performance.now();
     await page.goto(`${server.url}/cases/${caseId}`);
-    await page.waitForFunction(() => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.includes('truth'), null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.includes('truth'), null, {
+      timeout: 60_000,
+    });
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
     viewer.push(performance.now() - t0);
     await ctx.close();
 
     const ctx2 = await browser.newContext();
     const page2 = await ctx2.newPage();
-    const detail = ((await (await fetch(`${server.url}/trpc/cases.byId?input=${encodeURIComponent(JSON.stringify({ id: caseId }))}`)).json()) as {
-      result: { data: { volumes: { role: string; url: string }[] } };
-    }).result.data;
+    const detail = (
+      (await (await fetch(`${server.url}/trpc/cases.byId?input=${encodeURIComponent(JSON.stringify({ id: caseId }))}`)).json()) as {
+        result: { data: { volumes: { role: string; url: string }[] } };
+      }
+    ).result.data;
     const urls = detail.volumes.filter((v) => v.role === 'dwi' || v.role === 'mask').map((v) => v.url);
     const t1 = performance.now();
     await page2.goto(`${server.url}/healthz`);
@@ -59,8 +66,12 @@ try {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const v = median(viewer);
   const b = median(baseline);
-  console.log(`${'navigation → first painted case (median of 5)'.padEnd(52)} ${v.toFixed(0).padStart(6)} ms  (goal ≤ 1500 ms) ${v <= 1500 ? 'ok' : 'MISSED'}`);
-  console.log(`${'baseline: a blank page fetching the same volumes'.padEnd(52)} ${b.toFixed(0).padStart(6)} ms  ratio ${(v / b).toFixed(1)}×`);
+  console.log(
+    `${'navigation → first painted case (median of 5)'.padEnd(52)} ${v.toFixed(0).padStart(6)} ms  (goal ≤ 1500 ms) ${v <= 1500 ? 'ok' : 'MISSED'}`,
+  );
+  console.log(
+    `${'baseline: a blank page fetching the same volumes'.padEnd(52)} ${b.toFixed(0).padStart(6)} ms  ratio ${(v / b).toFixed(1)}×`,
+  );
 } finally {
   await browser.close();
   await server.stop();

@@ -82,7 +82,10 @@ export function watch(page: Page) {
   };
 }
 
-export async function newPage(browser: Browser, opts: Parameters<Browser['newContext']>[0] = {}): Promise<{ context: BrowserContext; page: Page }> {
+export async function newPage(
+  browser: Browser,
+  opts: Parameters<Browser['newContext']>[0] = {},
+): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, ...opts });
   // Deadlines for a busy machine (software WebGL shares the cores with the server and the unit
   // tests): a limit on a hang, not a speed target. Playwright's default is 30 s.
@@ -92,7 +95,15 @@ export async function newPage(browser: Browser, opts: Parameters<Browser['newCon
 }
 
 /** Counts red and green overlay pixels in a PNG of the canvas (the crosshair is blue: it counts as neither). */
-export function overlayPixels(png: Buffer): { red: number; green: number; redInGreen: number; width: number; height: number; redMask: Uint8Array; greenMask: Uint8Array } {
+export function overlayPixels(png: Buffer): {
+  red: number;
+  green: number;
+  redInGreen: number;
+  width: number;
+  height: number;
+  redMask: Uint8Array;
+  greenMask: Uint8Array;
+} {
   const img = PNG.sync.read(png);
   const n = img.width * img.height;
   const redMask = new Uint8Array(n);
@@ -129,5 +140,7 @@ export function serverAndBrowser(env: Record<string, string> = {}): { readonly s
 
 /** Waits until the viewer has loaded the volume with this key ('background', 'truth', 'prediction', 'version'). */
 export function loaded(page: Page, key: string) {
-  return page.waitForFunction((k) => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.split(',').includes(k), key, { timeout: 120_000 });
+  return page.waitForFunction((k) => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.split(',').includes(k), key, {
+    timeout: 120_000,
+  });
 }

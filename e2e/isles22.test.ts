@@ -16,7 +16,10 @@ describe.skipIf(!HAVE_ISLES22)(`${ISLES22_TITLE} in the viewer`, () => {
   let browser: Browser;
   beforeAll(async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-e2e-isles-'));
-    const run = spawnSync(process.execPath, [builtEntry('src/server/import.ts'), ISLES22_DIR], { env: { ...process.env, DATA_DIR: dataDir }, encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [builtEntry('src/server/import.ts'), ISLES22_DIR], {
+      env: { ...process.env, DATA_DIR: dataDir },
+      encoding: 'utf8',
+    });
     expect(run.status, run.stderr).toBe(0);
     [server, browser] = await Promise.all([startServer({ DATA_DIR: dataDir, DEMO_CASES: '0' }), launchBrowser()]);
   }, 240_000);
@@ -31,7 +34,9 @@ describe.skipIf(!HAVE_ISLES22)(`${ISLES22_TITLE} in the viewer`, () => {
     await page.goto(server.url);
     await page.locator('[data-testid=case-list] a', { hasText: 'sub-strokecase0009' }).click();
     const loaded = (url: string) =>
-      page.waitForFunction((u) => (document.querySelector('.viewer-holder')?.getAttribute('data-loaded') ?? '') === u, url, { timeout: 120_000 });
+      page.waitForFunction((u) => (document.querySelector('.viewer-holder')?.getAttribute('data-loaded') ?? '') === u, url, {
+        timeout: 120_000,
+      });
     await loaded('background,truth');
     await page.getByLabel('Background image').selectOption('flair');
     await loaded('');
@@ -42,7 +47,9 @@ describe.skipIf(!HAVE_ISLES22)(`${ISLES22_TITLE} in the viewer`, () => {
     expect(px.green).toBeGreaterThan(0);
     // the crosshair readout: millimetres, voxel, and the value of every loaded volume
     await page.getByTestId('niivue-canvas').click({ position: { x: 250, y: 560 } });
-    await expect.poll(() => page.getByTestId('readout').textContent()).toMatch(/mm · voxel \d+, \d+, \d+ · flair\.nii\.gz: [\d.]+ · truth\.nii\.gz: [01]/);
+    await expect
+      .poll(() => page.getByTestId('readout').textContent())
+      .toMatch(/mm · voxel \d+, \d+, \d+ · flair\.nii\.gz: [\d.]+ · truth\.nii\.gz: [01]/);
     seen.expectNone();
     await context.close();
   }, 300_000);

@@ -13,7 +13,6 @@ import { SCREENSHOTS, loaded, newPage, serverAndBrowser, watch } from './helpers
 
 const suite = serverAndBrowser();
 
-
 async function register(page: Page, email: string) {
   await page.goto(`${suite.server.url}/sign-in`);
   await page.getByRole('button', { name: 'No account? Register' }).click();
@@ -60,7 +59,10 @@ describe('masks and uploads in Chromium', () => {
     const adc = file('patient7_adc.nii.gz', vols.adc!);
     const mask = file('patient7_msk.nii.gz', vols.mask!);
     const small = readNifti(vols.adc!);
-    const badAdc = file('other_adc.nii.gz', writeNiftiGz({ dims: [96, 96, 60], affine: small.affine, datatype: 'float32', data: new Float32Array(96 * 96 * 60).fill(800) }));
+    const badAdc = file(
+      'other_adc.nii.gz',
+      writeNiftiGz({ dims: [96, 96, 60], affine: small.affine, datatype: 'float32', data: new Float32Array(96 * 96 * 60).fill(800) }),
+    );
 
     await page.getByRole('button', { name: 'Upload a case' }).click();
     await page.getByLabel('Choose files').setInputFiles([dwi, badAdc]);
@@ -70,7 +72,13 @@ describe('masks and uploads in Chromium', () => {
     await err.waitFor();
     expect(await err.textContent()).toMatch(/other_adc\.nii\.gz: DWI and ADC are on different grids \(DWI 112×112×73, ADC 96×96×60/);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'upload-error.png') });
-    expect(((await (await page.request.get(`${suite.server.url}/trpc/cases.list`)).json()) as { result: { data: { items: { owned: boolean }[] } } }).result.data.items.filter((c) => c.owned)).toEqual([]);
+    expect(
+      (
+        (await (await page.request.get(`${suite.server.url}/trpc/cases.list`)).json()) as {
+          result: { data: { items: { owned: boolean }[] } };
+        }
+      ).result.data.items.filter((c) => c.owned),
+    ).toEqual([]);
 
     await page.getByTestId('upload-file').filter({ hasText: 'other_adc.nii.gz' }).getByRole('button', { name: 'Remove' }).click();
     await page.getByLabel('Choose files').setInputFiles([adc, mask]);
@@ -115,7 +123,7 @@ describe('masks and uploads in Chromium', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'mask-version-shown.png') });
     expect(blue.length).toBeGreaterThan(50);
     // the stroke was drawn along y ≈ 35% of the canvas height, between 42% and 58% of its width
-    const ys = blue.map(([, py]) => py / (box.height));
+    const ys = blue.map(([, py]) => py / box.height);
     const xs = blue.map(([px]) => px / box.width);
     const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
     expect(Math.abs(mean(ys) - 0.35)).toBeLessThan(0.05);
@@ -127,7 +135,9 @@ describe('masks and uploads in Chromium', () => {
     expect(res.headers()['content-disposition']).toBe('attachment; filename="Demo_phantom_1_corrected_v1.nii.gz"');
     const back = readNifti(new Uint8Array(await res.body()));
     const caseId = page.url().split('/').pop()!;
-    const detail = (await (await page.request.get(`${suite.server.url}/trpc/cases.byId?input=${encodeURIComponent(JSON.stringify({ id: caseId }))}`)).json()) as {
+    const detail = (await (
+      await page.request.get(`${suite.server.url}/trpc/cases.byId?input=${encodeURIComponent(JSON.stringify({ id: caseId }))}`)
+    ).json()) as {
       result: { data: { volumes: { role: string; dims: number[]; affine: number[][] }[] } };
     };
     const dwi = detail.result.data.volumes.find((v) => v.role === 'dwi')!;

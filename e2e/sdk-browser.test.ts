@@ -33,8 +33,13 @@ it('the SDK runs in Chromium: lists, uploads a Blob, segments with live progress
       body: JSON.stringify(body),
     });
   const reg = await register('auth.register', { email: 'browser-sdk@example.org', password: 'correct horse battery staple' });
-  const cookie = reg.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  const token = ((await (await register('auth.tokens.create', { name: 'browser' }, cookie)).json()) as { result: { data: { token: string } } }).result.data.token;
+  const cookie = reg.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
+  const token = (
+    (await (await register('auth.tokens.create', { name: 'browser' }, cookie)).json()) as { result: { data: { token: string } } }
+  ).result.data.token;
 
   const { context, page } = await newPage(ctx.browser);
   try {

@@ -9,7 +9,6 @@ import { SCREENSHOTS, loaded, newPage, overlayPixels, serverAndBrowser, watch } 
 
 const suite = serverAndBrowser();
 
-
 /** NiiVue draws on the next animation frames after a load: wait until two canvas shots agree. */
 async function settledCanvas(page: Page): Promise<Buffer> {
   const canvas = page.getByTestId('niivue-canvas');

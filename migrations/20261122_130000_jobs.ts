@@ -10,7 +10,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('case_id', 'uuid', (c) => c.notNull().references('cases.id').onDelete('cascade'))
     .addColumn('model_ids', 'jsonb', (c) => c.notNull())
     .addColumn('status', 'text', (c) =>
-      c.notNull().defaultTo('queued').check(sql`status in ('queued', 'running', 'succeeded', 'failed', 'cancelled')`),
+      c
+        .notNull()
+        .defaultTo('queued')
+        .check(sql`status in ('queued', 'running', 'succeeded', 'failed', 'cancelled')`),
     )
     .addColumn('progress', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('message', 'text', (c) => c.notNull().defaultTo(''))

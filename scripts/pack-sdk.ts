@@ -60,12 +60,16 @@ export type FlatRecord = AppRouter['_def']['record'];
 export type FlatErrorShape = AppRouter['_def']['_config']['$types']['errorShape'];
 `,
 );
-const config = ts.getParsedCommandLineOfConfigFile(path.join(ROOT, 'tsconfig.json'), {}, {
-  ...ts.sys,
-  onUnRecoverableConfigFileDiagnostic: (d) => {
-    throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+const config = ts.getParsedCommandLineOfConfigFile(
+  path.join(ROOT, 'tsconfig.json'),
+  {},
+  {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => {
+      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+    },
   },
-})!;
+)!;
 const program = ts.createProgram({
   rootNames: [path.join(ROOT, 'src/sdk/index.ts'), flattenFile],
   options: {
@@ -81,7 +85,9 @@ const program = ts.createProgram({
 });
 const diagnostics = ts.getPreEmitDiagnostics(program).filter((d) => d.category === ts.DiagnosticCategory.Error);
 if (diagnostics.length) {
-  throw new Error(ts.formatDiagnostics(diagnostics, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => ROOT, getNewLine: () => '\n' }));
+  throw new Error(
+    ts.formatDiagnostics(diagnostics, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => ROOT, getNewLine: () => '\n' }),
+  );
 }
 program.emit(undefined, undefined, undefined, true);
 
@@ -140,7 +146,8 @@ function print(t: ts.Type, depth = 0): string {
       const optional = p.flags & ts.SymbolFlags.Optional ? '?' : '';
       return `${JSON.stringify(p.name)}${optional}: ${print(checker.getTypeOfSymbol(p), depth + 1)}`;
     });
-    for (const info of checker.getIndexInfosOfType(t)) members.push(`[key: ${print(info.keyType, depth + 1)}]: ${print(info.type, depth + 1)}`);
+    for (const info of checker.getIndexInfosOfType(t))
+      members.push(`[key: ${print(info.keyType, depth + 1)}]: ${print(info.type, depth + 1)}`);
     return `{ ${members.join('; ')} }`;
   }
   throw new Error(`cannot flatten ${checker.typeToString(t)}`);
@@ -150,7 +157,11 @@ const prop = (t: ts.Type, name: string) => {
   const p = t.getProperty(name);
   return p ? checker.getTypeOfSymbol(p) : undefined;
 };
-const PROCEDURE_KINDS = { query: 'TRPCQueryProcedure', mutation: 'TRPCMutationProcedure', subscription: 'TRPCSubscriptionProcedure' } as const;
+const PROCEDURE_KINDS = {
+  query: 'TRPCQueryProcedure',
+  mutation: 'TRPCMutationProcedure',
+  subscription: 'TRPCSubscriptionProcedure',
+} as const;
 
 /** A router record: procedures as TRPC*Procedure<{ input; output; meta: object }>, nested routers recursively. */
 function printRecord(t: ts.Type, indent: string): string {
@@ -223,5 +234,7 @@ const tarName = execFileSync('npm', ['pack', '--silent', '--pack-destination', p
   .pop()!;
 const tarball = path.join(ROOT, 'dist', tarName);
 if (!existsSync(tarball)) throw new Error(`npm pack wrote no ${tarball}`);
-log(`index.js ${readFileSync(path.join(PKG, 'index.js')).length} B, index.d.ts ${dtsText.length} B, dependencies ${Object.keys(dependencies).join(', ')}`);
+log(
+  `index.js ${readFileSync(path.join(PKG, 'index.js')).length} B, index.d.ts ${dtsText.length} B, dependencies ${Object.keys(dependencies).join(', ')}`,
+);
 console.log(tarball);

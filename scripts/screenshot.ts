@@ -14,7 +14,10 @@ import { ROOT, builtEntry } from '../src/server/test/process.js';
 async function ownServer() {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-screenshot-'));
   if (HAVE_ISLES22) {
-    const run = spawnSync(process.execPath, [builtEntry('src/server/import.ts'), ISLES22_DIR], { env: { ...process.env, DATA_DIR: dataDir }, encoding: 'utf8' });
+    const run = spawnSync(process.execPath, [builtEntry('src/server/import.ts'), ISLES22_DIR], {
+      env: { ...process.env, DATA_DIR: dataDir },
+      encoding: 'utf8',
+    });
     if (run.status !== 0) throw new Error(run.stderr);
   }
   return startServer({ DATA_DIR: dataDir });
@@ -30,10 +33,14 @@ try {
   await page.getByTestId('account').waitFor();
   const real = page.locator('[data-testid=case-list] a', { hasText: 'sub-strokecase0009' });
   await (HAVE_ISLES22 && !process.env.STROKEVIEW_URL ? real : page.locator('[data-testid=case-list] a')).first().click();
-  await page.waitForFunction(() => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.includes('background'), null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.includes('background'), null, {
+    timeout: 120_000,
+  });
   await page.getByRole('button', { name: 'Run' }).click();
   await page.getByTestId('metrics').waitFor({ timeout: 120_000 });
-  await page.waitForFunction(() => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.includes('prediction'), null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.querySelector('.viewer-holder')?.getAttribute('data-loaded')?.includes('prediction'), null, {
+    timeout: 120_000,
+  });
   await page.waitForTimeout(1500); // NiiVue's next frames
   const out = path.join(ROOT, 'docs', 'screenshot.png');
   await page.screenshot({ path: out });

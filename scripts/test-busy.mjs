@@ -6,9 +6,7 @@ import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 
 const cores = availableParallelism();
-const burners = Array.from({ length: cores }, () =>
-  spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }),
-);
+const burners = Array.from({ length: cores }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
 process.stdout.write(`test:busy: ${cores} busy loop(s) running (pids ${burners.map((b) => b.pid).join(', ')})\n`);
 const stop = () => {
   for (const b of burners) b.kill('SIGKILL');

@@ -55,8 +55,7 @@ export function buildAdcDwiModel(): Uint8Array {
     producerName: 'strokeview',
     producerVersion: '1',
     modelVersion: 2,
-    docString:
-      'adc-dwi-v2: DWI robust z > 3 (median/MAD over the head) AND 100 < ADC < 620e-6 mm2/s. Rule-based, not trained.',
+    docString: 'adc-dwi-v2: DWI robust z > 3 (median/MAD over the head) AND 100 < ADC < 620e-6 mm2/s. Rule-based, not trained.',
     opsetImport: [{ domain: '', version: 13 }],
     graph,
   });

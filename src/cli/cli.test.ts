@@ -56,8 +56,20 @@ describe('strokeview CLI: local commands', { timeout: 300_000 }, () => {
     expect(top.status).toBe(0);
     expect(top.stdout).toMatch(/Exit codes: 0 done, 1 failed job or error, 2 bad usage, 3 cannot reach the server/);
     const commands = [
-      ['serve'], ['worker'], ['migrate'], ['import'], ['users', 'add'], ['tokens', 'create'], ['cases', 'list'],
-      ['cases', 'upload'], ['segment'], ['jobs', 'list'], ['jobs', 'show'], ['jobs', 'cancel'], ['masks', 'download'], ['models'],
+      ['serve'],
+      ['worker'],
+      ['migrate'],
+      ['import'],
+      ['users', 'add'],
+      ['tokens', 'create'],
+      ['cases', 'list'],
+      ['cases', 'upload'],
+      ['segment'],
+      ['jobs', 'list'],
+      ['jobs', 'show'],
+      ['jobs', 'cancel'],
+      ['masks', 'download'],
+      ['models'],
     ];
     for (const c of commands) {
       const help = cli([...c, '--help']);

@@ -58,7 +58,14 @@ function print(value: unknown, human: () => string) {
 
 const table = (rows: string[][]) => {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 };
 
 function metricsLines(job: JobView): string {
@@ -114,9 +121,15 @@ program
   .addHelpText('after', '\nExample:\n  $ strokeview import ./ISLES-2022 --owner me@example.org')
   .action(async (dir: string, o: { owner?: string }) => {
     const { importTask } = await import('../server/tasks.js');
-    const report = await importTask(dir, { ownerEmail: o.owner, ...(json() ? {} : { onLine: (l: string) => process.stdout.write(`${l}\n`) }) });
+    const report = await importTask(dir, {
+      ownerEmail: o.owner,
+      ...(json() ? {} : { onLine: (l: string) => process.stdout.write(`${l}\n`) }),
+    });
     print(report, () =>
-      [...report.skipped.map((s) => `skipped ${s.path}: ${s.reason}`), `${report.imported.length} case(s) imported, ${report.skipped.length} item(s) skipped`].join('\n'),
+      [
+        ...report.skipped.map((s) => `skipped ${s.path}: ${s.reason}`),
+        `${report.imported.length} case(s) imported, ${report.skipped.length} item(s) skipped`,
+      ].join('\n'),
     );
   });
 
@@ -126,13 +139,18 @@ users
   .description('add a user (a generated password is printed once), or with --admin make an existing one an administrator')
   .option('--admin', 'make the user an administrator')
   .option('--password-stdin', 'read the password from standard input instead of generating one')
-  .addHelpText('after', '\nExamples:\n  $ strokeview users add me@example.org --admin\n  $ printf %s "$PW" | strokeview users add you@example.org --password-stdin')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  $ strokeview users add me@example.org --admin\n  $ printf %s "$PW" | strokeview users add you@example.org --password-stdin',
+  )
   .action(async (email: string, o: { admin?: boolean; passwordStdin?: boolean }) => {
     let password: string | undefined;
     if (o.passwordStdin) {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
-      password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      password = Buffer.concat(chunks)
+        .toString('utf8')
+        .replace(/\r?\n$/, '');
     }
     const { addUserTask } = await import('../server/tasks.js');
     const user = await addUserTask({ email, password, admin: Boolean(o.admin) });
@@ -147,13 +165,17 @@ users
 const tokens = program.command('tokens').description('API tokens for the SDK, the CLI and REST (local: the configured database)');
 tokens
   .command('create <name>')
-  .description("create an API token for a user; the token is printed once")
+  .description('create an API token for a user; the token is printed once')
   .requiredOption('--user <email>', 'whose token')
   .option('--expires-days <n>', 'expire after n days (default: never)')
-  .addHelpText('after', '\nExample:\n  $ export STROKEVIEW_TOKEN=$(strokeview tokens create laptop --user me@example.org --json | jq -r .token)')
+  .addHelpText(
+    'after',
+    '\nExample:\n  $ export STROKEVIEW_TOKEN=$(strokeview tokens create laptop --user me@example.org --json | jq -r .token)',
+  )
   .action(async (name: string, o: { user: string; expiresDays?: string }) => {
     const days = o.expiresDays === undefined ? undefined : Number(o.expiresDays);
-    if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new CliError('--expires-days: give a whole number of days', EXIT.usage);
+    if (days !== undefined && !(Number.isInteger(days) && days > 0))
+      throw new CliError('--expires-days: give a whole number of days', EXIT.usage);
     const { createTokenTask } = await import('../server/tasks.js');
     const created = await createTokenTask({ email: o.user, name, expiresInDays: days });
     print(created, () => created.token);
@@ -186,8 +208,19 @@ cases
   .option('--name <name>', 'case name (default: the DWI file name)')
   .addHelpText('after', '\nExample:\n  $ strokeview cases upload --name "patient 7" --dwi dwi.nii.gz --adc adc.nii.gz --mask lesion.nii.gz')
   .action(async (o: { dwi: string; adc: string; flair?: string; mask?: string; name?: string }) => {
-    const name = o.name ?? o.dwi.split(/[\\/]/).pop()!.replace(/\.nii(\.gz)?$/, '');
-    const created = await client().uploadCase({ name, dwi: o.dwi, adc: o.adc, ...(o.flair ? { flair: o.flair } : {}), ...(o.mask ? { mask: o.mask } : {}) });
+    const name =
+      o.name ??
+      o.dwi
+        .split(/[\\/]/)
+        .pop()!
+        .replace(/\.nii(\.gz)?$/, '');
+    const created = await client().uploadCase({
+      name,
+      dwi: o.dwi,
+      adc: o.adc,
+      ...(o.flair ? { flair: o.flair } : {}),
+      ...(o.mask ? { mask: o.mask } : {}),
+    });
     print(created, () => `uploaded ${created.id} "${created.name}" (${created.roles.join(', ')})`);
   });
 
@@ -196,11 +229,18 @@ program
   .description('queue a segmentation of a case; with --wait, show progress and print the metrics')
   .option('--model <id...>', 'model(s) to run; several make a majority-vote ensemble (default: the server default)')
   .option('--wait', 'wait for the job to end (Ctrl-C cancels the job)')
-  .addHelpText('after', '\nExamples:\n  $ strokeview segment 0b7c…e1 --wait\n  $ strokeview segment 0b7c…e1 --model adc-dwi-v2 adc-core-v1 --wait --json')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  $ strokeview segment 0b7c…e1 --wait\n  $ strokeview segment 0b7c…e1 --model adc-dwi-v2 adc-core-v1 --wait --json',
+  )
   .action(async (caseId: string, o: { model?: string[]; wait?: boolean }) => {
     const sv = client();
     if (!o.wait) {
-      const job = await sv.jobs.create.mutate({ caseId, idempotencyKey: globalThis.crypto.randomUUID(), ...(o.model ? { modelIds: o.model } : {}) });
+      const job = await sv.jobs.create.mutate({
+        caseId,
+        idempotencyKey: globalThis.crypto.randomUUID(),
+        ...(o.model ? { modelIds: o.model } : {}),
+      });
       print(job, () => `queued job ${job.id} (${job.modelIds.join(', ')}); follow it with \`strokeview jobs show ${job.id}\``);
       return;
     }
@@ -239,7 +279,14 @@ jobs
       page.items.length
         ? table([
             ['ID', 'CASE', 'STATUS', 'PROGRESS', 'DICE', 'CREATED'],
-            ...page.items.map((j) => [j.id, j.caseId, j.status, `${Math.round(j.progress)}%`, j.result?.metrics.dice?.toFixed(3) ?? '—', j.createdAt]),
+            ...page.items.map((j) => [
+              j.id,
+              j.caseId,
+              j.status,
+              `${Math.round(j.progress)}%`,
+              j.result?.metrics.dice?.toFixed(3) ?? '—',
+              j.createdAt,
+            ]),
           ])
         : 'no jobs',
     );
@@ -303,7 +350,10 @@ try {
   const code = exitCodeOf(err);
   // --json: still one document — the job as it ended (failed, cancelled), or the error.
   const job = (err as { job?: JobView }).job;
-  if (json()) process.stdout.write(`${JSON.stringify(job ?? { error: messageOf(err), code: (err as { code?: string }).code ?? null, exitCode: code }, null, 2)}\n`);
+  if (json())
+    process.stdout.write(
+      `${JSON.stringify(job ?? { error: messageOf(err), code: (err as { code?: string }).code ?? null, exitCode: code }, null, 2)}\n`,
+    );
   else process.stderr.write(`strokeview: ${messageOf(err)}\n`);
   process.exit(code);
 }

@@ -31,7 +31,11 @@ export function App() {
           {route.name === 'cases' && <CaseList />}
           {route.name === 'case' && <CaseView id={route.id} key={route.id} />}
           {route.name === 'sign-in' && <SignIn />}
-          {route.name === 'not-found' && <p className="error">Page not found. <a href="/">All cases</a></p>}
+          {route.name === 'not-found' && (
+            <p className="error">
+              Page not found. <a href="/">All cases</a>
+            </p>
+          )}
         </ErrorBoundary>
       </main>
     </div>

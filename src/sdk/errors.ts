@@ -39,7 +39,13 @@ export class StrokeviewError extends TRPCClientError<AppRouter> {
 
   constructor(
     message: string,
-    opts: { code: StrokeviewErrorCode; status?: number | null; retryAfterS?: number | null; fieldErrors?: Record<string, string[]>; cause?: unknown },
+    opts: {
+      code: StrokeviewErrorCode;
+      status?: number | null;
+      retryAfterS?: number | null;
+      fieldErrors?: Record<string, string[]>;
+      cause?: unknown;
+    },
   ) {
     super(message, opts.cause instanceof Error ? { cause: opts.cause } : {});
     // TRPCClientError's constructor pins the prototype to its own; put ours back.

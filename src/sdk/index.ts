@@ -81,7 +81,10 @@ export interface Helpers {
    * Downloads a volume (or mask) file. With a path (Node, Deno, Bun) it streams to that file and
    * returns its size; without one it returns the bytes.
    */
-  download(volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string, path: string): Promise<{ path: string; bytes: number }>;
+  download(
+    volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string,
+    path: string,
+  ): Promise<{ path: string; bytes: number }>;
   download(volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string): Promise<Uint8Array>;
 }
 
@@ -224,10 +227,13 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
       }
       if (!res.ok || !res.body) {
         const code = res.status === 404 ? 'NOT_FOUND' : res.status === 403 || res.status === 410 ? 'FORBIDDEN' : `HTTP_${res.status}`;
-        throw new StrokeviewError(`Download failed: the server answered ${res.status}${res.status === 410 || res.status === 403 ? ' (the signed link expired: fetch the job or case again)' : ''}`, {
-          code,
-          status: res.status,
-        });
+        throw new StrokeviewError(
+          `Download failed: the server answered ${res.status}${res.status === 410 || res.status === 403 ? ' (the signed link expired: fetch the job or case again)' : ''}`,
+          {
+            code,
+            status: res.status,
+          },
+        );
       }
       if (path === undefined) return new Uint8Array(await res.arrayBuffer());
       const { createWriteStream } = await import('node:fs');

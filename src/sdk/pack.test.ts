@@ -68,7 +68,15 @@ describe('@strokeview/sdk as a package', { timeout: 400_000 }, () => {
     writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
     const install = spawnSync(
       'npm',
-      ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, `typescript@${require_('typescript')}`, `@types/node@${require_('@types/node')}`],
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        tarball,
+        `typescript@${require_('typescript')}`,
+        `@types/node@${require_('@types/node')}`,
+      ],
       { cwd: project, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error' } },
     );
     if (install.status !== 0) throw new Error(`npm install failed:\n${install.stdout}\n${install.stderr}`);
@@ -111,17 +119,31 @@ describe('@strokeview/sdk as a package', { timeout: 400_000 }, () => {
     writeFileSync(
       path.join(project, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'out', types: ['node'], skipLibCheck: true },
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          outDir: 'out',
+          types: ['node'],
+          skipLibCheck: true,
+        },
         files: ['consumer.ts'],
       }),
     );
-    const tsc = spawnSync(process.execPath, [path.join(project, 'node_modules/typescript/bin/tsc'), '-p', project], { cwd: project, encoding: 'utf8' });
+    const tsc = spawnSync(process.execPath, [path.join(project, 'node_modules/typescript/bin/tsc'), '-p', project], {
+      cwd: project,
+      encoding: 'utf8',
+    });
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
 
     // Without the @ts-expect-error lines the wrong input is reported, naming the field.
     writeFileSync(path.join(project, 'consumer.ts'), CONSUMER.replace(/\s*\/\/ @ts-expect-error[^\n]*/g, ''));
-    const wrong = spawnSync(process.execPath, [path.join(project, 'node_modules/typescript/bin/tsc'), '-p', project, '--noEmit'], { cwd: project, encoding: 'utf8' });
+    const wrong = spawnSync(process.execPath, [path.join(project, 'node_modules/typescript/bin/tsc'), '-p', project, '--noEmit'], {
+      cwd: project,
+      encoding: 'utf8',
+    });
     expect(wrong.status).not.toBe(0);
     expect(wrong.stdout).toMatch(/consumer\.ts\(\d+,\d+\): error TS2322: Type 'number' is not assignable to type 'string'/);
     expect(wrong.stdout).toMatch(/Property 'explode' does not exist/);
@@ -158,5 +180,7 @@ describe('@strokeview/sdk as a package', { timeout: 400_000 }, () => {
 
 /** The version of a package this repository uses (the consumer gets the same, from npm's cache). */
 function require_(name: string): string {
-  return (JSON.parse(execFileSync('npm', ['pkg', 'get', `devDependencies.${name}`], { cwd: ROOT, encoding: 'utf8' })) as string) || 'latest';
+  return (
+    (JSON.parse(execFileSync('npm', ['pkg', 'get', `devDependencies.${name}`], { cwd: ROOT, encoding: 'utf8' })) as string) || 'latest'
+  );
 }

@@ -100,9 +100,7 @@ describeEachDatabase('HTTP app', (db) => {
         await sql`select * from table_that_does_not_exist`.execute(ctx.db);
         return 'unreachable';
       }),
-      strict: publicProcedure
-        .input(z.object({ email: z.string().email(), age: z.number().int().min(0) }))
-        .query(({ input }) => input),
+      strict: publicProcedure.input(z.object({ email: z.string().email(), age: z.number().int().min(0) })).query(({ input }) => input),
       forbidden: publicProcedure.query(() => {
         throw new TRPCError({ code: 'FORBIDDEN', message: 'You may not do that' });
       }),
@@ -118,9 +116,7 @@ describeEachDatabase('HTTP app', (db) => {
     expect(logged?.reqId).toBe(res.headers.get('x-request-id'));
     expect(JSON.stringify(logged)).toContain('table_that_does_not_exist');
 
-    const bad = await app.request(
-      `/trpc/strict?input=${encodeURIComponent(JSON.stringify({ email: 'nope', age: -1 }))}`,
-    );
+    const bad = await app.request(`/trpc/strict?input=${encodeURIComponent(JSON.stringify({ email: 'nope', age: -1 }))}`);
     expect(bad.status).toBe(400);
     const badBody = (await bad.json()) as { error: { message: string; data: Record<string, unknown> } };
     expect(badBody.error.data.fieldErrors).toEqual({
@@ -132,9 +128,7 @@ describeEachDatabase('HTTP app', (db) => {
 
     const forbidden = await app.request('/trpc/forbidden');
     expect(forbidden.status).toBe(403);
-    expect(((await forbidden.json()) as { error: { message: string } }).error.message).toBe(
-      'You may not do that',
-    );
+    expect(((await forbidden.json()) as { error: { message: string } }).error.message).toBe('You may not do that');
   });
 });
 
@@ -155,7 +149,10 @@ describeEachDatabase('HTTP limits', (db) => {
 
   it('with EMBED_ORIGINS the session cookie is SameSite=None; Secure; Partitioned and frame-ancestors allows the embedder', async () => {
     const { app } = makeTestApp({ database: db().handle, env: { EMBED_ORIGINS: 'https://huggingface.co' } });
-    const res = await app.request('/trpc/auth.guest', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' } });
+    const res = await app.request('/trpc/auth.guest', {
+      method: 'POST',
+      headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.getSetCookie()[0]).toMatch(/; Secure; SameSite=None; Partitioned/);
     expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'self' https://huggingface.co");
@@ -166,19 +163,33 @@ describeEachDatabase('HTTP limits', (db) => {
   it('a cookie-carrying POST from https://evil.example is 403; from an allowed origin it is 200', async () => {
     const allowed = 'https://owner-stroke-viewer-frontend.hf.space';
     const { app } = makeTestApp({ database: db().handle, env: { ALLOWED_ORIGINS: allowed } });
-    const guest = await app.request('/trpc/auth.guest', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' } });
+    const guest = await app.request('/trpc/auth.guest', {
+      method: 'POST',
+      headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' },
+    });
     const cookie = guest.headers.getSetCookie()[0]!.split(';')[0]!;
-    const evil = await app.request('/trpc/auth.signOut', { method: 'POST', headers: { cookie, origin: 'https://evil.example', 'content-type': 'application/json' } });
+    const evil = await app.request('/trpc/auth.signOut', {
+      method: 'POST',
+      headers: { cookie, origin: 'https://evil.example', 'content-type': 'application/json' },
+    });
     expect(evil.status).toBe(403);
-    const good = await app.request('/trpc/auth.signOut', { method: 'POST', headers: { cookie, origin: allowed, 'content-type': 'application/json' } });
+    const good = await app.request('/trpc/auth.signOut', {
+      method: 'POST',
+      headers: { cookie, origin: allowed, 'content-type': 'application/json' },
+    });
     expect(good.status).toBe(200);
     expect(good.headers.get('access-control-allow-origin')).toBe(allowed);
   });
 
   it('PUBLIC_URL on https: __Host- cookie and HSTS', async () => {
     const { app } = makeTestApp({ database: db().handle, env: { PUBLIC_URL: 'https://owner-strokeview.hf.space' } });
-    const res = await app.request('/trpc/auth.guest', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' } });
-    expect(res.headers.getSetCookie()[0]).toMatch(/^__Host-strokeview_session=svs_[^;]+; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    const res = await app.request('/trpc/auth.guest', {
+      method: 'POST',
+      headers: { 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' },
+    });
+    expect(res.headers.getSetCookie()[0]).toMatch(
+      /^__Host-strokeview_session=svs_[^;]+; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
+    );
     expect(res.headers.get('strict-transport-security')).toMatch(/max-age=31536000/);
   });
 });

@@ -107,7 +107,8 @@ export function buildApp(deps: AppDeps): Hono {
   // Streamed uploads are capped while they stream (http/uploads), after authentication: here only
   // a declared Content-Length is checked. Hono's bodyLimit would read a chunked body (no length)
   // into memory before anything else ran — the whole upload, unauthenticated.
-  const declaredOnly = (maxSize: number, refuse: (c: HonoContext) => Response): MiddlewareHandler =>
+  const declaredOnly =
+    (maxSize: number, refuse: (c: HonoContext) => Response): MiddlewareHandler =>
     async (c, next) => {
       const length = c.req.header('content-length');
       if (length !== undefined && !c.req.header('transfer-encoding') && Number(length) > maxSize) return refuse(c);
@@ -189,7 +190,10 @@ export function buildApp(deps: AppDeps): Hono {
       onError: ({ error, path, ctx }) => {
         // Only unexplained failures are logged in full; the client saw a masked message.
         if (error.code === 'SERVICE_UNAVAILABLE' && isDatabaseUnavailable(error.cause)) {
-          logger.warn({ reqId: (ctx as { requestId?: string } | undefined)?.requestId, path, err: (error.cause as Error).message }, 'database unavailable');
+          logger.warn(
+            { reqId: (ctx as { requestId?: string } | undefined)?.requestId, path, err: (error.cause as Error).message },
+            'database unavailable',
+          );
         } else if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause instanceof DomainError)) {
           const reqId = (ctx as { requestId?: string } | undefined)?.requestId;
           logger.error({ reqId, path, err: error.cause ?? error }, 'procedure failed');
@@ -203,7 +207,10 @@ export function buildApp(deps: AppDeps): Hono {
   const restLimit = (maxSize: number, message: string) =>
     bodyLimit({ maxSize, onError: (c) => c.json({ message, code: 'PAYLOAD_TOO_LARGE' }, 413) });
   const restUploadLimit = restLimit(env.MAX_UPLOAD_MB * 1048576 + 65536, `The upload is larger than ${env.MAX_UPLOAD_MB} MiB`);
-  const restSmallLimit = restLimit(env.TRPC_MAX_BODY_BYTES, `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`);
+  const restSmallLimit = restLimit(
+    env.TRPC_MAX_BODY_BYTES,
+    `The request body is larger than ${Math.round(env.TRPC_MAX_BODY_BYTES / 1024)} KiB`,
+  );
   const streamedRestLimit = declaredOnly(env.MAX_UPLOAD_MB * 1048576 + 65536, (c) =>
     c.json({ message: `The upload is larger than ${env.MAX_UPLOAD_MB} MiB`, code: 'PAYLOAD_TOO_LARGE' }, 413),
   );

@@ -17,9 +17,7 @@ const instructions = dockerfile
 const runtimeStage = instructions.slice(instructions.findLastIndex((l) => l.startsWith('FROM ')));
 const envOf = (stage: string[]) =>
   Object.fromEntries(
-    stage
-      .filter((l) => l.startsWith('ENV '))
-      .flatMap((l) => [...l.slice(4).matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])),
+    stage.filter((l) => l.startsWith('ENV ')).flatMap((l) => [...l.slice(4).matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])),
   );
 
 describe('Dockerfile', () => {
@@ -65,7 +63,13 @@ describe("the image's CMD, run as the image runs it", { timeout: 300_000 }, () =
     const cmd = JSON.parse(runtimeStage.at(-1)!.slice('CMD '.length)) as string[];
     const port = await freePort();
     const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-image-'));
-    const env = { ...envOf(runtimeStage), PORT: String(port), DATA_DIR: dataDir, SECRET_KEY: 'a-secret-key-of-at-least-thirty-two-characters', DEMO_CASES: '1' };
+    const env = {
+      ...envOf(runtimeStage),
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      SECRET_KEY: 'a-secret-key-of-at-least-thirty-two-characters',
+      DEMO_CASES: '1',
+    };
     const child = spawn(cmd[0] === 'node' ? process.execPath : cmd[0]!, cmd.slice(1), {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', ...env },
@@ -75,10 +79,20 @@ describe("the image's CMD, run as the image runs it", { timeout: 300_000 }, () =
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
     const exited = new Promise<number | string>((r) => child.on('exit', (code, sig) => r(code ?? sig ?? 'unknown')));
-    server = { child, url: `http://127.0.0.1:${port}`, output: () => out, exited, waitReady: async () => {}, stop: async (s = 'SIGTERM') => (child.kill(s), exited) };
+    server = {
+      child,
+      url: `http://127.0.0.1:${port}`,
+      output: () => out,
+      exited,
+      waitReady: async () => {},
+      stop: async (s = 'SIGTERM') => (child.kill(s), exited),
+    };
     let ready = false;
     for (let i = 0; i < 1800 && !ready; i++) {
-      ready = await fetch(`${server.url}/readyz`).then((r) => r.ok, () => false);
+      ready = await fetch(`${server.url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
     expect(ready, out).toBe(true);
@@ -88,12 +102,18 @@ describe("the image's CMD, run as the image runs it", { timeout: 300_000 }, () =
     const info = (await (await fetch(`${server.url}/trpc/system.info`)).json()) as { result: { data: { database: string } } };
     expect(info.result.data.database).toBe('embedded');
     // Production: no stack traces in errors.
-    const bad = (await (await fetch(`${server.url}/trpc/cases.byId?input=${encodeURIComponent('{"id":"x"}')}`)).json()) as { error: { data: Record<string, unknown> } };
+    const bad = (await (await fetch(`${server.url}/trpc/cases.byId?input=${encodeURIComponent('{"id":"x"}')}`)).json()) as {
+      error: { data: Record<string, unknown> };
+    };
     expect(bad.error.data.stack).toBeUndefined();
 
     const health = runtimeStage.find((l) => l.startsWith('HEALTHCHECK'))!;
     const check = JSON.parse(health.slice(health.indexOf('CMD ') + 4)) as string[];
-    const probe = spawnSync(process.execPath, check.slice(1).map((a) => a.replace('127.0.0.1:7860', `127.0.0.1:${port}`)), { encoding: 'utf8' });
+    const probe = spawnSync(
+      process.execPath,
+      check.slice(1).map((a) => a.replace('127.0.0.1:7860', `127.0.0.1:${port}`)),
+      { encoding: 'utf8' },
+    );
     expect(probe.status).toBe(0);
     expect(await server.stop()).toBe(0);
   });

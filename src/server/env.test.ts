@@ -40,9 +40,7 @@ describe('parseEnv', () => {
   });
 
   it('requires SECRET_KEY in production', () => {
-    expect(() => parseEnv({ NODE_ENV: 'production' })).toThrow(
-      /SECRET_KEY: is required when NODE_ENV=production/,
-    );
+    expect(() => parseEnv({ NODE_ENV: 'production' })).toThrow(/SECRET_KEY: is required when NODE_ENV=production/);
     expect(parseEnv({ NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(32) }).SECRET_KEY).toHaveLength(32);
   });
 

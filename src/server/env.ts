@@ -1,15 +1,12 @@
 import { z } from 'zod';
 
 /** Empty strings in the environment mean "not set": `FOO= npm start` should behave like no FOO. */
-const optional = <T extends z.ZodType>(schema: T) =>
-  z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
 
 const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
   z.preprocess((v) => (v === '' || v === undefined ? fallback : v), schema);
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'on', 'off', 'yes', 'no'])
-  .transform((v) => ['true', '1', 'on', 'yes'].includes(v));
+const bool = z.enum(['true', 'false', '1', '0', 'on', 'off', 'yes', 'no']).transform((v) => ['true', '1', 'on', 'yes'].includes(v));
 
 const postgresUrl = z.string().refine((v) => /^postgres(ql)?:\/\//.test(v) && URL.canParse(v), {
   message: 'must be a postgres:// or postgresql:// URL',
@@ -19,7 +16,12 @@ const postgresUrl = z.string().refine((v) => /^postgres(ql)?:\/\//.test(v) && UR
 const originList = withDefault(
   z
     .string()
-    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
     .pipe(
       z.array(
         z.string().refine((o) => URL.canParse(o) && new URL(o).origin === o, {
@@ -52,7 +54,13 @@ export const envSchema = z.object({
   /** COOP/COEP for crossOriginIsolated; `auto` = on unless EMBED_ORIGINS is set. */
   CROSS_ORIGIN_ISOLATION: withDefault(z.enum(['auto', 'on', 'off']), 'auto'),
   ALLOW_GUESTS: withDefault(bool, 'true'),
-  GUEST_TTL_HOURS: withDefault(z.coerce.number().positive().max(24 * 30), 24),
+  GUEST_TTL_HOURS: withDefault(
+    z.coerce
+      .number()
+      .positive()
+      .max(24 * 30),
+    24,
+  ),
   /** A guest's quotas, well under a user's: jobs queued or running at once… */
   GUEST_MAX_ACTIVE_JOBS: withDefault(z.coerce.number().int().min(0), 1),
   /** …the share of MAX_QUEUED_JOBS all guests together may hold (so guests cannot fill the queue)… */
@@ -90,7 +98,14 @@ export const envSchema = z.object({
   /** Demo (phantom) cases created on first boot when the database has none. */
   DEMO_CASES: withDefault(z.coerce.number().int().min(0).max(12), 6),
   /** Lifetime of a signed volume URL, seconds. */
-  VOLUME_URL_TTL_S: withDefault(z.coerce.number().int().min(10).max(7 * 86400), 3600),
+  VOLUME_URL_TTL_S: withDefault(
+    z.coerce
+      .number()
+      .int()
+      .min(10)
+      .max(7 * 86400),
+    3600,
+  ),
 
   /** Where models run: cpu, or cuda (falls back to CPU with a warning when no GPU can be used). */
   EXECUTION_PROVIDER: withDefault(z.enum(['cpu', 'cuda']), 'cpu'),
@@ -159,9 +174,7 @@ export function parseEnv(raw: Record<string, string | undefined> = process.env):
     ]);
   }
   if (env.NODE_ENV === 'production' && !env.SECRET_KEY) {
-    throw new EnvError([
-      { variable: 'SECRET_KEY', message: 'is required when NODE_ENV=production (at least 32 characters)' },
-    ]);
+    throw new EnvError([{ variable: 'SECRET_KEY', message: 'is required when NODE_ENV=production (at least 32 characters)' }]);
   }
   return env;
 }

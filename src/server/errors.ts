@@ -2,7 +2,8 @@
  * What the domain says went wrong, without HTTP in it: services throw these, and the tRPC layer
  * (trpc.ts, `domainErrors`) maps each kind to its code in one place — the same for /trpc and /api.
  */
-export type DomainErrorKind = 'invalid' | 'unauthorized' | 'forbidden' | 'not-found' | 'conflict' | 'unprocessable' | 'too-many' | 'unavailable';
+export type DomainErrorKind =
+  'invalid' | 'unauthorized' | 'forbidden' | 'not-found' | 'conflict' | 'unprocessable' | 'too-many' | 'unavailable';
 
 export class DomainError extends Error {
   override name = 'DomainError';

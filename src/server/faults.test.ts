@@ -68,7 +68,11 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('PostgreSQL unavailable while th
       expect(rest.status).toBe(503);
       const upload = new FormData();
       upload.set('name', 'x');
-      const up = await fetch(`${server.url}/trpc/cases.upload`, { method: 'POST', body: upload, headers: { cookie: b.cookieHeader()!, 'sec-fetch-site': 'same-origin' } });
+      const up = await fetch(`${server.url}/trpc/cases.upload`, {
+        method: 'POST',
+        body: upload,
+        headers: { cookie: b.cookieHeader()!, 'sec-fetch-site': 'same-origin' },
+      });
       expect(up.status).toBe(503);
       expect((await fetch(`${server.url}/readyz`)).status).toBe(503);
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
@@ -91,19 +95,31 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('PostgreSQL unavailable while th
 function diskFullAfter(store: { put: (...a: never[]) => unknown }, okWrites: number) {
   let writes = 0;
   const put = store.put.bind(store) as (...a: unknown[]) => Promise<unknown>;
-  return vi.spyOn(store as never as { put: (...a: unknown[]) => Promise<unknown> }, 'put').mockImplementation(async (...args: unknown[]) => {
-    if (++writes > okWrites) throw Object.assign(new Error("ENOSPC: no space left on device, write '/data/volumes/ab/x.tmp'"), { code: 'ENOSPC' });
-    return put(...args);
-  });
+  return vi
+    .spyOn(store as never as { put: (...a: unknown[]) => Promise<unknown> }, 'put')
+    .mockImplementation(async (...args: unknown[]) => {
+      if (++writes > okWrites)
+        throw Object.assign(new Error("ENOSPC: no space left on device, write '/data/volumes/ab/x.tmp'"), { code: 'ENOSPC' });
+      return put(...args);
+    });
 }
 
-const storedFiles = (root: string) => readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.nii.gz') || f.includes('.tmp-'));
+const storedFiles = (root: string) =>
+  readdirSync(root, { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith('.nii.gz') || f.includes('.tmp-'));
 
 describeEachDatabase('a failed write in DATA_DIR', (current) => {
   afterEach(() => vi.restoreAllMocks());
-  const count = async (table: string) => (await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)}`.execute(current().handle.db)).rows[0]!.n;
+  const count = async (table: string) =>
+    (await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)}`.execute(current().handle.db)).rows[0]!.n;
   const nii = (seed: number) =>
-    buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], gzip: true, values: Array.from({ length: 2048 }, (_, i) => 700 + seed + 3 * (i % 100)) });
+    buildNifti({
+      dim: [16, 16, 8],
+      pixdim: [2, 2, 3],
+      gzip: true,
+      values: Array.from({ length: 2048 }, (_, i) => 700 + seed + 3 * (i % 100)),
+    });
 
   it('an upload whose second file cannot be written: 503 saying so (no path), no row, no file', async () => {
     const t = makeTestApp({ database: current().handle });
@@ -132,10 +148,22 @@ describeEachDatabase('a failed write in DATA_DIR', (current) => {
     const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
     const t = makeTestApp({ database: current().handle, models });
     const env = parseEnv({ NODE_ENV: 'test' });
-    const runtime = await startJobRuntime({ database: current().handle, store: t.store, models, env, log: createLogger({ level: 'silent' }), runWorker: true });
+    const runtime = await startJobRuntime({
+      database: current().handle,
+      store: t.store,
+      models,
+      env,
+      log: createLogger({ level: 'silent' }),
+      runWorker: true,
+    });
     const server = await serveApp(makeTestApp({ database: current().handle, models, store: t.store, jobs: runtime.jobs }).app);
     try {
-      const caseId = await createCase(current().handle.db, t.store, { ownerId: null, name: 'demo', source: 'demo', subjectId: 'disk' }, phantomVolumes(104));
+      const caseId = await createCase(
+        current().handle.db,
+        t.store,
+        { ownerId: null, name: 'demo', source: 'demo', subjectId: 'disk' },
+        phantomVolumes(104),
+      );
       const volumesBefore = await count('volumes');
       const filesBefore = storedFiles(t.store.root).length;
       const b = new TestBrowser(server.url);
@@ -170,7 +198,11 @@ describe('SIGKILL during an upload', { timeout: 400_000 }, () => {
     try {
       await first.waitReady();
       const post = (proc: string, body: unknown, cookie?: string) =>
-        fetch(`${first.url}/trpc/${proc}`, { method: 'POST', headers: { 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', ...(cookie ? { cookie } : {}) }, body: JSON.stringify(body) });
+        fetch(`${first.url}/trpc/${proc}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', ...(cookie ? { cookie } : {}) },
+          body: JSON.stringify(body),
+        });
       const reg = await post('auth.register', { email: 'kill@x.org', password: 'correct horse battery' });
       const cookie = reg.headers.getSetCookie()[0]!.split(';')[0]!;
 
@@ -185,14 +217,21 @@ describe('SIGKILL during an upload', { timeout: 400_000 }, () => {
         body,
         duplex: 'half',
       } as RequestInit).catch((e: unknown) => e);
-      push.enqueue(new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nkilled\r\n--${boundary}\r\nContent-Disposition: form-data; name="dwi"; filename="dwi.nii"\r\nContent-Type: application/octet-stream\r\n\r\n`));
+      push.enqueue(
+        new TextEncoder().encode(
+          `--${boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nkilled\r\n--${boundary}\r\nContent-Disposition: form-data; name="dwi"; filename="dwi.nii"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+        ),
+      );
       push.enqueue(dwi.subarray(0, 20_000));
       const spool = path.join(dataDir, 'uploads');
-      await vi.waitFor(() => {
-        const folders = existsSync(spool) ? readdirSync(spool) : [];
-        expect(folders.length).toBe(1);
-        expect(readdirSync(path.join(spool, folders[0]!))).toContain('dwi.part');
-      }, { timeout: 60_000, interval: 50 });
+      await vi.waitFor(
+        () => {
+          const folders = existsSync(spool) ? readdirSync(spool) : [];
+          expect(folders.length).toBe(1);
+          expect(readdirSync(path.join(spool, folders[0]!))).toContain('dwi.part');
+        },
+        { timeout: 60_000, interval: 50 },
+      );
       first.child.kill('SIGKILL');
       await first.exited;
       push.error(new Error('client gone'));
@@ -216,7 +255,9 @@ describe('SIGKILL during an upload', { timeout: 400_000 }, () => {
       }
       const db = await PGlite.create({ dataDir: path.join(dataDir, 'pgdata') });
       try {
-        const counts = await db.query<{ cases: number; volumes: number }>('select (select count(*)::int from cases) as cases, (select count(*)::int from volumes) as volumes');
+        const counts = await db.query<{ cases: number; volumes: number }>(
+          'select (select count(*)::int from cases) as cases, (select count(*)::int from volumes) as volumes',
+        );
         expect(counts.rows[0]).toEqual({ cases: 0, volumes: 0 });
       } finally {
         await db.close();

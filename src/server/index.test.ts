@@ -33,9 +33,7 @@ describe('boot and shutdown of the real server process', { timeout: 300_000 }, (
       DATABASE_URL: 'postgres://someone:hunter2@127.0.0.1:1/nowhere',
     });
     expect(await p.exited).not.toBe(0);
-    expect(p.output()).toMatch(
-      /strokeview: cannot reach DATABASE_URL postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere/,
-    );
+    expect(p.output()).toMatch(/strokeview: cannot reach DATABASE_URL postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere/);
     expect(p.output()).not.toContain('hunter2');
   });
 
@@ -83,22 +81,17 @@ describe('boot and shutdown of the real server process', { timeout: 300_000 }, (
     expect(await p.exited).toBe(0);
   });
 
-  it.skipIf(!testDatabaseKinds().includes('postgres'))(
-    'DATABASE_URL: boots on the real PostgreSQL',
-    async () => {
-      const pgdb = await createThrowawayPostgres();
-      try {
-        const p = startProcess({ PORT: String(await freePort()), DATA_DIR: tmp(), DATABASE_URL: pgdb.url });
-        running.push(p);
-        await p.waitReady();
-        const info = await fetch(`${p.url}/trpc/system.info`);
-        expect(((await info.json()) as { result: { data: { database: string } } }).result.data.database).toBe(
-          'postgres',
-        );
-        expect(await p.stop()).toBe(0);
-      } finally {
-        await pgdb.drop();
-      }
-    },
-  );
+  it.skipIf(!testDatabaseKinds().includes('postgres'))('DATABASE_URL: boots on the real PostgreSQL', async () => {
+    const pgdb = await createThrowawayPostgres();
+    try {
+      const p = startProcess({ PORT: String(await freePort()), DATA_DIR: tmp(), DATABASE_URL: pgdb.url });
+      running.push(p);
+      await p.waitReady();
+      const info = await fetch(`${p.url}/trpc/system.info`);
+      expect(((await info.json()) as { result: { data: { database: string } } }).result.data.database).toBe('postgres');
+      expect(await p.stop()).toBe(0);
+    } finally {
+      await pgdb.drop();
+    }
+  });
 });

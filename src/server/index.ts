@@ -49,7 +49,7 @@ removeStaleUploads(path.join(dataDir, 'uploads'), env.DATABASE_URL ? 3_600_000 :
 if (env.NODE_ENV === 'production' && !env.PUBLIC_URL) {
   // Signed volume links then name whatever host the request addressed; behind a shared cache
   // that is a poisoning risk, and the cookie policy guesses https from proxy headers.
-  logger.warn('PUBLIC_URL is not set: volume links are built from each request\'s Host header; set PUBLIC_URL to the address people use');
+  logger.warn("PUBLIC_URL is not set: volume links are built from each request's Host header; set PUBLIC_URL to the address people use");
 }
 const readiness = new Readiness();
 const startedAt = Date.now();
@@ -65,8 +65,7 @@ let stopping = false;
 
 const server = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }) as Server;
 server.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EADDRINUSE')
-    fatal(`PORT ${env.PORT} is already in use on ${env.HOST}; set PORT to a free port`);
+  if (err.code === 'EADDRINUSE') fatal(`PORT ${env.PORT} is already in use on ${env.HOST}; set PORT to a free port`);
   fatal(`cannot listen on ${env.HOST}:${env.PORT}: ${err.message}`);
 });
 

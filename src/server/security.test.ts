@@ -79,7 +79,9 @@ describeEachDatabase('security over real HTTP', (current) => {
     const embedded = await serve({ EMBED_ORIGINS: 'https://huggingface.co' });
     expect((await embedded.browser().mutate('auth.guest')).setCookies[0]).toMatch(/; Secure; SameSite=None; Partitioned/);
     const https = await serve({ PUBLIC_URL: 'https://owner-strokeview.hf.space' });
-    expect((await https.browser().mutate('auth.guest')).setCookies[0]).toMatch(/^__Host-strokeview_session=.*; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    expect((await https.browser().mutate('auth.guest')).setCookies[0]).toMatch(
+      /^__Host-strokeview_session=.*; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
+    );
   });
 
   it('S2 session tokens: 256-bit random, only their SHA-256 stored', async () => {
@@ -100,7 +102,8 @@ describeEachDatabase('security over real HTTP', (current) => {
     expect(a.cookies.get('strokeview_session')).not.toBe(first);
     const sessions = await s.db.selectFrom('sessions').select(['expires_at', 'created_at']).execute();
     expect(sessions).toHaveLength(2);
-    for (const row of sessions) expect(new Date(row.expires_at).getTime() - new Date(row.created_at).getTime()).toBeLessThanOrEqual(30 * 86_400_000);
+    for (const row of sessions)
+      expect(new Date(row.expires_at).getTime() - new Date(row.created_at).getTime()).toBeLessThanOrEqual(30 * 86_400_000);
     const second = a.cookies.get('strokeview_session')!;
     await a.mutate('auth.signOut');
     expect(await s.db.selectFrom('sessions').select('id').execute()).toHaveLength(1); // the first sign-in's session stays
@@ -124,7 +127,10 @@ describeEachDatabase('security over real HTTP', (current) => {
     const s = await serve();
     const a = await s.user('s5@x.org');
     const cookie = a.cookieHeader()!;
-    const crossSite = await fetch(`${s.url}/trpc/auth.signOut`, { method: 'POST', headers: { ...json, cookie, origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } });
+    const crossSite = await fetch(`${s.url}/trpc/auth.signOut`, {
+      method: 'POST',
+      headers: { ...json, cookie, origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+    });
     expect(crossSite.status).toBe(403);
     const formPost = await fetch(`${s.url}/trpc/auth.tokens.create`, {
       method: 'POST',
@@ -144,7 +150,12 @@ describeEachDatabase('security over real HTTP', (current) => {
     const good = await ask(allowed);
     expect(good.headers.get('access-control-allow-origin')).toBe(allowed);
     expect(good.headers.get('access-control-allow-credentials')).toBe('true');
-    for (const evil of ['https://evil-owner-strokeview.hf.space', 'http://owner-strokeview.hf.space', 'null', 'https://owner-strokeview.hf.space.evil.example']) {
+    for (const evil of [
+      'https://evil-owner-strokeview.hf.space',
+      'http://owner-strokeview.hf.space',
+      'null',
+      'https://owner-strokeview.hf.space.evil.example',
+    ]) {
       const res = await ask(evil);
       expect(res.headers.get('access-control-allow-origin'), evil).toBeNull();
       expect(res.headers.get('access-control-allow-credentials'), evil).toBeNull();
@@ -176,7 +187,11 @@ describeEachDatabase('security over real HTTP', (current) => {
 
   it('S8 body limits: a large /trpc body is 413, a batch over the cap is 400', async () => {
     const s = await serve({ TRPC_MAX_BODY_BYTES: '2048', TRPC_MAX_BATCH: '3' });
-    const big = await fetch(`${s.url}/trpc/auth.signIn`, { method: 'POST', headers: { ...json, 'sec-fetch-site': 'same-origin' }, body: JSON.stringify({ email: 'a@b.org', password: 'x'.repeat(5000) }) });
+    const big = await fetch(`${s.url}/trpc/auth.signIn`, {
+      method: 'POST',
+      headers: { ...json, 'sec-fetch-site': 'same-origin' },
+      body: JSON.stringify({ email: 'a@b.org', password: 'x'.repeat(5000) }),
+    });
     expect(big.status).toBe(413);
     const batch = await fetch(`${s.url}/trpc/${Array(4).fill('system.info').join(',')}?batch=1&input=${encodeURIComponent('{}')}`);
     expect(batch.status).toBe(400);
@@ -240,7 +255,13 @@ describeEachDatabase('security over real HTTP', (current) => {
     const bob = await s.user('bob@x.org');
     const mine = await alice.upload<CaseDetail>('cases.upload', caseForm({ dwi: nii(), adc: nii() }));
     const aliceId = (await alice.query<PublicUser>('auth.me')).data.id;
-    const job = await insertJob(s.db, { ownerId: aliceId, caseId: mine.data.id, modelIds: ['adc-core-v1'], idempotencyKey: null, expiresAt: new Date(Date.now() + 86_400_000) });
+    const job = await insertJob(s.db, {
+      ownerId: aliceId,
+      caseId: mine.data.id,
+      modelIds: ['adc-core-v1'],
+      idempotencyKey: null,
+      expiresAt: new Date(Date.now() + 86_400_000),
+    });
     expect((await bob.query('cases.byId', { id: mine.data.id })).body.error?.data.code).toBe('NOT_FOUND');
     expect((await bob.query('jobs.byId', { id: job.id })).body.error?.data.code).toBe('NOT_FOUND');
     expect((await bob.mutate('cases.delete', { id: mine.data.id })).body.error?.data.code).toBe('NOT_FOUND');
@@ -281,7 +302,14 @@ describeEachDatabase('security over real HTTP', (current) => {
   it('S14 jobs: a per-user cap (429 + Retry-After), and a queued job cancelled at once', async () => {
     const env = parseEnv({ NODE_ENV: 'test', MAX_ACTIVE_JOBS_PER_USER: '1' });
     const t0 = makeTestApp({ database: current().handle });
-    const runtime = await startJobRuntime({ database: current().handle, store: t0.store, models: models, env, log: createLogger({ level: 'silent' }), runWorker: false });
+    const runtime = await startJobRuntime({
+      database: current().handle,
+      store: t0.store,
+      models: models,
+      env,
+      log: createLogger({ level: 'silent' }),
+      runWorker: false,
+    });
     open.push({ close: () => runtime.stop(1000) });
     const s = await serve({ MAX_ACTIVE_JOBS_PER_USER: '1' }, { jobs: runtime.jobs, store: t0.store });
     await seedDemoCases(s.db, s.store, 1);
@@ -300,7 +328,9 @@ describeEachDatabase('security over real HTTP', (current) => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'sv-sec-')), 'a-file');
     writeFileSync(file, 'x');
     expect(() => ensureWritableDataDir(path.join(file, 'data'))).toThrow(BootError);
-    expect(() => ensureWritableDataDir(path.join(file, 'data'))).toThrow(/DATA_DIR .* is not writable \(ENOTDIR\); set DATA_DIR to a writable folder/);
+    expect(() => ensureWritableDataDir(path.join(file, 'data'))).toThrow(
+      /DATA_DIR .* is not writable \(ENOTDIR\); set DATA_DIR to a writable folder/,
+    );
   });
 
   // ───────────────────────── #17 findings ─────────────────────────
@@ -310,7 +340,11 @@ describeEachDatabase('security over real HTTP', (current) => {
     const b = s.browser();
     const spellings = ['auth.signIn/', 'auth.signIn//', 'auth%2EsignIn'];
     for (const p of spellings) {
-      const res = await b.request(`/trpc/${p}`, { method: 'POST', headers: json, body: JSON.stringify({ email: 'v@x.org', password: 'wrong password' }) });
+      const res = await b.request(`/trpc/${p}`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ email: 'v@x.org', password: 'wrong password' }),
+      });
       expect(res.status, p).not.toBe(429);
     }
     const fourth = await b.mutate('auth.signIn', { email: 'v@x.org', password: 'wrong password' });
@@ -379,13 +413,16 @@ describeEachDatabase('security over real HTTP', (current) => {
     // the files went to the pool (whose tasks run on threadId > 0: workers/pool.test.ts) as paths
     expect(prepare).toHaveBeenCalledTimes(1);
     expect(Object.values(prepare.mock.calls[0]![0]).every((f) => typeof f === 'string')).toBe(true);
-    const onDisk = readdirSync(s.store.root, { recursive: true }).map(String).filter((f) => f.endsWith('.nii.gz'));
+    const onDisk = readdirSync(s.store.root, { recursive: true })
+      .map(String)
+      .filter((f) => f.endsWith('.nii.gz'));
     expect(onDisk.length).toBeGreaterThan(0);
   });
 
   it('F5 /metrics labels stay a fixed set: 300 made-up procedure paths add no series', async () => {
     const s = await serve();
-    const series = async () => (await (await fetch(`${s.url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('strokeview_http_requests_total{')).length;
+    const series = async () =>
+      (await (await fetch(`${s.url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('strokeview_http_requests_total{')).length;
     await fetch(`${s.url}/trpc/made.up.0`);
     const before = await series();
     for (let i = 1; i < 300; i++) await fetch(`${s.url}/trpc/made.up.${i}`, { method: i % 2 ? 'GET' : 'POST' });
@@ -401,7 +438,13 @@ describeEachDatabase('security over real HTTP', (current) => {
     const a = await s.user('f6@x.org');
     const [c] = [(await a.upload<CaseDetail>('cases.upload', caseForm({ dwi: nii(), adc: nii() }))).data];
     const me = (await a.query<PublicUser>('auth.me')).data;
-    const job = await insertJob(s.db, { ownerId: me.id, caseId: c!.id, modelIds: ['adc-core-v1'], idempotencyKey: null, expiresAt: new Date(Date.now() + 86_400_000) });
+    const job = await insertJob(s.db, {
+      ownerId: me.id,
+      caseId: c!.id,
+      modelIds: ['adc-core-v1'],
+      idempotencyKey: null,
+      expiresAt: new Date(Date.now() + 86_400_000),
+    });
     const url = `${s.url}/trpc/jobs.onProgress?input=${encodeURIComponent(JSON.stringify({ id: job.id }))}`;
     const streams: AbortController[] = [];
     const openStream = async (cookie: string) => {
@@ -443,15 +486,24 @@ describeEachDatabase('security over real HTTP', (current) => {
   it('F7 guests get a share of the queue, not all of it: a real user still gets in', async () => {
     const env = parseEnv({ NODE_ENV: 'test', MAX_QUEUED_JOBS: '10', GUEST_QUEUE_SHARE: '0.2' });
     const t0 = makeTestApp({ database: current().handle });
-    const runtime = await startJobRuntime({ database: current().handle, store: t0.store, models: models, env, log: createLogger({ level: 'silent' }), runWorker: false });
+    const runtime = await startJobRuntime({
+      database: current().handle,
+      store: t0.store,
+      models: models,
+      env,
+      log: createLogger({ level: 'silent' }),
+      runWorker: false,
+    });
     open.push({ close: () => runtime.stop(1000) });
     const s = await serve({ MAX_QUEUED_JOBS: '10', GUEST_QUEUE_SHARE: '0.2' }, { jobs: runtime.jobs, store: t0.store });
     await seedDemoCases(s.db, s.store, 1);
-    const guests = await Promise.all(Array.from({ length: 4 }, async () => {
-      const g = s.browser();
-      await g.mutate('auth.guest');
-      return g;
-    }));
+    const guests = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const g = s.browser();
+        await g.mutate('auth.guest');
+        return g;
+      }),
+    );
     const [demo] = (await guests[0]!.query<{ items: { id: string }[] }>('cases.list')).data.items;
     const created = [];
     for (const g of guests) created.push(await g.mutate('jobs.create', { caseId: demo!.id }));
@@ -509,9 +561,24 @@ describeEachDatabase('security over real HTTP', (current) => {
   it('F11 NaN, infinite and singular affines are refused with a 422 naming the file', async () => {
     const s = await serve();
     const a = await s.user('f11@x.org');
-    const nan: Affine = [[Number.NaN, 0, 0, 0], [0, 2, 0, 0], [0, 0, 3, 0], [0, 0, 0, 1]];
-    const singular: Affine = [[2, 0, 0, 0], [0, 0, 0, 0], [0, 0, 3, 0], [0, 0, 0, 1]];
-    const inf: Affine = [[2, 0, 0, Number.POSITIVE_INFINITY], [0, 2, 0, 0], [0, 0, 3, 0], [0, 0, 0, 1]];
+    const nan: Affine = [
+      [Number.NaN, 0, 0, 0],
+      [0, 2, 0, 0],
+      [0, 0, 3, 0],
+      [0, 0, 0, 1],
+    ];
+    const singular: Affine = [
+      [2, 0, 0, 0],
+      [0, 0, 0, 0],
+      [0, 0, 3, 0],
+      [0, 0, 0, 1],
+    ];
+    const inf: Affine = [
+      [2, 0, 0, Number.POSITIVE_INFINITY],
+      [0, 2, 0, 0],
+      [0, 0, 3, 0],
+      [0, 0, 0, 1],
+    ];
     for (const [name, bad, pattern] of [
       ['NaN', nan, /NaN or infinite/],
       ['singular', singular, /singular/],
@@ -566,7 +633,11 @@ describeEachDatabase('security over real HTTP', (current) => {
     const s = await serve({ ALLOWED_ORIGINS: 'https://owner-strokeview.hf.space' });
     const res = await fetch(`${s.url}/trpc/auth.signIn`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      headers: {
+        origin: 'https://evil.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
     });
     expect(res.status).toBe(403);
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
@@ -580,6 +651,10 @@ describeEachDatabase('security over real HTTP', (current) => {
 
 describe('phantom sanity', () => {
   it('the demo volumes used above are valid uploads', () => {
-    expect(phantomVolumes(1).map((v) => v.role).sort()).toEqual(['adc', 'dwi', 'flair', 'mask']);
+    expect(
+      phantomVolumes(1)
+        .map((v) => v.role)
+        .sort(),
+    ).toEqual(['adc', 'dwi', 'flair', 'mask']);
   });
 });

@@ -98,4 +98,3 @@ export async function createTokenTask(opts: { email: string; name: string; expir
     return createApiToken(database.db, user.id, { name: opts.name, expiresInDays: opts.expiresInDays });
   });
 }
-

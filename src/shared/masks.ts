@@ -9,7 +9,14 @@ export const saveMaskFieldsSchema = z.object({
     .string()
     .trim()
     .max(500, { message: 'Keep the note under 500 characters' })
-    .refine((s) => ![...s].some((ch) => { const c = ch.charCodeAt(0); return c < 32 && c !== 9 && c !== 10 && c !== 13; }), { message: "The note contains control characters" })
+    .refine(
+      (s) =>
+        ![...s].some((ch) => {
+          const c = ch.charCodeAt(0);
+          return c < 32 && c !== 9 && c !== 10 && c !== 13;
+        }),
+      { message: 'The note contains control characters' },
+    )
     .default(''),
 });
 

@@ -36,11 +36,16 @@ describe('the cold-start retry policy', () => {
   });
 
   it("the fetch wrapper turns a proxy's HTML 503 into an error carrying the status; JSON errors pass to tRPC", async () => {
-    const html = fetchWithStatus(async () => new Response('<html>Space is waking up</html>', { status: 503, headers: { 'content-type': 'text/html', 'retry-after': '3' } }));
+    const html = fetchWithStatus(
+      async () =>
+        new Response('<html>Space is waking up</html>', { status: 503, headers: { 'content-type': 'text/html', 'retry-after': '3' } }),
+    );
     const err = await html('http://x/trpc/cases.list').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HttpStatusError);
     expect(failureFacts(err)).toEqual({ status: 503, retryAfterS: 3 });
-    const json = fetchWithStatus(async () => new Response('{"error":{}}', { status: 404, headers: { 'content-type': 'application/json' } }));
+    const json = fetchWithStatus(
+      async () => new Response('{"error":{}}', { status: 404, headers: { 'content-type': 'application/json' } }),
+    );
     expect((await json('http://x')).status).toBe(404);
   });
 

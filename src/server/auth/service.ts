@@ -11,15 +11,7 @@ import {
 } from '../db/api-tokens.js';
 import { deleteSession, deleteUserSessions, findSessionByHash, insertSession, touchSession } from '../db/sessions.js';
 import type { ApiTokenRow, Database, UserRow } from '../db/tables.js';
-import {
-  clearFailures,
-  findUserByEmail,
-  findUserById,
-  insertUser,
-  releaseAttempt,
-  reserveAttempt,
-  updateUser,
-} from '../db/users.js';
+import { clearFailures, findUserByEmail, findUserById, insertUser, releaseAttempt, reserveAttempt, updateUser } from '../db/users.js';
 import type { Env } from '../env.js';
 import { conflict, forbidden, invalid, notFound, tooMany, unauthorized } from '../errors.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -28,12 +20,7 @@ import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX, hashToken, newToken, sameDigest
 type Db = Kysely<Database>;
 export type AuthConfig = Pick<
   Env,
-  | 'SESSION_IDLE_DAYS'
-  | 'SESSION_MAX_DAYS'
-  | 'GUEST_TTL_HOURS'
-  | 'ALLOW_GUESTS'
-  | 'SIGN_IN_FAILURES_MAX'
-  | 'SIGN_IN_FAILURE_WINDOW_MIN'
+  'SESSION_IDLE_DAYS' | 'SESSION_MAX_DAYS' | 'GUEST_TTL_HOURS' | 'ALLOW_GUESTS' | 'SIGN_IN_FAILURES_MAX' | 'SIGN_IN_FAILURE_WINDOW_MIN'
 >;
 
 const DAY = 86_400_000;
@@ -90,18 +77,10 @@ export function toTokenInfo(t: ApiTokenRow): ApiTokenInfo {
 }
 
 /** A new session: a fresh 256-bit token, only its hash stored; expiry is the idle timeout (capped). */
-export async function issueSession(
-  db: Db,
-  cfg: AuthConfig,
-  user: UserRow,
-  meta: ClientMeta,
-  lifetimeMs?: number,
-): Promise<IssuedSession> {
+export async function issueSession(db: Db, cfg: AuthConfig, user: UserRow, meta: ClientMeta, lifetimeMs?: number): Promise<IssuedSession> {
   const token = newToken(SESSION_TOKEN_PREFIX);
   const now = Date.now();
-  const expiresAt = new Date(
-    now + Math.min(lifetimeMs ?? cfg.SESSION_IDLE_DAYS * DAY, cfg.SESSION_MAX_DAYS * DAY),
-  );
+  const expiresAt = new Date(now + Math.min(lifetimeMs ?? cfg.SESSION_IDLE_DAYS * DAY, cfg.SESSION_MAX_DAYS * DAY));
   await insertSession(db, {
     user_id: user.id,
     token_hash: hashToken(token),
@@ -195,7 +174,6 @@ export async function signIn(
   await clearFailures(db, input.email);
   return issueSession(db, cfg, user, meta);
 }
-
 
 export async function createGuest(db: Db, cfg: AuthConfig, meta: ClientMeta): Promise<IssuedSession> {
   if (!cfg.ALLOW_GUESTS) throw forbidden('Guest access is turned off here');

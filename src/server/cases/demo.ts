@@ -20,10 +20,44 @@ export function phantomVolumes(seed: number): PreparedVolume[] {
     frames: 1,
   });
   return [
-    { role: 'dwi', stored: writeNiftiGz({ dims: p.dims, affine: p.affine, datatype: 'float32', data: p.dwi, description: 'strokeview phantom DWI b1000' }), facts: facts('float32') },
-    { role: 'adc', stored: writeNiftiGz({ dims: p.dims, affine: p.affine, datatype: 'float32', data: p.adc, description: 'strokeview phantom ADC 1e-6 mm2/s' }), facts: { ...facts('float32'), adcUnit: '1e-6' } },
-    { role: 'flair', stored: writeNiftiGz({ dims: p.dims, affine: p.affine, datatype: 'float32', data: p.flair, description: 'strokeview phantom FLAIR' }), facts: facts('float32') },
-    { role: 'mask', stored: writeNiftiGz({ dims: p.dims, affine: p.affine, datatype: 'uint8', data: p.mask, description: 'strokeview phantom lesion mask' }), facts: facts('uint8') },
+    {
+      role: 'dwi',
+      stored: writeNiftiGz({
+        dims: p.dims,
+        affine: p.affine,
+        datatype: 'float32',
+        data: p.dwi,
+        description: 'strokeview phantom DWI b1000',
+      }),
+      facts: facts('float32'),
+    },
+    {
+      role: 'adc',
+      stored: writeNiftiGz({
+        dims: p.dims,
+        affine: p.affine,
+        datatype: 'float32',
+        data: p.adc,
+        description: 'strokeview phantom ADC 1e-6 mm2/s',
+      }),
+      facts: { ...facts('float32'), adcUnit: '1e-6' },
+    },
+    {
+      role: 'flair',
+      stored: writeNiftiGz({ dims: p.dims, affine: p.affine, datatype: 'float32', data: p.flair, description: 'strokeview phantom FLAIR' }),
+      facts: facts('float32'),
+    },
+    {
+      role: 'mask',
+      stored: writeNiftiGz({
+        dims: p.dims,
+        affine: p.affine,
+        datatype: 'uint8',
+        data: p.mask,
+        description: 'strokeview phantom lesion mask',
+      }),
+      facts: facts('uint8'),
+    },
   ];
 }
 

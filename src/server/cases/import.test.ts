@@ -24,7 +24,10 @@ function isles22(root: string, seeds: number[]) {
     put(path.join(root, 'rawdata', sub, 'ses-0001', 'dwi', `${sub}_ses-0001_dwi.nii.gz`), v.dwi!);
     put(path.join(root, 'rawdata', sub, 'ses-0001', 'dwi', `${sub}_ses-0001_adc.nii.gz`), v.adc!);
     put(path.join(root, 'rawdata', sub, 'ses-0001', 'dwi', `${sub}_ses-0001_dwi.json`), Buffer.from('{}'));
-    put(path.join(root, 'rawdata', sub, 'ses-0001', 'anat', `${sub}_ses-0001_FLAIR.nii.gz`), buildNifti({ dim: [64, 64, 40], pixdim: [3.5, 3.5, 3.6], gzip: true }));
+    put(
+      path.join(root, 'rawdata', sub, 'ses-0001', 'anat', `${sub}_ses-0001_FLAIR.nii.gz`),
+      buildNifti({ dim: [64, 64, 40], pixdim: [3.5, 3.5, 3.6], gzip: true }),
+    );
     put(path.join(root, 'derivatives', sub, 'ses-0001', `${sub}_ses-0001_msk.nii.gz`), v.mask!);
   }
 }

@@ -32,7 +32,6 @@ export interface PrepareLimits {
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 1 : 0)} MiB`;
 
-
 /**
  * Whether two grids are the same: equal dims, and affines equal within `tol` — absolute for the
  * rotation/zoom part, relative (to at least 1 mm) for the offsets, which float32 headers round.

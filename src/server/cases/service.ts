@@ -46,7 +46,12 @@ export interface VolumeLinks {
 
 /** A file name safe in a URL path and a Content-Disposition header. */
 export function safeFileName(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 120) || 'volume';
+  return (
+    name
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(0, 120) || 'volume'
+  );
 }
 
 /**
@@ -77,12 +82,7 @@ export function toVolumeDescriptor(
   };
 }
 
-export async function getCaseDetail(
-  db: Db,
-  viewer: Viewer,
-  id: string,
-  links: VolumeLinks,
-): Promise<CaseDetail> {
+export async function getCaseDetail(db: Db, viewer: Viewer, id: string, links: VolumeLinks): Promise<CaseDetail> {
   const row = await findCase(db, viewer, id);
   if (!row) throw notFound('No such case');
   const volumes = await caseVolumes(db, id);
@@ -102,7 +102,11 @@ export async function createCase(
   volumes: PreparedVolume[],
 ): Promise<string> {
   return withStoredVolumes(db, store, volumes, async (trx, volumeIds) =>
-    insertCase(trx, { ...meta, subjectId: meta.subjectId ?? null }, volumes.map((v, i) => ({ role: v.role, volumeId: volumeIds[i]! }))),
+    insertCase(
+      trx,
+      { ...meta, subjectId: meta.subjectId ?? null },
+      volumes.map((v, i) => ({ role: v.role, volumeId: volumeIds[i]! })),
+    ),
   );
 }
 
@@ -234,6 +238,10 @@ export async function collectOrphanFiles(db: Db, store: VolumeStore, olderThanMs
   const candidates: string[] = [];
   for await (const f of store.list()) if (olderThanMs === 0 || f.mtime.getTime() < before) candidates.push(f.sha256);
   const known = await knownShas(db, candidates);
-  removed += await removeIfUnreferenced(db, store, candidates.filter((s) => !known.has(s)));
+  removed += await removeIfUnreferenced(
+    db,
+    store,
+    candidates.filter((s) => !known.has(s)),
+  );
   return removed;
 }

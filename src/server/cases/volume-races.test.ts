@@ -30,7 +30,11 @@ describeEachDatabase('volume rows and files stay together', (current) => {
     if (current().kind !== 'postgres') return;
     await vi.waitFor(
       async () => {
-        const r = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(current().handle.db);
+        const r = await sql<{
+          n: number;
+        }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(
+          current().handle.db,
+        );
         expect(r.rows[0]!.n).toBeGreaterThan(0);
       },
       { timeout: 30_000, interval: 20 },

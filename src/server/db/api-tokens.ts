@@ -3,16 +3,7 @@ import type { ApiTokenRow, Database, UserRow } from './tables.js';
 import { JOINED_USER_COLUMNS, joinedUser } from './users.js';
 
 type Db = Kysely<Database>;
-const TOKEN_COLUMNS = [
-  'id',
-  'user_id',
-  'name',
-  'token_hash',
-  'created_at',
-  'last_used_at',
-  'expires_at',
-  'revoked_at',
-] as const;
+const TOKEN_COLUMNS = ['id', 'user_id', 'name', 'token_hash', 'created_at', 'last_used_at', 'expires_at', 'revoked_at'] as const;
 
 export function insertApiToken(
   db: Db,
@@ -22,19 +13,11 @@ export function insertApiToken(
 }
 
 export function listApiTokens(db: Db, userId: string): Promise<ApiTokenRow[]> {
-  return db
-    .selectFrom('api_tokens')
-    .select(TOKEN_COLUMNS)
-    .where('user_id', '=', userId)
-    .orderBy('created_at', 'desc')
-    .execute();
+  return db.selectFrom('api_tokens').select(TOKEN_COLUMNS).where('user_id', '=', userId).orderBy('created_at', 'desc').execute();
 }
 
 /** A token and its user in one query (this runs on every Bearer-authenticated request). */
-export async function findApiTokenByHash(
-  db: Db,
-  tokenHash: string,
-): Promise<{ token: ApiTokenRow; user: UserRow } | undefined> {
+export async function findApiTokenByHash(db: Db, tokenHash: string): Promise<{ token: ApiTokenRow; user: UserRow } | undefined> {
   const row = await db
     .selectFrom('api_tokens as t')
     .innerJoin('users as u', 'u.id', 't.user_id')

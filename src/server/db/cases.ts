@@ -42,7 +42,9 @@ export async function listCases(
     .orderBy('c.id', 'desc')
     .limit(opts.limit);
   if (!viewer.admin) {
-    q = q.where((eb) => (viewer.userId ? eb.or([eb('c.owner_id', 'is', null), eb('c.owner_id', '=', viewer.userId)]) : eb('c.owner_id', 'is', null)));
+    q = q.where((eb) =>
+      viewer.userId ? eb.or([eb('c.owner_id', 'is', null), eb('c.owner_id', '=', viewer.userId)]) : eb('c.owner_id', 'is', null),
+    );
   }
   if (opts.search) {
     const pattern = `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
@@ -72,7 +74,11 @@ export function caseVolumes(db: Db, caseId: string): Promise<(VolumeRow & { role
 /** Several volumes in one query (ids not found are absent from the map). */
 export async function findVolumes(db: Db, ids: string[]): Promise<Map<string, VolumeRow>> {
   if (ids.length === 0) return new Map();
-  const rows = await db.selectFrom('volumes as v').select(VOLUME_COLUMNS).where('v.id', 'in', [...new Set(ids)]).execute();
+  const rows = await db
+    .selectFrom('volumes as v')
+    .select(VOLUME_COLUMNS)
+    .where('v.id', 'in', [...new Set(ids)])
+    .execute();
   return new Map(rows.map((r) => [r.id, r]));
 }
 
@@ -82,7 +88,16 @@ export function findVolume(db: Db, id: string): Promise<VolumeRow | undefined> {
 
 export async function insertVolume(
   db: Db,
-  v: { sha256: string; bytes: number; dims: number[]; voxelSizeMm: number[]; datatype: string; affine: number[][]; frames: number; adcUnit?: string | null },
+  v: {
+    sha256: string;
+    bytes: number;
+    dims: number[];
+    voxelSizeMm: number[];
+    datatype: string;
+    affine: number[][];
+    frames: number;
+    adcUnit?: string | null;
+  },
 ): Promise<string> {
   await db
     .insertInto('volumes')
@@ -129,11 +144,7 @@ export async function deleteCaseRow(db: Db, id: string): Promise<string[]> {
       .select('volume_id')
       .where('case_id', '=', id)
       .union(
-        trx
-          .selectFrom('job_volumes as jv')
-          .innerJoin('jobs as j', 'j.id', 'jv.job_id')
-          .select('jv.volume_id')
-          .where('j.case_id', '=', id),
+        trx.selectFrom('job_volumes as jv').innerJoin('jobs as j', 'j.id', 'jv.job_id').select('jv.volume_id').where('j.case_id', '=', id),
       )
       .union(trx.selectFrom('mask_versions').select('volume_id').where('case_id', '=', id))
       .execute();
@@ -152,12 +163,7 @@ export async function countCases(db: Db, source: CaseSource): Promise<number> {
 }
 
 export async function caseExistsForSubject(db: Db, source: CaseSource, subjectId: string): Promise<boolean> {
-  const r = await db
-    .selectFrom('cases')
-    .select('id')
-    .where('source', '=', source)
-    .where('subject_id', '=', subjectId)
-    .executeTakeFirst();
+  const r = await db.selectFrom('cases').select('id').where('source', '=', source).where('subject_id', '=', subjectId).executeTakeFirst();
   return r !== undefined;
 }
 
@@ -167,18 +173,31 @@ export async function caseExistsForSubject(db: Db, source: CaseSource, subjectId
  * the given ones — and returns their content addresses.
  */
 /** The volumes nothing references (no case, job or mask version), among old ones or given ids: their hashes. */
-export async function findUnreferencedVolumes(db: Db, among: { olderThan: Date } | { ids: string[] } | { shas: string[] }): Promise<string[]> {
+export async function findUnreferencedVolumes(
+  db: Db,
+  among: { olderThan: Date } | { ids: string[] } | { shas: string[] },
+): Promise<string[]> {
   if ('ids' in among && among.ids.length === 0) return [];
   if ('shas' in among && among.shas.length === 0) return [];
   const rows = await db
     .selectFrom('volumes as v')
     .select('v.sha256')
     .where((eb) =>
-      'ids' in among ? eb('v.id', 'in', among.ids) : 'shas' in among ? eb('v.sha256', 'in', among.shas) : eb('v.created_at', '<', among.olderThan),
+      'ids' in among
+        ? eb('v.id', 'in', among.ids)
+        : 'shas' in among
+          ? eb('v.sha256', 'in', among.shas)
+          : eb('v.created_at', '<', among.olderThan),
     )
-    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('case_volumes as cv').select('cv.volume_id').whereRef('cv.volume_id', '=', 'v.id'))))
-    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('job_volumes as jv').select('jv.volume_id').whereRef('jv.volume_id', '=', 'v.id'))))
-    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('mask_versions as mv').select('mv.volume_id').whereRef('mv.volume_id', '=', 'v.id'))))
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('case_volumes as cv').select('cv.volume_id').whereRef('cv.volume_id', '=', 'v.id'))),
+    )
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('job_volumes as jv').select('jv.volume_id').whereRef('jv.volume_id', '=', 'v.id'))),
+    )
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('mask_versions as mv').select('mv.volume_id').whereRef('mv.volume_id', '=', 'v.id'))),
+    )
     .execute();
   return rows.map((r) => r.sha256);
 }
@@ -197,7 +216,8 @@ export async function deleteVolumeIfUnreferenced(db: Db, sha256: string): Promis
  * insert row" and every "delete row + remove file" runs under it, so rows and files cannot drift.
  */
 export async function lockVolumeHashes(trx: Db, shas: string[]): Promise<void> {
-  for (const sha of [...new Set(shas)].sort()) await sql`select pg_advisory_xact_lock(hashtextextended(${`volume:${sha}`}, 0))`.execute(trx);
+  for (const sha of [...new Set(shas)].sort())
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`volume:${sha}`}, 0))`.execute(trx);
 }
 
 export async function knownShas(db: Db, shas: string[]): Promise<Set<string>> {
@@ -208,6 +228,10 @@ export async function knownShas(db: Db, shas: string[]): Promise<Set<string>> {
 
 /** Cases a user owns (their uploads and imports). */
 export async function countOwnCases(db: Db, ownerId: string): Promise<number> {
-  const row = await db.selectFrom('cases').select(({ fn }) => fn.countAll<string>().as('n')).where('owner_id', '=', ownerId).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('cases')
+    .select(({ fn }) => fn.countAll<string>().as('n'))
+    .where('owner_id', '=', ownerId)
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }

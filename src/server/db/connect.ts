@@ -39,9 +39,7 @@ export async function connectPostgres(url: string, opts: { max?: number } = {}):
     client.release();
   } catch (err) {
     await pool.end().catch(() => {});
-    throw new BootError(
-      `cannot reach DATABASE_URL ${redactUrl(url)}: ${(err as Error).message || (err as NodeJS.ErrnoException).code}`,
-    );
+    throw new BootError(`cannot reach DATABASE_URL ${redactUrl(url)}: ${(err as Error).message || (err as NodeJS.ErrnoException).code}`);
   }
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, kind: 'postgres', url, close: () => db.destroy() };

@@ -1,12 +1,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { migrations } from '../../../migrations/index.js';
-import {
-  describeEachDatabase,
-  openTestDatabase,
-  type TestDatabase,
-  testDatabaseKinds,
-} from '../test/databases.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase, testDatabaseKinds } from '../test/databases.js';
 import { connectPostgres } from './connect.js';
 import { migrateToLatest, pendingMigrations } from './migrate.js';
 
@@ -78,9 +73,7 @@ describe.skipIf(!testDatabaseKinds().includes('postgres'))('migrations on Postgr
       const [ra, rb] = await Promise.all([migrateToLatest(a.db), migrateToLatest(b.db)]);
       // One of them applied everything; the other found nothing left to do.
       expect([...ra, ...rb].sort()).toEqual(Object.keys(migrations).sort());
-      const { rows } = await sql<{ n: number }>`select count(*)::int as n from kysely_migration`.execute(
-        a.db,
-      );
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from kysely_migration`.execute(a.db);
       expect(rows[0]?.n).toBe(Object.keys(migrations).length);
       await a.close();
       await b.close();

@@ -94,7 +94,10 @@ export function listJobs(
 }
 
 export async function countActiveJobs(db: Db, ownerId?: string): Promise<number> {
-  let q = db.selectFrom('jobs').select(({ fn }) => fn.countAll<string>().as('n')).where('status', 'in', [...ACTIVE_STATUSES]);
+  let q = db
+    .selectFrom('jobs')
+    .select(({ fn }) => fn.countAll<string>().as('n'))
+    .where('status', 'in', [...ACTIVE_STATUSES]);
   if (ownerId) q = q.where('owner_id', '=', ownerId);
   return Number((await q.executeTakeFirstOrThrow()).n);
 }
@@ -112,7 +115,11 @@ export async function countActiveGuestJobs(db: Db): Promise<number> {
 }
 
 export async function countJobsByStatus(db: Db): Promise<Record<string, number>> {
-  const rows = await db.selectFrom('jobs').select(['status', ({ fn }) => fn.countAll<string>().as('n')]).groupBy('status').execute();
+  const rows = await db
+    .selectFrom('jobs')
+    .select(['status', ({ fn }) => fn.countAll<string>().as('n')])
+    .groupBy('status')
+    .execute();
   return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
 }
 

@@ -11,7 +11,6 @@ export type AppSetting = Selectable<AppSettingsTable>;
 export type NewAppSetting = Insertable<AppSettingsTable>;
 export type AppSettingUpdate = Updateable<AppSettingsTable>;
 
-
 export type Role = 'user' | 'admin' | 'guest';
 
 export interface UsersTable {

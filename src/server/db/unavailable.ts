@@ -7,7 +7,12 @@
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 // SQLSTATE: 08 connection exceptions, 57P01–57P03 shutdown/crash/cannot connect now, 53300 too many connections
 const SQLSTATES = new Set(['08000', '08001', '08003', '08004', '08006', '57P01', '57P02', '57P03', '53300']);
-const MESSAGES = [/Connection terminated/i, /not currently accepting connections/i, /timeout exceeded when trying to connect/i, /Client has encountered a connection error/i];
+const MESSAGES = [
+  /Connection terminated/i,
+  /not currently accepting connections/i,
+  /timeout exceeded when trying to connect/i,
+  /Client has encountered a connection error/i,
+];
 
 export function isDatabaseUnavailable(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {

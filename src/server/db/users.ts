@@ -43,10 +43,7 @@ export function findUserById(db: Db, id: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst();
 }
 
-export function insertUser(
-  db: Db,
-  values: { email: string; password_hash: string | null; role: Role },
-): Promise<UserRow> {
+export function insertUser(db: Db, values: { email: string; password_hash: string | null; role: Role }): Promise<UserRow> {
   return db.insertInto('users').values(values).returning(USER_COLUMNS).executeTakeFirstOrThrow();
 }
 

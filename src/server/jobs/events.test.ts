@@ -49,7 +49,14 @@ describe.skipIf(!admin)('the PostgreSQL job event bus', { timeout: 180_000 }, ()
     bus = await postgresEventBus(db.url, log);
     const seen: JobProgressEvent[] = [];
     bus.subscribe('job-1', (e) => seen.push(e));
-    const event = (version: number): JobProgressEvent => ({ id: 'job-1', status: 'running', progress: version, message: 'x', version, error: null });
+    const event = (version: number): JobProgressEvent => ({
+      id: 'job-1',
+      status: 'running',
+      progress: version,
+      message: 'x',
+      version,
+      error: null,
+    });
     await bus.publish(event(1));
     await waitFor(() => seen.length === 1, 'the first event');
 

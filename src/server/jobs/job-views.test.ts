@@ -35,14 +35,29 @@ describeEachDatabase('job views', (current) => {
     for (let i = 0; i < 50; i++) {
       const c = cases[i % 2]!;
       const vols = await caseVolumes(db, c.id);
-      const job = await insertJob(db, { ownerId: user.id, caseId: c.id, modelIds: ['a', 'b'], idempotencyKey: null, expiresAt: new Date(Date.now() + 86_400_000) });
+      const job = await insertJob(db, {
+        ownerId: user.id,
+        caseId: c.id,
+        modelIds: ['a', 'b'],
+        idempotencyKey: null,
+        expiresAt: new Date(Date.now() + 86_400_000),
+      });
       const result = {
         maskVolumeId: vols.find((v) => v.role === 'mask')!.id,
         perModel: [
           { modelId: 'a', volumeId: vols.find((v) => v.role === 'mask')!.id },
           { modelId: 'b', volumeId: vols.find((v) => v.role === 'dwi')!.id },
         ],
-        metrics: { dice: 1, predictedMl: 1, trueMl: 1, absVolumeDiffMl: 0, lesionCountPredicted: 1, lesionCountTrue: 1, lesionF1: 1, lesionCountDiff: 0 },
+        metrics: {
+          dice: 1,
+          predictedMl: 1,
+          trueMl: 1,
+          absVolumeDiffMl: 0,
+          lesionCountPredicted: 1,
+          lesionCountTrue: 1,
+          lesionF1: 1,
+          lesionCountDiff: 0,
+        },
         notes: [],
       };
       rows.push((await updateJob(db, job.id, { status: 'succeeded', progress: 100, result: JSON.stringify(result) }))!);
@@ -53,7 +68,7 @@ describeEachDatabase('job views', (current) => {
     expect(counter.count).toBe(2);
     expect(views).toHaveLength(50);
     for (const [i, v] of views.entries()) {
-      expect(decodeURIComponent(v.result!.mask.downloadUrl)).toContain(`${cases[i % 2]!.name.replace(/ /g, "_")}_a_b_prediction.nii.gz`);
+      expect(decodeURIComponent(v.result!.mask.downloadUrl)).toContain(`${cases[i % 2]!.name.replace(/ /g, '_')}_a_b_prediction.nii.gz`);
       expect(v.result!.perModel.map((p) => p.modelId)).toEqual(['a', 'b']);
     }
   });

@@ -106,7 +106,7 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(done.status).toBe('succeeded');
     expect(done.attempts).toBe(1);
     expect(done.result?.metrics.dice).toBeGreaterThan(0.9);
-    expect(done.result?.notes).toEqual(["ADC in 10⁻⁶ mm²/s, as the model expects"]);
+    expect(done.result?.notes).toEqual(['ADC in 10⁻⁶ mm²/s, as the model expects']);
     expect(done.result?.metrics.lesionCountTrue).toBeGreaterThan(0);
     expect(new Date(done.expiresAt).getTime() - Date.now()).toBeGreaterThan(29 * 86_400_000);
     const mask = await fetch(done.result!.mask.url);
@@ -125,10 +125,13 @@ describeEachDatabase('segmentation jobs', (current) => {
     const events = await follow(client, job.id);
     const last = events.at(-1)!;
     const sse = (lastEventId: number) =>
-      fetch(`${server.url}/trpc/jobs.onProgress?input=${encodeURIComponent(JSON.stringify({ id: job.id, lastEventId: String(lastEventId) }))}`, {
-        headers: { accept: 'text/event-stream', authorization: server.bearer },
-        signal: AbortSignal.timeout(8000),
-      }).then((r) => r.text());
+      fetch(
+        `${server.url}/trpc/jobs.onProgress?input=${encodeURIComponent(JSON.stringify({ id: job.id, lastEventId: String(lastEventId) }))}`,
+        {
+          headers: { accept: 'text/event-stream', authorization: server.bearer },
+          signal: AbortSignal.timeout(8000),
+        },
+      ).then((r) => r.text());
     const resumedEarlier = await sse(last.version - 1);
     expect(resumedEarlier).toContain(`id: ${last.version}`);
     expect(resumedEarlier).not.toContain(`id: ${last.version - 1}\n`);
@@ -164,7 +167,15 @@ describeEachDatabase('segmentation jobs', (current) => {
       });
       const base = await first;
       for (let n = 1; n <= 1000; n++) {
-        await runtime.jobs.bus.publish({ id: job.id, status: 'queued', progress: 0, message: `event ${n}`, version: base + n, error: null, at: Date.now() });
+        await runtime.jobs.bus.publish({
+          id: job.id,
+          status: 'queued',
+          progress: 0,
+          message: `event ${n}`,
+          version: base + n,
+          error: null,
+          at: Date.now(),
+        });
         // let the stream deliver it (each event ends one wait of the generator)
         await new Promise((r) => setImmediate(r));
       }
@@ -183,12 +194,16 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(b.id).toBe(a.id);
     expect((await client.jobs.list.query()).items).toHaveLength(1);
     // The same key for another request is a 409 naming the conflict, not the old job (#16 item 4).
-    const err = (await client.jobs.create.mutate({ caseId, modelIds: ['adc-core-v1'], idempotencyKey: 'retry-key-1234' }).catch((e: unknown) => e)) as {
+    const err = (await client.jobs.create
+      .mutate({ caseId, modelIds: ['adc-core-v1'], idempotencyKey: 'retry-key-1234' })
+      .catch((e: unknown) => e)) as {
       data?: { httpStatus?: number; code?: string };
       message: string;
     };
     expect(err.data).toMatchObject({ httpStatus: 409, code: 'CONFLICT' });
-    expect(err.message).toMatch(/^This idempotency key was already used for another request \(case [0-9a-f-]{36}, model adc-dwi-v2\); use a new key$/);
+    expect(err.message).toMatch(
+      /^This idempotency key was already used for another request \(case [0-9a-f-]{36}, model adc-dwi-v2\); use a new key$/,
+    );
     expect((await client.jobs.list.query()).items).toHaveLength(1);
   });
 
@@ -236,7 +251,9 @@ describeEachDatabase('segmentation jobs', (current) => {
 
   it('the cap check and the insert do not race: eight parallel creates with a cap of 1 admit exactly one (#16 item 4)', async () => {
     const { caseId, browser } = await setup({ runWorker: false, env: { MAX_ACTIVE_JOBS_PER_USER: '1' } });
-    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => browser.mutate('jobs.create', { caseId, idempotencyKey: `parallel-create-${i}` })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => browser.mutate('jobs.create', { caseId, idempotencyKey: `parallel-create-${i}` })),
+    );
     expect(results.map((r) => r.status).sort()).toEqual([200, 429, 429, 429, 429, 429, 429, 429]);
     const active = await current().handle.db.selectFrom('jobs').select('id').where('status', 'in', ['queued', 'running']).execute();
     expect(active).toHaveLength(1);
@@ -245,7 +262,12 @@ describeEachDatabase('segmentation jobs', (current) => {
   it('a deterministic input problem fails at once with its message (no retry)', async () => {
     const { client, store } = await setup();
     const noAdc = phantomVolumes(101).filter((v) => v.role !== 'adc');
-    const caseId = await createCase(current().handle.db, store, { ownerId: null, name: 'no adc', source: 'demo', subjectId: 'no-adc' }, noAdc);
+    const caseId = await createCase(
+      current().handle.db,
+      store,
+      { ownerId: null, name: 'no adc', source: 'demo', subjectId: 'no-adc' },
+      noAdc,
+    );
     const job = await client.jobs.create.mutate({ caseId });
     const end = await waitFor(client, job.id, (j) => j.status === 'failed');
     expect(end.error).toBe('This case has no ADC, which model adc-dwi-v2 needs');
@@ -265,7 +287,9 @@ describeEachDatabase('segmentation jobs', (current) => {
       orphan = (await client.jobs.list.query({})).items[0];
       expect(orphan?.status).toBe('queued');
     });
-    expect((await db.selectFrom('jobs').select('queue_job_id').where('id', '=', orphan!.id).executeTakeFirstOrThrow()).queue_job_id).toBeNull();
+    expect(
+      (await db.selectFrom('jobs').select('queue_job_id').where('id', '=', orphan!.id).executeTakeFirstOrThrow()).queue_job_id,
+    ).toBeNull();
     // Without the reconciler this row would sit queued forever and hold the user's only slot.
     expect(await reconcileQueue(db, runtime.jobs.boss, 0)).toBe(1);
     expect(await reconcileQueue(db, runtime.jobs.boss, 0)).toBe(0);
@@ -277,7 +301,12 @@ describeEachDatabase('segmentation jobs', (current) => {
   it('when retries run out, the job fails with the real error of its last attempt, not "the worker crashed" (#16 item 4)', async () => {
     const { client, store } = await setup();
     const broken = phantomVolumes(103);
-    const caseId = await createCase(current().handle.db, store, { ownerId: null, name: 'broken', source: 'demo', subjectId: 'broken' }, broken);
+    const caseId = await createCase(
+      current().handle.db,
+      store,
+      { ownerId: null, name: 'broken', source: 'demo', subjectId: 'broken' },
+      broken,
+    );
     // the case's DWI file vanishes from disk (rows stay): every attempt fails the same way
     const dwi = broken.find((v) => v.role === 'dwi')!;
     const sha = createHash('sha256').update(dwi.stored).digest('hex');

@@ -24,7 +24,15 @@ export async function runRetention(
     .deleteFrom('users as u')
     .where('u.role', '=', 'guest')
     .where('u.created_at', '<', new Date(now.getTime() - 3_600_000))
-    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('sessions as s').select(sql`1`.as('one')).whereRef('s.user_id', '=', 'u.id'))))
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('sessions as s')
+            .select(sql`1`.as('one'))
+            .whereRef('s.user_id', '=', 'u.id'),
+        ),
+      ),
+    )
     .executeTakeFirst();
   const signInFailures = await pruneFailures(db, new Date(now.getTime() - (opts.signInFailureWindowMs ?? 86_400_000)));
   const volumes = await collectVolumes(db, store);

@@ -61,9 +61,14 @@ export async function toJobViews(db: Db, rows: JobRow[], links: VolumeLinks): Pr
   const storedOf = (r: JobRow) => r.result as StoredResult;
   const caseIds = [...new Set(done.map((r) => r.case_id))];
   const names = new Map(
-    caseIds.length ? (await db.selectFrom('cases').select(['id', 'name']).where('id', 'in', caseIds).execute()).map((c) => [c.id, c.name]) : [],
+    caseIds.length
+      ? (await db.selectFrom('cases').select(['id', 'name']).where('id', 'in', caseIds).execute()).map((c) => [c.id, c.name])
+      : [],
   );
-  const volumes = await findVolumes(db, done.flatMap((r) => [storedOf(r).maskVolumeId, ...storedOf(r).perModel.map((p) => p.volumeId)]));
+  const volumes = await findVolumes(
+    db,
+    done.flatMap((r) => [storedOf(r).maskVolumeId, ...storedOf(r).perModel.map((p) => p.volumeId)]),
+  );
   const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
   return rows.map((row) => {
     let result: JobResultView | null = null;
@@ -158,7 +163,9 @@ export async function createJob(
   const sameRequest = (existing: JobRow) => {
     const models = [...new Set(input.modelIds)];
     if (existing.case_id === input.caseId && existing.model_ids.join() === models.join()) return existing;
-    throw conflict(`This idempotency key was already used for another request (case ${existing.case_id}, model ${existing.model_ids.join(', ')}); use a new key`);
+    throw conflict(
+      `This idempotency key was already used for another request (case ${existing.case_id}, model ${existing.model_ids.join(', ')}); use a new key`,
+    );
   };
   if (input.idempotencyKey) {
     const existing = await findJobByKey(db, viewer.userId, input.idempotencyKey);

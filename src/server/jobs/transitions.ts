@@ -98,12 +98,22 @@ export function end(
  * attempt only. `error` keeps why this attempt failed, for the final message if retries run out.
  */
 export function requeue(db: Db, lease: Lease, message: string, error?: string): Promise<JobRow | undefined> {
-  return updateJob(db, lease.jobId, { status: 'queued', message, ...(error ? { error } : {}) }, { statusIn: ['running'], attempts: lease.attempt });
+  return updateJob(
+    db,
+    lease.jobId,
+    { status: 'queued', message, ...(error ? { error } : {}) },
+    { statusIn: ['running'], attempts: lease.attempt },
+  );
 }
 
 /** A queued job cancelled by its owner before any worker took it. */
 export function cancelQueued(db: Db, jobId: string): Promise<JobRow | undefined> {
-  return updateJob(db, jobId, { status: 'cancelled', cancel_requested: true, message: 'Cancelled', finished_at: new Date() }, { statusIn: ['queued'] });
+  return updateJob(
+    db,
+    jobId,
+    { status: 'cancelled', cancel_requested: true, message: 'Cancelled', finished_at: new Date() },
+    { statusIn: ['queued'] },
+  );
 }
 
 /** Asks a queued or running job to stop (the worker sees it at its next stage or patch). */

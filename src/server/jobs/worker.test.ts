@@ -32,7 +32,11 @@ describe('outcomeOf: what a stopped run means for the job', () => {
     expect(outcomeOf(new CancelledError(), { ...at, draining: true })).toEqual({ kind: 'handed-back' });
   });
   it("the case's data fails at once with its message; anything else is retried", () => {
-    expect(outcomeOf(new SegmentationInputError('This case has no ADC'), at)).toEqual({ kind: 'failed', message: 'Failed', error: 'This case has no ADC' });
+    expect(outcomeOf(new SegmentationInputError('This case has no ADC'), at)).toEqual({
+      kind: 'failed',
+      message: 'Failed',
+      error: 'This case has no ADC',
+    });
     expect(outcomeOf(new Error('ENOSPC'), at)).toEqual({ kind: 'retry' });
   });
 });
@@ -72,7 +76,13 @@ async function jobOnDemoCase(db: Parameters<typeof insertJob>[0], modelId: strin
   await seedDemoCases(db, store, 1);
   const caseId = (await db.selectFrom('cases').select('id').executeTakeFirstOrThrow()).id;
   const user = await insertUser(db, { email, password_hash: null, role: 'user' });
-  const job = await insertJob(db, { ownerId: user.id, caseId, modelIds: [modelId], idempotencyKey: null, expiresAt: new Date(Date.now() + 86_400_000) });
+  const job = await insertJob(db, {
+    ownerId: user.id,
+    caseId,
+    modelIds: [modelId],
+    idempotencyKey: null,
+    expiresAt: new Date(Date.now() + 86_400_000),
+  });
   return { store, job };
 }
 
@@ -98,11 +108,19 @@ describeEachDatabase('claimJob', (current) => {
     const { job } = await jobOnDemoCase(db, 'adc-dwi-v2', 'claim@example.org');
     // The interleaving, forced: right after the worker's read of the job row, the user cancels it.
     const cancel = afterReadOf(job.id, () =>
-      updateJob(db, job.id, { status: 'cancelled', cancel_requested: true, message: 'Cancelled', finished_at: new Date() }, { statusIn: ['queued'] }),
+      updateJob(
+        db,
+        job.id,
+        { status: 'cancelled', cancel_requested: true, message: 'Cancelled', finished_at: new Date() },
+        { statusIn: ['queued'] },
+      ),
     );
     const models = { models: new Map([['adc-dwi-v2', {} as never]]) } as never;
     const published: unknown[] = [];
-    const claimed = await claimJob({ db: db.withPlugin(cancel.plugin), bus: { publish: async (e: unknown) => void published.push(e) } as never, models }, job.id);
+    const claimed = await claimJob(
+      { db: db.withPlugin(cancel.plugin), bus: { publish: async (e: unknown) => void published.push(e) } as never, models },
+      job.id,
+    );
     expect(cancel.state.interleaved).toBe(true);
     expect(claimed).toBeNull();
     const row = await findJob(db, job.id);
@@ -120,7 +138,9 @@ describeEachDatabase('two attempts of one job (#16 item 2)', (current) => {
   it('two workers claiming at once: the attempt guard lets exactly one in', async () => {
     const { db, job } = await setup();
     // Forced: right after worker A reads the row, worker B claims it.
-    const b = afterReadOf(job.id, async () => expect(await transition.claim(db, (await findJob(db, job.id))!)).toMatchObject({ attempts: 1 }));
+    const b = afterReadOf(job.id, async () =>
+      expect(await transition.claim(db, (await findJob(db, job.id))!)).toMatchObject({ attempts: 1 }),
+    );
     const models = { models: new Map([['adc-core-v1', {} as never]]) } as never;
     const a = await claimJob({ db: db.withPlugin(b.plugin), bus: { publish: async () => {} } as never, models }, job.id);
     expect(b.state.interleaved).toBe(true);
@@ -128,7 +148,7 @@ describeEachDatabase('two attempts of one job (#16 item 2)', (current) => {
     expect(await findJob(db, job.id)).toMatchObject({ status: 'running', attempts: 1 });
   });
 
-  it('a lease takeover while the first worker is held mid-pipeline: released, its writes are refused and the second attempt\'s result stands', async () => {
+  it("a lease takeover while the first worker is held mid-pipeline: released, its writes are refused and the second attempt's result stands", async () => {
     const { db, store, job } = await setup();
     const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
     try {
@@ -152,7 +172,9 @@ describeEachDatabase('two attempts of one job (#16 item 2)', (current) => {
       expect(final.version).toBe(afterSecond.version);
       expect(final).toMatchObject({ status: 'succeeded', attempts: 2, result: afterSecond.result });
       expect(await db.selectFrom('job_volumes').selectAll().where('job_id', '=', job.id).execute()).toEqual(linksAfterSecond);
-      expect(lines.some((l) => l.msg === 'job taken over by another attempt (or ended); stopped without writing' && l.attempt === 1)).toBe(true);
+      expect(lines.some((l) => l.msg === 'job taken over by another attempt (or ended); stopped without writing' && l.attempt === 1)).toBe(
+        true,
+      );
     } finally {
       await models.close();
     }

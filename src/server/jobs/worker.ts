@@ -166,7 +166,11 @@ export async function storeResult(
   // Every mask is uint8 on the DWI grid: the header facts come from the result, not a re-read.
   const facts = { dims: result.dims, voxelSizeMm: result.voxelSizeMm, datatype: 'uint8' as const, affine: result.affine, frames: 1 };
   const masks = [result.maskNifti, ...(result.perModel.length > 1 ? result.perModel.map((m) => m.maskNifti) : [])];
-  const { ids, created } = await storeVolumesIn(trx, store, masks.map((stored) => ({ stored, facts })));
+  const { ids, created } = await storeVolumesIn(
+    trx,
+    store,
+    masks.map((stored) => ({ stored, facts })),
+  );
   try {
     const maskVolumeId = ids[0]!;
     const links = [{ name: 'mask', volumeId: maskVolumeId }];
@@ -192,7 +196,6 @@ export type Outcome =
   /** Unexplained: back to the queue to be retried (pg-boss counts the attempts). */
   | { kind: 'retry' };
 
-
 /**
  * What of an unexplained error the job's owner may read: a system error as a plain phrase (its
  * message names server paths), anything else by its first line, bounded.
@@ -206,7 +209,8 @@ export function safeError(err: unknown): string {
 
 export function outcomeOf(err: unknown, at: { timedOut: boolean; draining: boolean; timeoutSeconds: number }): Outcome {
   if (err instanceof CancelledError) {
-    if (at.timedOut) return { kind: 'failed', message: 'Timed out', error: `The segmentation took longer than ${at.timeoutSeconds} s and was stopped` };
+    if (at.timedOut)
+      return { kind: 'failed', message: 'Timed out', error: `The segmentation took longer than ${at.timeoutSeconds} s and was stopped` };
     return at.draining ? { kind: 'handed-back' } : { kind: 'cancelled' };
   }
   // The case's data is the problem: retrying cannot help.
@@ -232,7 +236,8 @@ export function jobRunner(
     const watch = watchJob(deps, lease, deps.timeoutSeconds);
     active.set(jobId, watch.abort);
     const memory = watchMemory();
-    const lostIt = () => log.warn({ jobId, attempt: lease.attempt }, 'job taken over by another attempt (or ended); stopped without writing');
+    const lostIt = () =>
+      log.warn({ jobId, attempt: lease.attempt }, 'job taken over by another attempt (or ended); stopped without writing');
     try {
       const volumes = await caseVolumes(db, claimed.row.case_id);
       const bytes: Partial<Record<VolumeRole, Uint8Array>> = {};
@@ -256,7 +261,8 @@ export function jobRunner(
       if (watch.lost()) return lostIt();
       const outcome = outcomeOf(err, { timedOut: watch.timedOut(), draining: state.draining(), timeoutSeconds: deps.timeoutSeconds });
       log.info({ jobId, outcome: outcome.kind, ...memory() }, 'job stopped');
-      if (outcome.kind === 'failed') await finished(deps, await transition.end(db, lease, { status: 'failed', message: outcome.message, error: outcome.error }));
+      if (outcome.kind === 'failed')
+        await finished(deps, await transition.end(db, lease, { status: 'failed', message: outcome.message, error: outcome.error }));
       else if (outcome.kind === 'cancelled') await finished(deps, await transition.end(db, lease, { status: 'cancelled' }));
       else {
         if (outcome.kind === 'retry') log.error({ jobId, err }, 'segmentation failed unexpectedly; it will be retried');

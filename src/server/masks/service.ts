@@ -42,7 +42,13 @@ function dice(a: Uint8Array, b: Uint8Array): number {
 export interface AnalyzedMask {
   stored: Buffer;
   sha256: string;
-  facts: { dims: [number, number, number]; voxelSizeMm: [number, number, number]; datatype: ReturnType<typeof readNifti>['datatype']; affine: ReturnType<typeof readNifti>['affine']; frames: number };
+  facts: {
+    dims: [number, number, number];
+    voxelSizeMm: [number, number, number];
+    datatype: ReturnType<typeof readNifti>['datatype'];
+    affine: ReturnType<typeof readNifti>['affine'];
+    frames: number;
+  };
   voxels: number;
   volumeMl: number;
   diceVsPrediction: number | null;
@@ -118,7 +124,8 @@ export async function saveMaskVersion(
   let predictionVolumeId: string | null = null;
   if (input.jobId) {
     const job = await findJob(db, input.jobId);
-    if (!job || job.case_id !== input.caseId || (!viewer.admin && job.owner_id !== viewer.userId)) throw new MaskNotFoundError('No such job for this case');
+    if (!job || job.case_id !== input.caseId || (!viewer.admin && job.owner_id !== viewer.userId))
+      throw new MaskNotFoundError('No such job for this case');
     predictionVolumeId = (job.result as { maskVolumeId?: string } | null)?.maskVolumeId ?? null;
   }
   const truthVolume = volumes.find((v) => v.role === 'mask');

@@ -38,13 +38,12 @@ export function buildNifti(spec: FixtureSpec): Buffer {
   const out = Buffer.alloc(headerSize + Math.max(0, count) * width);
   const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
   const pix = spec.pixdim ?? [1, 1, 1];
-  const affine: Affine =
-    spec.affine ?? [
-      [pix[0], 0, 0, -10],
-      [0, pix[1], 0, -20],
-      [0, 0, pix[2], -30],
-      [0, 0, 0, 1],
-    ];
+  const affine: Affine = spec.affine ?? [
+    [pix[0], 0, 0, -10],
+    [0, pix[1], 0, -20],
+    [0, 0, pix[2], -30],
+    [0, 0, 0, 1],
+  ];
   const q = affineToQuatern(affine);
   const sform = spec.sform ?? true;
   const qform = spec.qform ?? true;
@@ -96,16 +95,36 @@ export function buildNifti(spec: FixtureSpec): Buffer {
     const o = headerSize + i * width;
     const x = values[i] ?? 0;
     switch (datatype) {
-      case 'uint8': v.setUint8(o, x); break;
-      case 'int8': v.setInt8(o, x); break;
-      case 'int16': v.setInt16(o, x, le); break;
-      case 'uint16': v.setUint16(o, x, le); break;
-      case 'int32': v.setInt32(o, x, le); break;
-      case 'uint32': v.setUint32(o, x, le); break;
-      case 'float32': v.setFloat32(o, x, le); break;
-      case 'float64': v.setFloat64(o, x, le); break;
-      case 'int64': v.setBigInt64(o, BigInt(x), le); break;
-      case 'uint64': v.setBigUint64(o, BigInt(x), le); break;
+      case 'uint8':
+        v.setUint8(o, x);
+        break;
+      case 'int8':
+        v.setInt8(o, x);
+        break;
+      case 'int16':
+        v.setInt16(o, x, le);
+        break;
+      case 'uint16':
+        v.setUint16(o, x, le);
+        break;
+      case 'int32':
+        v.setInt32(o, x, le);
+        break;
+      case 'uint32':
+        v.setUint32(o, x, le);
+        break;
+      case 'float32':
+        v.setFloat32(o, x, le);
+        break;
+      case 'float64':
+        v.setFloat64(o, x, le);
+        break;
+      case 'int64':
+        v.setBigInt64(o, BigInt(x), le);
+        break;
+      case 'uint64':
+        v.setBigUint64(o, BigInt(x), le);
+        break;
     }
   }
   const bytes = spec.truncate ? out.subarray(0, out.length - spec.truncate) : out;
@@ -125,5 +144,12 @@ export const TEST_AFFINE: Affine = [
  * (uploads check the unit from the values), so it serves as DWI or ADC in an upload.
  */
 export function testVolume(extra: Partial<FixtureSpec> = {}): Buffer {
-  return buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], affine: TEST_AFFINE, gzip: true, values: Array.from({ length: 2048 }, (_, i) => 700 + 3 * (i % 100)), ...extra });
+  return buildNifti({
+    dim: [16, 16, 8],
+    pixdim: [2, 2, 3],
+    affine: TEST_AFFINE,
+    gzip: true,
+    values: Array.from({ length: 2048 }, (_, i) => 700 + 3 * (i % 100)),
+    ...extra,
+  });
 }

@@ -45,7 +45,12 @@ describeEachDatabase('cases.upload under fuzzing', (current) => {
     try {
       const b = new TestBrowser(server.url);
       await b.mutate('auth.register', { email: 'fuzz@x.org', password: 'correct horse battery' });
-      const adc = buildNifti({ dim: [12, 12, 6], pixdim: [2, 2, 3], values: Array.from({ length: 864 }, (_, i) => 700 + 3 * (i % 100)), gzip: true });
+      const adc = buildNifti({
+        dim: [12, 12, 6],
+        pixdim: [2, 2, 3],
+        values: Array.from({ length: 864 }, (_, i) => 700 + 3 * (i % 100)),
+        gzip: true,
+      });
       const statuses = new Map<number, number>();
       for (const c of fuzzNiftiCases(7, 240)) {
         const form = new FormData();

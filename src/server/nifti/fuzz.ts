@@ -31,7 +31,21 @@ export function seededRandom(seed: number): () => number {
 const ADC_VALUES = Array.from({ length: 12 * 12 * 6 }, (_, i) => 700 + 3 * (i % 100));
 
 /** Offsets of the NIfTI-1 fields a lie is told in (little- or big-endian float32 / int16). */
-const N1 = { dim: 40, datatype: 70, bitpix: 72, pixdim: 76, voxOffset: 108, sclSlope: 112, sclInter: 116, qformCode: 252, sformCode: 254, quatern: 256, qoffset: 268, srow: 280, extension: 348 };
+const N1 = {
+  dim: 40,
+  datatype: 70,
+  bitpix: 72,
+  pixdim: 76,
+  voxOffset: 108,
+  sclSlope: 112,
+  sclInter: 116,
+  qformCode: 252,
+  sformCode: 254,
+  quatern: 256,
+  qoffset: 268,
+  srow: 280,
+  extension: 348,
+};
 
 export function* fuzzNiftiCases(seed: number, count: number): Generator<FuzzCase> {
   const rand = seededRandom(seed);

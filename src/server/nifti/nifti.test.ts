@@ -23,23 +23,28 @@ function expectAffine(actual: Affine, expected: Affine, digits = 4) {
 
 describe('readNifti', () => {
   const datatypes: DatatypeName[] = ['uint8', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64'];
-  it.each(datatypes.flatMap((d) => [[d, 1, true], [d, 2, false]] as const))(
-    '%s, NIfTI-%d, little-endian=%s: values, dims and affine come back',
-    (datatype, version, littleEndian) => {
-      const values = Array.from({ length: 60 }, (_, i) => (datatype === 'int8' ? i - 30 : i * 2));
-      const file = buildNifti({ version, littleEndian, dim: [3, 4, 5], datatype, values, pixdim: [1.5, 0.9, 3], affine: oblique });
-      for (const bytes of [file, gzipSync(file)]) {
-        const vol = readNifti(bytes);
-        expect(vol.datatype).toBe(datatype);
-        expect(vol.dims).toEqual([3, 4, 5]);
-        expect(vol.frames).toBe(1);
-        expect(Array.from(vol.data)).toEqual(values);
-        expect(vol.voxelSizeMm[0]).toBeCloseTo(1.5, 5);
-        expect(vol.voxelSizeMm[2]).toBeCloseTo(3, 5);
-        expectAffine(vol.affine, oblique);
-      }
-    },
-  );
+  it.each(
+    datatypes.flatMap(
+      (d) =>
+        [
+          [d, 1, true],
+          [d, 2, false],
+        ] as const,
+    ),
+  )('%s, NIfTI-%d, little-endian=%s: values, dims and affine come back', (datatype, version, littleEndian) => {
+    const values = Array.from({ length: 60 }, (_, i) => (datatype === 'int8' ? i - 30 : i * 2));
+    const file = buildNifti({ version, littleEndian, dim: [3, 4, 5], datatype, values, pixdim: [1.5, 0.9, 3], affine: oblique });
+    for (const bytes of [file, gzipSync(file)]) {
+      const vol = readNifti(bytes);
+      expect(vol.datatype).toBe(datatype);
+      expect(vol.dims).toEqual([3, 4, 5]);
+      expect(vol.frames).toBe(1);
+      expect(Array.from(vol.data)).toEqual(values);
+      expect(vol.voxelSizeMm[0]).toBeCloseTo(1.5, 5);
+      expect(vol.voxelSizeMm[2]).toBeCloseTo(3, 5);
+      expectAffine(vol.affine, oblique);
+    }
+  });
 
   it('takes the affine from qform when sform_code is 0, and from pixdim when both are 0', () => {
     const qonly = readNifti(buildNifti({ dim: [2, 2, 2], affine: oblique, pixdim: [1.5, 0.9, 3], sform: false }));
@@ -125,14 +130,30 @@ describe('readNifti', () => {
   const rejects: [string, Buffer | Uint8Array, RegExp][] = [
     ['a PNG renamed .nii.gz', Buffer.from('89504e470d0a1a0a0000000d49484452'.padEnd(800, '0'), 'hex'), /header size field/],
     ['an empty file', Buffer.alloc(0), /shorter than a NIfTI header/],
-    ['bad magic', (() => { const b = buildNifti({ dim: [2, 2, 2] }); b.write('xx1\0', 344, 'latin1'); return b; })(), /bad magic/],
+    [
+      'bad magic',
+      (() => {
+        const b = buildNifti({ dim: [2, 2, 2] });
+        b.write('xx1\0', 344, 'latin1');
+        return b;
+      })(),
+      /bad magic/,
+    ],
     ['a zero dimension', buildNifti({ dim: [2, 0, 2] }), /dimension 2 is 0/],
     ['a negative dimension', buildNifti({ dim: [2, -3, 2] }), /dimension 2 is -3/],
     ['five used dimensions', buildNifti({ dim: [2, 2, 2, 2, 2] }), /at most 4/],
     ['a dimension over 2048', buildNifti({ dim: [2049, 1, 1] }), /over the limit of 2048/],
     ['a truncated payload', buildNifti({ dim: [4, 4, 4], truncate: 10 }), /truncated/],
     ['truncated gzip', buildNifti({ dim: [16, 16, 16], gzip: true }).subarray(0, 300), /corrupt or truncated/],
-    ['corrupt gzip', (() => { const b = Buffer.from(buildNifti({ dim: [8, 8, 8], gzip: true })); b.fill(7, 20, 60); return b; })(), /corrupt/],
+    [
+      'corrupt gzip',
+      (() => {
+        const b = Buffer.from(buildNifti({ dim: [8, 8, 8], gzip: true }));
+        b.fill(7, 20, 60);
+        return b;
+      })(),
+      /corrupt/,
+    ],
     ['an unsupported datatype', buildNifti({ dim: [2, 2, 2], datatypeCode: 128, datatype: 'uint8' }), /rgb24/],
     ['a CIFTI file', buildNifti({ version: 2, dim: [1, 1, 1, 1, 20, 30], intentCode: 3006 }), /CIFTI/],
   ];
@@ -170,7 +191,7 @@ describe('files we did not write', () => {
   it('never throws anything but a NiftiError on corrupted copies (1,000 random mutations)', () => {
     const rand = (() => {
       let s = 12345;
-      return () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+      return () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
     })();
     const bases = [minimal, gzipSync(minimal), buildNifti({ version: 2, littleEndian: false, dim: [5, 6, 7, 2], datatype: 'int16' })];
     let refused = 0;

@@ -19,15 +19,7 @@ export class NiftiError extends Error {
   override name = 'NiftiError';
 }
 
-export type VoxelArray =
-  | Uint8Array
-  | Int8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | Float32Array
-  | Float64Array;
+export type VoxelArray = Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array;
 
 export interface NiftiHeader {
   version: 1 | 2;
@@ -117,8 +109,7 @@ function readHeaderBytes(bytes: Uint8Array): NiftiHeader {
   } else {
     throw new NiftiError('Not a NIfTI file: the header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)');
   }
-  const text = (offset: number, length: number) =>
-    String.fromCharCode(...bytes.subarray(offset, offset + length)).replace(/\0+$/, '');
+  const text = (offset: number, length: number) => String.fromCharCode(...bytes.subarray(offset, offset + length)).replace(/\0+$/, '');
 
   if (version === 1) {
     const magic = text(344, 4);
@@ -239,7 +230,11 @@ export function checkAffine(affine: Affine): void {
   if (affine.some((row) => row.some((x) => !Number.isFinite(x)))) {
     throw new NiftiError('Bad header: the voxel-to-world transform (sform/qform) holds NaN or infinite values');
   }
-  const [[a, b, c], [d, e, f], [g, h, i]] = affine as number[][] as [[number, number, number], [number, number, number], [number, number, number]];
+  const [[a, b, c], [d, e, f], [g, h, i]] = affine as number[][] as [
+    [number, number, number],
+    [number, number, number],
+    [number, number, number],
+  ];
   const det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g);
   const scale = Math.max(...affine.slice(0, 3).flatMap((r) => r.slice(0, 3).map(Math.abs)), 1e-30);
   if (!(Math.abs(det) > 1e-9 * scale ** 3)) {

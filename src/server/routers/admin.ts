@@ -16,24 +16,20 @@ export const adminRouter = router({
         const { page, nextCursor } = toPage(rows, limit);
         return { items: page.map(auth.toPublicUser), nextCursor };
       }),
-    setRole: adminProcedure
-      .input(z.object({ id: z.uuid(), role: roleSchema }))
-      .mutation(async ({ ctx, input }) => {
-        if (input.id === ctx.user.id && input.role !== 'admin') {
-          throw new TRPCError({ code: 'BAD_REQUEST', message: 'You cannot remove your own admin role' });
-        }
-        const user = await updateUser(ctx.db, input.id, { role: input.role });
-        if (!user) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such user' });
-        return auth.toPublicUser(user);
-      }),
+    setRole: adminProcedure.input(z.object({ id: z.uuid(), role: roleSchema })).mutation(async ({ ctx, input }) => {
+      if (input.id === ctx.user.id && input.role !== 'admin') {
+        throw new TRPCError({ code: 'BAD_REQUEST', message: 'You cannot remove your own admin role' });
+      }
+      const user = await updateUser(ctx.db, input.id, { role: input.role });
+      if (!user) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such user' });
+      return auth.toPublicUser(user);
+    }),
     /** Disabling signs the user out everywhere: all sessions and API tokens are deleted. */
-    disable: adminProcedure
-      .input(z.object({ id: z.uuid(), disabled: z.boolean().default(true) }))
-      .mutation(async ({ ctx, input }) => {
-        if (input.id === ctx.user.id) {
-          throw new TRPCError({ code: 'BAD_REQUEST', message: 'You cannot disable your own account' });
-        }
-        return auth.toPublicUser(await auth.setUserDisabled(ctx.db, input.id, input.disabled));
-      }),
+    disable: adminProcedure.input(z.object({ id: z.uuid(), disabled: z.boolean().default(true) })).mutation(async ({ ctx, input }) => {
+      if (input.id === ctx.user.id) {
+        throw new TRPCError({ code: 'BAD_REQUEST', message: 'You cannot disable your own account' });
+      }
+      return auth.toPublicUser(await auth.setUserDisabled(ctx.db, input.id, input.disabled));
+    }),
   }),
 });

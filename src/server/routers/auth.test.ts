@@ -281,7 +281,9 @@ describeEachDatabase('auth', (current) => {
   it('every non-public procedure answers 401 without a session; the public list is exact', async () => {
     const { browser } = setup();
     const b = browser();
-    const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { type: string; meta?: { access?: string } } }>);
+    const procedures = Object.entries(
+      appRouter._def.procedures as unknown as Record<string, { _def: { type: string; meta?: { access?: string } } }>,
+    );
     const publicOnes = procedures.filter(([, p]) => !p._def.meta?.access).map(([path]) => path);
     expect(publicOnes.sort()).toEqual([...PUBLIC_PROCEDURES].sort());
     for (const [path, proc] of procedures) {
@@ -322,11 +324,23 @@ describeEachDatabase('auth', (current) => {
 describe('session cookie flags by deployment', () => {
   it('https (PUBLIC_URL) → __Host- prefix, Secure; embed mode → SameSite=None; Secure; Partitioned', async () => {
     const { cookiePolicy, serializeSessionCookie } = await import('../auth/cookies.js');
-    const https = serializeSessionCookie(cookiePolicy({ https: true, hostname: 'x.hf.space', embedded: false }), 'svs_t', new Date(Date.now() + 60_000));
+    const https = serializeSessionCookie(
+      cookiePolicy({ https: true, hostname: 'x.hf.space', embedded: false }),
+      'svs_t',
+      new Date(Date.now() + 60_000),
+    );
     expect(https).toMatch(/^__Host-strokeview_session=svs_t; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
-    const embed = serializeSessionCookie(cookiePolicy({ https: true, hostname: 'x.hf.space', embedded: true }), 'svs_t', new Date(Date.now() + 60_000));
+    const embed = serializeSessionCookie(
+      cookiePolicy({ https: true, hostname: 'x.hf.space', embedded: true }),
+      'svs_t',
+      new Date(Date.now() + 60_000),
+    );
     expect(embed).toMatch(/; Secure; SameSite=None; Partitioned$/);
-    const plainLan = serializeSessionCookie(cookiePolicy({ https: false, hostname: '192.168.1.5', embedded: false }), 'svs_t', new Date(Date.now() + 60_000));
+    const plainLan = serializeSessionCookie(
+      cookiePolicy({ https: false, hostname: '192.168.1.5', embedded: false }),
+      'svs_t',
+      new Date(Date.now() + 60_000),
+    );
     expect(plainLan).not.toMatch(/Secure/);
   });
 });

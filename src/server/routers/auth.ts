@@ -39,10 +39,10 @@ export const authRouter = router({
     .input(z.void())
     .output(publicUserSchema.nullable())
     .query(async ({ ctx }) => {
-    if (!ctx.user) return null;
-    const user = await findUserById(ctx.db, ctx.user.id);
-    return user ? auth.toPublicUser(user) : null;
-  }),
+      if (!ctx.user) return null;
+      const user = await findUserById(ctx.db, ctx.user.id);
+      return user ? auth.toPublicUser(user) : null;
+    }),
 
   /** A short-lived guest account and session, so a visitor can try the demo without registering. */
   guest: publicProcedure.mutation(async ({ ctx }) => {

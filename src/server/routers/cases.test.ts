@@ -28,7 +28,9 @@ function form(files: Record<string, Uint8Array | string>, name = 'My case'): For
 /** Every file under the store: nothing may be left behind by a refused upload. */
 function storedFiles(root: string): string[] {
   try {
-    return readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.nii.gz') || f.includes('.tmp-'));
+    return readdirSync(root, { recursive: true })
+      .map(String)
+      .filter((f) => f.endsWith('.nii.gz') || f.includes('.tmp-'));
   } catch {
     return [];
   }
@@ -135,13 +137,33 @@ describeEachDatabase('cases', (current) => {
   });
 
   it.each([
-    ['a PNG renamed .nii.gz', () => ({ dwi: Buffer.from('89504e470d0a1a0a0000000d49484452'.padEnd(1200, '0'), 'hex'), adc: vol() }), 422, /DWI: Not a NIfTI file/],
-    ['a truncated file', () => ({ dwi: vol(), adc: buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], affine, truncate: 100 }) }), 422, /ADC: The voxel data is truncated/],
+    [
+      'a PNG renamed .nii.gz',
+      () => ({ dwi: Buffer.from('89504e470d0a1a0a0000000d49484452'.padEnd(1200, '0'), 'hex'), adc: vol() }),
+      422,
+      /DWI: Not a NIfTI file/,
+    ],
+    [
+      'a truncated file',
+      () => ({ dwi: vol(), adc: buildNifti({ dim: [16, 16, 8], pixdim: [2, 2, 3], affine, truncate: 100 }) }),
+      422,
+      /ADC: The voxel data is truncated/,
+    ],
     ['an empty file', () => ({ dwi: new Uint8Array(0), adc: vol() }), 422, /DWI is required \(the file is empty\)/],
-    ['a CIFTI file', () => ({ dwi: vol(), adc: buildNifti({ version: 2, dim: [1, 1, 1, 1, 20, 30], intentCode: 3006 }) }), 422, /ADC: This is a CIFTI file/],
+    [
+      'a CIFTI file',
+      () => ({ dwi: vol(), adc: buildNifti({ version: 2, dim: [1, 1, 1, 1, 20, 30], intentCode: 3006 }) }),
+      422,
+      /ADC: This is a CIFTI file/,
+    ],
     ['DWI and ADC on different grids', () => ({ dwi: vol(), adc: vol({ dim: [16, 16, 9] }) }), 422, /different grids/],
     ['a missing ADC', () => ({ dwi: vol() }), 422, /ADC is required/],
-    ['an ADC in no plausible unit', () => ({ dwi: vol(), adc: vol({ values: Array(2048).fill(40) }) }), 422, /ADC: the median value over the head is 40, which is not a plausible ADC/],
+    [
+      'an ADC in no plausible unit',
+      () => ({ dwi: vol(), adc: vol({ values: Array(2048).fill(40) }) }),
+      422,
+      /ADC: the median value over the head is 40, which is not a plausible ADC/,
+    ],
     ['a non-binary mask', () => ({ dwi: vol(), adc: vol(), mask: vol({ datatype: 'uint8' }) }), 422, /only 0 and 1/],
     ['text where a file belongs', () => ({ dwi: 'hello', adc: vol() }), 400, /expected a file/],
   ])('upload of %s: a specific 4xx, and no row or file left behind', async (_name, files, status, message) => {
@@ -156,7 +178,10 @@ describeEachDatabase('cases', (current) => {
 
   it('uploads an int64 ground-truth mask as nibabel and SimpleITK write them', async () => {
     const { user } = await setup();
-    const res = await user.upload<CaseDetail>('cases.upload', form({ dwi: vol(), adc: vol(), mask: vol({ datatype: 'int64', values: maskValues }) }, 'int64 mask'));
+    const res = await user.upload<CaseDetail>(
+      'cases.upload',
+      form({ dwi: vol(), adc: vol(), mask: vol({ datatype: 'int64', values: maskValues }) }, 'int64 mask'),
+    );
     expect(res.status).toBe(200);
     expect(res.data.volumes.find((v) => v.role === 'mask')).toMatchObject({ datatype: 'int64', dims: [16, 16, 8] });
   });
@@ -209,7 +234,10 @@ describeEachDatabase('cases', (current) => {
     }
     const first = await user.query<{ items: CaseSummary[]; nextCursor: string }>('cases.list', { limit: 2 });
     expect(first.data.items.map((c) => c.name)).toEqual(['c', 'b']);
-    const second = await user.query<{ items: CaseSummary[]; nextCursor: string | null }>('cases.list', { limit: 2, cursor: first.data.nextCursor });
+    const second = await user.query<{ items: CaseSummary[]; nextCursor: string | null }>('cases.list', {
+      limit: 2,
+      cursor: first.data.nextCursor,
+    });
     expect(second.data.items.map((c) => c.name)).toEqual(['a']);
     expect(second.data.nextCursor).toBeNull();
     // identical files are stored once

@@ -18,7 +18,6 @@ import type { JobEventBus } from '../jobs/events.js';
 import { StreamLimits } from '../jobs/stream-limits.js';
 import { protectedProcedure, router } from '../trpc.js';
 
-
 /** Open streams per user and session, one count per app (its event bus). */
 const streamCounts = new WeakMap<JobEventBus, StreamLimits>();
 function streamsOf(bus: JobEventBus): StreamLimits {
@@ -37,44 +36,49 @@ export const jobsRouter = router({
     .input(createJobSchema)
     .output(jobViewSchema)
     .mutation(async ({ ctx, input }) => {
-    const modelIds = input.modelIds ?? [ctx.models.list()[0]?.id ?? DEFAULT_MODEL_ID];
-    const row = await createJob(
-      ctx.db,
-      ctx.jobs,
-      ctx.config,
-      viewerOf(ctx.user),
-      { caseId: input.caseId, modelIds, idempotencyKey: input.idempotencyKey },
-      new Set(ctx.models.models.keys()),
-    );
-    return toJobView(ctx.db, row, volumeLinks(ctx));
-  }),
+      const modelIds = input.modelIds ?? [ctx.models.list()[0]?.id ?? DEFAULT_MODEL_ID];
+      const row = await createJob(
+        ctx.db,
+        ctx.jobs,
+        ctx.config,
+        viewerOf(ctx.user),
+        { caseId: input.caseId, modelIds, idempotencyKey: input.idempotencyKey },
+        new Set(ctx.models.models.keys()),
+      );
+      return toJobView(ctx.db, row, volumeLinks(ctx));
+    }),
 
   byId: protectedProcedure
-    .meta({ openapi: { method: 'GET', path: '/jobs/{id}', tags: ['jobs'], summary: 'A job: status, progress, and when done its mask and metrics' } })
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/jobs/{id}',
+        tags: ['jobs'],
+        summary: 'A job: status, progress, and when done its mask and metrics',
+      },
+    })
     .input(jobIdSchema)
     .output(jobViewSchema)
-    .query(async ({ ctx, input }) =>
-    toJobView(ctx.db, await visibleJob(ctx.db, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
-  ),
+    .query(async ({ ctx, input }) => toJobView(ctx.db, await visibleJob(ctx.db, viewerOf(ctx.user), input.id), volumeLinks(ctx))),
 
   list: protectedProcedure
     .meta({ openapi: { method: 'GET', path: '/jobs', tags: ['jobs'], summary: 'Your jobs, newest first (optionally of one case)' } })
     .input(listJobsSchema)
     .output(jobPageSchema)
     .query(async ({ ctx, input }) => {
-    const limit = input?.limit ?? 50;
-    const rows = await listJobs(ctx.db, viewerOf(ctx.user), { caseId: input?.caseId, cursor: input?.cursor, limit: limit + 1 });
-    const { page, nextCursor } = toPage(rows, limit);
-    return { items: await toJobViews(ctx.db, page, volumeLinks(ctx)), nextCursor };
-  }),
+      const limit = input?.limit ?? 50;
+      const rows = await listJobs(ctx.db, viewerOf(ctx.user), { caseId: input?.caseId, cursor: input?.cursor, limit: limit + 1 });
+      const { page, nextCursor } = toPage(rows, limit);
+      return { items: await toJobViews(ctx.db, page, volumeLinks(ctx)), nextCursor };
+    }),
 
   cancel: protectedProcedure
     .meta({ openapi: { method: 'POST', path: '/jobs/{id}/cancel', tags: ['jobs'], summary: 'Cancel a queued or running job' } })
     .input(jobIdSchema)
     .output(jobViewSchema)
     .mutation(async ({ ctx, input }) =>
-    toJobView(ctx.db, await cancelJob(ctx.db, ctx.jobs, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
-  ),
+      toJobView(ctx.db, await cancelJob(ctx.db, ctx.jobs, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
+    ),
 
   /**
    * Live progress over SSE: the job's state now, then every change, each with its version as the
@@ -94,9 +98,19 @@ export const jobsRouter = router({
     signal?.addEventListener('abort', onAbort, { once: true });
     // Counted from here to the finally below, which gives it back however the stream ends.
     const claims = [
-      { key: `user:${ctx.user.id}`, limit: ctx.config.MAX_STREAMS_PER_USER, message: (n: number) => `You have ${n} live progress streams open; close a tab or wait for a job to finish` },
+      {
+        key: `user:${ctx.user.id}`,
+        limit: ctx.config.MAX_STREAMS_PER_USER,
+        message: (n: number) => `You have ${n} live progress streams open; close a tab or wait for a job to finish`,
+      },
       ...(ctx.auth?.sessionId
-        ? [{ key: `session:${ctx.auth.sessionId}`, limit: ctx.config.MAX_STREAMS_PER_SESSION, message: (n: number) => `This browser has ${n} live progress streams open; close a tab or wait for a job to finish` }]
+        ? [
+            {
+              key: `session:${ctx.auth.sessionId}`,
+              limit: ctx.config.MAX_STREAMS_PER_SESSION,
+              message: (n: number) => `This browser has ${n} live progress streams open; close a tab or wait for a job to finish`,
+            },
+          ]
         : []),
     ];
     let release: () => void;

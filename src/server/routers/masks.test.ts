@@ -36,7 +36,14 @@ describeEachDatabase('corrected masks', (current) => {
   async function setup() {
     const database = current().handle;
     const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-masks-')));
-    const runtime: JobRuntime = await startJobRuntime({ database, store, models, env: parseEnv({ NODE_ENV: 'test' }), log: createLogger({ level: 'silent' }), runWorker: true });
+    const runtime: JobRuntime = await startJobRuntime({
+      database,
+      store,
+      models,
+      env: parseEnv({ NODE_ENV: 'test' }),
+      log: createLogger({ level: 'silent' }),
+      runWorker: true,
+    });
     running.push({ stop: () => runtime.stop(2000) });
     const t = makeTestApp({ database, models, store, jobs: runtime.jobs });
     const server = await serveApp(t.app);
@@ -95,9 +102,19 @@ describeEachDatabase('corrected masks', (current) => {
       }
     }
     const changed = encodeNifti({ dims: predicted.dims, affine: predicted.affine, datatype: 'uint8', data: values }); // raw .nii, as NiiVue's saveImage gives it
-    const saved = await me.browser.upload<MaskVersionView>('masks.save', form({ caseId, jobId: job.id, note: 'trimmed the edge', file: changed }));
+    const saved = await me.browser.upload<MaskVersionView>(
+      'masks.save',
+      form({ caseId, jobId: job.id, note: 'trimmed the edge', file: changed }),
+    );
     expect(saved.status).toBe(200);
-    expect(saved.data).toMatchObject({ caseId, version: 1, note: 'trimmed the edge', jobId: job.id, voxels: before - 40 + 25, author: { email: 'm@x.org' } });
+    expect(saved.data).toMatchObject({
+      caseId,
+      version: 1,
+      note: 'trimmed the edge',
+      jobId: job.id,
+      voxels: before - 40 + 25,
+      author: { email: 'm@x.org' },
+    });
     expect(saved.data.diceVsPrediction).toBeCloseTo((2 * (before - 40)) / (before + before - 15), 10);
     expect(saved.data.diceVsGroundTruth).toBeGreaterThan(0.9);
     expect(saved.data.volumeMl).toBeCloseTo((before - 15) * 0.008, 10);
@@ -122,7 +139,12 @@ describeEachDatabase('corrected masks', (current) => {
   it('versions count up per author; others see none of them (even on a shared case); delete is the author’s; retention keeps them', async () => {
     const { me, user, caseId, store } = await setup();
     const dwi = (await me.client.cases.byId.query({ id: caseId })).volumes.find((v) => v.role === 'dwi')!;
-    const empty = writeNiftiGz({ dims: dwi.dims, affine: dwi.affine, datatype: 'uint8', data: new Uint8Array(dwi.dims[0] * dwi.dims[1] * dwi.dims[2]) });
+    const empty = writeNiftiGz({
+      dims: dwi.dims,
+      affine: dwi.affine,
+      datatype: 'uint8',
+      data: new Uint8Array(dwi.dims[0] * dwi.dims[1] * dwi.dims[2]),
+    });
     const v1 = await me.browser.upload<MaskVersionView>('masks.save', form({ caseId, file: empty }));
     const v2 = await me.browser.upload<MaskVersionView>('masks.save', form({ caseId, file: empty, note: 'second' }));
     expect([v1.data.version, v2.data.version]).toEqual([1, 2]);
@@ -131,7 +153,10 @@ describeEachDatabase('corrected masks', (current) => {
 
     const other = await user('o@x.org');
     expect((await other.client.masks.list.query({ caseId })).items).toEqual([]);
-    for (const call of [() => other.client.masks.byId.query({ id: v1.data.id }), () => other.client.masks.delete.mutate({ id: v1.data.id })]) {
+    for (const call of [
+      () => other.client.masks.byId.query({ id: v1.data.id }),
+      () => other.client.masks.delete.mutate({ id: v1.data.id }),
+    ]) {
       expect(((await call().catch((e: unknown) => e)) as { data?: { code?: string } }).data?.code).toBe('NOT_FOUND');
     }
     const theirs = await other.browser.upload<MaskVersionView>('masks.save', form({ caseId, file: empty }));
@@ -149,13 +174,19 @@ describeEachDatabase('corrected masks', (current) => {
   it('refuses a mask off the DWI grid, with labels other than 0/1, or for an unknown case — 4xx naming the problem, nothing stored', async () => {
     const { me, caseId } = await setup();
     const dwi = (await me.client.cases.byId.query({ id: caseId })).volumes.find((v) => v.role === 'dwi')!;
-    const count = async () => (await sql<{ n: number }>`select count(*)::int as n from mask_versions`.execute(current().handle.db)).rows[0]!.n;
+    const count = async () =>
+      (await sql<{ n: number }>`select count(*)::int as n from mask_versions`.execute(current().handle.db)).rows[0]!.n;
     const volumesBefore = (await sql<{ n: number }>`select count(*)::int as n from volumes`.execute(current().handle.db)).rows[0]!.n;
     const small = writeNiftiGz({ dims: [96, 96, 60], affine: dwi.affine, datatype: 'uint8', data: new Uint8Array(96 * 96 * 60) });
     const off = await me.browser.upload('masks.save', form({ caseId, file: small }));
     expect(off.status).toBe(422);
     expect(off.body.error?.message).toBe("The mask is 96×96×60 but the case's DWI is 112×112×73; draw it on the DWI");
-    const twos = writeNiftiGz({ dims: dwi.dims, affine: dwi.affine, datatype: 'uint8', data: new Uint8Array(dwi.dims[0] * dwi.dims[1] * dwi.dims[2]).fill(2) });
+    const twos = writeNiftiGz({
+      dims: dwi.dims,
+      affine: dwi.affine,
+      datatype: 'uint8',
+      data: new Uint8Array(dwi.dims[0] * dwi.dims[1] * dwi.dims[2]).fill(2),
+    });
     const labels = await me.browser.upload('masks.save', form({ caseId, file: twos }));
     expect(labels.status).toBe(422);
     expect(labels.body.error?.message).toBe('Mask: labels must be 0 or 1; found 2');

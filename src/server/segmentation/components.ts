@@ -2,7 +2,10 @@
  * 26-connected components of a binary (0/1) mask (x fastest), by breadth-first search with a flat
  * queue: labels 1..count in an Int32Array, and each component's voxel count.
  */
-export function labelComponents(mask: Uint8Array, dims: readonly [number, number, number]): {
+export function labelComponents(
+  mask: Uint8Array,
+  dims: readonly [number, number, number],
+): {
   labels: Int32Array;
   sizes: number[];
 } {

@@ -105,8 +105,7 @@ export async function predictProbability(opts: InferOptions): Promise<Float32Arr
           if (!xyz) return prob;
           const vol = new Float32Array(pn);
           for (let x = 0; x < px; x++)
-            for (let y = 0; y < py; y++)
-              for (let z = 0; z < pz; z++) vol[z * py * px + y * px + x] = prob[x * py * pz + y * pz + z]!;
+            for (let y = 0; y < py; y++) for (let z = 0; z < pz; z++) vol[z * py * px + y * px + x] = prob[x * py * pz + y * pz + z]!;
           return vol;
         }
         // Interior bounds: the outer half-overlap is dropped except at the volume's edges.

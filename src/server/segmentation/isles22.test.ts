@@ -12,7 +12,13 @@ import { runPipeline } from './pipeline.js';
  * the project with the ISLES'22 scoring functions (compute_dice, compute_absolute_volume_difference,
  * compute_absolute_lesion_difference, compute_lesion_f1_score; 26-connectivity, nibabel for I/O).
  */
-const CHALLENGE_BASELINE = { dice: 0.1738013698630137, avdMl: 10.32, lesionCountDiff: 87, lesionF1: 0.24793388429752067, predictedVoxels: 1813 };
+const CHALLENGE_BASELINE = {
+  dice: 0.1738013698630137,
+  avdMl: 10.32,
+  lesionCountDiff: 87,
+  lesionF1: 0.24793388429752067,
+  predictedVoxels: 1813,
+};
 
 /** numpy.percentile (linear interpolation) of the nonzero values. */
 function percentileOfNonzero(values: Float32Array | Float64Array, q: number): number {
@@ -23,7 +29,9 @@ function percentileOfNonzero(values: Float32Array | Float64Array, q: number): nu
 }
 
 describe.skipIf(!HAVE_ISLES22)(ISLES22_TITLE, () => {
-  const bytes = Object.fromEntries(Object.entries(ISLES22_FILES).map(([role, f]) => [role, HAVE_ISLES22 ? readFileSync(f) : Buffer.alloc(0)]));
+  const bytes = Object.fromEntries(
+    Object.entries(ISLES22_FILES).map(([role, f]) => [role, HAVE_ISLES22 ? readFileSync(f) : Buffer.alloc(0)]),
+  );
   let registry: ModelRegistry;
   beforeAll(async () => {
     registry = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });

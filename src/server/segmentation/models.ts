@@ -80,7 +80,10 @@ export async function loadModelRegistry(opts: {
   for (const root of opts.roots) {
     let entries: string[] = [];
     try {
-      entries = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+      entries = (await readdir(root, { withFileTypes: true }))
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
     } catch (err) {
       failed.push({ dir: root, error: `cannot read the models folder: ${(err as Error).message}` });
       continue;

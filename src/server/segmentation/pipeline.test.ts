@@ -96,7 +96,11 @@ describe('built-in model adc-dwi-v2 (the default)', () => {
     const adc = readNifti(vols.adc);
     const milli = writeNiftiGz({ dims: adc.dims, affine: adc.affine, datatype: 'float32', data: toFloat32(adc).map((v) => v / 1000) });
     const seen: Progress[] = [];
-    const converted = await runPipeline({ read: async (r) => (r === 'adc' ? milli : read(r)), models: [model], onProgress: (p) => seen.push(p) });
+    const converted = await runPipeline({
+      read: async (r) => (r === 'adc' ? milli : read(r)),
+      models: [model],
+      onProgress: (p) => seen.push(p),
+    });
     expect(converted.notes).toEqual(["ADC in 10⁻³ mm²/s, scaled ×1000 to the model's 10⁻⁶ mm²/s"]);
     expect(seen.find((p) => p.stage === 'preprocess')?.message).toMatch(/ADC in 10⁻³ mm²\/s, scaled ×1000/);
     const direct = await runPipeline({ read, models: [model] });
@@ -193,7 +197,11 @@ describe('pipeline', () => {
   });
 
   it('cancels between patches', async () => {
-    const reg = await loadModelRegistry({ roots: [modelsFolder({ windowed: { patchSize: [32, 32, 32], overlap: 0.5 } })], provider: 'cpu', threads: 1 });
+    const reg = await loadModelRegistry({
+      roots: [modelsFolder({ windowed: { patchSize: [32, 32, 32], overlap: 0.5 } })],
+      provider: 'cpu',
+      threads: 1,
+    });
     try {
       const ctl = new AbortController();
       const run = runPipeline({

@@ -53,7 +53,6 @@ export interface PipelineResult {
   notes: string[];
 }
 
-
 /**
  * One segmentation: read the case's volumes → resample ADC/FLAIR onto the DWI grid when they are
  * elsewhere → preprocess per manifest → infer (sliding window or whole volume) → threshold, drop
@@ -185,7 +184,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
         channels: channelSets[mi]!,
         dims: dwi.dims,
         signal,
-        onPatch: (done, total) => void report('infer', Math.round(base + (span * done) / total), `${model.manifest.name}: patch ${done} of ${total}`),
+        onPatch: (done, total) =>
+          void report('infer', Math.round(base + (span * done) / total), `${model.manifest.name}: patch ${done} of ${total}`),
       }),
     );
     throwIfAborted(signal);

@@ -62,7 +62,14 @@ export function makeTestApp(opts: {
   const store = opts.store ?? new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-volumes-')));
   const signer = createVolumeSigner('test-secret-key-that-is-long-enough-for-hmac', env.VOLUME_URL_TTL_S);
   if (opts.database) {
-    readiness.markReady({ database: opts.database, store, signer, models: opts.models ?? builtInModels, jobs: opts.jobs ?? noJobs, cpu: testCpuPool() });
+    readiness.markReady({
+      database: opts.database,
+      store,
+      signer,
+      models: opts.models ?? builtInModels,
+      jobs: opts.jobs ?? noJobs,
+      cpu: testCpuPool(),
+    });
   }
   const app = buildApp({
     uploadDir: opts.uploadDir ?? mkdtempSync(path.join(tmpdir(), 'sv-uploads-')),

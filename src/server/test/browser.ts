@@ -3,7 +3,10 @@ import type { Hono } from 'hono';
 export interface CallResult<T = unknown> {
   status: number;
   headers: Headers;
-  body: { result?: { data: T }; error?: { message: string; data: { code: string; httpStatus: number; fieldErrors?: Record<string, string[]> } } };
+  body: {
+    result?: { data: T };
+    error?: { message: string; data: { code: string; httpStatus: number; fieldErrors?: Record<string, string[]> } };
+  };
   data: T;
   setCookies: string[];
 }

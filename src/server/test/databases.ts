@@ -54,10 +54,7 @@ export async function createThrowawayPostgres(): Promise<{ url: string; drop(): 
 }
 
 /** A freshly migrated database of the given kind. */
-export async function openTestDatabase(
-  kind: TestDatabaseKind,
-  opts: { migrate?: boolean } = {},
-): Promise<TestDatabase> {
+export async function openTestDatabase(kind: TestDatabaseKind, opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const migrate = opts.migrate ?? true;
   if (kind === 'pglite') {
     const handle = fromPglite(await PGlite.create());

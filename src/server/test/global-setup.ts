@@ -34,9 +34,7 @@ export default async function setup(): Promise<void> {
     throw new Error(`TEST_DATABASE_URL is set but the server does not answer: ${(err as Error).message}`);
   }
   try {
-    const { rows } = await client.query<{ datname: string }>(
-      `select datname from pg_database where datname like 'strokeview_test_%'`,
-    );
+    const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datname like 'strokeview_test_%'`);
     for (const { datname } of rows) {
       const created = Number.parseInt(datname.split('_')[2] ?? '', 36);
       // Only databases older than a day: a parallel run's databases must survive.

@@ -16,4 +16,6 @@ export const ISLES22_FILES = {
   mask: path.join(ISLES22_DIR, 'derivatives/sub-strokecase0009/ses-0001/sub-strokecase0009_ses-0001_msk.nii.gz'),
 };
 export const HAVE_ISLES22 = Object.values(ISLES22_FILES).every((f) => existsSync(f));
-export const ISLES22_TITLE = HAVE_ISLES22 ? "the real ISLES'22 case sub-strokecase0009" : `the real ISLES'22 case — SKIPPED: ${ISLES22_DIR} is missing`;
+export const ISLES22_TITLE = HAVE_ISLES22
+  ? "the real ISLES'22 case sub-strokecase0009"
+  : `the real ISLES'22 case — SKIPPED: ${ISLES22_DIR} is missing`;

@@ -33,7 +33,10 @@ export async function startLiveServer(opts: { demoCases?: number; env?: Record<s
         return res;
       };
       const registered = await post('auth.register', { email, password: 'correct horse battery staple' });
-      const cookie = registered.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const cookie = registered.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0])
+        .join('; ');
       const created = await post('auth.tokens.create', { name: 'test' }, cookie);
       return ((await created.json()) as { result: { data: { token: string } } }).result.data.token;
     },

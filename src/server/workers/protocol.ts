@@ -4,7 +4,8 @@ import type { Progress, Stage } from '../segmentation/pipeline.js';
 export function movableBuffers(arrays: Iterable<Uint8Array | undefined>): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   for (const a of arrays) {
-    if (a && a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.byteLength > 0) out.add(a.buffer);
+    if (a && a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.byteLength > 0)
+      out.add(a.buffer);
   }
   return [...out];
 }

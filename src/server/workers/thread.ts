@@ -30,7 +30,9 @@ export type ThreadTask =
     };
 
 /** Errors cross the thread boundary as data: their class decides how the job or upload ends. */
-export type ThreadError = { error: { kind: 'input' | 'case-input' | 'mask-input' | 'cancelled' | 'internal'; message: string; role?: string; stack?: string } };
+export type ThreadError = {
+  error: { kind: 'input' | 'case-input' | 'mask-input' | 'cancelled' | 'internal'; message: string; role?: string; stack?: string };
+};
 
 export type PreparedWithHash = PreparedVolume & { sha256: string };
 
@@ -50,7 +52,8 @@ function sessionFor(dir: string, provider: 'cpu' | 'cuda', threads: number) {
 }
 
 function asThreadError(err: unknown): ThreadError {
-  if (err instanceof CaseInputError) return { error: { kind: 'case-input', message: err.message, ...(err.role ? { role: err.role } : {}) } };
+  if (err instanceof CaseInputError)
+    return { error: { kind: 'case-input', message: err.message, ...(err.role ? { role: err.role } : {}) } };
   if (err instanceof SegmentationInputError) return { error: { kind: 'input', message: err.message } };
   if (err instanceof MaskInputError) return { error: { kind: 'mask-input', message: err.message } };
   if (err instanceof CancelledError) return { error: { kind: 'cancelled', message: err.message } };
@@ -76,7 +79,8 @@ async function segment(task: Extract<ThreadTask, { kind: 'segment' }>) {
   const send = (m: FromThread) => port.postMessage(m);
   try {
     const models: LoadedModel[] = [];
-    for (const m of task.models) models.push({ manifest: m.manifest, dir: m.dir, session: await sessionFor(m.dir, task.provider, task.threads) });
+    for (const m of task.models)
+      models.push({ manifest: m.manifest, dir: m.dir, session: await sessionFor(m.dir, task.provider, task.threads) });
     const timings: Partial<Record<Stage, number>> = {};
     const result: PipelineResult = await runPipeline({
       read: async (role) => task.volumes[role],
@@ -93,7 +97,13 @@ async function segment(task: Extract<ThreadTask, { kind: 'segment' }>) {
         }),
     });
     // The raw voxel masks stay here: the main thread stores the encoded files only.
-    return { ...result, mask: new Uint8Array(0), perModel: result.perModel.map((m) => ({ ...m, mask: new Uint8Array(0) })), timings, threadId };
+    return {
+      ...result,
+      mask: new Uint8Array(0),
+      perModel: result.perModel.map((m) => ({ ...m, mask: new Uint8Array(0) })),
+      timings,
+      threadId,
+    };
   } catch (err) {
     return asThreadError(err);
   } finally {
@@ -124,7 +134,10 @@ export default async function run(task: ThreadTask): Promise<unknown> {
         for (const [role, f] of Object.entries(task.files)) files[role as VolumeRole] = typeof f === 'string' ? readFileSync(f) : f;
         const prepared: PreparedWithHash[] = prepareCaseVolumes(files, task.limits).map((p) => ({ ...p, sha256: sha256Hex(p.stored) }));
         // The stored bytes move back without a copy.
-        return transferring(prepared, prepared.map((p) => p.stored));
+        return transferring(
+          prepared,
+          prepared.map((p) => p.stored),
+        );
       } catch (err) {
         return asThreadError(err);
       }

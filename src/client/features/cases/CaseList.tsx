@@ -17,7 +17,13 @@ export function CaseList() {
     <section className="card">
       <div className="row">
         <h1>Cases</h1>
-        <input type="search" placeholder="Search by name" aria-label="Search cases" value={search} onChange={(e) => setSearch(e.target.value)} />
+        <input
+          type="search"
+          placeholder="Search by name"
+          aria-label="Search cases"
+          value={search}
+          onChange={(e) => setSearch(e.target.value)}
+        />
         {me.data && !uploading && <button onClick={() => setUploading(true)}>Upload a case</button>}
       </div>
       {uploading && <UploadDialog onClose={() => setUploading(false)} />}

@@ -28,9 +28,20 @@ export function JobPanel(props: { caseId: string; signedIn: boolean; onResult: (
     onError: () => setStreamFailed(true),
   });
   // polling fallback when the stream fails
-  const polled = trpc.jobs.byId.useQuery({ id: jobId ?? '' }, { enabled: jobId !== null && streamFailed && running, refetchInterval: 1000 });
+  const polled = trpc.jobs.byId.useQuery(
+    { id: jobId ?? '' },
+    { enabled: jobId !== null && streamFailed && running, refetchInterval: 1000 },
+  );
   useEffect(() => {
-    if (polled.data) setLive({ id: polled.data.id, status: polled.data.status, progress: polled.data.progress, message: polled.data.message, version: 0, error: polled.data.error });
+    if (polled.data)
+      setLive({
+        id: polled.data.id,
+        status: polled.data.status,
+        progress: polled.data.progress,
+        message: polled.data.message,
+        version: 0,
+        error: polled.data.error,
+      });
   }, [polled.data]);
 
   useEffect(() => {
@@ -50,10 +61,7 @@ export function JobPanel(props: { caseId: string; signedIn: boolean; onResult: (
     setLive(null);
     setStreamFailed(false);
     setStartedAt(Date.now());
-    create.mutate(
-      { caseId: props.caseId, modelIds: [chosen], idempotencyKey: key.current },
-      { onSuccess: (job) => setJobId(job.id) },
-    );
+    create.mutate({ caseId: props.caseId, modelIds: [chosen], idempotencyKey: key.current }, { onSuccess: (job) => setJobId(job.id) });
   };
 
   const shown = props.current;
@@ -108,17 +116,42 @@ function Metrics({ job }: { job: JobView }) {
       <h3>Result ({job.modelIds.join(', ')})</h3>
       <table>
         <tbody>
-          <tr><th>Dice</th><td data-testid="dice">{f(m.dice, 3)}</td></tr>
-          <tr><th>Predicted volume</th><td>{f(m.predictedMl, 2)} mL</td></tr>
-          <tr><th>True volume</th><td>{m.trueMl === null ? '—' : `${f(m.trueMl, 2)} mL`}</td></tr>
-          <tr><th>Abs. volume difference</th><td>{m.absVolumeDiffMl === null ? '—' : `${f(m.absVolumeDiffMl, 2)} mL`}</td></tr>
-          <tr><th>Lesions (predicted / true)</th><td>{m.lesionCountPredicted} / {m.lesionCountTrue ?? '—'}</td></tr>
-          <tr><th>Lesion-wise F1</th><td>{f(m.lesionF1, 3)}</td></tr>
-          <tr><th>Time</th><td>{seconds === null ? '—' : `${seconds.toFixed(1)} s`}</td></tr>
+          <tr>
+            <th>Dice</th>
+            <td data-testid="dice">{f(m.dice, 3)}</td>
+          </tr>
+          <tr>
+            <th>Predicted volume</th>
+            <td>{f(m.predictedMl, 2)} mL</td>
+          </tr>
+          <tr>
+            <th>True volume</th>
+            <td>{m.trueMl === null ? '—' : `${f(m.trueMl, 2)} mL`}</td>
+          </tr>
+          <tr>
+            <th>Abs. volume difference</th>
+            <td>{m.absVolumeDiffMl === null ? '—' : `${f(m.absVolumeDiffMl, 2)} mL`}</td>
+          </tr>
+          <tr>
+            <th>Lesions (predicted / true)</th>
+            <td>
+              {m.lesionCountPredicted} / {m.lesionCountTrue ?? '—'}
+            </td>
+          </tr>
+          <tr>
+            <th>Lesion-wise F1</th>
+            <td>{f(m.lesionF1, 3)}</td>
+          </tr>
+          <tr>
+            <th>Time</th>
+            <td>{seconds === null ? '—' : `${seconds.toFixed(1)} s`}</td>
+          </tr>
         </tbody>
       </table>
       {job.result!.notes.map((n) => (
-        <p key={n} className="hint">{n}</p>
+        <p key={n} className="hint">
+          {n}
+        </p>
       ))}
       <p className="hint">Kept until {new Date(job.expiresAt).toLocaleDateString()}.</p>
     </div>

@@ -66,7 +66,11 @@ export function EditPanel(props: {
   const start = async () => {
     if (!controls) return;
     const url =
-      from === 'empty' ? null : from === 'prediction' ? (props.prediction?.result?.mask.url ?? null) : (props.versions.find((v) => v.id === from)?.volume.url ?? null);
+      from === 'empty'
+        ? null
+        : from === 'prediction'
+          ? (props.prediction?.result?.mask.url ?? null)
+          : (props.versions.find((v) => v.id === from)?.volume.url ?? null);
     await controls.start(url);
     props.onEditing(true);
   };
@@ -178,7 +182,11 @@ export function VersionsPanel(props: { versions: MaskVersionView[]; shown: strin
               <td>{v.volumeMl.toFixed(2)} mL</td>
               <td title="Dice vs prediction">{v.diceVsPrediction === null ? '—' : v.diceVsPrediction.toFixed(3)}</td>
               <td>
-                <button className="link" onClick={() => props.onShow(props.shown === v.id ? null : v.id)} aria-pressed={props.shown === v.id}>
+                <button
+                  className="link"
+                  onClick={() => props.onShow(props.shown === v.id ? null : v.id)}
+                  aria-pressed={props.shown === v.id}
+                >
                   {props.shown === v.id ? 'Hide' : 'Show'}
                 </button>
                 <a href={v.volume.downloadUrl} download>

@@ -65,7 +65,11 @@ export function CaseView({ id }: { id: string }) {
   useEffect(() => {
     if (!detail.data) return;
     void loadNiivue();
-    for (const v of detail.data.volumes) if (v.role === 'dwi' || v.role === 'mask') void fetch(v.url).then((r) => r.arrayBuffer()).catch(() => {});
+    for (const v of detail.data.volumes)
+      if (v.role === 'dwi' || v.role === 'mask')
+        void fetch(v.url)
+          .then((r) => r.arrayBuffer())
+          .catch(() => {});
   }, [detail.data]);
   useEffect(() => {
     if (latest && !result) setResult(latest);
@@ -84,7 +88,9 @@ export function CaseView({ id }: { id: string }) {
   const vol = (role: VolumeRole) => c.volumes.find((v) => v.role === role);
   // while editing, the drawing lives on the DWI grid: the background stays DWI
   const bg = (editing ? vol('dwi') : vol(background)) ?? vol('dwi')!;
-  const volumes: ViewerVolume[] = [{ key: 'background', url: bg.url, name: `${bg.role}.nii.gz`, colormap: 'gray', opacity: 1, visible: true }];
+  const volumes: ViewerVolume[] = [
+    { key: 'background', url: bg.url, name: `${bg.role}.nii.gz`, colormap: 'gray', opacity: 1, visible: true },
+  ];
   const gt = vol('mask');
   if (gt) volumes.push({ key: 'truth', url: gt.url, name: 'truth.nii.gz', colormap: 'green', ...truth });
   if (result?.result) volumes.push({ key: 'prediction', url: result.result.mask.url, name: 'prediction.nii.gz', colormap: 'red', ...pred });
@@ -100,9 +106,13 @@ export function CaseView({ id }: { id: string }) {
           <label>
             Image
             <select value={bg.role} onChange={(e) => setBackground(e.target.value as VolumeRole)} aria-label="Background image">
-              {(['dwi', 'adc', 'flair'] as const).filter((r) => vol(r)).map((r) => (
-                <option key={r} value={r}>{r.toUpperCase()}</option>
-              ))}
+              {(['dwi', 'adc', 'flair'] as const)
+                .filter((r) => vol(r))
+                .map((r) => (
+                  <option key={r} value={r}>
+                    {r.toUpperCase()}
+                  </option>
+                ))}
             </select>
           </label>
           <label>
@@ -117,12 +127,19 @@ export function CaseView({ id }: { id: string }) {
         {webgl ? (
           <ErrorBoundary>
             <Suspense fallback={<p>Loading the viewer…</p>}>
-              <NiivueCanvas volumes={volumes} layout={layout} onLocation={setReadout} onDrawing={setDrawing} onEdit={() => setDirty(true)} />
+              <NiivueCanvas
+                volumes={volumes}
+                layout={layout}
+                onLocation={setReadout}
+                onDrawing={setDrawing}
+                onEdit={() => setDirty(true)}
+              />
             </Suspense>
           </ErrorBoundary>
         ) : (
           <p className="error" role="alert">
-            This browser cannot show the images: WebGL2 is not available (it may be turned off, or the graphics driver is blocked). Try another browser or enable hardware acceleration.
+            This browser cannot show the images: WebGL2 is not available (it may be turned off, or the graphics driver is blocked). Try
+            another browser or enable hardware acceleration.
           </p>
         )}
         <p className="readout" data-testid="readout">
@@ -135,8 +152,14 @@ export function CaseView({ id }: { id: string }) {
         <div className="panel">
           <h2>Overlays</h2>
           {gt && <OverlayControl label="Ground truth" colour="green" value={truth} onChange={setTruth} />}
-          {result?.result ? <OverlayControl label="Prediction" colour="red" value={pred} onChange={setPred} /> : <p className="hint">No prediction yet.</p>}
-          {version && <OverlayControl label={`Corrected v${version.version}`} colour="blue" value={versionOverlay} onChange={setVersionOverlay} />}
+          {result?.result ? (
+            <OverlayControl label="Prediction" colour="red" value={pred} onChange={setPred} />
+          ) : (
+            <p className="hint">No prediction yet.</p>
+          )}
+          {version && (
+            <OverlayControl label={`Corrected v${version.version}`} colour="blue" value={versionOverlay} onChange={setVersionOverlay} />
+          )}
           {adc?.adcUnit && <p className="hint">ADC in {ADC_UNIT_LABELS[adc.adcUnit]}</p>}
         </div>
         <JobPanel caseId={id} signedIn={!!me.data} onResult={setResult} current={result} />
@@ -164,7 +187,9 @@ export function CaseView({ id }: { id: string }) {
           <div className="panel">
             <button
               className="secondary"
-              onClick={() => confirm(`Delete the case “${c.name}” with its volumes, jobs and masks? This cannot be undone.`) && remove.mutate({ id })}
+              onClick={() =>
+                confirm(`Delete the case “${c.name}” with its volumes, jobs and masks? This cannot be undone.`) && remove.mutate({ id })
+              }
             >
               Delete this case
             </button>

@@ -79,7 +79,11 @@ export default function NiivueCanvas(props: {
     let gone = false;
     nv.onLocationChange = (loc: unknown) => {
       const l = loc as { mm: ArrayLike<number>; vox: ArrayLike<number>; values: { name: string; value: number }[] };
-      latest.current.onLocation?.({ mm: Array.from(l.mm).slice(0, 3), vox: Array.from(l.vox), values: l.values.map((v) => ({ name: v.name, value: v.value })) });
+      latest.current.onLocation?.({
+        mm: Array.from(l.mm).slice(0, 3),
+        vox: Array.from(l.vox),
+        values: l.values.map((v) => ({ name: v.name, value: v.value })),
+      });
     };
     const controls: DrawingControls = {
       async start(fromUrl) {

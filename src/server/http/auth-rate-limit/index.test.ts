@@ -15,7 +15,10 @@ describe('authRateLimit', () => {
 
   it('limits per client key, answers 429 with Retry-After, leaves other procedures alone, refuses batched sign-ins', async () => {
     const app = new Hono();
-    app.use('/trpc/*', authRateLimit({ procedures: ['auth.signIn'], limitPerMinute: 2, clientKey: (c) => c.req.header('x-client') ?? '?' }));
+    app.use(
+      '/trpc/*',
+      authRateLimit({ procedures: ['auth.signIn'], limitPerMinute: 2, clientKey: (c) => c.req.header('x-client') ?? '?' }),
+    );
     app.all('/trpc/*', (c) => c.text('ok'));
     const hit = (path: string, client = 'a') => app.request(path, { method: 'POST', headers: { 'x-client': client } });
     expect((await hit('/trpc/auth.signIn')).status).toBe(200);

@@ -40,8 +40,7 @@ export function authRateLimit(options: AuthRateLimitOptions): MiddlewareHandler 
     limit: options.limitPerMinute,
     standardHeaders: 'draft-6',
     keyGenerator: (c) => `auth:${options.clientKey(c)}`,
-    handler: (c) =>
-      trpcErrorResponse(c, 429, 'TOO_MANY_REQUESTS', 'Too many attempts from your address. Wait a minute and try again.'),
+    handler: (c) => trpcErrorResponse(c, 429, 'TOO_MANY_REQUESTS', 'Too many attempts from your address. Wait a minute and try again.'),
   });
   return async function authRateLimit(c, next) {
     const hits = calledProcedures(c.req.path).filter((p) => limited.has(p)).length;

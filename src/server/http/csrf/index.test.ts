@@ -13,7 +13,12 @@ describe('csrfGuard', () => {
   it('refuses a cookie-carrying POST from a foreign Origin (a cross-site form post)', async () => {
     const res = await app.request('http://localhost/trpc/x', {
       method: 'POST',
-      headers: { cookie, origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        cookie,
+        origin: 'https://evil.example',
+        'sec-fetch-site': 'cross-site',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
       body: 'a=1',
     });
     expect(res.status).toBe(403);

@@ -61,7 +61,13 @@ export function fileRoutes(options: FilesOptions): Hono {
     const download = c.req.query('download') === '1';
     const fileName = named.endsWith('.nii.gz') ? named : `${volume.sha256.slice(0, 12)}.nii.gz`;
     c.header('Content-Disposition', `${download ? 'attachment' : 'inline'}; filename="${fileName}"`);
-    if (c.req.header('if-none-match')?.split(',').some((t) => t.trim() === etag)) return c.body(null, 304);
+    if (
+      c.req
+        .header('if-none-match')
+        ?.split(',')
+        .some((t) => t.trim() === etag)
+    )
+      return c.body(null, 304);
     const range = parseRange(c.req.header('range'), size);
     if (range === 'bad') {
       c.header('Content-Range', `bytes */${size}`);

@@ -61,9 +61,7 @@ export function healthRoutes(options: HealthOptions): Hono {
     const { models } = services;
     const executionProvider = {
       ...models.provider,
-      ...(models.provider.gpuMissing
-        ? { warning: 'A GPU (CUDA) was requested but none could be used: models run on the CPU' }
-        : {}),
+      ...(models.provider.gpuMissing ? { warning: 'A GPU (CUDA) was requested but none could be used: models run on the CPU' } : {}),
     };
     const modelsReport = {
       loaded: [...models.models.keys()],

@@ -62,7 +62,11 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
     const { api, server } = await setup();
     const res = await api('/openapi.json', {}, false);
     expect(res.status).toBe(200);
-    const doc = (await res.json()) as { openapi: string; servers: { url: string }[]; paths: Record<string, Record<string, { operationId: string; security?: unknown }>> };
+    const doc = (await res.json()) as {
+      openapi: string;
+      servers: { url: string }[];
+      paths: Record<string, Record<string, { operationId: string; security?: unknown }>>;
+    };
     expect(doc.openapi).toMatch(/^3\./);
     const result = await validate(structuredClone(doc) as never);
     expect(result.valid, JSON.stringify(result)).toBe(true);
@@ -96,9 +100,7 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
     const demo = cases.items.find((c) => c.demo)!;
     const detail = (await (await api(`/cases/${demo.id}`)).json()) as CaseDetail;
     const files = Object.fromEntries(
-      await Promise.all(
-        detail.volumes.map(async (v) => [v.role, new Uint8Array(await (await fetch(v.url)).arrayBuffer())] as const),
-      ),
+      await Promise.all(detail.volumes.map(async (v) => [v.role, new Uint8Array(await (await fetch(v.url)).arrayBuffer())] as const)),
     );
     const form = new FormData();
     form.set('name', 'Uploaded over REST');
@@ -109,7 +111,11 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
     expect(created.name).toBe('Uploaded over REST');
     expect(created.roles.sort()).toEqual(['adc', 'dwi', 'mask']);
 
-    const queued = await api('/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ caseId: created.id }) });
+    const queued = await api('/jobs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ caseId: created.id }),
+    });
     expect(queued.status).toBe(200);
     let job = (await queued.json()) as JobView;
     expect(job.caseId).toBe(created.id);

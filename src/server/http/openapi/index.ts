@@ -76,7 +76,10 @@ export function openApiDocument(router: AnyRouter, opts: { version: string; base
           content: { 'multipart/form-data': { schema: { type: 'object', properties, required: [...route.required] } } },
         },
         responses: {
-          200: { description: 'Stored', content: { 'application/json': { schema: z.toJSONSchema(route.output, { io: 'output', target: 'openapi-3.0' }) } } },
+          200: {
+            description: 'Stored',
+            content: { 'application/json': { schema: z.toJSONSchema(route.output, { io: 'output', target: 'openapi-3.0' }) } },
+          },
           400: { description: 'Invalid input' },
           401: { description: 'No or invalid token' },
           413: { description: 'Too large' },

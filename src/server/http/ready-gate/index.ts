@@ -23,10 +23,7 @@ export function readyGate(options: ReadyGateOptions): MiddlewareHandler {
     }
     c.header('Retry-After', retryAfter);
     c.header('Cache-Control', 'no-store');
-    const message =
-      state === 'failed'
-        ? 'strokeview could not start; see the server log'
-        : 'strokeview is starting up; retry shortly';
+    const message = state === 'failed' ? 'strokeview could not start; see the server log' : 'strokeview is starting up; retry shortly';
     return trpcErrorResponse(c, 503, 'SERVICE_UNAVAILABLE', message);
   };
 }

@@ -15,9 +15,17 @@ export interface UploadAuth {
 }
 
 /** A refusal before the procedure runs, in the caller's format. */
-export function refusal(format: AnswerFormat, c: HonoContext, status: number, code: string, message: string, retryAfterS?: number): Response {
+export function refusal(
+  format: AnswerFormat,
+  c: HonoContext,
+  status: number,
+  code: string,
+  message: string,
+  retryAfterS?: number,
+): Response {
   const headers: Record<string, string> = retryAfterS ? { 'retry-after': String(retryAfterS) } : {};
-  const body = format === 'trpc' ? { error: { message, code: -32600, data: { code, httpStatus: status, path: 'cases.upload' } } } : { message, code };
+  const body =
+    format === 'trpc' ? { error: { message, code: -32600, data: { code, httpStatus: status, path: 'cases.upload' } } } : { message, code };
   return c.json(body, status as 400, headers);
 }
 
@@ -45,7 +53,14 @@ export function caseUploadHandler(opts: {
       if (error.code === 'INTERNAL_SERVER_ERROR') opts.onInternalError(c, error.cause ?? error);
       const status = getHTTPStatusCodeFromError(error);
       if (opts.format === 'trpc') {
-        const shape = getErrorShape({ config: opts.router._def._config, error, type: 'mutation', path: 'cases.upload', input: undefined, ctx });
+        const shape = getErrorShape({
+          config: opts.router._def._config,
+          error,
+          type: 'mutation',
+          path: 'cases.upload',
+          input: undefined,
+          ctx,
+        });
         res = c.json({ error: shape }, status as 400);
       } else {
         res = restError(c, error);

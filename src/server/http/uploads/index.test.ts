@@ -56,7 +56,12 @@ describeEachDatabase('streamed uploads', (current) => {
   }
 
   /** Sends `body` (or its first `sendBytes`), then waits for the answer — or destroys the socket when `abortAfter`. */
-  function send(url: string, token: string, m: { body: Buffer; type: string }, opts: { sendBytes?: number; abort?: boolean; chunked?: boolean } = {}) {
+  function send(
+    url: string,
+    token: string,
+    m: { body: Buffer; type: string },
+    opts: { sendBytes?: number; abort?: boolean; chunked?: boolean } = {},
+  ) {
     const u = new URL(`${url}/api/cases`);
     return new Promise<{ status: number; body: string; headers: Record<string, unknown> } | 'aborted'>((resolve, reject) => {
       const req = request(
@@ -65,7 +70,11 @@ describeEachDatabase('streamed uploads', (current) => {
           port: u.port,
           path: u.pathname,
           method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': m.type, ...(opts.chunked ? {} : { 'content-length': String(m.body.length) }) },
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': m.type,
+            ...(opts.chunked ? {} : { 'content-length': String(m.body.length) }),
+          },
         },
         (res) => {
           let text = '';
@@ -129,7 +138,13 @@ describeEachDatabase('streamed uploads', (current) => {
     const m = multipart({ name: 'first', dwi: files.dwi!, adc: files.adc! });
     // The first upload stalls halfway (its client is slow), holding the only slot.
     const u = new URL(`${server.url}/api/cases`);
-    const slow = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': m.type, 'content-length': String(m.body.length) } });
+    const slow = request({
+      host: u.hostname,
+      port: u.port,
+      path: u.pathname,
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': m.type, 'content-length': String(m.body.length) },
+    });
     const slowDone = new Promise<number>((resolve) => slow.on('response', (r) => (r.resume(), resolve(r.statusCode ?? 0))));
     slow.on('error', () => {});
     slow.write(m.body.subarray(0, 1000));
