@@ -57,7 +57,7 @@ const pipeline = await timeMedian(
   3,
 );
 const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-for (const stage of ['load', 'preprocess', 'infer', 'postprocess', 'save'] as Stage[]) {
+for (const stage of ['load', 'preprocess', 'infer', 'postprocess', 'encode'] as Stage[]) {
   console.log(row(`  stage ${stage}`, median(stageRuns.slice(-9).map((t) => t[stage] ?? 0))));
 }
 console.log(row('baseline: gunzip inputs + session.run + gzip mask', baseline));

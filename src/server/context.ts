@@ -1,16 +1,18 @@
-import { TRPCError } from '@trpc/server';
+import type { Context as HonoContext } from 'hono';
 import type { Kysely } from 'kysely';
-import { DATABASE_RETRY_AFTER_S, DATABASE_UNAVAILABLE_MESSAGE, isDatabaseUnavailable } from './db/unavailable.js';
-import { type CookiePolicy, readSessionCookie, serializeClearedCookies, serializeSessionCookie } from './auth/cookies.js';
+import { DATABASE_RETRY_AFTER_S, isDatabaseUnavailable } from './db/unavailable.js';
+import { cookiePolicy as sessionCookiePolicy, readSessionCookie, serializeClearedCookies, serializeSessionCookie } from './auth/cookies.js';
 import { type AuthUser, type Authenticated, type ClientMeta, authenticate } from './auth/service.js';
-import type { VolumeLinks } from './cases/service.js';
+import type { VolumeLinks } from './volumes/descriptors.js';
 import type { Viewer } from './db/cases.js';
 import type { DatabaseKind } from './db/connect.js';
 import type { Database } from './db/tables.js';
 import type { Env } from './env.js';
 import type { Logger } from './logger.js';
 import type { JobSystem } from './jobs/service.js';
-import type { Services } from './readiness.js';
+import type { Readiness, Services } from './readiness.js';
+import { toTRPCError } from './error-shapes.js';
+import { clientAddress, publicBaseUrl, requestIsHttps } from './http/client.js';
 import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
 import type { VolumeStore } from './volumes/store.js';
@@ -30,10 +32,10 @@ export interface SessionCookies {
 }
 
 /**
- * The inner context: everything a procedure needs, with no HTTP in it, so tests build it directly
- * and call procedures through `createCaller`.
+ * The inner context: everything a procedure needs, with no HTTP in it (what `createCaller` takes,
+ * and what the HTTP factory below fills in per request).
  */
-export interface InnerContext {
+export interface Context {
   db: Kysely<Database>;
   dbKind: DatabaseKind;
   /** The parsed environment. (Not `env`: @hono/trpc-server overwrites that key with Hono's bindings.) */
@@ -74,7 +76,7 @@ export interface InnerContextOptions {
 
 const noCookies: SessionCookies = { set() {}, clear() {} };
 
-export function createInnerContext(opts: InnerContextOptions): InnerContext {
+export function createInnerContext(opts: InnerContextOptions): Context {
   return {
     db: opts.services.database.db,
     dbKind: opts.services.database.kind,
@@ -96,8 +98,6 @@ export function createInnerContext(opts: InnerContextOptions): InnerContext {
   };
 }
 
-export type Context = InnerContext;
-
 /** Who is asking, for the visibility rules of cases and jobs. */
 export function viewerOf(user: AuthUser): Viewer & { userId: string };
 export function viewerOf(user: AuthUser | null): Viewer;
@@ -106,49 +106,78 @@ export function viewerOf(user: AuthUser | null): Viewer {
 }
 
 /** What signing volume URLs needs from a request. */
-export function volumeLinks(ctx: Pick<InnerContext, 'signer' | 'baseUrl'>): VolumeLinks {
+export function volumeLinks(ctx: Pick<Context, 'signer' | 'baseUrl'>): VolumeLinks {
   return { signer: ctx.signer, baseUrl: ctx.baseUrl };
 }
 
-/**
- * The context for an HTTP request: authenticates the bearer token (SDK, CLI) or the session
- * cookie (browser), and writes cookies into the response headers.
- */
-export async function createRequestContext(
-  inner: Omit<InnerContextOptions, 'auth' | 'cookies' | 'resHeaders'>,
-  http: {
-    req: Request;
-    resHeaders: Headers;
-    cookiePolicy: CookiePolicy;
-    client: ClientMeta;
-    /** REST (`/api`) takes bearer tokens only: no cookie, so no CSRF surface there. */
-    bearerOnly?: boolean;
-  },
-): Promise<Context> {
-  const { req, resHeaders, cookiePolicy } = http;
-  const cookies: SessionCookies = {
-    set: (token, expiresAt) => resHeaders.append('Set-Cookie', serializeSessionCookie(cookiePolicy, token, expiresAt)),
-    clear: () => {
-      for (const line of serializeClearedCookies(cookiePolicy)) resHeaders.append('Set-Cookie', line);
-    },
-  };
-  const bearer = req.headers.get('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
-  const cookieToken = bearer || http.bearerOnly ? undefined : readSessionCookie(req.headers.get('cookie'), cookiePolicy);
-  const token = bearer ?? cookieToken;
-  let auth: Authenticated | null = null;
-  if (token) {
-    try {
-      auth = await authenticate(inner.services.database.db, inner.env, token);
-    } catch (err) {
-      // Who is asking cannot be known without the database: a 503 the client retries, not a 500.
-      if (!isDatabaseUnavailable(err)) throw err;
-      resHeaders.set('Retry-After', String(DATABASE_RETRY_AFTER_S));
-      throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: DATABASE_UNAVAILABLE_MESSAGE, cause: err });
-    }
-    if (cookieToken) {
-      if (!auth) cookies.clear();
-      else if (auth.renewedUntil) cookies.set(cookieToken, auth.renewedUntil);
-    }
-  }
-  return createInnerContext({ ...inner, auth, client: http.client, cookies, resHeaders });
+/** What the context factory needs from the app: the process's services come from readiness once booted. */
+export interface RequestContextDeps {
+  env: Env;
+  logger: Logger;
+  readiness: Readiness;
+  process: ProcessInfo;
 }
+
+/**
+ * The adapter-facing context: for each HTTP request, authenticates the bearer token (SDK, CLI)
+ * or the session cookie (browser) and writes cookies into the response headers; everything else
+ * is the inner context above. Used by /trpc, /api and the upload routes alike.
+ */
+export function requestContextFactory(deps: RequestContextDeps) {
+  const { env, logger } = deps;
+  const hops = env.TRUSTED_PROXY_HOPS;
+  return async function createRequestContext(
+    c: HonoContext,
+    http: {
+      resHeaders: Headers;
+      /** REST (`/api`) takes bearer tokens only: no cookie, so no CSRF surface there. */
+      bearerOnly?: boolean;
+    },
+  ): Promise<Context> {
+    const services = deps.readiness.services!;
+    const { resHeaders } = http;
+    const req = c.req.raw;
+    const https = requestIsHttps(c, env);
+    const cookiePolicy = sessionCookiePolicy({ https, hostname: new URL(c.req.url).hostname, embedded: env.EMBED_ORIGINS.length > 0 });
+    const cookies: SessionCookies = {
+      set: (token, expiresAt) => resHeaders.append('Set-Cookie', serializeSessionCookie(cookiePolicy, token, expiresAt)),
+      clear: () => {
+        for (const line of serializeClearedCookies(cookiePolicy)) resHeaders.append('Set-Cookie', line);
+      },
+    };
+    const bearer = req.headers.get('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
+    const cookieToken = bearer || http.bearerOnly ? undefined : readSessionCookie(req.headers.get('cookie'), cookiePolicy);
+    const token = bearer ?? cookieToken;
+    let auth: Authenticated | null = null;
+    if (token) {
+      try {
+        auth = await authenticate(services.database.db, env, token);
+      } catch (err) {
+        // Who is asking cannot be known without the database: a 503 the client retries, not a 500.
+        // Thrown as tRPC's error: no procedure middleware runs for a context that failed.
+        if (!isDatabaseUnavailable(err)) throw err;
+        resHeaders.set('Retry-After', String(DATABASE_RETRY_AFTER_S));
+        throw toTRPCError(err);
+      }
+      if (cookieToken) {
+        if (!auth) cookies.clear();
+        else if (auth.renewedUntil) cookies.set(cookieToken, auth.renewedUntil);
+      }
+    }
+    const requestId = c.get('requestId') as string;
+    return createInnerContext({
+      services,
+      env,
+      log: logger.child({ reqId: requestId }),
+      process: deps.process,
+      requestId,
+      baseUrl: publicBaseUrl(c, env),
+      auth,
+      client: { ip: clientAddress(c, hops), userAgent: c.req.header('user-agent') ?? null },
+      cookies,
+      resHeaders,
+    });
+  };
+}
+
+export type CreateRequestContext = ReturnType<typeof requestContextFactory>;

@@ -1,29 +1,92 @@
 /**
- * What the domain says went wrong, without HTTP in it: services throw these, and the tRPC layer
- * (trpc.ts, `domainErrors`) maps each kind to its code in one place — the same for /trpc and /api.
+ * The one error model. Every failure the domain expects is a DomainError — a kind, a message a
+ * person can act on, optionally the input or file it is about (`field`) and how long to wait
+ * (`retryAfterSeconds`) — thrown by domain code, carried unchanged across the CPU pool's threads
+ * (`toWire` / `fromWire`), and mapped to HTTP in one place per surface (error-shapes.ts: tRPC's own
+ * codes, and the REST shape derived from them). Anything else is an internal error: masked to the
+ * client, logged in full.
+ *
+ * Adding a kind: add it to DomainErrorKind (and a helper below), then one line in
+ * error-shapes.ts's TRPC_CODES if no existing code fits.
  */
 export type DomainErrorKind =
-  'invalid' | 'unauthorized' | 'forbidden' | 'not-found' | 'conflict' | 'unprocessable' | 'too-many' | 'unavailable';
+  | 'invalid'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not-found'
+  | 'conflict'
+  | 'too-large'
+  | 'unprocessable'
+  | 'too-many'
+  | 'unavailable'
+  /** The work was stopped on purpose (cancel, timeout, shutdown): a control signal, never shown as a fault. */
+  | 'cancelled';
+
+export interface DomainErrorOptions {
+  /** The input field or uploaded file the error is about (`dwi`, `file`, `caseId`); reaches clients as `data.fieldErrors`. */
+  field?: string | undefined;
+  /** For `too-many` and `unavailable`: how long to wait (sent as Retry-After). */
+  retryAfterSeconds?: number | undefined;
+}
 
 export class DomainError extends Error {
   override name = 'DomainError';
+  readonly field: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
   constructor(
     readonly kind: DomainErrorKind,
     message: string,
-    /** For `too-many` and `unavailable`: how long to wait (sent as Retry-After). */
-    readonly retryAfterSeconds?: number,
+    options: DomainErrorOptions = {},
   ) {
     super(message);
+    this.field = options.field;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 
-export const invalid = (message: string) => new DomainError('invalid', message);
+export function isDomainError(err: unknown, kind?: DomainErrorKind): err is DomainError {
+  return err instanceof DomainError && (kind === undefined || err.kind === kind);
+}
+
+type Options = DomainErrorOptions;
+export const invalid = (message: string, o?: Options) => new DomainError('invalid', message, o);
 export const unauthorized = (message: string) => new DomainError('unauthorized', message);
 export const forbidden = (message: string) => new DomainError('forbidden', message);
-export const notFound = (message: string) => new DomainError('not-found', message);
+export const notFound = (message: string, o?: Options) => new DomainError('not-found', message, o);
 export const conflict = (message: string) => new DomainError('conflict', message);
-export const tooMany = (message: string, retryAfterSeconds: number) => new DomainError('too-many', message, retryAfterSeconds);
-export const unavailable = (message: string, retryAfterSeconds: number) => new DomainError('unavailable', message, retryAfterSeconds);
+export const tooLarge = (message: string, o?: Options) => new DomainError('too-large', message, o);
+/** Well-formed but unusable input (a file that is not a volume, grids that differ): the person can fix it. */
+export const unprocessable = (message: string, o?: Options) => new DomainError('unprocessable', message, o);
+export const tooMany = (message: string, retryAfterSeconds: number) => new DomainError('too-many', message, { retryAfterSeconds });
+export const unavailable = (message: string, retryAfterSeconds: number) => new DomainError('unavailable', message, { retryAfterSeconds });
+export const cancelled = () => new DomainError('cancelled', 'Cancelled');
+
+/** An error as data, for a thread boundary: a DomainError whole, anything else as an internal error. */
+export type WireError =
+  | { kind: DomainErrorKind; message: string; field?: string; retryAfterSeconds?: number }
+  | { kind: 'internal'; message: string; stack?: string };
+
+export function toWire(err: unknown): WireError {
+  if (err instanceof DomainError) {
+    return {
+      kind: err.kind,
+      message: err.message,
+      ...(err.field !== undefined ? { field: err.field } : {}),
+      ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
+    };
+  }
+  const e = err as Error | undefined;
+  return { kind: 'internal', message: e?.message ?? String(err), ...(e?.stack ? { stack: e.stack } : {}) };
+}
+
+export function fromWire(w: WireError): Error {
+  if (w.kind === 'internal') {
+    const err = new Error(w.message);
+    if (w.stack) err.stack = w.stack;
+    return err;
+  }
+  return new DomainError(w.kind, w.message, { field: w.field, retryAfterSeconds: w.retryAfterSeconds });
+}
 
 const SYSTEM_ERRORS: Record<string, string> = {
   ENOENT: 'a stored file of this case is missing',

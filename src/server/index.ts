@@ -4,7 +4,7 @@ import { serve } from '@hono/node-server';
 import { buildApp } from './app.js';
 import { ensureAdmin } from './auth/service.js';
 import { seedDemoCases } from './cases/demo.js';
-import { collectOrphanFiles } from './cases/service.js';
+import { collectOrphanFiles } from './volumes/service.js';
 import { fatal } from './boot.js';
 import { BootError, ensureWritableDataDir, removeStaleUploads, resolveSecretKey } from './data-dir.js';
 import { connectDatabase, type DatabaseHandle, redactUrl } from './db/connect.js';

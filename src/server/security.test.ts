@@ -406,13 +406,15 @@ describeEachDatabase('security over real HTTP', (current) => {
   it('F4 a raw .nii upload is decoded and gzipped in a worker thread, not on the event loop', async () => {
     const s = await serve();
     const a = await s.user('f4@x.org');
-    const prepare = vi.spyOn(CpuPool.prototype, 'prepareCase');
+    const run = vi.spyOn(CpuPool.prototype, 'run');
     const raw = nii({ gzip: false });
     const res = await a.upload<CaseDetail>('cases.upload', caseForm({ dwi: raw, adc: raw }));
     expect(res.status).toBe(200);
     // the files went to the pool (whose tasks run on threadId > 0: workers/pool.test.ts) as paths
-    expect(prepare).toHaveBeenCalledTimes(1);
-    expect(Object.values(prepare.mock.calls[0]![0]).every((f) => typeof f === 'string')).toBe(true);
+    const prepares = run.mock.calls.filter(([task]) => task.name === 'prepareCase');
+    expect(prepares).toHaveLength(1);
+    const { files } = prepares[0]![1] as { files: Record<string, unknown> };
+    expect(Object.values(files).every((f) => typeof f === 'string')).toBe(true);
     const onDisk = readdirSync(s.store.root, { recursive: true })
       .map(String)
       .filter((f) => f.endsWith('.nii.gz'));

@@ -243,6 +243,7 @@ export async function changePassword(
   meta: ClientMeta,
 ): Promise<IssuedSession> {
   const user = await findUserById(db, userId);
+  if (user?.role === 'guest') throw forbidden('Guest accounts have no password; register instead');
   if (!user || !(await verifyPassword(user.password_hash, input.current))) {
     throw invalid('The current password is incorrect');
   }
@@ -261,6 +262,7 @@ export async function createApiToken(
   userId: string,
   input: { name: string; expiresInDays?: number | undefined },
 ): Promise<{ token: string; info: ApiTokenInfo }> {
+  if ((await findUserById(db, userId))?.role === 'guest') throw forbidden('Guest accounts cannot create API tokens; register first');
   const token = newToken(API_TOKEN_PREFIX);
   const row = await insertApiToken(db, {
     user_id: userId,
@@ -269,6 +271,12 @@ export async function createApiToken(
     expires_at: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * DAY) : null,
   });
   return { token, info: toTokenInfo(row) };
+}
+
+/** The signed-in user as the API shows them (null when the account is gone). */
+export async function currentUser(db: Db, userId: string): Promise<PublicUser | null> {
+  const user = await findUserById(db, userId);
+  return user ? toPublicUser(user) : null;
 }
 
 export async function listTokens(db: Db, userId: string): Promise<ApiTokenInfo[]> {

@@ -5,7 +5,8 @@ import type { VolumeRole } from '../../shared/cases.js';
 import { caseExistsForSubject } from '../db/cases.js';
 import type { Database } from '../db/tables.js';
 import type { VolumeStore } from '../volumes/store.js';
-import { CaseInputError, prepareCaseVolumes } from './prepare.js';
+import { prepareCaseVolumes } from './prepare.js';
+import { isDomainError } from '../errors.js';
 import { createCase } from './service.js';
 
 /**
@@ -102,8 +103,9 @@ export async function importIsles(
       report.imported.push({ subject, caseId, roles: prepared.map((p) => p.role) });
       opts.onProgress?.(`imported ${subject} (${prepared.map((p) => p.role).join(', ')})`);
     } catch (err) {
-      if (!(err instanceof CaseInputError)) throw err;
-      const where = err.role && roles.get(err.role) ? rel(roles.get(err.role)!) : subject;
+      if (!isDomainError(err, 'unprocessable')) throw err;
+      const role = err.field as VolumeRole | undefined;
+      const where = role && roles.get(role) ? rel(roles.get(role)!) : subject;
       report.skipped.push({ path: where, reason: err.message });
       opts.onProgress?.(`skipped ${subject}: ${err.message}`);
     }

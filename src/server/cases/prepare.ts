@@ -1,19 +1,17 @@
+import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { ROLE_LABELS, type VolumeRole } from '../../shared/cases.js';
 import type { Affine, VolumeFacts } from '../../shared/nifti.js';
+import { sha256Hex } from '../volumes/store.js';
+import { type CpuPool, asBuffer } from '../workers/pool.js';
+import { cpuTask } from '../workers/task.js';
+import { unprocessable } from '../errors.js';
+import { sameGrid } from '../nifti/geometry.js';
 import { NiftiError, inspectNifti, isGzip, readNifti, toFloat32 } from '../nifti/read.js';
 import { detectAdcUnit, implausibleAdcMessage } from '../segmentation/adc-unit.js';
 
-/** A bad input file: the message names the file's role and says what is wrong. */
-export class CaseInputError extends Error {
-  override name = 'CaseInputError';
-  constructor(
-    message: string,
-    readonly role?: VolumeRole,
-  ) {
-    super(message);
-  }
-}
+/** A bad input file: unprocessable, the message names the file's role and says what is wrong, `field` is the role. */
+const caseInput = (message: string, role?: VolumeRole) => unprocessable(message, { field: role });
 
 export interface PreparedVolume {
   /** The stored bytes' sha256, when already computed (in the CPU pool). */
@@ -33,34 +31,18 @@ export interface PrepareLimits {
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 1 : 0)} MiB`;
 
 /**
- * Whether two grids are the same: equal dims, and affines equal within `tol` — absolute for the
- * rotation/zoom part, relative (to at least 1 mm) for the offsets, which float32 headers round.
- */
-export function sameGrid(a: { dims: number[]; affine: Affine }, b: { dims: number[]; affine: Affine }, tol = 1e-2): boolean {
-  if (a.dims.some((d, i) => d !== b.dims[i])) return false;
-  for (let r = 0; r < 3; r++) {
-    for (let c = 0; c < 4; c++) {
-      const scale = c === 3 ? Math.max(1, Math.abs(a.affine[r]![c]!)) : 1;
-      // written so NaN (never within any tolerance) makes the grids differ
-      if (!(Math.abs(a.affine[r]![c]! - b.affine[r]![c]!) <= tol * scale)) return false;
-    }
-  }
-  return true;
-}
-
-/**
  * Checks every file of a case before anything is written: each must be a readable NIfTI volume
  * within the caps; DWI and ADC are required and on one grid; a ground-truth mask must be on the
- * DWI grid. Throws CaseInputError naming the file.
+ * DWI grid. Throws an unprocessable DomainError naming the file (`field`: its role).
  */
 export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>>, limits: PrepareLimits): PreparedVolume[] {
   for (const role of ['dwi', 'adc'] as const) {
     if (!files[role] || files[role]!.length === 0) {
-      throw new CaseInputError(`${ROLE_LABELS[role]} is required${files[role] ? ' (the file is empty)' : ''}`, role);
+      throw caseInput(`${ROLE_LABELS[role]} is required${files[role] ? ' (the file is empty)' : ''}`, role);
     }
   }
   const asCaseError = (role: VolumeRole, err: unknown) =>
-    err instanceof NiftiError ? new CaseInputError(`${ROLE_LABELS[role]}: ${err.message}`, role) : err;
+    err instanceof NiftiError ? caseInput(`${ROLE_LABELS[role]}: ${err.message}`, role) : err;
   // Every header first: a request whose files would inflate past the budget together is refused
   // before a single one is inflated (a 1 MB upload must not become gigabytes in memory).
   let inflated = 0;
@@ -74,7 +56,7 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
     }
   }
   if (limits.maxInflatedBytes !== undefined && inflated > limits.maxInflatedBytes) {
-    throw new CaseInputError(
+    throw caseInput(
       `The files would take ${mib(inflated)} once decompressed, over the limit of ${mib(limits.maxInflatedBytes)} per upload`,
     );
   }
@@ -84,7 +66,7 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
   for (const role of ['dwi', 'adc', 'flair', 'mask'] as const) {
     const bytes = files[role];
     if (!bytes) continue;
-    if (bytes.length === 0) throw new CaseInputError(`${ROLE_LABELS[role]}: the file is empty`, role);
+    if (bytes.length === 0) throw caseInput(`${ROLE_LABELS[role]}: the file is empty`, role);
     let vol: ReturnType<typeof readNifti>;
     try {
       vol = readNifti(bytes, { maxVoxels: limits.maxVoxels });
@@ -96,7 +78,7 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
       for (let i = 0; i < values.length; i++) {
         const x = values[i]!;
         if (x !== 0 && x !== 1) {
-          throw new CaseInputError('Mask: a ground-truth mask must hold only 0 and 1', role);
+          throw caseInput('Mask: a ground-truth mask must hold only 0 and 1', role);
         }
       }
     }
@@ -111,19 +93,39 @@ export function prepareCaseVolumes(files: Partial<Record<VolumeRole, Uint8Array>
   const dwi = grids.get('dwi')!;
   if (!sameGrid(dwi, grids.get('adc')!)) {
     const adc = grids.get('adc')!;
-    throw new CaseInputError(
+    throw caseInput(
       `DWI and ADC are on different grids (DWI ${dwi.dims.join('×')}, ADC ${adc.dims.join('×')}, or their affines differ); they must be co-registered`,
       'adc',
     );
   }
   const mask = grids.get('mask');
   if (mask && !sameGrid(dwi, mask)) {
-    throw new CaseInputError(`Mask is not on the DWI grid (mask ${mask.dims.join('×')}, DWI ${dwi.dims.join('×')})`, 'mask');
+    throw caseInput(`Mask is not on the DWI grid (mask ${mask.dims.join('×')}, DWI ${dwi.dims.join('×')})`, 'mask');
   }
   // The unit decides whether a model's ADC threshold means anything: a map in the wrong unit
   // would pass (or fail) every voxel silently, so one that is plausible in neither is refused.
   const found = detectAdcUnit(adcValues!);
-  if (!found.unit) throw new CaseInputError(implausibleAdcMessage(found.median), 'adc');
+  if (!found.unit) throw caseInput(implausibleAdcMessage(found.median), 'adc');
   prepared.find((p) => p.role === 'adc')!.facts.adcUnit = found.unit;
   return prepared;
+}
+
+export type PreparedWithHash = PreparedVolume & { sha256: string };
+
+/** The CPU task: files as bytes, or as paths of spooled uploads (read in the thread, off the event loop); checked, gzipped, hashed. */
+export function prepareCase(input: { files: Partial<Record<VolumeRole, Uint8Array | string>>; limits: PrepareLimits }): PreparedWithHash[] {
+  const files: Partial<Record<VolumeRole, Uint8Array>> = {};
+  for (const [role, f] of Object.entries(input.files)) files[role as VolumeRole] = typeof f === 'string' ? readFileSync(f) : f;
+  return prepareCaseVolumes(files, input.limits).map((p) => ({ ...p, sha256: sha256Hex(p.stored) }));
+}
+const prepareCaseTask = cpuTask<Parameters<typeof prepareCase>[0], PreparedWithHash[]>(import.meta.url, 'prepareCase');
+
+/** `prepareCase` in the CPU pool: decoding, validation, gzip and hashing off the event loop. */
+export async function prepareCaseInPool(
+  cpu: CpuPool,
+  files: Partial<Record<VolumeRole, Uint8Array | string>>,
+  limits: PrepareLimits,
+): Promise<PreparedWithHash[]> {
+  const prepared = await cpu.run(prepareCaseTask, { files, limits });
+  return prepared.map((p) => ({ ...p, stored: asBuffer(p.stored) }));
 }

@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { expect, it, vi } from 'vitest';
-import { findUnreferencedVolumes, insertCase, knownShas } from '../db/cases.js';
+import { insertCase } from '../db/cases.js';
+import { findUnreferencedVolumes, knownShas } from '../db/volumes.js';
 import { describeEachDatabase } from '../test/databases.js';
 import { FsVolumeStore, sha256Hex } from '../volumes/store.js';
 import { phantomVolumes } from './demo.js';
-import { removeIfUnreferenced, withStoredVolumes } from './service.js';
+import { removeIfUnreferenced, withStoredVolumes } from '../volumes/service.js';
 
 // #16 item 5: rows and files must not drift apart when a collector and a writer of the same
 // bytes, or two writers, meet. Each interleaving is forced with a gate, not left to timing.

@@ -33,3 +33,19 @@ export function isHttps(c: Context, opts: { hops: number; publicUrl?: string | u
   }
   return false;
 }
+
+/** The environment facts the request helpers below read. */
+interface PublicFacts {
+  TRUSTED_PROXY_HOPS: number;
+  PUBLIC_URL?: string | undefined;
+}
+
+export function requestIsHttps(c: Context, env: PublicFacts): boolean {
+  return isHttps(c, { hops: env.TRUSTED_PROXY_HOPS, publicUrl: env.PUBLIC_URL });
+}
+
+/** Where this server is reached, for absolute links (signed volume URLs, the OpenAPI document): PUBLIC_URL, else the request's own origin. */
+export function publicBaseUrl(c: Context, env: PublicFacts): string {
+  const url = new URL(c.req.url);
+  return env.PUBLIC_URL ?? (requestIsHttps(c, env) ? `https://${url.host}` : url.origin);
+}

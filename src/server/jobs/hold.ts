@@ -1,19 +1,19 @@
 import { existsSync } from 'node:fs';
-import { CancelledError } from '../segmentation/inference.js';
+import { cancelled } from '../errors.js';
 import type { Stage } from '../segmentation/pipeline.js';
 
 /**
  * A test's hold on a running job: awaited by the worker at the start of each pipeline stage.
  * Tests that need "a job still running" hold it at a stage and release it when they are done,
  * instead of relying on a model that is merely slow (which a fast or busy CPU breaks). Rejects
- * with CancelledError when the job is aborted (cancel, timeout, shutdown) while held.
+ * with a `cancelled` DomainError when the job is aborted (cancel, timeout, shutdown) while held.
  */
 export type JobHold = (at: { jobId: string; stage: Stage; signal: AbortSignal }) => Promise<void>;
 
 function untilAborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
-    if (signal.aborted) reject(new CancelledError());
-    else signal.addEventListener('abort', () => reject(new CancelledError()), { once: true });
+    if (signal.aborted) reject(cancelled());
+    else signal.addEventListener('abort', () => reject(cancelled()), { once: true });
   });
 }
 

@@ -6,7 +6,7 @@ import { expect, it } from 'vitest';
 import { createGuest, register } from '../auth/service.js';
 import { phantomVolumes } from '../cases/demo.js';
 import { createCase } from '../cases/service.js';
-import { insertVolume } from '../db/cases.js';
+import { insertVolume } from '../db/volumes.js';
 import { insertJob, linkJobVolume, updateJob } from '../db/jobs.js';
 import { parseEnv } from '../env.js';
 import { describeEachDatabase } from '../test/databases.js';

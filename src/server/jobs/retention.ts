@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import { collectVolumes } from '../cases/service.js';
+import { collectVolumes } from '../volumes/service.js';
 import { deleteExpiredJobs } from '../db/jobs.js';
 import { deleteExpiredSessions } from '../db/sessions.js';
 import { pruneFailures } from '../db/users.js';

@@ -8,8 +8,7 @@ import { findJob, insertJob, updateJob } from '../db/jobs.js';
 import { insertUser } from '../db/users.js';
 import { describeEachDatabase } from '../test/databases.js';
 import { FsVolumeStore } from '../volumes/store.js';
-import { CancelledError } from '../segmentation/inference.js';
-import { SegmentationInputError } from '../segmentation/pipeline.js';
+import { cancelled, unprocessable } from '../errors.js';
 import { claimJob, jobRunner, outcomeOf, safeError, watchJob } from './worker.js';
 import * as transition from './transitions.js';
 import { gate } from './hold.js';
@@ -23,16 +22,16 @@ import { testCpuPool } from '../test/app.js';
 describe('outcomeOf: what a stopped run means for the job', () => {
   const at = { timedOut: false, draining: false, timeoutSeconds: 600 };
   it('a cancel is a cancel; the same abort after the timeout is a failure with the reason; while draining it goes back to the queue', () => {
-    expect(outcomeOf(new CancelledError(), at)).toEqual({ kind: 'cancelled' });
-    expect(outcomeOf(new CancelledError(), { ...at, timedOut: true })).toEqual({
+    expect(outcomeOf(cancelled(), at)).toEqual({ kind: 'cancelled' });
+    expect(outcomeOf(cancelled(), { ...at, timedOut: true })).toEqual({
       kind: 'failed',
       message: 'Timed out',
       error: 'The segmentation took longer than 600 s and was stopped',
     });
-    expect(outcomeOf(new CancelledError(), { ...at, draining: true })).toEqual({ kind: 'handed-back' });
+    expect(outcomeOf(cancelled(), { ...at, draining: true })).toEqual({ kind: 'handed-back' });
   });
   it("the case's data fails at once with its message; anything else is retried", () => {
-    expect(outcomeOf(new SegmentationInputError('This case has no ADC'), at)).toEqual({
+    expect(outcomeOf(unprocessable('This case has no ADC'), at)).toEqual({
       kind: 'failed',
       message: 'Failed',
       error: 'This case has no ADC',

@@ -1,18 +1,18 @@
 import type { Kysely } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { VolumeRole } from '../../shared/cases.js';
-import { storeVolumesIn } from '../cases/service.js';
 import { caseVolumes } from '../db/cases.js';
 import { isTerminal } from '../../shared/job-status.js';
 import { findJob } from '../db/jobs.js';
-import { systemErrorPhrase } from '../errors.js';
+import { isDomainError, systemErrorPhrase } from '../errors.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
-import { CancelledError } from '../segmentation/inference.js';
 import type { LoadedModel, ModelRegistry } from '../segmentation/models.js';
-import { type Progress, SegmentationInputError, type Stage } from '../segmentation/pipeline.js';
+import { type SegmentResult, segmentInPool } from '../segmentation/cpu.js';
+import type { Progress, Stage } from '../segmentation/pipeline.js';
+import { storeVolumesIn } from '../volumes/service.js';
 import type { VolumeStore } from '../volumes/store.js';
-import type { CpuPool, SegmentResult } from '../workers/pool.js';
+import type { CpuPool } from '../workers/pool.js';
 import type { JobEventBus } from './events.js';
 import type { JobHold } from './hold.js';
 import { createProgressThrottle } from './progress-throttle.js';
@@ -208,13 +208,13 @@ export function safeError(err: unknown): string {
 }
 
 export function outcomeOf(err: unknown, at: { timedOut: boolean; draining: boolean; timeoutSeconds: number }): Outcome {
-  if (err instanceof CancelledError) {
+  if (isDomainError(err, 'cancelled')) {
     if (at.timedOut)
       return { kind: 'failed', message: 'Timed out', error: `The segmentation took longer than ${at.timeoutSeconds} s and was stopped` };
     return at.draining ? { kind: 'handed-back' } : { kind: 'cancelled' };
   }
   // The case's data is the problem: retrying cannot help.
-  if (err instanceof SegmentationInputError) return { kind: 'failed', message: 'Failed', error: err.message };
+  if (isDomainError(err, 'unprocessable')) return { kind: 'failed', message: 'Failed', error: err.message };
   return { kind: 'retry' };
 }
 
@@ -242,7 +242,7 @@ export function jobRunner(
       const volumes = await caseVolumes(db, claimed.row.case_id);
       const bytes: Partial<Record<VolumeRole, Uint8Array>> = {};
       for (const v of volumes) bytes[v.role as VolumeRole] = await deps.store.read(v.sha256);
-      const result = await deps.cpu.segment({
+      const result = await segmentInPool(deps.cpu, {
         volumes: bytes,
         models: claimed.models,
         provider: deps.models.provider.active,

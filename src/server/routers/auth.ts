@@ -1,4 +1,3 @@
-import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import {
   changePasswordSchema,
@@ -9,7 +8,6 @@ import {
   registerSchema,
 } from '../../shared/auth.js';
 import * as auth from '../auth/service.js';
-import { findUserById } from '../db/users.js';
 import { protectedProcedure, publicProcedure, router } from '../trpc.js';
 
 export const authRouter = router({
@@ -38,11 +36,7 @@ export const authRouter = router({
     .meta({ openapi: { method: 'GET', path: '/me', tags: ['auth'], protect: false, summary: 'The user the token belongs to, or null' } })
     .input(z.void())
     .output(publicUserSchema.nullable())
-    .query(async ({ ctx }) => {
-      if (!ctx.user) return null;
-      const user = await findUserById(ctx.db, ctx.user.id);
-      return user ? auth.toPublicUser(user) : null;
-    }),
+    .query(({ ctx }) => (ctx.user ? auth.currentUser(ctx.db, ctx.user.id) : null)),
 
   /** A short-lived guest account and session, so a visitor can try the demo without registering. */
   guest: publicProcedure.mutation(async ({ ctx }) => {
@@ -52,9 +46,6 @@ export const authRouter = router({
   }),
 
   changePassword: protectedProcedure.input(changePasswordSchema).mutation(async ({ ctx, input }) => {
-    if (ctx.user.role === 'guest') {
-      throw new TRPCError({ code: 'FORBIDDEN', message: 'Guest accounts have no password; register instead' });
-    }
     const issued = await auth.changePassword(ctx.db, ctx.config, ctx.user.id, input, ctx.client);
     // Every session and token is gone; this client continues on a new session.
     ctx.cookies.set(issued.token, issued.expiresAt);
@@ -63,12 +54,7 @@ export const authRouter = router({
 
   tokens: router({
     /** Returns the plaintext token once; only its hash is kept. */
-    create: protectedProcedure.input(createTokenSchema).mutation(async ({ ctx, input }) => {
-      if (ctx.user.role === 'guest') {
-        throw new TRPCError({ code: 'FORBIDDEN', message: 'Guest accounts cannot create API tokens; register first' });
-      }
-      return auth.createApiToken(ctx.db, ctx.user.id, input);
-    }),
+    create: protectedProcedure.input(createTokenSchema).mutation(({ ctx, input }) => auth.createApiToken(ctx.db, ctx.user.id, input)),
     list: protectedProcedure.query(({ ctx }) => auth.listTokens(ctx.db, ctx.user.id)),
     revoke: protectedProcedure.input(idSchema).mutation(async ({ ctx, input }) => {
       await auth.revokeToken(ctx.db, ctx.user.id, input.id);

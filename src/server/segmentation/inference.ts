@@ -1,15 +1,9 @@
 import type * as ort from 'onnxruntime-node';
 import type { ModelManifest } from '../../shared/models.js';
-
-export class CancelledError extends Error {
-  override name = 'CancelledError';
-  constructor() {
-    super('cancelled');
-  }
-}
+import { cancelled } from '../errors.js';
 
 export function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new CancelledError();
+  if (signal?.aborted) throw cancelled();
 }
 
 type Dims = readonly [number, number, number];

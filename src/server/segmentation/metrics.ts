@@ -1,5 +1,22 @@
 import type { SegmentationMetrics } from '../../shared/models.js';
+import { voxelVolumeMl } from '../nifti/geometry.js';
 import { type Labeling, labelComponents } from './components.js';
+
+/**
+ * Dice of two 0/1 masks of one grid: 2|A∩B| / (|A| + |B|); two empty masks agree fully (1).
+ * Visits set voxels only (native indexOf scan): masks are mostly empty.
+ */
+export function dice(a: Uint8Array, b: Uint8Array): number {
+  let sa = 0;
+  let both = 0;
+  for (let i = a.indexOf(1); i !== -1; i = a.indexOf(1, i + 1)) {
+    sa++;
+    if (b[i]) both++;
+  }
+  let sb = 0;
+  for (let i = b.indexOf(1); i !== -1; i = b.indexOf(1, i + 1)) sb++;
+  return sa + sb === 0 ? 1 : (2 * both) / (sa + sb);
+}
 
 /**
  * The ISLES'22 challenge metrics, as its scoring code (isles22 `utils/eval_utils.py`:
@@ -21,7 +38,7 @@ export function computeMetrics(
   /** The prediction's components when the caller has them already (saves one labelling). */
   predictedLabeling?: Labeling,
 ): SegmentationMetrics {
-  const voxelMl = (voxelSizeMm[0] * voxelSizeMm[1] * voxelSizeMm[2]) / 1000;
+  const voxelMl = voxelVolumeMl(voxelSizeMm);
   const pred = predictedLabeling ?? labelComponents(predicted, dims);
   // labels may have gaps (dropped components have size 0): count the ones that exist
   const lesions = (sizes: number[]) => sizes.reduce((n, size, l) => n + (l > 0 && size > 0 ? 1 : 0), 0);
@@ -42,12 +59,7 @@ export function computeMetrics(
     };
   }
   let trueCount = 0;
-  let both = 0;
-  for (let i = truth.indexOf(1); i !== -1; i = truth.indexOf(1, i + 1)) {
-    trueCount++;
-    if (predicted[i]) both++;
-  }
-  const dice = predCount + trueCount === 0 ? 1 : (2 * both) / (predCount + trueCount);
+  for (let i = truth.indexOf(1); i !== -1; i = truth.indexOf(1, i + 1)) trueCount++;
   const gt = labelComponents(truth, dims);
   const trueLesions = gt.sizes.length - 1;
   const predLesions = lesions(pred.sizes);
@@ -69,7 +81,7 @@ export function computeMetrics(
   const lesionF1 = tp + fp + fn === 0 ? 1 : (2 * tp) / (2 * tp + fp + fn);
   const trueMl = trueCount * voxelMl;
   return {
-    dice,
+    dice: dice(predicted, truth),
     predictedMl,
     trueMl,
     absVolumeDiffMl: Math.abs(predictedMl - trueMl),

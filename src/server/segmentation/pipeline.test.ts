@@ -9,9 +9,9 @@ import { phantomVolumes } from '../cases/demo.js';
 import { generatePhantom } from '../cases/phantom.js';
 import { readNifti, toFloat32 } from '../nifti/read.js';
 import { writeNiftiGz } from '../nifti/write.js';
-import { CancelledError, predictProbability } from './inference.js';
+import { predictProbability } from './inference.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry, ort } from './models.js';
-import { type Progress, SegmentationInputError, runPipeline } from './pipeline.js';
+import { type Progress, runPipeline } from './pipeline.js';
 import { applyPreprocessing } from './preprocess.js';
 import { resampleTrilinear } from './resample.js';
 import { modelVariants } from '../test/models.js';
@@ -122,7 +122,7 @@ describe('pipeline', () => {
   it('reports the stages in order: load 10, preprocess 20, infer 30–85, postprocess 90, save 95', async () => {
     const seen: Progress[] = [];
     await runPipeline({ read: readerOf(102).read, models: [registry.models.get('adc-core-v1')!], onProgress: (p) => seen.push(p) });
-    expect(seen.map((p) => p.stage)).toEqual(['load', 'preprocess', 'infer', 'postprocess', 'save']);
+    expect(seen.map((p) => p.stage)).toEqual(['load', 'preprocess', 'infer', 'postprocess', 'encode']);
     expect(seen.map((p) => p.percent)).toEqual([10, 20, 30, 90, 95]);
   });
 
@@ -147,7 +147,7 @@ describe('pipeline', () => {
   it('a case with no ADC fails with a message naming the missing input', async () => {
     const { vols } = readerOf(101);
     const run = runPipeline({ read: async (r) => (r === 'adc' ? undefined : vols[r]), models: [registry.models.get('adc-core-v1')!] });
-    await expect(run).rejects.toThrow(SegmentationInputError);
+    await expect(run).rejects.toMatchObject({ kind: 'unprocessable' });
     await expect(run).rejects.toThrow('This case has no ADC, which model adc-core-v1 needs');
   });
 
@@ -212,7 +212,7 @@ describe('pipeline', () => {
           if (p.stage === 'infer' && p.message.includes('patch 2 of')) ctl.abort();
         },
       });
-      await expect(run).rejects.toThrow(CancelledError);
+      await expect(run).rejects.toMatchObject({ kind: 'cancelled' });
     } finally {
       await reg.close();
     }

@@ -1,7 +1,8 @@
 import { ROLE_LABELS, type VolumeRole } from '../../shared/cases.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
 import type { AdcUnit, Affine } from '../../shared/nifti.js';
-import { sameGrid } from '../cases/prepare.js';
+import { unprocessable } from '../errors.js';
+import { sameGrid, voxelVolumeMl } from '../nifti/geometry.js';
 import { NiftiError, type NiftiVolume, readNifti, toFloat32 } from '../nifti/read.js';
 import { writeNiftiGz } from '../nifti/write.js';
 import { adcScale, adcUnitNote, detectAdcUnit, implausibleAdcMessage } from './adc-unit.js';
@@ -10,14 +11,9 @@ import { predictProbability, throwIfAborted } from './inference.js';
 import { computeMetrics } from './metrics.js';
 import { type LoadedModel, ort } from './models.js';
 import { applyPreprocessing } from './preprocess.js';
-import { ResampleError, resampleTrilinear } from './resample.js';
+import { resampleTrilinear } from './resample.js';
 
-/** A problem with the case's data (not the server): the job fails at once with this message. */
-export class SegmentationInputError extends Error {
-  override name = 'SegmentationInputError';
-}
-
-export type Stage = 'load' | 'preprocess' | 'infer' | 'postprocess' | 'save';
+export type Stage = 'load' | 'preprocess' | 'infer' | 'postprocess' | 'encode';
 
 export interface Progress {
   stage: Stage;
@@ -57,12 +53,12 @@ export interface PipelineResult {
  * One segmentation: read the case's volumes → resample ADC/FLAIR onto the DWI grid when they are
  * elsewhere → preprocess per manifest → infer (sliding window or whole volume) → threshold, drop
  * small components → majority vote across models → metrics against the ground truth. Progress:
- * load 10, preprocess 20, infer 30–85 by patch, postprocess 90, save 95. Cancellable between
+ * load 10, preprocess 20, infer 30–85 by patch, postprocess 90, encode 95. Cancellable between
  * stages and patches through the AbortSignal.
  */
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
   const { models, signal } = opts;
-  if (models.length === 0) throw new SegmentationInputError('No model to run');
+  if (models.length === 0) throw unprocessable('No model to run');
   // After each report the pipeline yields to the event loop once, so the progress write and its
   // event go out before the next synchronous stage (with the worker in the API's thread, that is
   // what keeps live progress live).
@@ -91,14 +87,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     if (!bytes) {
       if (role === 'mask') continue;
       const which = models.filter((m) => m.manifest.inputs.includes(role as 'dwi')).map((m) => m.manifest.id);
-      throw new SegmentationInputError(
-        `This case has no ${ROLE_LABELS[role]}${which.length ? `, which model ${which.join(', ')} needs` : ''}`,
-      );
+      throw unprocessable(`This case has no ${ROLE_LABELS[role]}${which.length ? `, which model ${which.join(', ')} needs` : ''}`);
     }
     try {
       volumes.set(role, readNifti(bytes));
     } catch (err) {
-      if (err instanceof NiftiError) throw new SegmentationInputError(`${ROLE_LABELS[role]}: ${err.message}`);
+      if (err instanceof NiftiError) throw unprocessable(`${ROLE_LABELS[role]}: ${err.message}`);
       throw err;
     }
   }
@@ -112,7 +106,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   let adcUnit: AdcUnit | undefined;
   if (adcVol) {
     const found = detectAdcUnit(toFloat32(adcVol));
-    if (!found.unit) throw new SegmentationInputError(implausibleAdcMessage(found.median));
+    if (!found.unit) throw unprocessable(implausibleAdcMessage(found.median));
     adcUnit = found.unit;
     for (const wanted of new Set(models.filter((m) => m.manifest.inputs.includes('adc')).map((m) => m.manifest.adcUnit))) {
       notes.push(adcUnitNote(found.unit, wanted));
@@ -138,12 +132,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     if (role === 'mask' && truthMask) continue;
     let values = toFloat32(vol);
     if (role !== 'dwi' && !sameGrid(grid, { dims: vol.dims, affine: vol.affine })) {
-      try {
-        values = resampleTrilinear(values, vol.dims, vol.affine, dwi.dims, dwi.affine, ROLE_LABELS[role]);
-      } catch (err) {
-        if (err instanceof ResampleError) throw new SegmentationInputError(err.message);
-        throw err;
-      }
+      // a grid that cannot be resampled onto the DWI's is the case's problem: unprocessable, the job fails
+      values = resampleTrilinear(values, vol.dims, vol.affine, dwi.dims, dwi.affine, ROLE_LABELS[role]);
     }
     if (role === 'mask') {
       truthMask = new Uint8Array(values.length);
@@ -194,7 +184,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
 
   // postprocess
   await enter('postprocess', 90, 'Thresholding and cleaning up');
-  const voxelMl = (dwi.voxelSizeMm[0] * dwi.voxelSizeMm[1] * dwi.voxelSizeMm[2]) / 1000;
+  const voxelMl = voxelVolumeMl(dwi.voxelSizeMm);
   const kept = models.map((m, mi) => {
     const p = probabilities[mi]!;
     const threshold = m.manifest.threshold;
@@ -220,8 +210,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   lap('postprocess');
   throwIfAborted(signal);
 
-  // save (encode; the caller stores)
-  await enter('save', 95, 'Writing the mask');
+  // encode (the caller stores the files)
+  await enter('encode', 95, 'Encoding the mask');
   const encode = (m: Uint8Array) =>
     writeNiftiGz({ dims: dwi.dims, affine: dwi.affine, datatype: 'uint8', data: m, description: 'strokeview lesion mask' });
   const maskNifti = encode(mask);
@@ -230,6 +220,6 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     mask: perModelMasks[mi]!,
     maskNifti: models.length === 1 ? maskNifti : encode(perModelMasks[mi]!),
   }));
-  lap('save');
+  lap('encode');
   return { dims: dwi.dims, affine: dwi.affine, voxelSizeMm: dwi.voxelSizeMm, mask, maskNifti, perModel, metrics, notes };
 }

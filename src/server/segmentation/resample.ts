@@ -1,14 +1,11 @@
 import type { Affine } from '../../shared/nifti.js';
-
-export class ResampleError extends Error {
-  override name = 'ResampleError';
-}
+import { unprocessable } from '../errors.js';
 
 function invert(a: Affine): number[][] {
   // 4×4 affine inverse via its 3×3 linear part
   const [[a11, a12, a13, t1], [a21, a22, a23, t2], [a31, a32, a33, t3]] = a as number[][] as [number[], number[], number[]];
   const det = a11! * (a22! * a33! - a23! * a32!) - a12! * (a21! * a33! - a23! * a31!) + a13! * (a21! * a32! - a22! * a31!);
-  if (Math.abs(det) < 1e-12) throw new ResampleError('the affine is singular');
+  if (Math.abs(det) < 1e-12) throw unprocessable('the affine is singular');
   const m = [
     [(a22! * a33! - a23! * a32!) / det, (a13! * a32! - a12! * a33!) / det, (a12! * a23! - a13! * a22!) / det],
     [(a23! * a31! - a21! * a33!) / det, (a11! * a33! - a13! * a31!) / det, (a13! * a21! - a11! * a23!) / det],
@@ -70,7 +67,7 @@ export function resampleTrilinear(
     }
   }
   if (inside === 0) {
-    throw new ResampleError(`${what} does not overlap the DWI: their affines place them in different parts of space`);
+    throw unprocessable(`${what} does not overlap the DWI: their affines place them in different parts of space`);
   }
   return out;
 }

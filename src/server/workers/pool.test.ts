@@ -2,8 +2,9 @@ import { threadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VolumeRole } from '../../shared/cases.js';
 import { phantomVolumes } from '../cases/demo.js';
-import { CaseInputError } from '../cases/prepare.js';
-import { CancelledError } from '../segmentation/inference.js';
+import { prepareCaseInPool } from '../cases/prepare.js';
+import { DomainError } from '../errors.js';
+import { segmentInPool } from '../segmentation/cpu.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
 import type { Stage } from '../segmentation/pipeline.js';
 import { sha256Hex } from '../volumes/store.js';
@@ -48,7 +49,7 @@ describe('the CPU pool', () => {
       setImmediate(spin);
     };
     setImmediate(spin);
-    const prepared = await pool.prepareCase(files, { maxVoxels: 1 << 26 });
+    const prepared = await prepareCaseInPool(pool, files, { maxVoxels: 1 << 26 });
     done = true;
     // Synchronous work on this thread would hold every tick until it returned.
     expect(ticks).toBeGreaterThan(0);
@@ -57,18 +58,18 @@ describe('the CPU pool', () => {
     expect(prepared.find((p) => p.role === 'adc')!.facts.adcUnit).toBe('1e-6');
   });
 
-  it('an invalid upload is a CaseInputError naming the file, as on the main thread', async () => {
+  it('an invalid upload is an unprocessable DomainError naming the file (field), as on the main thread', async () => {
     const files = { ...volumesOf(3), adc: new Uint8Array(500) };
-    const err = await pool.prepareCase(files, { maxVoxels: 1 << 26 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(CaseInputError);
-    expect((err as CaseInputError).role).toBe('adc');
+    const err = await prepareCaseInPool(pool, files, { maxVoxels: 1 << 26 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ kind: 'unprocessable', field: 'adc' });
     expect((err as Error).message).toMatch(/^ADC: /);
   });
 
   it('runs the whole pipeline in a thread, with progress and each stage checkpoint answered here', async () => {
     const stages: Stage[] = [];
     const percents: number[] = [];
-    const result = await pool.segment({
+    const result = await segmentInPool(pool, {
       volumes: volumesOf(101),
       models: [registry.models.get('adc-dwi-v2')!],
       provider: 'cpu',
@@ -81,7 +82,7 @@ describe('the CPU pool', () => {
       },
     });
     expect(result.threadId).toBeGreaterThan(0);
-    expect(stages).toEqual(['load', 'preprocess', 'infer', 'postprocess', 'save']);
+    expect(stages).toEqual(['load', 'preprocess', 'infer', 'postprocess', 'encode']);
     expect(percents.at(-1)).toBe(95);
     expect(result.metrics.dice).toBeGreaterThan(0.9);
     expect(result.maskNifti.length).toBeGreaterThan(100);
@@ -90,7 +91,7 @@ describe('the CPU pool', () => {
   it('a job held at a stage in the thread is cancelled by its signal', async () => {
     const controller = new AbortController();
     let release: (() => void) | undefined;
-    const run = pool.segment({
+    const run = segmentInPool(pool, {
       volumes: volumesOf(101),
       models: [registry.models.get('adc-dwi-v2')!],
       provider: 'cpu',
@@ -104,6 +105,6 @@ describe('the CPU pool', () => {
     });
     controller.abort();
     release!();
-    await expect(run).rejects.toBeInstanceOf(CancelledError);
+    await expect(run).rejects.toMatchObject({ kind: 'cancelled' });
   });
 });

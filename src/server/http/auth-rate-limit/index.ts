@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { rateLimiter } from 'hono-rate-limiter';
-import { trpcErrorResponse } from '../trpc-error.js';
+import { errorResponse } from '../../error-shapes.js';
+import { DomainError, invalid } from '../../errors.js';
 
 export interface AuthRateLimitOptions {
   /** The tRPC procedures limited together (e.g. `auth.signIn`, `auth.register`). */
@@ -40,13 +41,15 @@ export function authRateLimit(options: AuthRateLimitOptions): MiddlewareHandler 
     limit: options.limitPerMinute,
     standardHeaders: 'draft-6',
     keyGenerator: (c) => `auth:${options.clientKey(c)}`,
-    handler: (c) => trpcErrorResponse(c, 429, 'TOO_MANY_REQUESTS', 'Too many attempts from your address. Wait a minute and try again.'),
+    // Retry-After comes from the limiter's standard headers (the window's remaining seconds).
+    handler: (c) =>
+      errorResponse(c, 'trpc', new DomainError('too-many', 'Too many attempts from your address. Wait a minute and try again.')),
   });
   return async function authRateLimit(c, next) {
     const hits = calledProcedures(c.req.path).filter((p) => limited.has(p)).length;
     if (hits === 0) return next();
     if (hits > 1) {
-      return trpcErrorResponse(c, 400, 'BAD_REQUEST', 'Sign-in and register cannot be batched');
+      return errorResponse(c, 'trpc', invalid('Sign-in and register cannot be batched'));
     }
     return limiter(c, next);
   };

@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { readSessionCookie } from '../../auth/cookies.js';
-import { trpcErrorResponse } from '../trpc-error.js';
+import { errorResponse, formatOf } from '../../error-shapes.js';
+import { forbidden } from '../../errors.js';
 
 export interface CsrfOptions {
   /** Origins whose pages may send cookie-authenticated mutations (PUBLIC_URL's, ALLOWED_ORIGINS). */
@@ -23,6 +24,6 @@ export function csrfGuard(options: CsrfOptions): MiddlewareHandler {
     const origin = c.req.header('origin');
     const sameOriginByUrl = origin !== undefined && origin === new URL(c.req.url).origin;
     if (fetchSite === 'same-origin' || (origin && (trusted.has(origin) || sameOriginByUrl))) return next();
-    return trpcErrorResponse(c, 403, 'FORBIDDEN', 'This request came from another site and was refused (CSRF protection).');
+    return errorResponse(c, formatOf(c), forbidden('This request came from another site and was refused (CSRF protection).'));
   };
 }

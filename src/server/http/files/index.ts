@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { type Context, Hono } from 'hono';
-import { findVolume } from '../../db/cases.js';
+import { findVolume } from '../../db/volumes.js';
 import type { Readiness } from '../../readiness.js';
 
 export interface FilesOptions {

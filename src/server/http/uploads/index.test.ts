@@ -129,7 +129,11 @@ describeEachDatabase('streamed uploads', (current) => {
     const res = await send(server.url, token, multipart({ name: 'big', dwi: big, adc: big }), { chunked: true });
     expect(res).not.toBe('aborted');
     expect((res as { status: number }).status).toBe(413);
-    expect(JSON.parse((res as { body: string }).body)).toEqual({ message: 'The upload is larger than 1 MiB', code: 'PAYLOAD_TOO_LARGE' });
+    expect(JSON.parse((res as { body: string }).body)).toEqual({
+      message: 'The upload is larger than 1 MiB',
+      code: 'PAYLOAD_TOO_LARGE',
+      data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413, path: 'cases.upload' },
+    });
     expect(await counts()).toEqual({ cases: 0, volumes: 0, storedDirs: 0, spooled: 0 });
   });
 

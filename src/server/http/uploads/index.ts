@@ -5,7 +5,11 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
+import { MiB } from '../../../shared/units.js';
 import type { Context, MiddlewareHandler } from 'hono';
+import { type ErrorFormat, errorResponse } from '../../error-shapes.js';
+import { type DomainError, invalid, isDomainError, systemErrorPhrase, tooLarge, unauthorized, unavailable } from '../../errors.js';
+import type { Logger } from '../../logger.js';
 
 /** A file part of an upload, already on disk under the upload folder. */
 export interface UploadedFile {
@@ -24,17 +28,30 @@ export interface StreamingUploadOptions<A> {
   dir: string;
   /** The most bytes all files of one upload may hold together (may depend on who uploads). */
   maxBytes: number | ((auth: A) => number);
-  /** Uploads processed at once; beyond that, 503 with Retry-After. */
-  maxConcurrent: number;
-  /** Answers a refusal in the caller's format (tRPC's error shape or REST's). */
-  refuse: (c: Context, status: 400 | 401 | 413 | 503, code: string, message: string, retryAfterS?: number) => Response;
+  /** Uploads processed at once (shared by every upload route of the app); beyond that, 503 with Retry-After. */
+  slots: UploadSlots;
+  /** The caller's surface: refusals are answered in tRPC's error shape or REST's. */
+  format: ErrorFormat;
+  /** The procedure the upload is for (named in tRPC error shapes and logs). */
+  procedure: string;
+  log?: Logger;
   /** Who is uploading — checked before a byte of the body is read; null refuses with 401. */
   authorize: (c: Context) => Promise<A | null>;
   /** Handles the upload once every part is on disk; the folder is removed after it returns. */
   handle: (c: Context, upload: StreamedUpload, auth: A) => Promise<Response>;
 }
 
+/** Uploads in flight in this process, counted across every upload route (MAX_CONCURRENT_UPLOADS). */
+export interface UploadSlots {
+  readonly max: number;
+  inFlight: number;
+}
+
+export const uploadSlots = (max: number): UploadSlots => ({ max, inFlight: 0 });
+
 class TooLarge extends Error {}
+
+const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EMFILE']);
 
 /**
  * Streams a multipart upload to disk as it arrives instead of holding it in memory: file parts
@@ -43,46 +60,52 @@ class TooLarge extends Error {}
  * a failed or aborted upload leaves nothing behind. Validation then reads the files in the CPU pool.
  */
 export function streamingUpload<A>(options: StreamingUploadOptions<A>): MiddlewareHandler {
-  let inFlight = 0;
+  const { slots } = options;
+  const refuse = (c: Context, err: unknown) => errorResponse(c, options.format, err, { path: options.procedure, log: options.log });
   return async function streamingUploadHandler(c) {
-    if (inFlight >= options.maxConcurrent) {
-      return options.refuse(c, 503, 'SERVICE_UNAVAILABLE', `The server is processing ${inFlight} uploads; try again in a few seconds`, 5);
+    if (slots.inFlight >= slots.max) {
+      return refuse(c, unavailable(`The server is processing ${slots.inFlight} uploads; try again in a few seconds`, 5));
     }
     let auth: A | null;
     try {
       auth = await options.authorize(c);
     } catch (err) {
-      // the database is down: who is uploading cannot be known yet; the client retries
-      if ((err as { code?: string }).code === 'SERVICE_UNAVAILABLE') {
-        return options.refuse(c, 503, 'SERVICE_UNAVAILABLE', (err as Error).message, 5);
-      }
-      throw err;
+      // e.g. the database is down: who is uploading cannot be known yet; a 503 the client retries
+      return refuse(c, err);
     }
-    if (auth === null) return options.refuse(c, 401, 'UNAUTHORIZED', 'Sign in to continue');
+    if (auth === null) return refuse(c, unauthorized('Sign in to continue'));
     const type = c.req.header('content-type') ?? '';
     if (!type.toLowerCase().startsWith('multipart/form-data') || !c.req.raw.body) {
-      return options.refuse(c, 400, 'BAD_REQUEST', 'Send the files as multipart/form-data');
+      return refuse(c, invalid('Send the files as multipart/form-data'));
     }
     const maxBytes = typeof options.maxBytes === 'function' ? options.maxBytes(auth) : options.maxBytes;
-    inFlight++;
+    slots.inFlight++;
     const folder = path.join(options.dir, `${Date.now()}-${randomBytes(6).toString('hex')}`);
     try {
-      await mkdir(folder, { recursive: true });
       let upload: StreamedUpload;
       try {
+        await mkdir(folder, { recursive: true });
         upload = await receive(c, type, folder, maxBytes);
       } catch (err) {
-        if (err instanceof TooLarge) {
-          return options.refuse(c, 413, 'PAYLOAD_TOO_LARGE', `The upload is larger than ${Math.round(maxBytes / 1048576)} MiB`);
-        }
-        return options.refuse(c, 400, 'BAD_REQUEST', `The upload could not be read: ${(err as Error).message}`);
+        return refuse(c, receiveError(err, maxBytes));
       }
       return await options.handle(c, upload, auth);
     } finally {
-      inFlight--;
+      slots.inFlight--;
       await rm(folder, { recursive: true, force: true });
     }
   };
+}
+
+/** Why receiving failed, as the person should read it: too large, the server's disk, or a body that is not a well-formed upload. */
+function receiveError(err: unknown, maxBytes: number): DomainError {
+  if (err instanceof TooLarge) return tooLarge(`The upload is larger than ${Math.round(maxBytes / MiB)} MiB`);
+  if (isDomainError(err)) return err;
+  // Spooling failed on our side (a full disk): not the client's fault, and no system text.
+  if (DISK_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
+    return unavailable(`The upload could not be stored: ${systemErrorPhrase(err)}; try again later`, 60);
+  }
+  return invalid(`The upload could not be read: ${(err as Error).message}`);
 }
 
 async function receive(c: Context, contentType: string, folder: string, maxBytes: number): Promise<StreamedUpload> {

@@ -1,0 +1,34 @@
+import type { MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { KiB, MiB } from '../../../shared/units.js';
+import { errorResponse, formatOf } from '../../error-shapes.js';
+import { tooLarge } from '../../errors.js';
+
+export interface BodyLimitsOptions {
+  /**
+   * Routes whose bodies stream to disk (http/uploads), capped there while streaming and after
+   * authentication. Only a declared Content-Length is checked here: Hono's bodyLimit would read a
+   * chunked body (no length) into memory before anything else ran — the whole upload, unauthenticated.
+   */
+  streamed: { paths: readonly string[]; maxBytes: number };
+  /** Every other body (tRPC calls, REST JSON), read whole by their handlers: small. */
+  maxBytes: number;
+}
+
+/** The one table of body limits, answered 413 in the caller's error shape (tRPC's or REST's). */
+export function bodyLimits(options: BodyLimitsOptions): MiddlewareHandler {
+  const streamed = new Set(options.streamed.paths);
+  const uploadTooLarge = `The upload is larger than ${Math.round(options.streamed.maxBytes / MiB)} MiB`;
+  const small = bodyLimit({
+    maxSize: options.maxBytes,
+    onError: (c) => errorResponse(c, formatOf(c), tooLarge(`The request body is larger than ${Math.round(options.maxBytes / KiB)} KiB`)),
+  });
+  return async function bodyLimits(c, next) {
+    if (c.req.method !== 'POST' || !streamed.has(c.req.path)) return small(c, next);
+    const length = c.req.header('content-length');
+    if (length !== undefined && !c.req.header('transfer-encoding') && Number(length) > options.streamed.maxBytes) {
+      return errorResponse(c, formatOf(c), tooLarge(uploadTooLarge));
+    }
+    await next();
+  };
+}
