@@ -16,7 +16,7 @@ describe.skipIf(!HAVE_ISLES22)(`${ISLES22_TITLE} in the viewer`, () => {
   let browser: Browser;
   beforeAll(async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-e2e-isles-'));
-    const run = spawnSync(process.execPath, [builtEntry('src/server/import.ts'), ISLES22_DIR], {
+    const run = spawnSync(process.execPath, [builtEntry('src/cli/index.ts'), 'import', ISLES22_DIR], {
       env: { ...process.env, DATA_DIR: dataDir },
       encoding: 'utf8',
     });

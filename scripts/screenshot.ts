@@ -14,7 +14,7 @@ import { ROOT, builtEntry } from '../src/server/test/process.js';
 async function ownServer() {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-screenshot-'));
   if (HAVE_ISLES22) {
-    const run = spawnSync(process.execPath, [builtEntry('src/server/import.ts'), ISLES22_DIR], {
+    const run = spawnSync(process.execPath, [builtEntry('src/cli/index.ts'), 'import', ISLES22_DIR], {
       env: { ...process.env, DATA_DIR: dataDir },
       encoding: 'utf8',
     });

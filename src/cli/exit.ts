@@ -30,5 +30,7 @@ export function messageOf(err: unknown): string {
   if (err instanceof StrokeviewError && err.code === 'UNAUTHORIZED') {
     return `${err.message}: pass an API token with --token or STROKEVIEW_TOKEN (create one with \`strokeview tokens create <name> --user <email>\`)`;
   }
+  // Matched by name: importing env.ts would load server code into every remote command.
+  if (err instanceof Error && err.name === 'EnvError') return `invalid environment: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }

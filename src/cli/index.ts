@@ -91,8 +91,8 @@ program
   .description('run the server (API, viewer, in-process workers) with the configuration in the environment')
   .addHelpText('after', '\nExample:\n  $ PORT=7860 DATA_DIR=./data strokeview serve')
   .action(async () => {
-    await import('../server/index.js');
-    await new Promise(() => {}); // the server owns the process from here (it exits on SIGTERM)
+    const [{ runService }, { startServer }] = await Promise.all([import('../server/boot.js'), import('../server/start-server.js')]);
+    await runService(startServer);
   });
 
 program
@@ -100,8 +100,8 @@ program
   .description('run segmentation workers alone, taking jobs from DATABASE_URL (GPU machines)')
   .addHelpText('after', '\nExample:\n  $ DATABASE_URL=postgres://… DATA_DIR=/shared strokeview worker')
   .action(async () => {
-    await import('../server/worker.js');
-    await new Promise(() => {});
+    const [{ runService }, { startWorker }] = await Promise.all([import('../server/boot.js'), import('../server/start-worker.js')]);
+    await runService(startWorker);
   });
 
 program

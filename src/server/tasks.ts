@@ -4,51 +4,40 @@ import { emailSchema, passwordSchema } from '../shared/auth.js';
 import { createApiToken } from './auth/service.js';
 import { hashPassword } from './auth/passwords.js';
 import { importIsles } from './cases/import.js';
-import { ensureWritableDataDir } from './data-dir.js';
-import { type DatabaseHandle, connectDatabase } from './db/connect.js';
-import { migrateToLatest } from './db/migrate.js';
 import { findUserByEmail, insertUser, updateUser } from './db/users.js';
-import { type Env, parseEnv } from './env.js';
-import { FsVolumeStore } from './volumes/store.js';
+import { parseEnv } from './env.js';
+import { conflict, invalid, notFound } from './errors.js';
+import { type TaskRuntime, openRuntime } from './runtime.js';
 
 /**
  * One-shot administrative tasks on the configured database (the server's own environment:
- * DATA_DIR, DATABASE_URL): what `strokeview migrate|import|users add|tokens create` and the
- * npm scripts run. Each opens the database, brings it to the latest schema, works, and closes.
+ * DATA_DIR, DATABASE_URL): what `strokeview migrate|import|users add|tokens create` (and so the
+ * npm scripts) run. Each opens the runtime (the database brought to the latest schema), works,
+ * and closes. Refusals are DomainErrors; the CLI prints their message and exits 1.
  */
-export class TaskError extends Error {
-  override name = 'TaskError';
-}
-
-export async function withConfiguredDatabase<T>(
-  fn: (database: DatabaseHandle, env: Env, dataDir: string, applied: string[]) => Promise<T>,
-): Promise<T> {
-  const env = parseEnv();
-  const dataDir = ensureWritableDataDir(env.DATA_DIR);
-  const database = await connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir });
+async function withRuntime<T>(fn: (runtime: TaskRuntime) => Promise<T>): Promise<T> {
+  const runtime = await openRuntime(parseEnv(), 'task');
   try {
-    const applied = await migrateToLatest(database.db);
-    return await fn(database, env, dataDir, applied);
+    return await fn(runtime);
   } finally {
-    await database.close();
+    await runtime.stop();
   }
 }
 
 /** Brings the configured database to the latest schema; the names of the migrations applied. */
 export function migrateTask(): Promise<string[]> {
-  return withConfiguredDatabase(async (_database, _env, _dataDir, applied) => applied);
+  return withRuntime(async ({ applied }) => applied);
 }
 
 /** Imports an ISLES'22/'24 folder; cases are shared unless an owner is named. */
 export async function importTask(dir: string, opts: { ownerEmail?: string | undefined; onLine?: (line: string) => void }) {
-  return withConfiguredDatabase(async (database, env, dataDir) => {
+  return withRuntime(async ({ database, env, store }) => {
     let ownerId: string | null = null;
     if (opts.ownerEmail) {
       const owner = await findUserByEmail(database.db, opts.ownerEmail.toLowerCase());
-      if (!owner) throw new TaskError(`no user with email ${opts.ownerEmail}`);
+      if (!owner) throw notFound(`no user with email ${opts.ownerEmail}`);
       ownerId = owner.id;
     }
-    const store = new FsVolumeStore(path.join(dataDir, 'volumes'));
     return importIsles(database.db, store, path.resolve(dir), {
       ownerId,
       maxVoxels: env.MAX_VOXELS,
@@ -64,7 +53,7 @@ export async function importTask(dir: string, opts: { ownerEmail?: string | unde
  */
 export async function addUserTask(opts: { email: string; password?: string | undefined; admin: boolean }) {
   const email = emailSchema.safeParse(opts.email);
-  if (!email.success) throw new TaskError(`${opts.email}: not a valid email address`);
+  if (!email.success) throw invalid(`${opts.email}: not a valid email address`);
   let generated: string | null = null;
   let password = opts.password;
   if (password === undefined) {
@@ -72,11 +61,11 @@ export async function addUserTask(opts: { email: string; password?: string | und
     password = generated;
   }
   const checked = passwordSchema.safeParse(password);
-  if (!checked.success) throw new TaskError(checked.error.issues[0]!.message);
-  return withConfiguredDatabase(async (database) => {
+  if (!checked.success) throw invalid(checked.error.issues[0]!.message);
+  return withRuntime(async ({ database }) => {
     const existing = await findUserByEmail(database.db, email.data);
     if (existing) {
-      if (!opts.admin) throw new TaskError(`${email.data} already has an account (add --admin to make it an administrator)`);
+      if (!opts.admin) throw conflict(`${email.data} already has an account (add --admin to make it an administrator)`);
       const user = await updateUser(database.db, existing.id, { role: 'admin' });
       return { id: user!.id, email: user!.email, role: user!.role, created: false, password: null };
     }
@@ -91,10 +80,10 @@ export async function addUserTask(opts: { email: string; password?: string | und
 
 /** Creates an API token for a user (local: no server needed); the plaintext is returned once. */
 export async function createTokenTask(opts: { email: string; name: string; expiresInDays?: number | undefined }) {
-  return withConfiguredDatabase(async (database) => {
+  return withRuntime(async ({ database }) => {
     const user = await findUserByEmail(database.db, opts.email.trim().toLowerCase());
-    if (!user) throw new TaskError(`no user with email ${opts.email} (add one with \`strokeview users add ${opts.email}\`)`);
-    if (user.role === 'guest') throw new TaskError('guest accounts cannot have API tokens');
+    if (!user) throw notFound(`no user with email ${opts.email} (add one with \`strokeview users add ${opts.email}\`)`);
+    if (user.role === 'guest') throw invalid('guest accounts cannot have API tokens');
     return createApiToken(database.db, user.id, { name: opts.name, expiresInDays: opts.expiresInDays });
   });
 }

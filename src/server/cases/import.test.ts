@@ -85,7 +85,7 @@ it('npm run import prints a summary', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'sv-isles-cli-'));
   isles22(root, [204]);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-data-'));
-  const run = spawnSync(process.execPath, [builtEntry('src/server/import.ts'), root], {
+  const run = spawnSync(process.execPath, [builtEntry('src/cli/index.ts'), 'import', root], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir },
     encoding: 'utf8',

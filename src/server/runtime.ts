@@ -1,0 +1,148 @@
+import path from 'node:path';
+import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
+import { type DatabaseHandle, connectDatabase, redactUrl } from './db/connect.js';
+import { migrateToLatest } from './db/migrate.js';
+import type { Env } from './env.js';
+import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
+import type { Logger } from './logger.js';
+import type { Services } from './readiness.js';
+import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
+import { type VolumeSigner, createVolumeSigner } from './volumes/signing.js';
+import { FsVolumeStore } from './volumes/store.js';
+import { CpuPool, poolSize } from './workers/pool.js';
+
+/**
+ * What one process opens, once, for its role: the server (everything), a worker alone (no
+ * signer: it serves no links) and a local CLI task (the database and the store: no queue, no
+ * models). Whatever is opened is closed by one `stop()`, in reverse order.
+ */
+export type RuntimeRole = 'server' | 'worker' | 'task';
+
+export interface TaskRuntime {
+  readonly env: Env;
+  readonly dataDir: string;
+  readonly database: DatabaseHandle;
+  /** Names of the migrations this boot applied (none when the role skips migrating). */
+  readonly applied: string[];
+  readonly store: FsVolumeStore;
+  /**
+   * Stops the job system (running jobs get up to `graceMs`, then go back to the queue), waits for
+   * `drained` — the HTTP server's requests in flight still use the pool and the models — then
+   * closes the rest. A failing step is logged and the others still run.
+   */
+  stop(graceMs?: number, drained?: Promise<unknown>): Promise<void>;
+}
+
+export interface WorkerRuntime extends TaskRuntime {
+  readonly models: ModelRegistry;
+  /** Worker threads for CPU-heavy work (uploads, the pipeline). */
+  readonly cpu: CpuPool;
+  readonly jobs: JobRuntime;
+}
+
+export interface ServerRuntime extends WorkerRuntime {
+  readonly signer: VolumeSigner;
+  /** What the request handlers are given once ready. */
+  readonly services: Services;
+}
+
+export interface RuntimeOptions {
+  /** DATA_DIR already proven writable (the server checks it before it listens); else checked here. */
+  dataDir?: string;
+  /** The server resolves it before it listens, so a bad key fails before anything else. */
+  secretKey?: string;
+  /** Tasks go without: their output is the command's, not log lines. */
+  log?: Logger;
+  /** Aborted (a signal during boot): opening stops before its next step and closes what it opened. */
+  signal?: AbortSignal;
+  /** The server's work on the migrated database before models load (admin account, demo cases). */
+  prepare?: (opened: { database: DatabaseHandle; store: FsVolumeStore }) => Promise<void>;
+  /** Metrics: a job ended (server only). */
+  onJobFinished?: (status: string, seconds: number) => void;
+}
+
+/** Thrown by `openRuntime` when its signal was aborted: the process is stopping, not failing. */
+export class BootAborted extends Error {
+  override name = 'BootAborted';
+  constructor() {
+    super('stopped before it was ready');
+  }
+}
+
+type WithLog = RuntimeOptions & { log: Logger };
+
+export function openRuntime(env: Env, role: 'server', opts: WithLog): Promise<ServerRuntime>;
+export function openRuntime(env: Env, role: 'worker', opts: WithLog): Promise<WorkerRuntime>;
+export function openRuntime(env: Env, role: 'task', opts?: RuntimeOptions): Promise<TaskRuntime>;
+export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOptions = {}): Promise<TaskRuntime> {
+  const { log, signal } = opts;
+  const closers: { name: string; close: () => Promise<void> }[] = [];
+  let drainJobs: ((graceMs: number) => Promise<void>) | undefined;
+  const closeAll = async (graceMs = 0, drained?: Promise<unknown>) => {
+    const step = async (name: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        log?.error({ err }, `stopping ${name} failed`);
+      }
+    };
+    const drain = drainJobs;
+    drainJobs = undefined;
+    if (drain) await step('the job system', () => drain(graceMs));
+    await drained;
+    for (const c of closers.splice(0).reverse()) await step(c.name, c.close);
+  };
+  const next = async () => {
+    if (!signal?.aborted) return;
+    await closeAll();
+    throw new BootAborted();
+  };
+
+  try {
+    const dataDir = opts.dataDir ?? ensureWritableDataDir(env.DATA_DIR);
+    const database = await connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir });
+    closers.push({ name: 'the database', close: () => database.close() });
+    await next();
+    log?.info({ database: database.kind, where: env.DATABASE_URL ? redactUrl(env.DATABASE_URL) : `${dataDir}/pgdata` }, 'database open');
+    // Workers and tasks always migrate: only the server's replicas may leave it to a deploy step.
+    let applied: string[] = [];
+    if (role !== 'server' || env.MIGRATE_ON_BOOT) {
+      applied = await migrateToLatest(database.db);
+      log?.info({ applied }, 'migrations done');
+    }
+    await next();
+    const store = new FsVolumeStore(path.join(dataDir, 'volumes'));
+    const base: TaskRuntime = { env, dataDir, database, applied, store, stop: closeAll };
+    if (role === 'task') return base;
+    if (!log) throw new TypeError(`openRuntime(env, '${role}') needs a logger`);
+
+    await opts.prepare?.({ database, store });
+    await next();
+    const models = await loadConfiguredModels(env, log);
+    closers.push({ name: 'the models', close: () => models.close() });
+    await next();
+    if (role === 'worker' && models.models.size === 0) throw new BootError('no model could be loaded; see the log above');
+    const cpu = new CpuPool(poolSize(env));
+    closers.push({ name: 'the CPU pool', close: () => cpu.destroy() });
+    const jobs = await startJobRuntime({
+      cpu,
+      database,
+      store,
+      models,
+      env,
+      log,
+      runWorker: role === 'worker' || env.RUN_WORKER,
+      ...(opts.onJobFinished ? { onFinished: opts.onJobFinished } : {}),
+    });
+    drainJobs = (graceMs) => jobs.stop(graceMs);
+    await next();
+    const worker: WorkerRuntime = { ...base, models, cpu, jobs };
+    if (role === 'worker') return worker;
+    const signer = createVolumeSigner(opts.secretKey ?? resolveSecretKey(dataDir, env.SECRET_KEY), env.VOLUME_URL_TTL_S);
+    const server: ServerRuntime = { ...worker, signer, services: { database, store, signer, models, jobs: jobs.jobs, cpu } };
+    return server;
+  } catch (err) {
+    if (!(err instanceof BootAborted)) await closeAll();
+    throw err;
+  }
+}
