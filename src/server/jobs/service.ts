@@ -6,7 +6,8 @@ import { activeJobLimit, guestQueueLimit } from '../auth/quotas.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../volumes/descriptors.js';
 import { type Viewer, findCase } from '../db/cases.js';
 import { findVolumes } from '../db/volumes.js';
-import { JOB_COLUMNS, countActiveGuestJobs, countActiveJobs, findJob, findJobByKey, insertJob } from '../db/jobs.js';
+import { JOB_COLUMNS, countActiveGuestJobs, countActiveJobs, findJob, findJobByKey, insertJob, listJobs } from '../db/jobs.js';
+import { toPage } from '../db/paging.js';
 import { isTerminal } from '../../shared/job-status.js';
 import * as transition from './transitions.js';
 import type { Database, JobRow } from '../db/tables.js';
@@ -108,6 +109,18 @@ export async function toJobViews(db: Db, rows: JobRow[], links: VolumeLinks): Pr
 }
 
 /** A job the viewer may see: their own (admins: any). Anything else is NOT_FOUND. */
+/** A page of the jobs a viewer may see (optionally of one case), newest first, as views. */
+export async function listJobPage(
+  db: Db,
+  viewer: Viewer & { userId: string },
+  opts: { caseId?: string | undefined; cursor?: string | undefined; limit: number },
+  links: VolumeLinks,
+): Promise<{ items: JobView[]; nextCursor: string | null }> {
+  const rows = await listJobs(db, viewer, { ...opts, limit: opts.limit + 1 });
+  const { page, nextCursor } = toPage(rows, opts.limit);
+  return { items: await toJobViews(db, page, links), nextCursor };
+}
+
 export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<JobRow> {
   const row = await findJob(db, id);
   if (!row || (!viewer.admin && row.owner_id !== viewer.userId)) {
