@@ -18,7 +18,7 @@ import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
 import { securityHeaders } from './http/security-headers/index.js';
 import { trpcRoutes } from './http/trpc/index.js';
-import { MULTIPART_PROCEDURES, uploadRoutes } from './http/uploads/routes.js';
+import { MULTIPART_OVERHEAD, MULTIPART_PROCEDURES, uploadRoutes } from './http/uploads/routes.js';
 import { viewerRoutes } from './http/viewer/index.js';
 import { wellFormedPath } from './http/well-formed-path/index.js';
 import type { Logger } from './logger.js';
@@ -76,7 +76,7 @@ export function buildApp(deps: AppDeps): Hono {
   const streamedPaths = MULTIPART_PROCEDURES.flatMap((p) => [`/trpc/${p.procedure}`, p.restPath]);
   const limits = bodyLimits({
     maxBytes: env.TRPC_MAX_BODY_BYTES,
-    streamed: { paths: streamedPaths, maxBytes: env.MAX_UPLOAD_MB * MiB + 65536 },
+    streamed: { paths: streamedPaths, maxBytes: env.MAX_UPLOAD_MB * MiB + MULTIPART_OVERHEAD },
   });
   const trustedOrigins = [...(publicOrigin ? [publicOrigin] : []), ...env.ALLOWED_ORIGINS, ...env.EMBED_ORIGINS];
   app.use('/trpc/*', limits, csrfGuard({ trustedOrigins }), readyGate({ readiness }));

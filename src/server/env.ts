@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { KiB, MiB } from '../shared/units.js';
+import { DEFAULT_MAX_VOXELS } from './nifti/read.js';
 
 /** Empty strings in the environment mean "not set": `FOO= npm start` should behave like no FOO. */
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
@@ -79,7 +81,7 @@ export const envSchema = z.object({
   SESSION_MAX_DAYS: withDefault(z.coerce.number().positive().max(3650), 30),
   /** How many proxies in front of the server append to X-Forwarded-For (1 on Hugging Face Spaces). */
   TRUSTED_PROXY_HOPS: withDefault(z.coerce.number().int().min(0).max(10), 0),
-  TRPC_MAX_BODY_BYTES: withDefault(z.coerce.number().int().min(1024), 1024 * 1024),
+  TRPC_MAX_BODY_BYTES: withDefault(z.coerce.number().int().min(KiB), MiB),
   TRPC_MAX_BATCH: withDefault(z.coerce.number().int().min(1).max(100), 10),
   /** Sign-in and register requests per client address per minute. */
   AUTH_RATE_PER_MIN: withDefault(z.coerce.number().int().min(1), 10),
@@ -92,7 +94,7 @@ export const envSchema = z.object({
   MAX_CONCURRENT_UPLOADS: withDefault(z.coerce.number().int().min(1).max(64), 2),
   MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 512),
   /** Largest volume accepted, in voxels (all frames): 64 Mi = 512×512×256, room to spare for brain MRI. */
-  MAX_VOXELS: withDefault(z.coerce.number().int().positive(), 64 * 1024 * 1024),
+  MAX_VOXELS: withDefault(z.coerce.number().int().positive(), DEFAULT_MAX_VOXELS),
   /** What one upload's files may inflate to together (their headers say it before anything is inflated), MiB. */
   MAX_INFLATED_MB: withDefault(z.coerce.number().positive().max(65536), 768),
   /** Demo (phantom) cases created on first boot when the database has none. */

@@ -9,6 +9,7 @@ import { unprocessable } from '../errors.js';
 import { sameGrid } from '../nifti/geometry.js';
 import { NiftiError, inspectNifti, isGzip, readNifti, toFloat32 } from '../nifti/read.js';
 import { detectAdcUnit, implausibleAdcMessage } from '../segmentation/adc-unit.js';
+import { MiB } from '../../shared/units.js';
 
 /** A bad input file: unprocessable, the message names the file's role and says what is wrong, `field` is the role. */
 const caseInput = (message: string, role?: VolumeRole) => unprocessable(message, { field: role });
@@ -28,7 +29,7 @@ export interface PrepareLimits {
   maxInflatedBytes?: number;
 }
 
-const mib = (bytes: number) => `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 1 : 0)} MiB`;
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(bytes < 10 * MiB ? 1 : 0)} MiB`;
 
 /**
  * Checks every file of a case before anything is written: each must be a readable NIfTI volume

@@ -19,6 +19,7 @@ import { outcomeOf, safeError, storeResult } from './outcome.js';
 import { publish, reconcileQueue } from './service.js';
 import * as transition from './transitions.js';
 import type { Lease } from './transitions.js';
+import { MiB } from '../../shared/units.js';
 
 export interface WorkerDeps {
   boss: PgBoss;
@@ -149,7 +150,7 @@ function watchMemory() {
   timer.unref();
   return () => {
     clearInterval(timer);
-    return { peakRssGrowthMb: Math.round((Math.max(peak, process.memoryUsage.rss()) - start) / 1048576) };
+    return { peakRssGrowthMb: Math.round((Math.max(peak, process.memoryUsage.rss()) - start) / MiB) };
   };
 }
 

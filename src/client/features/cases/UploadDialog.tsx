@@ -2,6 +2,7 @@ import { type DragEvent, useState } from 'react';
 import { VOLUME_ROLES, type VolumeRole } from '../../../shared/cases.js';
 import { navigate } from '../../router.js';
 import { API_URL } from '../../trpc.js';
+import { MiB } from '../../../shared/units.js';
 
 /** The role a file's name suggests (editable in the dialog). */
 export function guessRole(name: string): VolumeRole | '' {
@@ -111,7 +112,7 @@ export function UploadDialog(props: { onClose: () => void }) {
             {files.map((p, i) => (
               <tr key={`${p.file.name}-${i}`} data-testid="upload-file">
                 <td>{p.file.name}</td>
-                <td>{(p.file.size / 1048576).toFixed(1)} MB</td>
+                <td>{(p.file.size / MiB).toFixed(1)} MiB</td>
                 <td>
                   <select
                     value={p.role}

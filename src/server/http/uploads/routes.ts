@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { AnyRouter } from '@trpc/server';
 import { Hono, type Context as HonoContext } from 'hono';
-import { MiB } from '../../../shared/units.js';
+import { KiB, MiB } from '../../../shared/units.js';
 import { uploadLimitMb } from '../../auth/quotas.js';
 import type { Context, CreateRequestContext } from '../../context.js';
 import type { Env } from '../../env.js';
@@ -19,6 +19,9 @@ export const MULTIPART_PROCEDURES = [
   { procedure: 'cases.upload', restPath: '/api/cases' },
   { procedure: 'masks.save', restPath: '/api/masks' },
 ] as const;
+
+/** Room for a multipart body's part headers and text fields on top of its files. */
+export const MULTIPART_OVERHEAD = 64 * KiB;
 
 export interface UploadRoutesOptions {
   env: Env;
