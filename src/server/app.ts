@@ -67,7 +67,7 @@ export function buildApp(deps: AppDeps): Hono {
   );
 
   // Routes that need no procedure context.
-  app.route('/', healthRoutes({ readiness }));
+  app.route('/', healthRoutes({ readiness, disk: { dir: env.DATA_DIR, minFreeBytes: env.MIN_FREE_DISK_MB * MiB } }));
   metrics.mount(app, readiness);
   if (!deps.clientDir) app.route('/', homeRoute({ readiness, version: deps.process.version }));
   app.route('/', fileRoutes({ readiness }));

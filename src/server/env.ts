@@ -70,6 +70,10 @@ export const envSchema = z.object({
   /** …cases uploaded, and the size of one upload (MiB). */
   GUEST_MAX_CASES: withDefault(z.coerce.number().int().min(0), 3),
   GUEST_MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 64),
+  /** Corrected mask versions a guest may keep in all. */
+  GUEST_MAX_MASK_VERSIONS: withDefault(z.coerce.number().int().min(0), 20),
+  /** What a guest's cases and masks may take in the store together, MiB. */
+  GUEST_MAX_STORED_MB: withDefault(z.coerce.number().min(0), 256),
   /**
    * With ADMIN_PASSWORD (a secret), the server makes this administrator account at boot — the
    * environment's way to get a first admin (the CLI's `users add --admin` is the other). Public
@@ -89,10 +93,18 @@ export const envSchema = z.object({
   SIGN_IN_FAILURES_MAX: withDefault(z.coerce.number().int().min(1), 5),
   SIGN_IN_FAILURE_WINDOW_MIN: withDefault(z.coerce.number().positive(), 15),
 
-  /** Largest case upload (all files together), MiB. */
-  /** Uploads validated at once per process; beyond that 503 with Retry-After. */
+  /** Uploads (cases and masks) in flight at once per process; beyond that 503 with Retry-After. */
   MAX_CONCURRENT_UPLOADS: withDefault(z.coerce.number().int().min(1).max(64), 2),
+  /** …of which one account may hold at once (a guest: 1), so one account cannot take every slot. */
+  MAX_UPLOADS_PER_USER: withDefault(z.coerce.number().int().min(1).max(64), 1),
+  /** An upload whose body sends nothing for this long is cut (408): an idle connection frees its slot. */
+  UPLOAD_IDLE_TIMEOUT_S: withDefault(z.coerce.number().positive().max(3600), 30),
+  /** Largest case upload (all files together), MiB. */
   MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 512),
+  /** Corrected mask versions one author may keep per case (a guest: GUEST_MAX_MASK_VERSIONS in all). */
+  MAX_MASK_VERSIONS: withDefault(z.coerce.number().int().min(1), 200),
+  /** Below this much free space under DATA_DIR, /readyz answers 503 naming the disk. */
+  MIN_FREE_DISK_MB: withDefault(z.coerce.number().min(0), 64),
   /** Largest volume accepted, in voxels (all frames): 64 Mi = 512×512×256, room to spare for brain MRI. */
   MAX_VOXELS: withDefault(z.coerce.number().int().positive(), DEFAULT_MAX_VOXELS),
   /** What one upload's files may inflate to together (their headers say it before anything is inflated), MiB. */

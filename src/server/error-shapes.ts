@@ -4,7 +4,7 @@ import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from '@trpc/server/
 import type { Context as HonoContext } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type ErrorData, INTERNAL_ERROR_MESSAGE } from '../shared/errors.js';
-import { DATABASE_RETRY_AFTER_S, DATABASE_UNAVAILABLE_MESSAGE, isDatabaseUnavailable } from './db/unavailable.js';
+import { DATABASE_RETRY_AFTER_S, databaseUnavailableMessage, isDatabaseUnavailable } from './db/unavailable.js';
 import { DomainError, type DomainErrorKind } from './errors.js';
 import type { Logger } from './logger.js';
 
@@ -22,6 +22,7 @@ export const TRPC_CODES: Record<DomainErrorKind, TRPC_ERROR_CODE_KEY> = {
   'too-large': 'PAYLOAD_TOO_LARGE',
   unprocessable: 'UNPROCESSABLE_CONTENT',
   'too-many': 'TOO_MANY_REQUESTS',
+  timeout: 'TIMEOUT',
   unavailable: 'SERVICE_UNAVAILABLE',
   cancelled: 'CLIENT_CLOSED_REQUEST',
 };
@@ -31,7 +32,8 @@ export function toTRPCError(err: unknown): TRPCError {
   const error = getTRPCErrorFromUnknown(err);
   if (error.code !== 'INTERNAL_SERVER_ERROR') return error;
   const cause = error.cause;
-  if (isDatabaseUnavailable(cause)) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: DATABASE_UNAVAILABLE_MESSAGE, cause });
+  if (isDatabaseUnavailable(cause))
+    return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: databaseUnavailableMessage(cause), cause });
   if (cause instanceof DomainError) return new TRPCError({ code: TRPC_CODES[cause.kind], message: cause.message, cause });
   return error;
 }

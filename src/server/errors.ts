@@ -18,6 +18,8 @@ export type DomainErrorKind =
   | 'too-large'
   | 'unprocessable'
   | 'too-many'
+  /** The client stopped sending (an idle upload body): it may try again. */
+  | 'timeout'
   | 'unavailable'
   /** The work was stopped on purpose (cancel, timeout, shutdown): a control signal, never shown as a fault. */
   | 'cancelled';
@@ -59,6 +61,7 @@ export const tooLarge = (message: string, o?: Options) => new DomainError('too-l
 export const unprocessable = (message: string, o?: Options) => new DomainError('unprocessable', message, o);
 export const tooMany = (message: string, retryAfterSeconds: number) => new DomainError('too-many', message, { retryAfterSeconds });
 export const unavailable = (message: string, retryAfterSeconds: number) => new DomainError('unavailable', message, { retryAfterSeconds });
+export const timedOut = (message: string) => new DomainError('timeout', message);
 export const cancelled = () => new DomainError('cancelled', 'Cancelled');
 
 /** An error as data, for a thread boundary: a DomainError whole, anything else as an internal error. */

@@ -1,4 +1,5 @@
 import type { Role } from '../../shared/auth.js';
+import { MiB } from '../../shared/units.js';
 import type { Env } from '../env.js';
 
 /**
@@ -15,6 +16,11 @@ type QuotaConfig = Pick<
   | 'GUEST_MAX_ACTIVE_JOBS'
   | 'GUEST_QUEUE_SHARE'
   | 'GUEST_MAX_CASES'
+  | 'MAX_CONCURRENT_UPLOADS'
+  | 'MAX_UPLOADS_PER_USER'
+  | 'MAX_MASK_VERSIONS'
+  | 'GUEST_MAX_MASK_VERSIONS'
+  | 'GUEST_MAX_STORED_MB'
 >;
 
 /** The largest upload (all files together) this account may send, MiB. */
@@ -35,4 +41,19 @@ export function guestQueueLimit(cfg: QuotaConfig): number {
 /** Cases this account may keep (guests only; users are not capped). */
 export function caseLimit(cfg: QuotaConfig, role: Role): number {
   return role === 'guest' ? cfg.GUEST_MAX_CASES : Number.POSITIVE_INFINITY;
+}
+
+/** Uploads (cases, masks) this account may have in flight at once in one process: a guest 1. */
+export function uploadSlotLimit(cfg: QuotaConfig, role: Role): number {
+  return role === 'guest' ? 1 : Math.min(cfg.MAX_UPLOADS_PER_USER, cfg.MAX_CONCURRENT_UPLOADS);
+}
+
+/** Corrected mask versions this account may keep: a user per case, a guest in all. */
+export function maskVersionLimit(cfg: QuotaConfig, role: Role): { perCase: boolean; limit: number } {
+  return role === 'guest' ? { perCase: false, limit: cfg.GUEST_MAX_MASK_VERSIONS } : { perCase: true, limit: cfg.MAX_MASK_VERSIONS };
+}
+
+/** What this account's cases and masks may take in the store together, bytes (guests only). */
+export function storedBytesLimit(cfg: QuotaConfig, role: Role): number {
+  return role === 'guest' ? cfg.GUEST_MAX_STORED_MB * MiB : Number.POSITIVE_INFINITY;
 }

@@ -2,9 +2,10 @@ import type { z } from 'zod';
 import type { Kysely } from 'kysely';
 import type { CaseDetail, CaseSummary, VolumeRole, casePageSchema } from '../../shared/cases.js';
 import { MiB } from '../../shared/units.js';
-import { caseLimit } from '../auth/quotas.js';
+import { caseLimit, storedBytesLimit } from '../auth/quotas.js';
 import type { AuthUser } from '../auth/service.js';
 import { type Viewer, caseVolumes, countOwnCases, deleteCaseRow, findCase, insertCase, listCases } from '../db/cases.js';
+import { lockOwnerQuota, storedBytesOf } from '../db/owner-lock.js';
 import { toPage } from '../db/paging.js';
 import type { Env } from '../env.js';
 import type { Logger } from '../logger.js';
@@ -61,14 +62,17 @@ export async function createCase(
   store: VolumeStore,
   meta: { ownerId: string | null; name: string; source: CaseSource; subjectId?: string | null },
   volumes: PreparedVolume[],
+  /** Runs first in the storing transaction (quota checks under the owner's lock); a throw stores nothing. */
+  admit?: (trx: Db) => Promise<void>,
 ): Promise<string> {
-  return withStoredVolumes(db, store, volumes, async (trx, volumeIds) =>
-    insertCase(
+  return withStoredVolumes(db, store, volumes, async (trx, volumeIds) => {
+    await admit?.(trx);
+    return insertCase(
       trx,
       { ...meta, subjectId: meta.subjectId ?? null },
       volumes.map((v, i) => ({ role: v.role, volumeId: volumeIds[i]! })),
-    ),
-  );
+    );
+  });
 }
 
 /**
@@ -83,14 +87,26 @@ export async function uploadCase(
 ): Promise<string> {
   const { db, config } = deps;
   const maxCases = caseLimit(config, user.role);
-  if (Number.isFinite(maxCases) && (await countOwnCases(db, user.id)) >= maxCases) {
-    throw forbidden(`Guests may keep ${maxCases} cases; delete one, or create an account for more`);
-  }
+  const overCases = async (q: Db) => Number.isFinite(maxCases) && (await countOwnCases(q, user.id)) >= maxCases;
+  const casesFull = () => forbidden(`Guests may keep ${maxCases} cases; delete one, or create an account for more`);
+  // Counted early (a full account hears it before its files are checked) and again under the
+  // owner's lock while storing (two uploads finishing together cannot both pass).
+  if (await overCases(db)) throw casesFull();
   const prepared = await prepareCaseInPool(deps.cpu, input.files, {
     maxVoxels: config.MAX_VOXELS,
     maxInflatedBytes: config.MAX_INFLATED_MB * MiB,
   });
-  const id = await createCase(db, deps.store, { ownerId: user.id, name: input.name, source: 'upload' }, prepared);
+  const admit = async (trx: Db) => {
+    await lockOwnerQuota(trx, user.id);
+    if (await overCases(trx)) throw casesFull();
+    await checkStoredBytes(
+      trx,
+      config,
+      user,
+      prepared.reduce((n, p) => n + p.stored.length, 0),
+    );
+  };
+  const id = await createCase(db, deps.store, { ownerId: user.id, name: input.name, source: 'upload' }, prepared, admit);
   deps.log.info({ caseId: id, roles: prepared.map((p) => p.role) }, 'case uploaded');
   return id;
 }
@@ -105,4 +121,16 @@ export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id:
   // not the whole store.
   const used = await deleteCaseRow(db, id);
   await removeIfUnreferenced(db, store, await findUnreferencedVolumes(db, { ids: used }));
+}
+
+/** Refuses what would take an account past its stored-bytes quota (guests), inside the owner's lock. */
+export async function checkStoredBytes(trx: Db, config: Env, user: Pick<AuthUser, 'id' | 'role'>, adding: number): Promise<void> {
+  const max = storedBytesLimit(config, user.role);
+  if (!Number.isFinite(max)) return;
+  const used = await storedBytesOf(trx, user.id);
+  if (used + adding > max) {
+    throw forbidden(
+      `Guests may store ${Math.round(max / MiB)} MiB of cases and masks (this would make ${Math.ceil((used + adding) / MiB)} MiB); delete something, or create an account`,
+    );
+  }
 }

@@ -85,3 +85,13 @@ export async function insertMaskVersion(
 export async function deleteMaskVersionRow(db: Db, id: string): Promise<void> {
   await db.deleteFrom('mask_versions').where('id', '=', id).execute();
 }
+
+/** An author's versions: of one case, or in all (`caseId` null). */
+export async function countMaskVersions(db: Db, authorId: string, caseId: string | null): Promise<number> {
+  let q = db
+    .selectFrom('mask_versions')
+    .select(({ fn }) => fn.countAll<string>().as('n'))
+    .where('author_id', '=', authorId);
+  if (caseId !== null) q = q.where('case_id', '=', caseId);
+  return Number((await q.executeTakeFirstOrThrow()).n);
+}

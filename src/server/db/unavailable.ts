@@ -14,14 +14,37 @@ const MESSAGES = [
   /Client has encountered a connection error/i,
 ];
 
-export function isDatabaseUnavailable(err: unknown): boolean {
+// The database's disk is full (SQLSTATE 53100; PGlite says "could not extend file"): the server's
+// problem too, answered 503 naming the disk rather than a 500.
+const DISK_FULL = [/could not extend file/i, /No space left on device/i];
+
+function someCause(err: unknown, test: (code: unknown, message: unknown) => boolean): boolean {
   for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && (NETWORK_CODES.has(code) || SQLSTATES.has(code))) return true;
-    if (typeof message === 'string' && MESSAGES.some((m) => m.test(message))) return true;
+    if (test(code, message)) return true;
   }
   return false;
 }
 
+export function isDatabaseDiskFull(err: unknown): boolean {
+  return someCause(err, (code, message) => code === '53100' || (typeof message === 'string' && DISK_FULL.some((m) => m.test(message))));
+}
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (isDatabaseDiskFull(err)) return true;
+  return someCause(
+    err,
+    (code, message) =>
+      (typeof code === 'string' && (NETWORK_CODES.has(code) || SQLSTATES.has(code))) ||
+      (typeof message === 'string' && MESSAGES.some((m) => m.test(message))),
+  );
+}
+
 export const DATABASE_UNAVAILABLE_MESSAGE = 'The database is unavailable right now; retry in a few seconds';
+export const DATABASE_DISK_FULL_MESSAGE = 'The server ran out of disk space; try again later';
+
+/** What a client reads when the database cannot serve it. */
+export function databaseUnavailableMessage(err: unknown): string {
+  return isDatabaseDiskFull(err) ? DATABASE_DISK_FULL_MESSAGE : DATABASE_UNAVAILABLE_MESSAGE;
+}
 export const DATABASE_RETRY_AFTER_S = 5;

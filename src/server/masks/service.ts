@@ -2,10 +2,21 @@ import type { Kysely } from 'kysely';
 import type { MaskVersionView } from '../../shared/masks.js';
 import { type Viewer, caseVolumes, findCase } from '../db/cases.js';
 import { findJob } from '../db/jobs.js';
-import { type MaskVersionListed, deleteMaskVersionRow, findMaskVersionRow, insertMaskVersion, listMaskVersionRows } from '../db/masks.js';
+import {
+  type MaskVersionListed,
+  countMaskVersions,
+  deleteMaskVersionRow,
+  findMaskVersionRow,
+  insertMaskVersion,
+  listMaskVersionRows,
+} from '../db/masks.js';
 import type { Database } from '../db/tables.js';
 import { findUnreferencedVolumes, findVolume } from '../db/volumes.js';
-import { notFound, unprocessable } from '../errors.js';
+import { forbidden, notFound, unprocessable } from '../errors.js';
+import { maskVersionLimit } from '../auth/quotas.js';
+import { checkStoredBytes } from '../cases/service.js';
+import { lockOwnerQuota } from '../db/owner-lock.js';
+import type { Env } from '../env.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../volumes/descriptors.js';
 import { removeIfUnreferenced, withStoredVolumes } from '../volumes/service.js';
 import type { VolumeStore } from '../volumes/store.js';
@@ -23,15 +34,24 @@ type Db = Kysely<Database>;
  * labels 0 and 1 only. The file, its volume row and the version row are stored all or nothing.
  */
 export async function saveMaskVersion(
-  db: Db,
-  store: VolumeStore,
-  cpu: CpuPool,
+  deps: { db: Db; store: VolumeStore; cpu: CpuPool; config: Env },
   viewer: Viewer & { userId: string },
   input: { caseId: string; jobId?: string | undefined; note: string; file: Uint8Array | string; maxVoxels: number },
 ): Promise<string> {
+  const { db, store, cpu, config } = deps;
+  const author = { id: viewer.userId, role: viewer.guest ? ('guest' as const) : ('user' as const) };
+  const versions = maskVersionLimit(config, author.role);
+  const versionsFull = () =>
+    forbidden(
+      versions.perCase
+        ? `You keep ${versions.limit} versions of this case's mask; delete an old one first`
+        : `Guests may keep ${versions.limit} corrected masks; delete one, or create an account`,
+    );
+  const overVersions = async (q: Db) => (await countMaskVersions(q, author.id, versions.perCase ? input.caseId : null)) >= versions.limit;
   const row = await findCase(db, viewer, input.caseId);
   if (!row) throw notFound('No such case', { field: 'caseId' });
   const volumes = await caseVolumes(db, input.caseId);
+  if (await overVersions(db)) throw versionsFull();
   const dwi = volumes.find((v) => v.role === 'dwi');
   if (!dwi) throw unprocessable('This case has no DWI to draw a mask on');
   let predictionVolumeId: string | null = null;
@@ -55,8 +75,12 @@ export async function saveMaskVersion(
     prediction: await read(predictionVolumeId),
   });
   const a = { ...analyzed, stored: asBuffer(analyzed.stored) };
-  return withStoredVolumes(db, store, [{ stored: a.stored, facts: a.facts, sha256: a.sha256 }], (trx, [volumeId]) =>
-    insertMaskVersion(trx, {
+  return withStoredVolumes(db, store, [{ stored: a.stored, facts: a.facts, sha256: a.sha256 }], async (trx, [volumeId]) => {
+    // Counted under the author's lock: parallel saves cannot all pass one count.
+    await lockOwnerQuota(trx, author.id);
+    if (await overVersions(trx)) throw versionsFull();
+    await checkStoredBytes(trx, config, author, a.stored.length);
+    return insertMaskVersion(trx, {
       caseId: input.caseId,
       authorId: viewer.userId,
       volumeId: volumeId!,
@@ -66,8 +90,8 @@ export async function saveMaskVersion(
       volumeMl: a.volumeMl,
       diceVsPrediction: a.diceVsPrediction,
       diceVsTruth: a.diceVsTruth,
-    }),
-  );
+    });
+  });
 }
 
 /** The versions a viewer may see on a case: their own (admins: everyone's), newest first. */

@@ -25,7 +25,7 @@ export const masksRouter = router({
       const { file } = spooledFiles(input, ctx.uploads, ['file'], 'the mask (send it as "file")');
       if (!file) throw invalid('file: expected a .nii or .nii.gz file', { field: 'file' });
       const viewer = viewerOf(ctx.user);
-      const id = await saveMaskVersion(ctx.db, ctx.store, ctx.cpu, viewer, { ...fields.data, file, maxVoxels: ctx.config.MAX_VOXELS });
+      const id = await saveMaskVersion(ctx, viewer, { ...fields.data, file, maxVoxels: ctx.config.MAX_VOXELS });
       ctx.log.info({ maskId: id, caseId: fields.data.caseId }, 'mask version saved');
       return toMaskView(ctx.db, await findMaskVersion(ctx.db, viewer, id), volumeLinks(ctx));
     }),

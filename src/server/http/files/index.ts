@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream';
 import { type Context, Hono } from 'hono';
+import { DATABASE_RETRY_AFTER_S, databaseUnavailableMessage, isDatabaseUnavailable } from '../../db/unavailable.js';
 import { findVolume } from '../../db/volumes.js';
+import { systemErrorPhrase } from '../../errors.js';
 import type { Readiness } from '../../readiness.js';
 
 export interface FilesOptions {
@@ -46,8 +48,20 @@ export function fileRoutes(options: FilesOptions): Hono {
     if (!checked.ok) {
       return c.text(checked.reason === 'expired' ? 'This volume link has expired; reload the case' : 'Invalid volume link', 403);
     }
-    const volume = await findVolume(services.database.db, checked.volumeId);
-    const size = volume ? await services.store.size(volume.sha256) : undefined;
+    let volume: Awaited<ReturnType<typeof findVolume>>;
+    let size: number | undefined;
+    try {
+      volume = await findVolume(services.database.db, checked.volumeId);
+      size = volume ? await services.store.size(volume.sha256) : undefined;
+    } catch (err) {
+      // The database or the store cannot answer now: a 503 the viewer retries, not a 500.
+      if (!isDatabaseUnavailable(err) && !systemErrorPhrase(err)) throw err;
+      c.header('Retry-After', String(DATABASE_RETRY_AFTER_S));
+      return c.text(
+        isDatabaseUnavailable(err) ? databaseUnavailableMessage(err) : `The volume cannot be read now: ${systemErrorPhrase(err)}`,
+        503,
+      );
+    }
     if (!volume || size === undefined) return c.text('No such volume', 404);
     const etag = `"${volume.sha256}"`;
     const maxAge = Math.max(0, Math.floor((checked.expiresAt - Date.now()) / 1000));

@@ -1,11 +1,25 @@
+import { statfs } from 'node:fs/promises';
 import { Hono } from 'hono';
+import { MiB } from '../../../shared/units.js';
 import { pingDatabase } from '../../db/connect.js';
 import type { Readiness } from '../../readiness.js';
 
 export interface HealthOptions {
   readiness: Readiness;
+  /** The data folder whose free space /readyz reports; below `minFreeBytes` it is not ready. */
+  disk?: { dir: string; minFreeBytes: number };
   /** How long /readyz waits for the database before calling it unreachable. */
   pingTimeoutMs?: number;
+}
+
+/** Bytes free for this process under `dir`, or undefined when the platform cannot say. */
+async function freeSpace(dir: string): Promise<number | undefined> {
+  try {
+    const s = await statfs(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -58,6 +72,20 @@ export function healthRoutes(options: HealthOptions): Hono {
         503,
       );
     }
+    const disk = options.disk ? await freeSpace(options.disk.dir) : undefined;
+    if (options.disk && disk !== undefined && disk < options.disk.minFreeBytes) {
+      c.header('Retry-After', '60');
+      const freeMb = Math.floor(disk / MiB);
+      return c.json(
+        {
+          status: 'unavailable',
+          disk: 'full',
+          diskFreeMb: freeMb,
+          reason: `the server ran out of disk space (${freeMb} MiB free in its data folder)`,
+        },
+        503,
+      );
+    }
     const { models } = services;
     const executionProvider = {
       ...models.provider,
@@ -67,7 +95,14 @@ export function healthRoutes(options: HealthOptions): Hono {
       loaded: [...models.models.keys()],
       failed: models.failed.map((f) => ({ dir: f.dir, error: f.error })),
     };
-    const facts = { database: 'ok', databaseKind: services.database.kind, migrations: 'done', models: modelsReport, executionProvider };
+    const facts = {
+      database: 'ok',
+      databaseKind: services.database.kind,
+      migrations: 'done',
+      models: modelsReport,
+      executionProvider,
+      ...(disk !== undefined ? { disk: 'ok', diskFreeMb: Math.floor(disk / MiB) } : {}),
+    };
     if (models.models.size === 0) {
       c.header('Retry-After', '30');
       return c.json({ status: 'unavailable', ...facts, reason: 'no model could be loaded' }, 503);

@@ -8,7 +8,17 @@ import busboy from 'busboy';
 import { MiB } from '../../../shared/units.js';
 import type { Context, MiddlewareHandler } from 'hono';
 import { type ErrorFormat, errorResponse } from '../../error-shapes.js';
-import { type DomainError, invalid, isDomainError, systemErrorPhrase, tooLarge, unauthorized, unavailable } from '../../errors.js';
+import {
+  type DomainError,
+  invalid,
+  isDomainError,
+  systemErrorPhrase,
+  timedOut,
+  tooLarge,
+  tooMany,
+  unauthorized,
+  unavailable,
+} from '../../errors.js';
 import type { Logger } from '../../logger.js';
 
 /** A file part of an upload, already on disk under the upload folder. */
@@ -30,6 +40,10 @@ export interface StreamingUploadOptions<A> {
   maxBytes: number | ((auth: A) => number);
   /** Uploads processed at once (shared by every upload route of the app); beyond that, 503 with Retry-After. */
   slots: UploadSlots;
+  /** Who holds a slot and how many they may hold at once (an account: MAX_UPLOADS_PER_USER, a guest 1). */
+  holder: (auth: A) => { key: string; limit: number };
+  /** A body that sends nothing for this long is cut with 408, freeing its slot. */
+  idleTimeoutMs: number;
   /** The caller's surface: refusals are answered in tRPC's error shape or REST's. */
   format: ErrorFormat;
   /** The procedure the upload is for (named in tRPC error shapes and logs). */
@@ -41,13 +55,16 @@ export interface StreamingUploadOptions<A> {
   handle: (c: Context, upload: StreamedUpload, auth: A) => Promise<Response>;
 }
 
-/** Uploads in flight in this process, counted across every upload route (MAX_CONCURRENT_UPLOADS). */
+/** Uploads in flight in this process, counted across every upload route (MAX_CONCURRENT_UPLOADS), and per holder. */
 export interface UploadSlots {
   readonly max: number;
   inFlight: number;
+  readonly byHolder: Map<string, number>;
 }
 
-export const uploadSlots = (max: number): UploadSlots => ({ max, inFlight: 0 });
+export const uploadSlots = (max: number): UploadSlots => ({ max, inFlight: 0, byHolder: new Map() });
+
+class IdleBody extends Error {}
 
 class TooLarge extends Error {}
 
@@ -79,19 +96,34 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
       return refuse(c, invalid('Send the files as multipart/form-data'));
     }
     const maxBytes = typeof options.maxBytes === 'function' ? options.maxBytes(auth) : options.maxBytes;
+    if (slots.inFlight >= slots.max) {
+      return refuse(c, unavailable(`The server is processing ${slots.inFlight} uploads; try again in a few seconds`, 5));
+    }
+    const holder = options.holder(auth);
+    const held = slots.byHolder.get(holder.key) ?? 0;
+    if (held >= holder.limit) {
+      return refuse(
+        c,
+        tooMany(`You have ${held} upload${held > 1 ? 's' : ''} in progress; wait for ${held > 1 ? 'one' : 'it'} to finish`, 5),
+      );
+    }
+    slots.byHolder.set(holder.key, held + 1);
     slots.inFlight++;
     const folder = path.join(options.dir, `${Date.now()}-${randomBytes(6).toString('hex')}`);
     try {
       let upload: StreamedUpload;
       try {
         await mkdir(folder, { recursive: true });
-        upload = await receive(c, type, folder, maxBytes);
+        upload = await receive(c, type, folder, maxBytes, options.idleTimeoutMs);
       } catch (err) {
         return refuse(c, receiveError(err, maxBytes));
       }
       return await options.handle(c, upload, auth);
     } finally {
       slots.inFlight--;
+      const left = (slots.byHolder.get(holder.key) ?? 1) - 1;
+      if (left > 0) slots.byHolder.set(holder.key, left);
+      else slots.byHolder.delete(holder.key);
       await rm(folder, { recursive: true, force: true });
     }
   };
@@ -100,6 +132,7 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
 /** Why receiving failed, as the person should read it: too large, the server's disk, or a body that is not a well-formed upload. */
 function receiveError(err: unknown, maxBytes: number): DomainError {
   if (err instanceof TooLarge) return tooLarge(`The upload is larger than ${Math.round(maxBytes / MiB)} MiB`);
+  if (err instanceof IdleBody) return timedOut(err.message);
   if (isDomainError(err)) return err;
   // Spooling failed on our side (a full disk): not the client's fault, and no system text.
   if (DISK_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) {
@@ -108,7 +141,7 @@ function receiveError(err: unknown, maxBytes: number): DomainError {
   return invalid(`The upload could not be read: ${(err as Error).message}`);
 }
 
-async function receive(c: Context, contentType: string, folder: string, maxBytes: number): Promise<StreamedUpload> {
+async function receive(c: Context, contentType: string, folder: string, maxBytes: number, idleTimeoutMs: number): Promise<StreamedUpload> {
   const fields: Record<string, string> = {};
   const files: Record<string, UploadedFile> = {};
   const writes: Promise<void>[] = [];
@@ -149,11 +182,23 @@ async function receive(c: Context, contentType: string, folder: string, maxBytes
   const body = Readable.fromWeb(c.req.raw.body as never);
   const finished = new Promise<void>((resolve) => parser.on('close', resolve));
   body.on('error', (err) => abort.abort(err));
+  // A client that stops sending holds a slot until Node's own timeout (minutes): cut it sooner.
+  const idleMessage = `No data arrived for ${Math.round(idleTimeoutMs / 1000)} s; the upload was stopped`;
+  let idle = setTimeout(() => abort.abort(new IdleBody(idleMessage)), idleTimeoutMs);
+  body.on('data', () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => abort.abort(new IdleBody(idleMessage)), idleTimeoutMs);
+  });
+  abort.signal.addEventListener('abort', () => clearTimeout(idle));
   // Past the cap (or on any failure) stop reading the request: the rest is never spooled.
   abort.signal.addEventListener('abort', () => body.unpipe(parser));
   body.pipe(parser);
-  await Promise.race([finished, failed]);
-  await Promise.race([Promise.all(writes), failed]);
+  try {
+    await Promise.race([finished, failed]);
+    await Promise.race([Promise.all(writes), failed]);
+  } finally {
+    clearTimeout(idle);
+  }
   if (abort.signal.aborted) throw abort.signal.reason;
   return { fields, files };
 }

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { AnyRouter } from '@trpc/server';
 import { Hono, type Context as HonoContext } from 'hono';
 import { KiB, MiB } from '../../../shared/units.js';
-import { uploadLimitMb } from '../../auth/quotas.js';
+import { uploadLimitMb, uploadSlotLimit } from '../../auth/quotas.js';
 import type { Context, CreateRequestContext } from '../../context.js';
 import type { Env } from '../../env.js';
 import { type ErrorFormat, errorResponse } from '../../error-shapes.js';
@@ -78,6 +78,8 @@ export function uploadRoutes(options: UploadRoutesOptions): Hono {
         procedure,
         log,
         maxBytes: (auth) => uploadLimitMb(env, auth.ctx.user!.role) * MiB,
+        holder: (auth) => ({ key: auth.ctx.user!.id, limit: uploadSlotLimit(env, auth.ctx.user!.role) }),
+        idleTimeoutMs: env.UPLOAD_IDLE_TIMEOUT_S * 1000,
         // Anonymous bodies are never spooled; the context made here is the procedure's.
         authorize: async (c) => {
           const resHeaders = new Headers();
