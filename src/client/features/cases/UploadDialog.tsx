@@ -1,7 +1,7 @@
 import { type DragEvent, useState } from 'react';
 import { VOLUME_ROLES, type VolumeRole } from '../../../shared/cases.js';
 import { navigate } from '../../router.js';
-import { API_URL } from '../../trpc.js';
+import { useApiUrl } from '../../api-url.js';
 
 /** The role a file's name suggests (editable in the dialog). */
 export function guessRole(name: string): VolumeRole | '' {
@@ -33,6 +33,7 @@ const MESSAGE_ROLE: [RegExp, VolumeRole][] = [
  * it names; the new case opens when it is stored.
  */
 export function UploadDialog(props: { onClose: () => void }) {
+  const apiUrl = useApiUrl();
   const [files, setFiles] = useState<Picked[]>([]);
   const [name, setName] = useState('');
   const [over, setOver] = useState(false);
@@ -57,8 +58,8 @@ export function UploadDialog(props: { onClose: () => void }) {
     fd.set('name', name);
     for (const p of files) if (p.role) fd.set(p.role, p.file);
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', `${API_URL}/trpc/cases.upload`);
-    xhr.withCredentials = new URL(API_URL).origin !== location.origin;
+    xhr.open('POST', `${apiUrl}/trpc/cases.upload`);
+    xhr.withCredentials = new URL(apiUrl).origin !== location.origin;
     xhr.upload.onprogress = (e) => e.lengthComputable && setProgress(Math.round((100 * e.loaded) / e.total));
     xhr.onload = () => {
       setProgress(null);
