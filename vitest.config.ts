@@ -19,7 +19,7 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== 'function') {
 
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'migrations/**/*.test.ts', 'e2e/**/*.test.ts'],
+    include: ['src/**/*.test.ts', 'src/**/*.test.tsx', 'migrations/**/*.test.ts', 'e2e/**/*.test.ts'],
     globalSetup: ['src/server/test/global-setup.ts'],
     pool: 'forks',
     maxWorkers: 2,

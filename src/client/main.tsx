@@ -1,6 +1,7 @@
 import { QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
+import { ApiUrlContext } from './api-url.js';
 import { App } from './App.js';
 import './styles.css';
 import { makeQueryClient, makeTrpcClient, resolveApiUrl, trpc } from './trpc.js';
@@ -15,7 +16,9 @@ createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <trpc.Provider client={trpcClient} queryClient={queryClient}>
       <QueryClientProvider client={queryClient}>
-        <App />
+        <ApiUrlContext.Provider value={apiUrl}>
+          <App />
+        </ApiUrlContext.Provider>
       </QueryClientProvider>
     </trpc.Provider>
   </StrictMode>,

@@ -1,7 +1,8 @@
 import { QueryCache, QueryClient, MutationCache } from '@tanstack/react-query';
-import { createTRPCReact, httpBatchLink, httpLink, httpSubscriptionLink, retryLink, splitLink } from '@trpc/react-query';
+import { createTRPCReact } from '@trpc/react-query';
 import type { AppRouter } from '../server/routers/_app.js';
-import { backoffElapsedMs, failureFacts, fetchWithStatus, isRetryable, retryDelayMs, shouldRetry } from '../shared/retry.js';
+import { type LinkOptions, buildLinks } from '../shared/links.js';
+import { backoffElapsedMs, failureFacts, isRetryable, retryDelayMs, shouldRetry } from '../shared/retry.js';
 import { wake } from './wake.js';
 
 export const trpc = createTRPCReact<AppRouter>();
@@ -63,38 +64,30 @@ export function jobCreateRetry() {
   };
 }
 
-/** The API's base URL, once the client is made (uploads with progress use XMLHttpRequest directly). */
-export let API_URL = '';
+/** What makeTrpcClient may be given instead of the browser's own fetch and EventSource (a Node test has no EventSource and no cookies). */
+export type Transport = Pick<LinkOptions<AppRouter>, 'fetch' | 'headers' | 'EventSource' | 'eventSourceOptions'>;
 
-export function makeTrpcClient(apiUrl: string) {
-  API_URL = apiUrl;
+export function makeTrpcClient(apiUrl: string, transport: Partial<Transport> = {}) {
   const crossOrigin = new URL(apiUrl).origin !== location.origin;
   const credentialed: typeof fetch = (input, init) => fetch(input, { ...init, credentials: crossOrigin ? 'include' : 'same-origin' });
   return trpc.createClient({
-    links: [
-      splitLink({
-        condition: (op) => op.type === 'subscription',
-        // Subscriptions reconnect through the retry policy; httpSubscriptionLink resumes from the
-        // last event id it saw.
-        true: [
-          retryLink({
-            retry: (opts) => {
-              const facts = failureFacts(opts.error);
-              const again = opts.attempts < 40 && shouldRetry({ facts, elapsedMs: 0, kind: 'subscription' });
-              if (again) wake.retrying();
-              return again;
-            },
-            retryDelayMs: (attempt) => retryDelayMs(attempt + 1),
-          }),
-          httpSubscriptionLink({ url: `${apiUrl}/trpc`, eventSourceOptions: () => ({ withCredentials: crossOrigin }) }),
-        ],
-        // files (masks.save) go as multipart form data, which batching cannot carry
-        false: splitLink({
-          condition: (op) => op.input instanceof FormData,
-          true: httpLink({ url: `${apiUrl}/trpc`, fetch: fetchWithStatus(credentialed) }),
-          false: httpBatchLink({ url: `${apiUrl}/trpc`, fetch: fetchWithStatus(credentialed), maxItems: 10 }),
-        }),
-      }),
-    ],
+    links: buildLinks<AppRouter>({
+      url: apiUrl,
+      fetch: credentialed,
+      eventSourceOptions: () => ({ withCredentials: crossOrigin }),
+      ...transport,
+      // Queries and mutations retry through React Query (makeQueryClient); the stream reconnects
+      // here, and httpSubscriptionLink resumes from the last event id it saw.
+      retry: {
+        scope: 'subscriptions',
+        retry: (opts) => {
+          const facts = failureFacts(opts.error);
+          const again = opts.attempts < 40 && shouldRetry({ facts, elapsedMs: 0, kind: 'subscription' });
+          if (again) wake.retrying();
+          return again;
+        },
+        retryDelayMs: (attempt) => retryDelayMs(attempt + 1),
+      },
+    }),
   });
 }

@@ -1,16 +1,8 @@
-import {
-  type TRPCClient,
-  type TRPCLink,
-  createTRPCClient,
-  httpBatchLink,
-  httpLink,
-  httpSubscriptionLink,
-  retryLink,
-  splitLink,
-} from '@trpc/client';
+import { type TRPCClient, type TRPCLink, createTRPCClient } from '@trpc/client';
 import { observable } from '@trpc/server/observable';
 import { EventSource } from 'eventsource';
-import { backoffElapsedMs, failureFacts, fetchWithStatus, retryDelayMs, shouldRetry } from '../shared/retry.js';
+import { type LinkOptions, buildLinks } from '../shared/links.js';
+import { backoffElapsedMs, failureFacts, retryDelayMs, shouldRetry } from '../shared/retry.js';
 import { StrokeviewError } from './errors.js';
 import type { AppRouter } from './router.js';
 
@@ -43,11 +35,13 @@ function errorLink(): TRPCLink<AppRouter> {
       });
 }
 
-function policyLink(giveUpMs: number | undefined): TRPCLink<AppRouter> {
+/** The shared retry policy in front of every call: the SDK has no React Query to retry for it. */
+function retryPolicy(giveUpMs: number | undefined): NonNullable<LinkOptions<AppRouter>['retry']> {
   // retryLink asks `retry` and then, synchronously, `retryDelayMs`: the Retry-After read in the
   // first is used by the second.
   let retryAfterS: number | null | undefined;
-  return retryLink<AppRouter>({
+  return {
+    scope: 'every-call',
     retry: ({ op, error, attempts }) => {
       const facts = failureFacts(error);
       retryAfterS = facts.retryAfterS;
@@ -60,38 +54,28 @@ function policyLink(giveUpMs: number | undefined): TRPCLink<AppRouter> {
       });
     },
     retryDelayMs: (attempt) => retryDelayMs(attempt, retryAfterS),
-  });
+  };
 }
 
 /** The typed tRPC client: every router with its end-to-end types, files as multipart, progress over SSE. */
 export function createTrpcClient(opts: ClientOptions): TrpcClient {
-  const base = opts.url.replace(/\/+$/, '');
   const baseFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
   const headers = (): Record<string, string> => (opts.token ? { authorization: `Bearer ${opts.token}` } : {});
-  const wrappedFetch = fetchWithStatus(baseFetch);
-  const retrying = opts.retry === false ? [] : [policyLink(opts.retry?.giveUpMs)];
   return createTRPCClient<AppRouter>({
     links: [
       errorLink(),
-      ...retrying,
-      splitLink({
-        condition: (op) => op.type === 'subscription',
+      ...buildLinks<AppRouter>({
+        url: opts.url.replace(/\/+$/, ''),
+        fetch: baseFetch,
+        headers,
         // The eventsource package everywhere (Node 20 has no EventSource, and a browser's cannot
         // send a bearer token); it reconnects with Last-Event-ID, so progress resumes without repeats.
-        true: httpSubscriptionLink({
-          url: `${base}/trpc`,
-          EventSource,
-          eventSourceOptions: () => ({
-            fetch: (input: string | URL | Request, init?: RequestInit) =>
-              baseFetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers() } }),
-          }),
+        EventSource,
+        eventSourceOptions: () => ({
+          fetch: (input: string | URL | Request, init?: RequestInit) =>
+            baseFetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...headers() } }),
         }),
-        // Files go as multipart form data, which batching cannot carry.
-        false: splitLink({
-          condition: (op) => op.input instanceof FormData,
-          true: httpLink({ url: `${base}/trpc`, headers, fetch: wrappedFetch }),
-          false: httpBatchLink({ url: `${base}/trpc`, headers, fetch: wrappedFetch, maxItems: 10 }),
-        }),
+        ...(opts.retry === false ? {} : { retry: retryPolicy(opts.retry?.giveUpMs) }),
       }),
     ],
   });

@@ -1,8 +1,8 @@
 import { type DragEvent, useState } from 'react';
 import { VOLUME_ROLES, type VolumeRole } from '../../../shared/cases.js';
 import { navigate } from '../../router.js';
-import { API_URL } from '../../trpc.js';
 import { MiB } from '../../../shared/units.js';
+import { useApiUrl } from '../../api-url.js';
 
 /** The role a file's name suggests (editable in the dialog). */
 export function guessRole(name: string): VolumeRole | '' {
@@ -20,13 +20,12 @@ interface Picked {
 }
 
 const LABEL: Record<VolumeRole, string> = { dwi: 'DWI', adc: 'ADC', flair: 'FLAIR', mask: 'Ground truth' };
-const MESSAGE_ROLE: [RegExp, VolumeRole][] = [
-  [/^DWI and ADC/, 'adc'],
-  [/^DWI/, 'dwi'],
-  [/^ADC/, 'adc'],
-  [/^FLAIR/, 'flair'],
-  [/^Mask/, 'mask'],
-];
+const ROLES = new Set<string>(['dwi', 'adc', 'flair', 'mask']);
+
+/** The file the server's error is about: it names it in `data.fieldErrors` (the one error model). */
+function roleOfError(fieldErrors: Record<string, string[]> | undefined): VolumeRole | null {
+  return (Object.keys(fieldErrors ?? {}).find((f) => ROLES.has(f)) as VolumeRole | undefined) ?? null;
+}
 
 /**
  * Upload a case: drop DWI, ADC, optional FLAIR and ground truth (.nii/.nii.gz); roles guessed from
@@ -34,6 +33,7 @@ const MESSAGE_ROLE: [RegExp, VolumeRole][] = [
  * it names; the new case opens when it is stored.
  */
 export function UploadDialog(props: { onClose: () => void }) {
+  const apiUrl = useApiUrl();
   const [files, setFiles] = useState<Picked[]>([]);
   const [name, setName] = useState('');
   const [over, setOver] = useState(false);
@@ -58,12 +58,13 @@ export function UploadDialog(props: { onClose: () => void }) {
     fd.set('name', name);
     for (const p of files) if (p.role) fd.set(p.role, p.file);
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', `${API_URL}/trpc/cases.upload`);
-    xhr.withCredentials = new URL(API_URL).origin !== location.origin;
+    xhr.open('POST', `${apiUrl}/trpc/cases.upload`);
+    xhr.withCredentials = new URL(apiUrl).origin !== location.origin;
     xhr.upload.onprogress = (e) => e.lengthComputable && setProgress(Math.round((100 * e.loaded) / e.total));
     xhr.onload = () => {
       setProgress(null);
-      let body: { result?: { data?: { id?: string } }; error?: { message?: string } } = {};
+      let body: { result?: { data?: { id?: string } }; error?: { message?: string; data?: { fieldErrors?: Record<string, string[]> } } } =
+        {};
       try {
         body = JSON.parse(xhr.responseText);
       } catch {
@@ -75,7 +76,7 @@ export function UploadDialog(props: { onClose: () => void }) {
         return;
       }
       const message = body.error?.message ?? `The upload failed (HTTP ${xhr.status})`;
-      setError({ message, role: MESSAGE_ROLE.find(([re]) => re.test(message))?.[1] ?? null });
+      setError({ message, role: roleOfError(body.error?.data?.fieldErrors) });
     };
     xhr.onerror = () => {
       setProgress(null);

@@ -1,7 +1,7 @@
-import { useEffect, useRef, useState } from 'react';
-import type { JobProgressEvent, JobView } from '../../../shared/jobs.js';
-import { TERMINAL_STATUSES } from '../../../shared/jobs.js';
+import { useEffect, useState } from 'react';
+import type { JobView } from '../../../shared/jobs.js';
 import { jobCreateRetry, trpc } from '../../trpc.js';
+import { useJobProgress } from './useJobProgress.js';
 
 /**
  * Run a model on the case: a model picker, Run → live progress from `jobs.onProgress` (polling
@@ -12,37 +12,14 @@ export function JobPanel(props: { caseId: string; signedIn: boolean; onResult: (
   const models = trpc.models.list.useQuery();
   const [modelId, setModelId] = useState<string>('');
   const [jobId, setJobId] = useState<string | null>(null);
-  const [live, setLive] = useState<JobProgressEvent | null>(null);
-  const [streamFailed, setStreamFailed] = useState(false);
   const [startedAt, setStartedAt] = useState<number | null>(null);
   const [now, setNow] = useState(Date.now());
-  const key = useRef<string>('');
   const create = trpc.jobs.create.useMutation(jobCreateRetry());
   const cancel = trpc.jobs.cancel.useMutation();
+  const followed = useJobProgress(jobId);
+  const live = followed.progress;
   const chosen = modelId || models.data?.[0]?.id || '';
-  const running = jobId !== null && (!live || !TERMINAL_STATUSES.includes(live.status));
-
-  trpc.jobs.onProgress.useSubscription(jobId ? { id: jobId } : { id: '00000000-0000-4000-8000-000000000000' }, {
-    enabled: jobId !== null && running && !streamFailed,
-    onData: (e) => setLive(e.data),
-    onError: () => setStreamFailed(true),
-  });
-  // polling fallback when the stream fails
-  const polled = trpc.jobs.byId.useQuery(
-    { id: jobId ?? '' },
-    { enabled: jobId !== null && streamFailed && running, refetchInterval: 1000 },
-  );
-  useEffect(() => {
-    if (polled.data)
-      setLive({
-        id: polled.data.id,
-        status: polled.data.status,
-        progress: polled.data.progress,
-        message: polled.data.message,
-        version: 0,
-        error: polled.data.error,
-      });
-  }, [polled.data]);
+  const running = jobId !== null && !followed.ended;
 
   useEffect(() => {
     if (!running) return;
@@ -50,18 +27,22 @@ export function JobPanel(props: { caseId: string; signedIn: boolean; onResult: (
     return () => clearInterval(t);
   }, [running]);
 
+  const ended = followed.job;
   useEffect(() => {
-    if (!jobId || !live || !TERMINAL_STATUSES.includes(live.status)) return;
+    if (!ended) return;
     void utils.jobs.list.invalidate({ caseId: props.caseId });
-    void utils.jobs.byId.fetch({ id: jobId }).then((job) => props.onResult(job));
-  }, [live?.status, jobId]);
+    props.onResult(ended);
+  }, [ended]);
 
   const run = () => {
-    key.current = crypto.randomUUID();
-    setLive(null);
-    setStreamFailed(false);
+    // The previous job's progress goes away while the new one is queued.
+    setJobId(null);
     setStartedAt(Date.now());
-    create.mutate({ caseId: props.caseId, modelIds: [chosen], idempotencyKey: key.current }, { onSuccess: (job) => setJobId(job.id) });
+    // One key per click: a retried create (a waking server) returns the same job.
+    create.mutate(
+      { caseId: props.caseId, modelIds: [chosen], idempotencyKey: crypto.randomUUID() },
+      { onSuccess: (job) => setJobId(job.id) },
+    );
   };
 
   const shown = props.current;

@@ -1,14 +1,15 @@
 import { Suspense, lazy, useEffect, useMemo, useState } from 'react';
 import type { VolumeRole } from '../../../shared/cases.js';
-import type { JobView } from '../../../shared/jobs.js';
 import { ADC_UNIT_LABELS } from '../../../shared/nifti.js';
 import { ErrorBoundary } from '../../components/ErrorBoundary.js';
-import { navigate, setLeaveGuard } from '../../router.js';
+import { navigate } from '../../router.js';
 import { trpc } from '../../trpc.js';
 import { JobHistory } from '../jobs/JobHistory.js';
 import { JobPanel } from '../jobs/JobPanel.js';
+import { useCase } from '../cases/useCase.js';
 import { EditPanel, VersionsPanel } from '../masks/EditPanel.js';
-import type { DrawingControls, Layout, Readout, ViewerVolume } from './NiivueCanvas.js';
+import type { DrawingControls, Layout, Readout } from './NiivueCanvas.js';
+import { type Overlay, shownBackground, useCaseViewer, useLeaveGuard, viewerVolumes } from './useCaseViewer.js';
 import { hasWebGL2 } from './webgl.js';
 
 // NiiVue is most of the bundle: loaded only when a case is opened (main.tsx starts the download
@@ -16,24 +17,11 @@ import { hasWebGL2 } from './webgl.js';
 export const loadNiivue = () => import('./NiivueCanvas.js');
 const NiivueCanvas = lazy(loadNiivue);
 
-type Overlay = { visible: boolean; opacity: number };
-
 export function CaseView({ id }: { id: string }) {
-  const detail = trpc.cases.byId.useQuery({ id });
-  const me = trpc.auth.me.useQuery();
-  const jobs = trpc.jobs.list.useQuery({ caseId: id }, { enabled: !!me.data && detail.isSuccess });
-  const [background, setBackground] = useState<VolumeRole>('dwi');
-  const [layout, setLayout] = useState<Layout>('multiplanar');
-  const [truth, setTruth] = useState<Overlay>({ visible: true, opacity: 0.5 });
-  const [pred, setPred] = useState<Overlay>({ visible: true, opacity: 0.6 });
-  const [result, setResult] = useState<JobView | null>(null);
+  const { detail, signedIn, notFound, jobs, versions, latest } = useCase(id);
+  const view = useCaseViewer(latest);
   const [readout, setReadout] = useState<Readout | null>(null);
   const [drawing, setDrawing] = useState<DrawingControls | null>(null);
-  const [editing, setEditing] = useState(false);
-  const [dirty, setDirty] = useState(false);
-  const [shownVersion, setShownVersion] = useState<string | null>(null);
-  const [versionOverlay, setVersionOverlay] = useState<Overlay>({ visible: true, opacity: 0.7 });
-  const versions = trpc.masks.list.useQuery({ caseId: id }, { enabled: !!me.data && detail.isSuccess });
   const utils = trpc.useUtils();
   const remove = trpc.cases.delete.useMutation({
     onSuccess: async () => {
@@ -42,24 +30,8 @@ export function CaseView({ id }: { id: string }) {
     },
   });
   const webgl = useMemo(hasWebGL2, []);
+  useLeaveGuard(view.dirty);
 
-  // A warning before leaving with unsaved edits (closing the tab, reloading).
-  useEffect(() => {
-    if (!dirty) return;
-    const warn = (e: BeforeUnloadEvent) => {
-      e.preventDefault();
-      e.returnValue = '';
-    };
-    window.addEventListener('beforeunload', warn);
-    setLeaveGuard(() => confirm('You have unsaved edits to the mask. Leave without saving?'));
-    return () => {
-      window.removeEventListener('beforeunload', warn);
-      setLeaveGuard(null);
-    };
-  }, [dirty]);
-
-  // Reopening a case shows its latest finished result without running again.
-  const latest = jobs.data?.items.find((j) => j.status === 'succeeded' && j.result) ?? null;
   // Start downloading the images while NiiVue itself loads and starts: its own fetch of the same
   // signed URLs then comes from the HTTP cache (volumes are served immutable).
   useEffect(() => {
@@ -71,31 +43,22 @@ export function CaseView({ id }: { id: string }) {
           .then((r) => r.arrayBuffer())
           .catch(() => {});
   }, [detail.data]);
-  useEffect(() => {
-    if (latest && !result) setResult(latest);
-  }, [latest, result]);
 
   if (detail.isPending) return <p>Loading the case…</p>;
   if (detail.isError) {
-    const code = detail.error.data?.code;
     return (
       <p className="error" role="alert">
-        {code === 'NOT_FOUND' || code === 'BAD_REQUEST' ? 'Case not found' : detail.error.message}
+        {notFound ? 'Case not found' : detail.error.message}
       </p>
     );
   }
   const c = detail.data;
   const vol = (role: VolumeRole) => c.volumes.find((v) => v.role === role);
-  // while editing, the drawing lives on the DWI grid: the background stays DWI
-  const bg = (editing ? vol('dwi') : vol(background)) ?? vol('dwi')!;
-  const volumes: ViewerVolume[] = [
-    { key: 'background', url: bg.url, name: `${bg.role}.nii.gz`, colormap: 'gray', opacity: 1, visible: true },
-  ];
+  const volumes = viewerVolumes(c.volumes, view, versions);
+  const bg = shownBackground(c.volumes, view);
   const gt = vol('mask');
-  if (gt) volumes.push({ key: 'truth', url: gt.url, name: 'truth.nii.gz', colormap: 'green', ...truth });
-  if (result?.result) volumes.push({ key: 'prediction', url: result.result.mask.url, name: 'prediction.nii.gz', colormap: 'red', ...pred });
-  const version = versions.data?.items.find((v) => v.id === shownVersion);
-  if (version) volumes.push({ key: 'version', url: version.volume.url, name: 'corrected.nii.gz', colormap: 'blue', ...versionOverlay });
+  const { result, truth, pred, versionOverlay } = view;
+  const version = versions.find((v) => v.id === view.shownVersion);
   const adc = vol('adc');
 
   return (
@@ -105,7 +68,7 @@ export function CaseView({ id }: { id: string }) {
           <h1>{c.name}</h1>
           <label>
             Image
-            <select value={bg.role} onChange={(e) => setBackground(e.target.value as VolumeRole)} aria-label="Background image">
+            <select value={bg.role} onChange={(e) => view.setBackground(e.target.value as VolumeRole)} aria-label="Background image">
               {(['dwi', 'adc', 'flair'] as const)
                 .filter((r) => vol(r))
                 .map((r) => (
@@ -117,7 +80,7 @@ export function CaseView({ id }: { id: string }) {
           </label>
           <label>
             Layout
-            <select value={layout} onChange={(e) => setLayout(e.target.value as Layout)} aria-label="Layout">
+            <select value={view.layout} onChange={(e) => view.setLayout(e.target.value as Layout)} aria-label="Layout">
               <option value="multiplanar">Axial, coronal, sagittal + 3D</option>
               <option value="axial">Axial</option>
               <option value="render">3D</option>
@@ -127,13 +90,7 @@ export function CaseView({ id }: { id: string }) {
         {webgl ? (
           <ErrorBoundary>
             <Suspense fallback={<p>Loading the viewer…</p>}>
-              <NiivueCanvas
-                volumes={volumes}
-                layout={layout}
-                onLocation={setReadout}
-                onDrawing={setDrawing}
-                onEdit={() => setDirty(true)}
-              />
+              <NiivueCanvas volumes={volumes} layout={view.layout} onLocation={setReadout} onDrawing={setDrawing} onEdit={view.edited} />
             </Suspense>
           </ErrorBoundary>
         ) : (
@@ -151,38 +108,37 @@ export function CaseView({ id }: { id: string }) {
       <aside>
         <div className="panel">
           <h2>Overlays</h2>
-          {gt && <OverlayControl label="Ground truth" colour="green" value={truth} onChange={setTruth} />}
+          {gt && <OverlayControl label="Ground truth" colour="green" value={truth} onChange={view.setTruth} />}
           {result?.result ? (
-            <OverlayControl label="Prediction" colour="red" value={pred} onChange={setPred} />
+            <OverlayControl label="Prediction" colour="red" value={pred} onChange={view.setPred} />
           ) : (
             <p className="hint">No prediction yet.</p>
           )}
           {version && (
-            <OverlayControl label={`Corrected v${version.version}`} colour="blue" value={versionOverlay} onChange={setVersionOverlay} />
+            <OverlayControl
+              label={`Corrected v${version.version}`}
+              colour="blue"
+              value={versionOverlay}
+              onChange={view.setVersionOverlay}
+            />
           )}
           {adc?.adcUnit && <p className="hint">ADC in {ADC_UNIT_LABELS[adc.adcUnit]}</p>}
         </div>
-        <JobPanel caseId={id} signedIn={!!me.data} onResult={setResult} current={result} />
-        {me.data && (
+        <JobPanel caseId={id} signedIn={signedIn} onResult={view.setResult} current={result} />
+        {signedIn && (
           <EditPanel
             caseId={id}
             controls={drawing}
             prediction={result}
-            versions={versions.data?.items ?? []}
-            editing={editing}
-            dirty={dirty}
-            onEditing={(on) => {
-              setEditing(on);
-              setDirty(false);
-            }}
-            onSaved={(v) => {
-              setDirty(false);
-              setShownVersion(v.id);
-            }}
+            versions={versions}
+            editing={view.editing}
+            dirty={view.dirty}
+            onEditing={view.setEditing}
+            onSaved={view.saved}
           />
         )}
-        <VersionsPanel versions={versions.data?.items ?? []} shown={shownVersion} onShow={setShownVersion} />
-        <JobHistory jobs={jobs.data?.items ?? []} shown={result?.id ?? null} onOpen={setResult} />
+        <VersionsPanel versions={versions} shown={view.shownVersion} onShow={view.setShownVersion} />
+        <JobHistory jobs={jobs} shown={result?.id ?? null} onOpen={view.setResult} />
         {c.owned && (
           <div className="panel">
             <button
