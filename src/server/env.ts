@@ -67,6 +67,9 @@ export const envSchema = z.object({
   GUEST_MAX_ACTIVE_JOBS: withDefault(z.coerce.number().int().min(0), 1),
   /** …the share of MAX_QUEUED_JOBS all guests together may hold (so guests cannot fill the queue)… */
   GUEST_QUEUE_SHARE: withDefault(z.coerce.number().min(0).max(1), 0.2),
+  /** Accounts registered within NEW_ACCOUNT_HOURS with no succeeded job together hold at most this share of MAX_QUEUED_JOBS. */
+  NEW_ACCOUNT_QUEUE_SHARE: withDefault(z.coerce.number().min(0).max(1), 0.5),
+  NEW_ACCOUNT_HOURS: withDefault(z.coerce.number().min(0), 24),
   /** …cases uploaded, and the size of one upload (MiB). */
   GUEST_MAX_CASES: withDefault(z.coerce.number().int().min(0), 3),
   GUEST_MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 64),

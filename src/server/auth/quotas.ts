@@ -21,6 +21,7 @@ type QuotaConfig = Pick<
   | 'MAX_MASK_VERSIONS'
   | 'GUEST_MAX_MASK_VERSIONS'
   | 'GUEST_MAX_STORED_MB'
+  | 'NEW_ACCOUNT_QUEUE_SHARE'
 >;
 
 /** The largest upload (all files together) this account may send, MiB. */
@@ -56,4 +57,9 @@ export function maskVersionLimit(cfg: QuotaConfig, role: Role): { perCase: boole
 /** What this account's cases and masks may take in the store together, bytes (guests only). */
 export function storedBytesLimit(cfg: QuotaConfig, role: Role): number {
   return role === 'guest' ? cfg.GUEST_MAX_STORED_MB * MiB : Number.POSITIVE_INFINITY;
+}
+
+/** Jobs all new accounts together may have queued or running (fresh registrations cannot fill the queue). */
+export function newAccountQueueLimit(cfg: QuotaConfig): number {
+  return Math.floor(cfg.MAX_QUEUED_JOBS * cfg.NEW_ACCOUNT_QUEUE_SHARE);
 }

@@ -114,6 +114,26 @@ export async function countActiveGuestJobs(db: Db): Promise<number> {
   return Number(row.n);
 }
 
+/**
+ * "New" accounts: registered within `hours` and with no job that ever succeeded — what a flood of
+ * fresh registrations looks like. The active jobs they hold together, and whether `userId` is one.
+ */
+export async function newAccountLoad(db: Db, userId: string, hours: number): Promise<{ active: number; isNew: boolean }> {
+  const since = new Date(Date.now() - hours * 3_600_000);
+  const fresh = (u: string) =>
+    sql<boolean>`(${sql.ref(`${u}.created_at`)} > ${since} and not exists (select 1 from jobs s where s.owner_id = ${sql.ref(`${u}.id`)} and s.status = 'succeeded'))`;
+  const row = await db
+    .selectFrom('jobs')
+    .innerJoin('users', 'users.id', 'jobs.owner_id')
+    .select(({ fn }) => fn.countAll<string>().as('n'))
+    .where('jobs.status', 'in', [...ACTIVE_STATUSES])
+    .where('users.role', '<>', 'guest')
+    .where(fresh('users'))
+    .executeTakeFirstOrThrow();
+  const me = await db.selectFrom('users as me').select(fresh('me').as('is_new')).where('me.id', '=', userId).executeTakeFirst();
+  return { active: Number(row.n), isNew: Boolean(me?.is_new) };
+}
+
 export async function countJobsByStatus(db: Db): Promise<Record<string, number>> {
   const rows = await db
     .selectFrom('jobs')

@@ -2,11 +2,20 @@ import { type Kysely, sql } from 'kysely';
 import type { PgBoss } from 'pg-boss';
 import type { JobProgressEvent, JobResultView, JobView } from '../../shared/jobs.js';
 import type { SegmentationMetrics } from '../../shared/models.js';
-import { activeJobLimit, guestQueueLimit } from '../auth/quotas.js';
+import { activeJobLimit, guestQueueLimit, newAccountQueueLimit } from '../auth/quotas.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../volumes/descriptors.js';
 import { type Viewer, findCase } from '../db/cases.js';
 import { findVolumes } from '../db/volumes.js';
-import { JOB_COLUMNS, countActiveGuestJobs, countActiveJobs, findJob, findJobByKey, insertJob, listJobs } from '../db/jobs.js';
+import {
+  JOB_COLUMNS,
+  countActiveGuestJobs,
+  countActiveJobs,
+  newAccountLoad,
+  findJob,
+  findJobByKey,
+  insertJob,
+  listJobs,
+} from '../db/jobs.js';
 import { toPage } from '../db/paging.js';
 import { isTerminal } from '../../shared/job-status.js';
 import * as transition from './transitions.js';
@@ -166,7 +175,7 @@ export interface CreateJobHooks {
 export async function createJob(
   db: Db,
   jobs: JobSystem,
-  cfg: Parameters<typeof activeJobLimit>[0] & Pick<Env, 'RESULT_RETENTION_DAYS'>,
+  cfg: Parameters<typeof activeJobLimit>[0] & Pick<Env, 'RESULT_RETENTION_DAYS' | 'NEW_ACCOUNT_HOURS'>,
   viewer: Viewer & { userId: string },
   input: { caseId: string; modelIds: string[]; idempotencyKey?: string | undefined },
   knownModels: Set<string>,
@@ -209,6 +218,13 @@ export async function createJob(
       // Guests together get a share of the queue, so a crowd of throw-away guests cannot fill it.
       if (viewer.guest && (await countActiveGuestJobs(trx)) >= guestQueueLimit(cfg)) {
         throw tooMany('The queue is full for guests right now; try again in a minute, or create an account', 60);
+      }
+      // New accounts together get a share too: free registration is as cheap as a guest.
+      if (!viewer.guest) {
+        const fresh = await newAccountLoad(trx, viewer.userId, cfg.NEW_ACCOUNT_HOURS);
+        if (fresh.isNew && fresh.active >= newAccountQueueLimit(cfg)) {
+          throw tooMany('The queue is busy with new accounts right now; try again in a minute', 60);
+        }
       }
       if ((await countActiveJobs(trx)) >= cfg.MAX_QUEUED_JOBS) {
         throw tooMany('The segmentation queue is full; try again in a minute', 60);

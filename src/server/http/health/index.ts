@@ -1,4 +1,5 @@
 import { statfs } from 'node:fs/promises';
+import path from 'node:path';
 import { Hono } from 'hono';
 import { MiB } from '../../../shared/units.js';
 import { pingDatabase } from '../../db/connect.js';
@@ -12,13 +13,15 @@ export interface HealthOptions {
   pingTimeoutMs?: number;
 }
 
-/** Bytes free for this process under `dir`, or undefined when the platform cannot say. */
+/** Bytes free for this process under `dir` (or its nearest existing parent), or undefined when the platform cannot say. */
 async function freeSpace(dir: string): Promise<number | undefined> {
-  try {
-    const s = await statfs(dir);
-    return s.bavail * s.bsize;
-  } catch {
-    return undefined;
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      const s = await statfs(d);
+      return s.bavail * s.bsize;
+    } catch {
+      if (path.dirname(d) === d) return undefined;
+    }
   }
 }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
-import { MiB } from '../../../shared/units.js';
+import { KiB, MiB } from '../../../shared/units.js';
 import type { Context, MiddlewareHandler } from 'hono';
 import { type ErrorFormat, errorResponse } from '../../error-shapes.js';
 import {
@@ -55,6 +55,9 @@ export interface StreamingUploadOptions<A> {
   handle: (c: Context, upload: StreamedUpload, auth: A) => Promise<Response>;
 }
 
+/** Room for a multipart body's part headers and text fields on top of its files. */
+export const MULTIPART_OVERHEAD = 64 * KiB;
+
 /** Uploads in flight in this process, counted across every upload route (MAX_CONCURRENT_UPLOADS), and per holder. */
 export interface UploadSlots {
   readonly max: number;
@@ -78,7 +81,14 @@ const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPER
  */
 export function streamingUpload<A>(options: StreamingUploadOptions<A>): MiddlewareHandler {
   const { slots } = options;
-  const refuse = (c: Context, err: unknown) => errorResponse(c, options.format, err, { path: options.procedure, log: options.log });
+  const answer = (c: Context, err: unknown) => errorResponse(c, options.format, err, { path: options.procedure, log: options.log });
+  // Refused before its body was read: a small declared body is read and dropped first, so the
+  // client finishes sending and reads the answer (closing on unread bytes resets the connection:
+  // a browser would show a network error instead of the message). Large or chunked ones are not.
+  const refuse = async (c: Context, err: unknown) => {
+    await discardSmallBody(c);
+    return answer(c, err);
+  };
   return async function streamingUploadHandler(c) {
     if (slots.inFlight >= slots.max) {
       return refuse(c, unavailable(`The server is processing ${slots.inFlight} uploads; try again in a few seconds`, 5));
@@ -99,6 +109,12 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
     if (slots.inFlight >= slots.max) {
       return refuse(c, unavailable(`The server is processing ${slots.inFlight} uploads; try again in a few seconds`, 5));
     }
+    // A declared length past this caller's cap is refused before reading (the client hears 413,
+    // not a reset mid-body); a chunked body is capped while it streams.
+    const declared = Number(c.req.header('content-length'));
+    if (!c.req.header('transfer-encoding') && declared > maxBytes + MULTIPART_OVERHEAD) {
+      return refuse(c, tooLarge(`The upload is larger than ${Math.round(maxBytes / MiB)} MiB`));
+    }
     const holder = options.holder(auth);
     const held = slots.byHolder.get(holder.key) ?? 0;
     if (held >= holder.limit) {
@@ -116,7 +132,7 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
         await mkdir(folder, { recursive: true });
         upload = await receive(c, type, folder, maxBytes, options.idleTimeoutMs);
       } catch (err) {
-        return refuse(c, receiveError(err, maxBytes));
+        return answer(c, receiveError(err, maxBytes));
       }
       return await options.handle(c, upload, auth);
     } finally {
@@ -127,6 +143,21 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
       await rm(folder, { recursive: true, force: true });
     }
   };
+}
+
+/** Bodies up to this size are read and dropped before a refusal (see `refuse`). */
+const DISCARD_MAX_BYTES = 16 * MiB;
+
+async function discardSmallBody(c: Context): Promise<void> {
+  const declared = Number(c.req.header('content-length'));
+  const body = c.req.raw.body;
+  if (!body || c.req.header('transfer-encoding') || !(declared <= DISCARD_MAX_BYTES)) return;
+  const reader = body.getReader();
+  try {
+    for (;;) if ((await reader.read()).done) return;
+  } catch {
+    // the client went away: nothing to answer
+  }
 }
 
 /** Why receiving failed, as the person should read it: too large, the server's disk, or a body that is not a well-formed upload. */

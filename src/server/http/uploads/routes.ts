@@ -1,13 +1,15 @@
 import path from 'node:path';
 import type { AnyRouter } from '@trpc/server';
 import { Hono, type Context as HonoContext } from 'hono';
-import { KiB, MiB } from '../../../shared/units.js';
+import { MiB } from '../../../shared/units.js';
 import { uploadLimitMb, uploadSlotLimit } from '../../auth/quotas.js';
 import type { Context, CreateRequestContext } from '../../context.js';
 import type { Env } from '../../env.js';
 import { type ErrorFormat, errorResponse } from '../../error-shapes.js';
 import type { Logger } from '../../logger.js';
 import { type StreamedUpload, streamingUpload, uploadSlots } from './index.js';
+
+export { MULTIPART_OVERHEAD } from './index.js';
 
 /**
  * The procedures that take files (multipart). Each is served at `/trpc/<procedure>` and at its
@@ -19,9 +21,6 @@ export const MULTIPART_PROCEDURES = [
   { procedure: 'cases.upload', restPath: '/api/cases' },
   { procedure: 'masks.save', restPath: '/api/masks' },
 ] as const;
-
-/** Room for a multipart body's part headers and text fields on top of its files. */
-export const MULTIPART_OVERHEAD = 64 * KiB;
 
 export interface UploadRoutesOptions {
   env: Env;
