@@ -1,4 +1,5 @@
 import { afterEach, expect, it } from 'vitest';
+import { StrokeviewError, createClient } from '../sdk/index.js';
 import type { PublicUser } from '../shared/auth.js';
 import { testVolume } from './nifti/fixtures.js';
 import { PUBLIC_PROCEDURES, SESSION_PROCEDURES, appRouter } from './routers/_app.js';
@@ -160,6 +161,26 @@ describeEachDatabase('API tokens and refused bearers over real HTTP', (current) 
     // Without a token the same public reads answer as before.
     expect((await fetch(`${s.url}/trpc/system.info`)).status).toBe(200);
     expect((await fetch(`${s.url}/api/cases`)).status).toBe(200);
+  });
+
+  it('the SDK says the token was refused (StrokeviewError.tokenRefused), and a working token is not', async () => {
+    const s = await serve();
+    const a = await s.user('f6-sdk@x.org');
+    const err = await createClient({ url: s.url, token: BOGUS, retry: false })
+      .cases.list.query({})
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StrokeviewError);
+    expect(err).toMatchObject({
+      code: 'UNAUTHORIZED',
+      status: 401,
+      tokenRefused: true,
+      message: expect.stringMatching(/token was refused/),
+    });
+    expect(await createClient({ url: s.url, token: a.token, retry: false }).cases.list.query({})).toMatchObject({ items: [] });
+    const anonymous = await createClient({ url: s.url, retry: false })
+      .jobs.list.query({})
+      .catch((e: unknown) => e);
+    expect(anonymous).toMatchObject({ code: 'UNAUTHORIZED', tokenRefused: false });
   });
 
   it('malformed, revoked and expired bearers are refused the same way', async () => {
