@@ -143,6 +143,23 @@ describe('strokeview CLI against a live server', { timeout: 400_000 }, () => {
     expect(anonymous.stderr).toMatch(/pass an API token with --token or STROKEVIEW_TOKEN/);
   });
 
+  it('a refused token (mistyped, revoked) exits 1 saying so instead of answering as anonymous', () => {
+    // Before #23 this printed the public demo cases and exited 0: a bad token looked like a working one.
+    const bogus = cli(['--token', 'svt_not_a_real_token', 'cases', 'list'], { STROKEVIEW_URL: server.url });
+    expect(bogus.status).toBe(1);
+    expect(bogus.stdout).toBe('');
+    expect(bogus.stderr).toMatch(
+      /^strokeview: the API token was refused \(unknown, revoked or expired\); create a new one with `strokeview tokens create/,
+    );
+    const after = cli(['cases', 'list', '--token', 'svt_not_a_real_token', '--json'], { STROKEVIEW_URL: server.url });
+    expect(after.status).toBe(1);
+    expect(JSON.parse(after.stdout)).toMatchObject({
+      code: 'UNAUTHORIZED',
+      exitCode: 1,
+      error: expect.stringMatching(/token was refused/),
+    });
+  });
+
   it('Ctrl-C during segment --wait cancels the job on the server', async () => {
     const { rmSync } = await import('node:fs');
     rmSync(holdFile, { force: true }); // jobs now wait at inference

@@ -27,6 +27,10 @@ export function messageOf(err: unknown): string {
   if (err instanceof StrokeviewError && exitCodeOf(err) === EXIT.unreachable) {
     return `cannot reach the server (${err.message}); is it running, and is --url / STROKEVIEW_URL right?`;
   }
+  if (err instanceof StrokeviewError && err.tokenRefused) {
+    // Not "pass a token": one was passed, and it is the problem.
+    return 'the API token was refused (unknown, revoked or expired); create a new one with `strokeview tokens create <name> --user <email>` and pass it with --token or STROKEVIEW_TOKEN';
+  }
   if (err instanceof StrokeviewError && err.code === 'UNAUTHORIZED') {
     return `${err.message}: pass an API token with --token or STROKEVIEW_TOKEN (create one with \`strokeview tokens create <name> --user <email>\`)`;
   }

@@ -9,7 +9,10 @@ import type { AppRouter } from './router.js';
 export interface ClientOptions {
   /** Where the server is, e.g. `http://localhost:7860` or `https://<space>.hf.space`. */
   url: string;
-  /** An API token (`strokeview tokens create`, or `auth.tokens.create`); sent as a bearer token. */
+  /**
+   * An API token (`strokeview tokens create`, or `auth.tokens.create` from a browser session); sent
+   * as a bearer token. A refused one fails every call with `StrokeviewError.tokenRefused`.
+   */
   token?: string;
   /** A fetch to use instead of the global one (proxies, tests, custom agents). */
   fetch?: typeof fetch;

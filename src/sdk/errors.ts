@@ -34,6 +34,11 @@ export class StrokeviewError extends TRPCClientError<AppRouter> {
   readonly status: number | null;
   readonly retryAfterS: number | null;
   readonly fieldErrors: Record<string, string[]>;
+  /**
+   * The server refused the API token itself (malformed, unknown, revoked or expired; code
+   * UNAUTHORIZED, RFC 6750 `invalid_token`): a new token is needed, retrying will not help.
+   */
+  readonly tokenRefused: boolean;
   /** For JOB_FAILED / JOB_CANCELLED: the job as it ended. */
   job?: unknown;
 
@@ -44,6 +49,7 @@ export class StrokeviewError extends TRPCClientError<AppRouter> {
       status?: number | null;
       retryAfterS?: number | null;
       fieldErrors?: Record<string, string[]>;
+      tokenRefused?: boolean;
       cause?: unknown;
     },
   ) {
@@ -55,13 +61,16 @@ export class StrokeviewError extends TRPCClientError<AppRouter> {
     this.status = opts.status ?? null;
     this.retryAfterS = opts.retryAfterS ?? null;
     this.fieldErrors = opts.fieldErrors ?? {};
+    this.tokenRefused = opts.tokenRefused ?? false;
   }
 
   /** Anything thrown by a tRPC link, fetch or the SDK itself, as a StrokeviewError. */
   static wrap(err: unknown): StrokeviewError {
     if (err instanceof StrokeviewError) return err;
     const facts = failureFacts(err);
-    const data = (err as { data?: { code?: string; httpStatus?: number; fieldErrors?: Record<string, string[]> } } | null)?.data;
+    const data = (
+      err as { data?: { code?: string; httpStatus?: number; fieldErrors?: Record<string, string[]>; authError?: string } } | null
+    )?.data;
     const message = err instanceof Error ? err.message : String(err);
     if (data?.code) {
       const e = new StrokeviewError(message, {
@@ -69,6 +78,7 @@ export class StrokeviewError extends TRPCClientError<AppRouter> {
         status: data.httpStatus ?? null,
         retryAfterS: facts.retryAfterS ?? null,
         fieldErrors: data.fieldErrors ?? {},
+        tokenRefused: data.authError === 'invalid_token',
         cause: err,
       });
       // What tRPC tooling reads off a TRPCClientError stays where it looks.

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { DATABASE_RETRY_AFTER_S, isDatabaseUnavailable } from './db/unavailable.js';
 import { cookiePolicy as sessionCookiePolicy, readSessionCookie, serializeClearedCookies, serializeSessionCookie } from './auth/cookies.js';
 import { type AuthUser, type Authenticated, type ClientMeta, authenticate } from './auth/service.js';
+import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX } from './auth/tokens.js';
 import type { VolumeLinks } from './volumes/descriptors.js';
 import type { Viewer } from './db/cases.js';
 import type { DatabaseKind } from './db/connect.js';
@@ -11,7 +12,8 @@ import type { Env } from './env.js';
 import type { Logger } from './logger.js';
 import type { JobSystem } from './jobs/service.js';
 import type { Readiness, Services } from './readiness.js';
-import { toTRPCError } from './error-shapes.js';
+import { errorHeaders, toTRPCError } from './error-shapes.js';
+import { invalidToken } from './errors.js';
 import { clientAddress, publicBaseUrl, requestIsHttps } from './http/client.js';
 import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
@@ -110,6 +112,20 @@ export function volumeLinks(ctx: Pick<Context, 'signer' | 'baseUrl'>): VolumeLin
   return { signer: ctx.signer, baseUrl: ctx.baseUrl };
 }
 
+/** What a refused bearer token is told (the 401's message and WWW-Authenticate's error_description). */
+export const TOKEN_REFUSED_MESSAGE = 'The API token was refused (unknown, revoked or expired)';
+
+/**
+ * The credential an `Authorization` header presents: none (no header, or a scheme other than
+ * Bearer — a proxy's own Basic auth, say), a well-formed bearer token, or a malformed one.
+ */
+function presentedBearer(header: string | null): { token: string } | 'malformed' | undefined {
+  if (!header || !/^bearer(\s|$)/i.test(header)) return undefined;
+  // RFC 6750's b64token; a token of ours is an API token (a session rides only in the cookie).
+  const token = header.match(/^bearer +([\w.~+/-]+=*)$/i)?.[1];
+  return token?.startsWith(API_TOKEN_PREFIX) ? { token } : 'malformed';
+}
+
 /** What the context factory needs from the app: the process's services come from readiness once booted. */
 export interface RequestContextDeps {
   env: Env;
@@ -122,6 +138,11 @@ export interface RequestContextDeps {
  * The adapter-facing context: for each HTTP request, authenticates the bearer token (SDK, CLI)
  * or the session cookie (browser) and writes cookies into the response headers; everything else
  * is the inner context above. Used by /trpc, /api and the upload routes alike.
+ *
+ * A presented bearer token that is malformed, unknown, revoked or expired fails the whole request
+ * with 401 `invalid_token` — public procedures included — so a mistyped or revoked token never
+ * passes for a working one. A stale session cookie is different: the browser sent it on its own,
+ * so it is cleared and the request goes on as anonymous (public reads work, the rest say sign in).
  */
 export function requestContextFactory(deps: RequestContextDeps) {
   const { env, logger } = deps;
@@ -145,8 +166,20 @@ export function requestContextFactory(deps: RequestContextDeps) {
         for (const line of serializeClearedCookies(cookiePolicy)) resHeaders.append('Set-Cookie', line);
       },
     };
-    const bearer = req.headers.get('authorization')?.match(/^Bearer\s+(\S+)$/i)?.[1];
-    const cookieToken = bearer || http.bearerOnly ? undefined : readSessionCookie(req.headers.get('cookie'), cookiePolicy);
+    const presented = presentedBearer(req.headers.get('authorization'));
+    const refuse = () => {
+      // No procedure middleware runs for a context that failed: the headers are set here.
+      const error = toTRPCError(invalidToken(TOKEN_REFUSED_MESSAGE));
+      for (const [name, value] of Object.entries(errorHeaders(error))) resHeaders.set(name, value);
+      logger.info({ reqId: c.get('requestId') as string }, 'bearer token refused');
+      return error;
+    };
+    if (presented === 'malformed') throw refuse();
+    const bearer = presented?.token;
+    const cookieValue = bearer || http.bearerOnly ? undefined : readSessionCookie(req.headers.get('cookie'), cookiePolicy);
+    // Only a session token counts in the cookie; anything else there is as stale as an expired one.
+    const cookieToken = cookieValue?.startsWith(SESSION_TOKEN_PREFIX) ? cookieValue : undefined;
+    if (cookieValue && !cookieToken) cookies.clear();
     const token = bearer ?? cookieToken;
     let auth: Authenticated | null = null;
     if (token) {
@@ -159,6 +192,7 @@ export function requestContextFactory(deps: RequestContextDeps) {
         resHeaders.set('Retry-After', String(DATABASE_RETRY_AFTER_S));
         throw toTRPCError(err);
       }
+      if (bearer && !auth) throw refuse();
       if (cookieToken) {
         if (!auth) cookies.clear();
         else if (auth.renewedUntil) cookies.set(cookieToken, auth.renewedUntil);

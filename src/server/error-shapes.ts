@@ -16,6 +16,7 @@ import type { Logger } from './logger.js';
 export const TRPC_CODES: Record<DomainErrorKind, TRPC_ERROR_CODE_KEY> = {
   invalid: 'BAD_REQUEST',
   unauthorized: 'UNAUTHORIZED',
+  'invalid-token': 'UNAUTHORIZED',
   forbidden: 'FORBIDDEN',
   'not-found': 'NOT_FOUND',
   conflict: 'CONFLICT',
@@ -45,6 +46,26 @@ export function retryAfterOf(error: TRPCError): number | undefined {
   }
   if (error.code === 'SERVICE_UNAVAILABLE' && isDatabaseUnavailable(error.cause)) return DATABASE_RETRY_AFTER_S;
   return undefined;
+}
+
+/**
+ * RFC 6750's challenge for a refused bearer token (the WWW-Authenticate header), when the error is
+ * one: clients and proxies that know the RFC can tell "this token is bad" from "send a token".
+ */
+export function authChallengeOf(error: TRPCError): string | undefined {
+  if (!(error.cause instanceof DomainError) || error.cause.kind !== 'invalid-token') return undefined;
+  // A quoted-string: the messages are ours, but keep it well-formed whatever they become.
+  return `Bearer error="invalid_token", error_description="${error.cause.message.replace(/["\\\r\n]/g, '')}"`;
+}
+
+/** The headers an error answer carries whatever surface sends it: Retry-After, WWW-Authenticate. */
+export function errorHeaders(error: TRPCError): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const retryAfter = retryAfterOf(error);
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
+  const challenge = authChallengeOf(error);
+  if (challenge !== undefined) headers['www-authenticate'] = challenge;
+  return headers;
 }
 
 /** Neither a domain error nor an outage: a bug or an unexplained failure, logged in full. */
@@ -106,6 +127,8 @@ export function trpcShape(error: TRPCError, path?: string): TrpcErrorShape {
   } else if (error.cause instanceof DomainError && error.cause.field) {
     data.fieldErrors = { [error.cause.field]: [message] };
   }
+  // In the body too: a batched or SSE client cannot read the response's headers.
+  if (authChallengeOf(error)) data.authError = 'invalid_token';
   return { message, code: TRPC_ERROR_CODES_BY_KEY[error.code], data };
 }
 
@@ -125,9 +148,11 @@ export function errorResponse(c: HonoContext, format: ErrorFormat, err: unknown,
   const error = toTRPCError(err);
   if (opts.log) reportError(opts.log, error, { reqId: c.get('requestId') as string | undefined, path: opts.path });
   const shape = trpcShape(error, opts.path);
-  const retryAfter = retryAfterOf(error);
-  const headers: Record<string, string> = retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {};
-  return c.json(format === 'trpc' ? { error: shape } : restShape(shape), shape.data.httpStatus as ContentfulStatusCode, headers);
+  return c.json(
+    format === 'trpc' ? { error: shape } : restShape(shape),
+    shape.data.httpStatus as ContentfulStatusCode,
+    errorHeaders(error),
+  );
 }
 
 /** The format a request expects from its path: REST under `/api`, tRPC's elsewhere. */

@@ -12,6 +12,11 @@
 export type DomainErrorKind =
   | 'invalid'
   | 'unauthorized'
+  /**
+   * A credential was presented and refused (a bearer token malformed, unknown, revoked or
+   * expired): a 401 with RFC 6750's `invalid_token` challenge, never a fall-back to anonymous.
+   */
+  | 'invalid-token'
   | 'forbidden'
   | 'not-found'
   | 'conflict'
@@ -53,6 +58,7 @@ export function isDomainError(err: unknown, kind?: DomainErrorKind): err is Doma
 type Options = DomainErrorOptions;
 export const invalid = (message: string, o?: Options) => new DomainError('invalid', message, o);
 export const unauthorized = (message: string) => new DomainError('unauthorized', message);
+export const invalidToken = (message: string) => new DomainError('invalid-token', message);
 export const forbidden = (message: string) => new DomainError('forbidden', message);
 export const notFound = (message: string, o?: Options) => new DomainError('not-found', message, o);
 export const conflict = (message: string) => new DomainError('conflict', message);

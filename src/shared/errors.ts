@@ -7,6 +7,11 @@ export interface ErrorData {
   path?: string;
   /** Set for validation errors: messages per input field (`"email"`, `"volumes.0.role"`). */
   fieldErrors?: Record<string, string[]>;
+  /**
+   * Set when the request's bearer token was refused (malformed, unknown, revoked or expired):
+   * RFC 6750's error code, also sent as `WWW-Authenticate`. A new token is needed; retrying won't help.
+   */
+  authError?: 'invalid_token';
 }
 
 /** The message users see for errors the server does not explain (bugs, database failures). */

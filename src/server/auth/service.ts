@@ -141,34 +141,46 @@ export async function ensureAdmin(
   return 'promoted';
 }
 
+/**
+ * Reserves one password check of an account under its failure limit (SIGN_IN_FAILURES_MAX per
+ * SIGN_IN_FAILURE_WINDOW_MIN, counted per fleet in PostgreSQL) and returns the attempt's id; past
+ * the limit, 429 with the wait. Sign-in and changePassword share the count: guessing through
+ * either one spends the same budget. The row is written before the password is checked, so
+ * parallel wrong passwords cannot all pass the count; a wrong password keeps it (that is the
+ * recorded failure), anything else releases or clears it.
+ */
+async function reservePasswordCheck(db: Db, cfg: AuthConfig, email: string, tooManyWhat: string): Promise<string> {
+  const windowMs = cfg.SIGN_IN_FAILURE_WINDOW_MIN * 60_000;
+  const since = new Date(Date.now() - windowMs);
+  const attempt = await reserveAttempt(db, email, since);
+  if (attempt.count > cfg.SIGN_IN_FAILURES_MAX) {
+    await releaseAttempt(db, attempt.id);
+    const retryAfter = Math.max(1, Math.ceil(((attempt.oldest?.getTime() ?? Date.now()) + windowMs - Date.now()) / 1000));
+    throw tooMany(`${tooManyWhat}. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`, retryAfter);
+  }
+  return attempt.id;
+}
+
 export async function signIn(
   db: Db,
   cfg: AuthConfig,
   input: { email: string; password: string },
   meta: ClientMeta,
 ): Promise<IssuedSession> {
-  const windowMs = cfg.SIGN_IN_FAILURE_WINDOW_MIN * 60_000;
-  const since = new Date(Date.now() - windowMs);
-  // Written before the password is checked, so parallel wrong passwords cannot all pass the count.
-  const attempt = await reserveAttempt(db, input.email, since);
-  if (attempt.count > cfg.SIGN_IN_FAILURES_MAX) {
-    await releaseAttempt(db, attempt.id);
-    const retryAfter = Math.max(1, Math.ceil(((attempt.oldest?.getTime() ?? Date.now()) + windowMs - Date.now()) / 1000));
-    throw tooMany(`Too many failed sign-ins for this email. Try again in ${Math.ceil(retryAfter / 60)} minute(s).`, retryAfter);
-  }
+  const attemptId = await reservePasswordCheck(db, cfg, input.email, 'Too many failed sign-ins for this email');
   let user: UserRow | undefined;
   try {
     user = await findUserByEmail(db, input.email);
     const ok = await verifyPassword(user?.password_hash, input.password);
     if (!user || !ok) user = undefined;
   } catch (err) {
-    await releaseAttempt(db, attempt.id); // not the caller's failure
+    await releaseAttempt(db, attemptId); // not the caller's failure
     throw err;
   }
   // A wrong password keeps its reserved row: that is the recorded failure.
   if (!user) throw unauthorized(SIGN_IN_FAILED);
   if (user.disabled_at) {
-    await releaseAttempt(db, attempt.id);
+    await releaseAttempt(db, attemptId);
     throw forbidden('This account is disabled');
   }
   await clearFailures(db, input.email);
@@ -243,10 +255,19 @@ export async function changePassword(
   meta: ClientMeta,
 ): Promise<IssuedSession> {
   const user = await findUserById(db, userId);
-  if (user?.role === 'guest') throw forbidden('Guest accounts have no password; register instead');
-  if (!user || !(await verifyPassword(user.password_hash, input.current))) {
-    throw invalid('The current password is incorrect');
+  if (!user) throw unauthorized('Sign in to continue');
+  if (user.role === 'guest') throw forbidden('Guest accounts have no password; register instead');
+  // The current password is a password guess like a sign-in's: the same per-account budget.
+  const attemptId = await reservePasswordCheck(db, cfg, user.email, 'Too many wrong passwords for this account');
+  let ok: boolean;
+  try {
+    ok = await verifyPassword(user.password_hash, input.current);
+  } catch (err) {
+    await releaseAttempt(db, attemptId); // not the caller's failure
+    throw err;
   }
+  if (!ok) throw invalid('The current password is incorrect', { field: 'current' });
+  await clearFailures(db, user.email);
   const passwordHash = await hashPassword(input.next);
   const updated = await db.transaction().execute(async (trx) => {
     const u = await updateUser(trx, userId, { password_hash: passwordHash });

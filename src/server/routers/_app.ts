@@ -34,3 +34,10 @@ export const PUBLIC_PROCEDURES = [
   'cases.byId',
   'models.list',
 ] as const;
+
+/**
+ * The procedures that need a browser session (the cookie), not an API token: a leaked token must
+ * not mint tokens or change the password (that would turn it into the account). A test walks the
+ * router and fails when a `sessionProcedure` is missing here or one listed here is not one.
+ */
+export const SESSION_PROCEDURES = ['auth.changePassword', 'auth.tokens.create', 'auth.tokens.list', 'auth.tokens.revoke'] as const;

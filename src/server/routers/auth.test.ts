@@ -6,7 +6,7 @@ import { ensureAdmin } from '../auth/service.js';
 import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
-import { PUBLIC_PROCEDURES, appRouter } from './_app.js';
+import { PUBLIC_PROCEDURES, SESSION_PROCEDURES, appRouter } from './_app.js';
 
 const PASSWORD = 'correct horse battery';
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -174,7 +174,7 @@ describeEachDatabase('auth', (current) => {
 
     expect((await here.query('auth.me')).data).toMatchObject({ email: 'c@x.org' });
     expect((await elsewhere.query('auth.me')).data).toBeNull();
-    expect((await bearer.query('auth.me')).data).toBeNull();
+    expect((await bearer.query('auth.me')).status).toBe(401); // the token is gone: refused, not anonymous
     expect(await db().selectFrom('api_tokens').select('id').execute()).toEqual([]);
     expect((await browser().mutate('auth.signIn', { email: 'c@x.org', password: PASSWORD })).status).toBe(401);
     expect((await browser().mutate('auth.signIn', { email: 'c@x.org', password: 'a brand new password' })).status).toBe(200);
@@ -193,7 +193,9 @@ describeEachDatabase('auth', (current) => {
     expect(stored).toEqual([{ token_hash: sha256(created.data.token) }]);
 
     const sdk = new TestBrowser(app, { headers: { authorization: `Bearer ${created.data.token}` } });
-    expect((await sdk.query('auth.tokens.list')).status).toBe(200);
+    expect((await sdk.query<PublicUser>('auth.me')).data).toMatchObject({ email: 't@x.org' });
+    // Managing tokens needs the browser session: a token cannot list (or mint) tokens.
+    expect((await sdk.query('auth.tokens.list')).status).toBe(403);
     const list = await b.query<{ id: string; name: string }[]>('auth.tokens.list');
     expect(list.data).toHaveLength(1);
     expect(JSON.stringify(list.data)).not.toContain(created.data.token);
@@ -205,8 +207,9 @@ describeEachDatabase('auth', (current) => {
     expect((await other.mutate('auth.tokens.revoke', { id: created.data.info.id })).status).toBe(404);
 
     expect((await b.mutate('auth.tokens.revoke', { id: created.data.info.id })).status).toBe(200);
-    expect((await sdk.query('auth.tokens.list')).status).toBe(401);
-    expect((await new TestBrowser(app, { headers: { authorization: 'Bearer svt_forged' } }).query('auth.tokens.list')).status).toBe(401);
+    // Revoked or forged, a presented token is refused outright (not treated as anonymous).
+    expect((await sdk.query('auth.me')).status).toBe(401);
+    expect((await new TestBrowser(app, { headers: { authorization: 'Bearer svt_forged' } }).query('auth.me')).status).toBe(401);
   });
 
   it('guests get a short-lived account; ALLOW_GUESTS=false turns it off', async () => {
@@ -286,6 +289,9 @@ describeEachDatabase('auth', (current) => {
     );
     const publicOnes = procedures.filter(([, p]) => !p._def.meta?.access).map(([path]) => path);
     expect(publicOnes.sort()).toEqual([...PUBLIC_PROCEDURES].sort());
+    // The ones an API token may not call (they would let a leaked token take the account) are an exact list too.
+    const sessionOnes = procedures.filter(([, p]) => p._def.meta?.access === 'session').map(([path]) => path);
+    expect(sessionOnes.sort()).toEqual([...SESSION_PROCEDURES].sort());
     for (const [path, proc] of procedures) {
       if ((PUBLIC_PROCEDURES as readonly string[]).includes(path)) continue;
       if (proc._def.type === 'subscription') {

@@ -8,7 +8,7 @@ import {
   registerSchema,
 } from '../../shared/auth.js';
 import * as auth from '../auth/service.js';
-import { protectedProcedure, publicProcedure, router } from '../trpc.js';
+import { publicProcedure, router, sessionProcedure } from '../trpc.js';
 
 export const authRouter = router({
   register: publicProcedure.input(registerSchema).mutation(async ({ ctx, input }) => {
@@ -45,7 +45,7 @@ export const authRouter = router({
     return { user: auth.toPublicUser(issued.user), expiresAt: issued.expiresAt.toISOString() };
   }),
 
-  changePassword: protectedProcedure.input(changePasswordSchema).mutation(async ({ ctx, input }) => {
+  changePassword: sessionProcedure.input(changePasswordSchema).mutation(async ({ ctx, input }) => {
     const issued = await auth.changePassword(ctx.db, ctx.config, ctx.user.id, input, ctx.client);
     // Every session and token is gone; this client continues on a new session.
     ctx.cookies.set(issued.token, issued.expiresAt);
@@ -54,9 +54,9 @@ export const authRouter = router({
 
   tokens: router({
     /** Returns the plaintext token once; only its hash is kept. */
-    create: protectedProcedure.input(createTokenSchema).mutation(({ ctx, input }) => auth.createApiToken(ctx.db, ctx.user.id, input)),
-    list: protectedProcedure.query(({ ctx }) => auth.listTokens(ctx.db, ctx.user.id)),
-    revoke: protectedProcedure.input(idSchema).mutation(async ({ ctx, input }) => {
+    create: sessionProcedure.input(createTokenSchema).mutation(({ ctx, input }) => auth.createApiToken(ctx.db, ctx.user.id, input)),
+    list: sessionProcedure.query(({ ctx }) => auth.listTokens(ctx.db, ctx.user.id)),
+    revoke: sessionProcedure.input(idSchema).mutation(async ({ ctx, input }) => {
       await auth.revokeToken(ctx.db, ctx.user.id, input.id);
       return { ok: true as const };
     }),

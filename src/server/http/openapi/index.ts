@@ -49,7 +49,8 @@ export function openApiDocument(router: AnyRouter, opts: { version: string; base
     version: opts.version,
     description:
       'Ischemic-stroke lesion segmentation. Authenticate with `Authorization: Bearer <token>` (create one with ' +
-      '`strokeview tokens create` or `auth.tokens.create`). Volume and mask files are downloaded from the signed ' +
+      '`strokeview tokens create`, or `auth.tokens.create` from a signed-in browser session). A token the server refuses ' +
+      '(malformed, unknown, revoked or expired) is a 401 with `WWW-Authenticate: Bearer error="invalid_token"` on every route. Volume and mask files are downloaded from the signed ' +
       '`url`/`downloadUrl` of a volume descriptor. Errors are `{ message, code, data }` with the HTTP status (`data.fieldErrors` names the input or file at fault).',
     baseUrl: `${opts.baseUrl}/api`,
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token' } },
