@@ -123,6 +123,9 @@ function presentedBearer(header: string | null): { token: string } | 'malformed'
   if (!header || !/^bearer(\s|$)/i.test(header)) return undefined;
   // RFC 6750's b64token; a token of ours is an API token (a session rides only in the cookie).
   const token = header.match(/^bearer +([\w.~+/-]+=*)$/i)?.[1];
+  // A Hugging Face token (`hf_…`) is the Space proxy's credential for a private Space, which it
+  // may pass through to the app: not ours to judge, so the request is as if it carried none.
+  if (token?.startsWith('hf_')) return undefined;
   return token?.startsWith(API_TOKEN_PREFIX) ? { token } : 'malformed';
 }
 
