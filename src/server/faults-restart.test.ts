@@ -132,7 +132,6 @@ describe.skipIf(unsupported !== undefined)('PostgreSQL restarted under a running
       JOB_LEASE_S: '10',
       ORT_THREADS: '1',
       LOG_LEVEL: 'info',
-      ...(process.env.SV_TRACE ? { NODE_OPTIONS: process.env.SV_TRACE } : {}),
     };
     const api = startProcess({
       ...env,
