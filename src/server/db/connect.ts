@@ -34,6 +34,12 @@ export async function connectPostgres(url: string, opts: { max?: number } = {}):
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: 5000 });
   // An idle client that loses its server must not crash the process; the next query reconnects.
   pool.on('error', () => {});
+  // pg-pool listens for errors only on idle clients. Kysely holds a client between its query and
+  // its release across promise turns, and when the server goes away (a restart cuts every session)
+  // the socket's end arrives in that gap: "Connection terminated unexpectedly" is emitted on a
+  // client nobody listens to, and an EventEmitter 'error' without a listener ends the process. The
+  // query in flight still rejects on its own; a client that died is discarded when it is released.
+  pool.on('connect', (client) => client.on('error', () => {}));
   try {
     const client = await pool.connect();
     client.release();

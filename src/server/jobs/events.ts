@@ -48,11 +48,14 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
     const c = new pg.Client({ connectionString: url });
     c.on('notification', (msg) => {
       if (msg.channel !== JOB_EVENTS_CHANNEL || !msg.payload) return;
+      let event: JobProgressEvent;
       try {
-        void local.publish(JSON.parse(msg.payload) as JobProgressEvent);
+        event = JSON.parse(msg.payload) as JobProgressEvent;
       } catch {
-        // not ours
+        return; // not ours
       }
+      // A subscriber that throws must not become an unhandled rejection of this connection's handler.
+      local.publish(event).catch((err: unknown) => log?.warn({ err, jobId: event.id }, 'a job progress subscriber failed'));
     });
     let lost = false;
     const onLost = (why: string) => {

@@ -37,17 +37,22 @@ export function gate(stage: Stage = 'infer') {
 
 /**
  * The same across processes, for tests that spawn a server or worker:
- * `STROKEVIEW_TEST_HOLD=<stage>:<file>` holds every job at `stage` until `<file>` exists.
+ * `STROKEVIEW_TEST_HOLD=<stage>:<file>` holds every job at `stage` until `<file>` exists. Several
+ * gates, comma-separated (`infer:<a>,postprocess:<b>`), hold a job at each stage until its own
+ * file exists — a test can then act while the job is past one stage but provably not finished.
  * Ignored with NODE_ENV=production.
  */
 export function holdFromEnv(env: NodeJS.ProcessEnv = process.env): JobHold | undefined {
   const spec = env.STROKEVIEW_TEST_HOLD;
   if (!spec || env.NODE_ENV === 'production') return undefined;
-  const i = spec.indexOf(':');
-  const stage = spec.slice(0, i) as Stage;
-  const file = spec.slice(i + 1);
+  const gates = new Map<Stage, string>();
+  for (const one of spec.split(',')) {
+    const i = one.indexOf(':');
+    gates.set(one.slice(0, i) as Stage, one.slice(i + 1));
+  }
   return async (at) => {
-    if (at.stage !== stage) return;
+    const file = gates.get(at.stage);
+    if (!file) return;
     const aborted = untilAborted(at.signal);
     aborted.catch(() => {});
     while (!existsSync(file)) {

@@ -55,14 +55,22 @@ describe('watchJob: the timeout on an injected clock', () => {
   it('aborts exactly at JOB_TIMEOUT_S and says it timed out; dispose stops the clock', async () => {
     vi.useFakeTimers();
     const db = {} as never;
-    const watch = watchJob({ db, bus: { publish: async () => {} } as never }, { jobId: 'job-1', attempt: 1 }, 5);
+    const watch = watchJob(
+      { db, bus: { publish: async () => {} } as never, log: createLogger({ level: 'silent' }) },
+      { jobId: 'job-1', attempt: 1 },
+      5,
+    );
     vi.advanceTimersByTime(4999);
     expect(watch.signal.aborted).toBe(false);
     vi.advanceTimersByTime(1);
     expect(watch.signal.aborted).toBe(true);
     expect(watch.timedOut()).toBe(true);
 
-    const other = watchJob({ db, bus: { publish: async () => {} } as never }, { jobId: 'job-2', attempt: 1 }, 5);
+    const other = watchJob(
+      { db, bus: { publish: async () => {} } as never, log: createLogger({ level: 'silent' }) },
+      { jobId: 'job-2', attempt: 1 },
+      5,
+    );
     other.dispose();
     vi.advanceTimersByTime(10_000);
     expect(other.signal.aborted).toBe(false);

@@ -4,6 +4,7 @@ import type { VolumeRole } from '../../shared/cases.js';
 import { caseVolumes } from '../db/cases.js';
 import { isTerminal } from '../../shared/job-status.js';
 import { findJob } from '../db/jobs.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
 import type { LoadedModel, ModelRegistry } from '../segmentation/models.js';
@@ -92,8 +93,13 @@ export async function claimJob(
 /**
  * The watch over a running job: its timeout, throttled progress writes (a cancel seen in a write
  * aborts), and the check at each stage (a test's hold, then a look at cancel_requested).
+ *
+ * Its database work runs beside the pipeline, not in its await chain, so a failure there (the
+ * database restarting) would reject with nobody listening — which ends a Node process. Every
+ * such failure is caught here instead: it stops the pipeline and is kept as `failure()`, the
+ * reason this attempt ends (retried like any unexplained error; pg-boss redelivers the job).
  */
-export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold'>, lease: Lease, timeoutSeconds: number) {
+export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold' | 'log'>, lease: Lease, timeoutSeconds: number) {
   const { jobId } = lease;
   const controller = new AbortController();
   let timedOut = false;
@@ -104,6 +110,17 @@ export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold'>, lease: Lease, ti
     lost = true;
     controller.abort();
   };
+  let failure: unknown;
+  const fail = (err: unknown) => {
+    if (failure === undefined) {
+      failure = err;
+      deps.log.warn(
+        { jobId, attempt: lease.attempt, err: (err as Error)?.message ?? String(err), databaseUnavailable: isDatabaseUnavailable(err) },
+        'database error during the job; this attempt stops and the job will be retried',
+      );
+    }
+    controller.abort();
+  };
   const timer = setTimeout(() => {
     timedOut = true;
     controller.abort();
@@ -112,13 +129,16 @@ export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold'>, lease: Lease, ti
   const throttle = createProgressThrottle<Progress>({
     intervalMs: PROGRESS_INTERVAL_MS,
     write: (p) => {
-      writing = writing.then(async () => {
-        if (lost) return;
-        const updated = await transition.progress(deps.db, lease, { progress: p.percent, message: p.message });
-        if (!updated) return lose();
-        if (updated.cancel_requested) controller.abort();
-        await publish(deps.bus, updated);
-      });
+      // Each link handles its own rejection: the chain never holds a rejected promise.
+      writing = writing
+        .then(async () => {
+          if (lost || failure !== undefined) return;
+          const updated = await transition.progress(deps.db, lease, { progress: p.percent, message: p.message });
+          if (!updated) return lose();
+          if (updated.cancel_requested) controller.abort();
+          await publish(deps.bus, updated);
+        })
+        .catch(fail);
     },
   });
   return {
@@ -126,17 +146,26 @@ export function watchJob(deps: Deps & Pick<WorkerDeps, 'hold'>, lease: Lease, ti
     abort: () => controller.abort(),
     timedOut: () => timedOut,
     lost: () => lost,
+    /** The database error that stopped this attempt (the pipeline then only reports "cancelled"). */
+    failure: () => failure,
     onProgress: (p: Progress) => throttle.report(p),
     checkpoint: async (stage: Stage) => {
       await deps.hold?.({ jobId, stage, signal: controller.signal });
-      const row = await findJob(deps.db, jobId);
+      let row: JobRow | undefined;
+      try {
+        row = await findJob(deps.db, jobId);
+      } catch (err) {
+        // The pool turns a failed checkpoint into an abort: kept, so the job is retried, not "cancelled".
+        fail(err);
+        throw err;
+      }
       if (!row || row.status !== 'running' || row.attempts !== lease.attempt) return lose();
       if (row.cancel_requested) controller.abort();
     },
-    /** Stops progress writes and waits for the one in flight. */
+    /** Stops progress writes and waits for the one in flight (which never rejects). */
     async settle() {
       throttle.cancel();
-      await writing.catch(() => {});
+      await writing;
     },
     dispose: () => clearTimeout(timer),
   };
@@ -192,23 +221,42 @@ export function jobRunner(
       const done = await finished(deps, await transition.succeed(db, lease, (trx) => storeResult(trx, deps.store, result)));
       if (!done) return lostIt();
       log.info({ jobId, ...memory(), timingsMs: result.timings }, 'job succeeded');
-    } catch (err) {
+    } catch (thrown) {
       await watch.settle();
       if (watch.lost()) return lostIt();
+      // A database error beside the pipeline stopped it: that error, not the abort it caused, is why.
+      const err = watch.failure() ?? thrown;
       const outcome = outcomeOf(err, { timedOut: watch.timedOut(), draining: state.draining(), timeoutSeconds: deps.timeoutSeconds });
       log.info({ jobId, outcome: outcome.kind, ...memory() }, 'job stopped');
-      if (outcome.kind === 'failed')
-        await finished(deps, await transition.end(db, lease, { status: 'failed', message: outcome.message, error: outcome.error }));
-      else if (outcome.kind === 'cancelled') await finished(deps, await transition.end(db, lease, { status: 'cancelled' }));
-      else {
-        if (outcome.kind === 'retry') log.error({ jobId, err }, 'segmentation failed unexpectedly; it will be retried');
-        // The real error is kept on the row while it waits: if the retries run out, it is what the user reads.
-        const message = outcome.kind === 'handed-back' ? 'Waiting for a worker (the previous one shut down)' : 'Retrying after an error';
-        const requeued = await transition.requeue(db, lease, message, outcome.kind === 'retry' ? safeError(err) : undefined);
-        if (!requeued) return lostIt();
-        await publish(deps.bus, requeued);
-        throw outcome.kind === 'handed-back' ? new Error('worker shut down before the job finished') : err;
+      try {
+        if (outcome.kind === 'failed')
+          await finished(deps, await transition.end(db, lease, { status: 'failed', message: outcome.message, error: outcome.error }));
+        else if (outcome.kind === 'cancelled') await finished(deps, await transition.end(db, lease, { status: 'cancelled' }));
+        else {
+          const outage = isDatabaseUnavailable(err);
+          // An outage is the database's, not a bug: a warning (watchJob already logged its own).
+          if (outcome.kind === 'retry' && !outage) log.error({ jobId, err }, 'segmentation failed unexpectedly; it will be retried');
+          else if (outcome.kind === 'retry' && watch.failure() === undefined)
+            log.warn({ jobId, attempt: lease.attempt, err: (err as Error).message }, 'database error during the job; it will be retried');
+          // The real error is kept on the row while it waits: if the retries run out, it is what the user reads.
+          const message = outcome.kind === 'handed-back' ? 'Waiting for a worker (the previous one shut down)' : 'Retrying after an error';
+          const why = outage ? 'the database became unavailable while it ran' : safeError(err);
+          const requeued = await transition.requeue(db, lease, message, outcome.kind === 'retry' ? why : undefined);
+          if (!requeued) return lostIt();
+          await publish(deps.bus, requeued);
+        }
+      } catch (recording) {
+        // The database is still away: the row keeps saying "running" under this attempt. Thrown to
+        // the queue, whose retry (or, if it cannot record that either, the lapsed lease) redelivers
+        // the job; the next attempt's claim takes the row over by its attempt number.
+        log.warn(
+          { jobId, attempt: lease.attempt, err: (recording as Error).message },
+          "could not record the attempt's end; the queue will retry the job",
+        );
+        throw recording;
       }
+      if (outcome.kind === 'retry' || outcome.kind === 'handed-back')
+        throw outcome.kind === 'handed-back' ? new Error('worker shut down before the job finished') : err;
     } finally {
       watch.dispose();
       active.delete(jobId);

@@ -38,9 +38,9 @@ export function builtEntry(entry: string): string {
   return file;
 }
 
-/** Starts `src/server/index.ts` (or another entry), built, as a real child process. */
-export function startProcess(env: Record<string, string>, entry = 'src/server/index.ts'): ServerProcess {
-  const child = spawn(process.execPath, [builtEntry(entry)], {
+/** Starts `src/server/index.ts` (or another entry, with `args`: `src/cli/index.ts worker`), built, as a real child process. */
+export function startProcess(env: Record<string, string>, entry = 'src/server/index.ts', args: string[] = []): ServerProcess {
+  const child = spawn(process.execPath, [builtEntry(entry), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', HOST: '127.0.0.1', DEMO_CASES: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
