@@ -16,7 +16,7 @@ const MESSAGES = [
 
 // The database's disk is full (SQLSTATE 53100; PGlite says "could not extend file"): the server's
 // problem too, answered 503 naming the disk rather than a 500.
-const DISK_FULL = [/could not extend file/i, /No space left on device/i];
+const DISK_FULL = [/could not extend file/i];
 
 function someCause(err: unknown, test: (code: unknown, message: unknown) => boolean): boolean {
   for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
