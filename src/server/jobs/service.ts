@@ -6,7 +6,16 @@ import { activeJobLimit, guestQueueLimit } from '../auth/quotas.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../volumes/descriptors.js';
 import { type Viewer, findCase } from '../db/cases.js';
 import { findVolumes } from '../db/volumes.js';
-import { JOB_COLUMNS, countActiveGuestJobs, countActiveJobs, findJob, findJobByKey, insertJob, listJobs } from '../db/jobs.js';
+import {
+  JOB_COLUMNS,
+  activeJobIdsOf,
+  countActiveGuestJobs,
+  countActiveJobs,
+  findJob,
+  findJobByKey,
+  insertJob,
+  listJobs,
+} from '../db/jobs.js';
 import { toPage } from '../db/paging.js';
 import { isTerminal } from '../../shared/job-status.js';
 import * as transition from './transitions.js';
@@ -258,4 +267,14 @@ export async function cancelJob(db: Db, jobs: JobSystem, viewer: Viewer, id: str
   const requested = await transition.requestCancel(db, id);
   await publish(jobs.bus, requested);
   return requested ?? (await visibleJob(db, viewer, id));
+}
+
+/**
+ * Cancels every queued or running job of a user (their account was disabled) by the owner's own
+ * cancel path, so a running one is stopped by its worker like any other cancel. Returns how many.
+ */
+export async function cancelUserJobs(db: Db, jobs: JobSystem, userId: string): Promise<number> {
+  const ids = await activeJobIdsOf(db, userId);
+  for (const id of ids) await cancelJob(db, jobs, { userId, admin: false }, id);
+  return ids.length;
 }
