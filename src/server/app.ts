@@ -13,6 +13,7 @@ import { fileRoutes } from './http/files/index.js';
 import { healthRoutes } from './http/health/index.js';
 import { homeRoute } from './http/home/index.js';
 import { type Metrics, createMetrics, procedureNames } from './http/metrics/index.js';
+import { metricsAccess } from './http/metrics-access/index.js';
 import { openApiRoutes } from './http/openapi/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
@@ -66,8 +67,10 @@ export function buildApp(deps: AppDeps): Hono {
     corsAllowlist({ allowedOrigins: env.ALLOWED_ORIGINS, exposeHeaders: ['content-range', 'content-length', 'accept-ranges', 'etag'] }),
   );
 
-  // Routes that need no procedure context.
+  // Routes that need no procedure context. /metrics is for operators: a bearer token, or this machine only.
+  const clientKey = (c: Parameters<typeof clientAddress>[0]) => clientAddress(c, env.TRUSTED_PROXY_HOPS);
   app.route('/', healthRoutes({ readiness, disk: { dir: env.DATA_DIR, minFreeBytes: env.MIN_FREE_DISK_MB * MiB } }));
+  app.use('/metrics', metricsAccess({ token: env.METRICS_TOKEN, clientAddress: clientKey }));
   metrics.mount(app, readiness);
   if (!deps.clientDir) app.route('/', homeRoute({ readiness, version: deps.process.version }));
   app.route('/', fileRoutes({ readiness }));
@@ -81,7 +84,6 @@ export function buildApp(deps: AppDeps): Hono {
   const trustedOrigins = [...(publicOrigin ? [publicOrigin] : []), ...env.ALLOWED_ORIGINS, ...env.EMBED_ORIGINS];
   app.use('/trpc/*', limits, csrfGuard({ trustedOrigins }), readyGate({ readiness }));
   app.use('/api/*', limits, readyGate({ readiness }));
-  const clientKey = (c: Parameters<typeof clientAddress>[0]) => clientAddress(c, env.TRUSTED_PROXY_HOPS);
   const limited = ['auth.signIn', 'auth.register', 'auth.guest'];
   app.use('/trpc/*', authRateLimit({ procedures: limited, limitPerMinute: env.AUTH_RATE_PER_MIN, clientKey }));
 

@@ -148,14 +148,31 @@ export const envSchema = z.object({
   MAX_STREAMS_PER_USER: withDefault(z.coerce.number().int().min(1), 20),
   /** …and one browser session (a tab or two of the viewer needs a handful). */
   MAX_STREAMS_PER_SESSION: withDefault(z.coerce.number().int().min(1), 8),
+  /**
+   * How often an open progress stream re-reads its job (a lost notification only delays) and
+   * re-checks the credential it was opened with (a signed-out, revoked or disabled one ends it), ms.
+   */
+  STREAM_RECHECK_MS: withDefault(z.coerce.number().int().min(10).max(60_000), 3000),
   /** Days a job and its result are kept. */
   RESULT_RETENTION_DAYS: withDefault(z.coerce.number().positive().max(3650), 30),
+
+  /**
+   * Set: /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' `authorization`
+   * / `bearer_token`), from anywhere. Unset: only clients on this machine (loopback) may read it.
+   */
+  METRICS_TOKEN: optional(
+    z
+      .string()
+      .min(24, 'must be at least 24 characters')
+      .max(512)
+      .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces (it is sent in an HTTP header)'),
+  ),
 });
 
 export type Env = z.infer<typeof envSchema>;
 
 /** Variables whose values never appear in an error message (it may reach a log). */
-const SECRETS = new Set(['SECRET_KEY', 'ADMIN_PASSWORD', 'DATABASE_URL']);
+const SECRETS = new Set(['SECRET_KEY', 'ADMIN_PASSWORD', 'DATABASE_URL', 'METRICS_TOKEN']);
 
 export class EnvError extends Error {
   constructor(readonly problems: { variable: string; message: string }[]) {

@@ -25,10 +25,23 @@ export const listJobsSchema = z
   })
   .optional();
 
+/** The largest job version (a PostgreSQL integer): no event id the server sends is above it. */
+export const MAX_EVENT_ID = 2_147_483_647;
+const EVENT_ID_MESSAGE = `lastEventId must be an event id this server sent: a whole number from 0 to ${MAX_EVENT_ID}`;
+
 export const onProgressSchema = z.object({
   id: z.uuid({ message: 'Not a valid job id' }),
-  /** Set by the SSE client on reconnect: events up to this version were seen. */
-  lastEventId: z.string().max(40).nullish(),
+  /**
+   * Set by the SSE client on reconnect (or the Last-Event-ID header): events up to this version
+   * were seen. Digits only and bounded: `Number()` would take "Infinity", "1e99" or "-1" and
+   * make a stream that skips every event and never ends.
+   */
+  lastEventId: z
+    .string()
+    .regex(/^\d{1,10}$/, { message: EVENT_ID_MESSAGE })
+    .transform(Number)
+    .refine((n) => n <= MAX_EVENT_ID, { message: EVENT_ID_MESSAGE })
+    .nullish(),
 });
 
 export const jobResultViewSchema = z.object({

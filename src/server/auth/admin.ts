@@ -4,6 +4,7 @@ import { toPage } from '../db/paging.js';
 import type { Database } from '../db/tables.js';
 import { listUsers, updateUser } from '../db/users.js';
 import { invalid, notFound } from '../errors.js';
+import type { JobSystem } from '../jobs/service.js';
 import { setUserDisabled, toPublicUser } from './service.js';
 
 // What administrators do to accounts; the guards against locking oneself out live here.
@@ -26,8 +27,8 @@ export async function setRole(db: Db, actorId: string, userId: string, role: Rol
   return toPublicUser(user);
 }
 
-/** Disabling signs the user out everywhere: all sessions and API tokens are deleted. */
-export async function setDisabled(db: Db, actorId: string, userId: string, disabled: boolean): Promise<PublicUser> {
+/** Disabling signs the user out everywhere (sessions, API tokens, open streams) and cancels their jobs. */
+export async function setDisabled(db: Db, jobs: JobSystem, actorId: string, userId: string, disabled: boolean): Promise<PublicUser> {
   if (userId === actorId) throw invalid('You cannot disable your own account');
-  return toPublicUser(await setUserDisabled(db, userId, disabled));
+  return toPublicUser(await setUserDisabled(db, jobs, userId, disabled));
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { ApiTokenInfo, PublicUser } from '../../shared/auth.js';
 import {
+  apiTokenIsLive,
   deleteUserApiTokens,
   findApiTokenByHash,
   insertApiToken,
@@ -9,11 +10,12 @@ import {
   markApiTokenUsed,
   revokeApiToken,
 } from '../db/api-tokens.js';
-import { deleteSession, deleteUserSessions, findSessionByHash, insertSession, touchSession } from '../db/sessions.js';
+import { deleteSession, deleteUserSessions, findSessionByHash, insertSession, sessionIsLive, touchSession } from '../db/sessions.js';
 import type { ApiTokenRow, Database, UserRow } from '../db/tables.js';
 import { clearFailures, findUserByEmail, findUserById, insertUser, releaseAttempt, reserveAttempt, updateUser } from '../db/users.js';
 import type { Env } from '../env.js';
 import { conflict, forbidden, invalid, notFound, tooMany, unauthorized } from '../errors.js';
+import { type JobSystem, cancelUserJobs } from '../jobs/service.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX, hashToken, newToken, sameDigest } from './tokens.js';
 
@@ -44,6 +46,8 @@ export interface Authenticated {
   user: AuthUser;
   via: 'session' | 'api-token';
   sessionId?: string;
+  /** The API token's id (via 'api-token'): what a long-lived stream re-checks (credentialIsLive). */
+  tokenId?: string;
   /** Set when a session was renewed: the cookie should be re-sent with this expiry. */
   renewedUntil?: Date;
 }
@@ -212,7 +216,7 @@ export async function authenticate(db: Db, cfg: AuthConfig, token: string, now =
     if (!row.last_used_at || now.getTime() - new Date(row.last_used_at).getTime() > 60_000) {
       await markApiTokenUsed(db, row.id, now);
     }
-    return { user: { id: user.id, email: user.email, role: user.role }, via: 'api-token' };
+    return { user: { id: user.id, email: user.email, role: user.role }, via: 'api-token', tokenId: row.id };
   }
   if (!token.startsWith(SESSION_TOKEN_PREFIX)) return null;
   const found = await findSessionByHash(db, digest);
@@ -310,12 +314,34 @@ export async function revokeToken(db: Db, userId: string, id: string): Promise<v
   }
 }
 
-export async function setUserDisabled(db: Db, userId: string, disabled: boolean): Promise<UserRow> {
+/**
+ * Disabling stops everything the user has going: every session and token is deleted (so their
+ * open progress streams end at their next re-check, see credentialIsLive) and their queued and
+ * running jobs are cancelled the way their owner would (a running one is stopped by its worker).
+ * The jobs go after the commit: a job created in between still finds the account disabled at its
+ * next request, and a cancel that fails leaves the account disabled, which matters more.
+ */
+export async function setUserDisabled(db: Db, jobs: JobSystem, userId: string, disabled: boolean): Promise<UserRow> {
   const user = await db.transaction().execute(async (trx) => {
     const u = await updateUser(trx, userId, { disabled_at: disabled ? new Date() : null });
     if (u && disabled) await revokeEverything(trx, userId);
     return u;
   });
   if (!user) throw notFound('No such user');
+  if (disabled) await cancelUserJobs(db, jobs, userId);
   return user;
+}
+
+/**
+ * Whether the credential a request was authenticated with still holds: its session or API token
+ * not deleted, revoked or expired, its user not disabled. A long-lived stream authorizes once at
+ * its start, so it asks this at each re-check and ends when the answer is no.
+ */
+export async function credentialIsLive(
+  db: Db,
+  auth: Pick<Authenticated, 'via' | 'sessionId' | 'tokenId'>,
+  now = new Date(),
+): Promise<boolean> {
+  if (auth.via === 'session') return auth.sessionId !== undefined && sessionIsLive(db, auth.sessionId, now);
+  return auth.tokenId !== undefined && apiTokenIsLive(db, auth.tokenId, now);
 }

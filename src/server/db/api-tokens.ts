@@ -55,3 +55,17 @@ export async function revokeApiToken(db: Db, userId: string, id: string, at: Dat
 export async function deleteUserApiTokens(db: Db, userId: string): Promise<void> {
   await db.deleteFrom('api_tokens').where('user_id', '=', userId).execute();
 }
+
+/** Whether an API token still signs its user in: not deleted or revoked, not expired, its user not disabled. */
+export async function apiTokenIsLive(db: Db, id: string, now: Date): Promise<boolean> {
+  const row = await db
+    .selectFrom('api_tokens as t')
+    .innerJoin('users as u', 'u.id', 't.user_id')
+    .select('t.id')
+    .where('t.id', '=', id)
+    .where('t.revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', now)]))
+    .where('u.disabled_at', 'is', null)
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -102,6 +102,17 @@ export async function countActiveJobs(db: Db, ownerId?: string): Promise<number>
   return Number((await q.executeTakeFirstOrThrow()).n);
 }
 
+/** The ids of a user's jobs that are queued or running. */
+export async function activeJobIdsOf(db: Db, ownerId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('jobs')
+    .select('id')
+    .where('owner_id', '=', ownerId)
+    .where('status', 'in', [...ACTIVE_STATUSES])
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 /** Jobs queued or running that belong to guest accounts, all together. */
 export async function countActiveGuestJobs(db: Db): Promise<number> {
   const row = await db

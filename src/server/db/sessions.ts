@@ -57,3 +57,16 @@ export async function deleteExpiredSessions(db: Db, now: Date): Promise<number> 
   const r = await db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
   return Number(r.numDeletedRows);
 }
+
+/** Whether a session still signs its user in: not deleted, not expired, its user not disabled (one indexed look-up). */
+export async function sessionIsLive(db: Db, id: string, now: Date): Promise<boolean> {
+  const row = await db
+    .selectFrom('sessions as s')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .select('s.id')
+    .where('s.id', '=', id)
+    .where('s.expires_at', '>', now)
+    .where('u.disabled_at', 'is', null)
+    .executeTakeFirst();
+  return row !== undefined;
+}

@@ -1,11 +1,12 @@
 import { tracked } from '@trpc/server';
 import type { Kysely } from 'kysely';
 import { type JobProgressEvent, TERMINAL_STATUSES } from '../../shared/jobs.js';
-import type { AuthUser } from '../auth/service.js';
+import { type Authenticated, type AuthUser, credentialIsLive } from '../auth/service.js';
 import { viewerOf } from '../context.js';
 import { findJob } from '../db/jobs.js';
 import type { Database } from '../db/tables.js';
 import type { Env } from '../env.js';
+import { unauthorized } from '../errors.js';
 import type { JobEventBus } from './events.js';
 import { type JobSystem, toEvent, visibleJob } from './service.js';
 import { StreamLimits } from './stream-limits.js';
@@ -18,18 +19,21 @@ function streamsOf(bus: JobEventBus): StreamLimits {
   return limits;
 }
 
-/** How often a subscriber re-reads the job even without events (a lost notification only delays). */
-const RECHECK_MS = 3000;
+/** The default of STREAM_RECHECK_MS: how often a stream re-reads its job and re-checks its credential. */
+export const RECHECK_MS = 3000;
+
+export const CREDENTIAL_ENDED = 'Your sign-in ended (signed out, token revoked or account disabled); sign in again to follow this job';
 
 export interface ProgressStreamInput {
   db: Kysely<Database>;
   jobs: JobSystem;
-  config: Pick<Env, 'MAX_STREAMS_PER_USER' | 'MAX_STREAMS_PER_SESSION'>;
+  config: Pick<Env, 'MAX_STREAMS_PER_USER' | 'MAX_STREAMS_PER_SESSION'> & Partial<Pick<Env, 'STREAM_RECHECK_MS'>>;
   user: AuthUser;
-  sessionId: string | undefined;
+  /** How the stream was authorized (session or API token): re-checked every STREAM_RECHECK_MS. */
+  auth: Pick<Authenticated, 'via' | 'sessionId' | 'tokenId'> | null;
   jobId: string;
-  /** Events up to this version were seen (the SSE client's Last-Event-ID on reconnect). */
-  lastEventId: string | null | undefined;
+  /** Events up to this version were seen (the SSE client's Last-Event-ID on reconnect; validated by onProgressSchema). */
+  lastEventId: number | null | undefined;
   signal: AbortSignal | undefined;
 }
 
@@ -52,7 +56,9 @@ export async function* progressStream(s: ProgressStreamInput) {
   const busy = (what: string) => (n: number) => `${what} ${n} live progress streams open; close a tab or wait for a job to finish`;
   const claims = [
     { key: `user:${s.user.id}`, limit: s.config.MAX_STREAMS_PER_USER, message: busy('You have') },
-    ...(s.sessionId ? [{ key: `session:${s.sessionId}`, limit: s.config.MAX_STREAMS_PER_SESSION, message: busy('This browser has') }] : []),
+    ...(s.auth?.sessionId
+      ? [{ key: `session:${s.auth.sessionId}`, limit: s.config.MAX_STREAMS_PER_SESSION, message: busy('This browser has') }]
+      : []),
   ];
   let release: () => void;
   try {
@@ -63,33 +69,50 @@ export async function* progressStream(s: ProgressStreamInput) {
     throw err;
   }
   try {
-    let seen = Number(s.lastEventId ?? 0) || 0;
+    const recheckMs = s.config.STREAM_RECHECK_MS ?? RECHECK_MS;
+    let seen = s.lastEventId ?? 0;
     const current = await findJob(s.db, s.jobId);
     if (!current) return;
     // Resumed after the end: the client has seen the final state already.
     if (current.version <= seen && TERMINAL_STATUSES.includes(current.status)) return;
+    // Versions only grow, so an id ahead of the job is not one we sent (another job's, made up):
+    // start over from the current state rather than skip every event until the job outgrows it.
+    if (seen > current.version) seen = 0;
     pending.unshift(toEvent(current));
+    // The credential is re-checked on a clock of its own: a busy job's events keep waking the
+    // loop before the timer would fire, and must not postpone the check forever.
+    let checkAt = Date.now() + recheckMs;
     for (;;) {
       while (pending.length) {
         const e = pending.shift()!;
+        // Any terminal row ends the stream, sent or not: nothing follows it.
+        if (TERMINAL_STATUSES.includes(e.status)) {
+          if (e.version > seen) yield tracked(String(e.version), e);
+          return;
+        }
         if (e.version <= seen) continue;
         seen = e.version;
         yield tracked(String(e.version), e);
-        if (TERMINAL_STATUSES.includes(e.status)) return;
       }
       if (s.signal?.aborted) return;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, RECHECK_MS);
+        const timer = setTimeout(resolve, Math.max(0, checkAt - Date.now()));
         wake = () => {
           clearTimeout(timer);
           resolve();
         };
       });
       wake = undefined;
+      if (s.signal?.aborted) return;
+      if (Date.now() >= checkAt) {
+        checkAt = Date.now() + recheckMs;
+        // Authorized once at the start; a sign-out, revoked token or disabled account since ends it.
+        if (!s.auth || !(await credentialIsLive(s.db, s.auth))) throw unauthorized(CREDENTIAL_ENDED);
+      }
       if (!pending.length) {
         const row = await findJob(s.db, s.jobId);
         if (!row) return; // deleted (retention, its case removed)
-        if (row.version > seen) pending.push(toEvent(row));
+        if (row.version > seen || TERMINAL_STATUSES.includes(row.status)) pending.push(toEvent(row));
       }
     }
   } finally {

@@ -8,6 +8,7 @@ import { type Viewer, findCase } from '../db/cases.js';
 import { findVolumes } from '../db/volumes.js';
 import {
   JOB_COLUMNS,
+  activeJobIdsOf,
   countActiveGuestJobs,
   countActiveJobs,
   newAccountLoad,
@@ -274,4 +275,14 @@ export async function cancelJob(db: Db, jobs: JobSystem, viewer: Viewer, id: str
   const requested = await transition.requestCancel(db, id);
   await publish(jobs.bus, requested);
   return requested ?? (await visibleJob(db, viewer, id));
+}
+
+/**
+ * Cancels every queued or running job of a user (their account was disabled) by the owner's own
+ * cancel path, so a running one is stopped by its worker like any other cancel. Returns how many.
+ */
+export async function cancelUserJobs(db: Db, jobs: JobSystem, userId: string): Promise<number> {
+  const ids = await activeJobIdsOf(db, userId);
+  for (const id of ids) await cancelJob(db, jobs, { userId, admin: false }, id);
+  return ids.length;
 }

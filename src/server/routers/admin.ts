@@ -11,9 +11,9 @@ export const adminRouter = router({
     setRole: adminProcedure
       .input(z.object({ id: z.uuid(), role: roleSchema }))
       .mutation(({ ctx, input }) => admin.setRole(ctx.db, ctx.user.id, input.id, input.role)),
-    /** Disabling signs the user out everywhere: all sessions and API tokens are deleted. */
+    /** Disabling signs the user out everywhere (sessions, API tokens, open streams) and cancels their jobs. */
     disable: adminProcedure
       .input(z.object({ id: z.uuid(), disabled: z.boolean().default(true) }))
-      .mutation(({ ctx, input }) => admin.setDisabled(ctx.db, ctx.user.id, input.id, input.disabled)),
+      .mutation(({ ctx, input }) => admin.setDisabled(ctx.db, ctx.jobs, ctx.user.id, input.id, input.disabled)),
   }),
 });

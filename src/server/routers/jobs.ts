@@ -65,7 +65,7 @@ export const jobsRouter = router({
       jobs: ctx.jobs,
       config: ctx.config,
       user: ctx.user,
-      sessionId: ctx.auth?.sessionId,
+      auth: ctx.auth,
       jobId: input.id,
       lastEventId: input.lastEventId,
       signal,
