@@ -21,6 +21,7 @@ import { TestBrowser } from './test/browser.js';
 import { describeEachDatabase } from './test/databases.js';
 import { serveApp } from './test/live.js';
 import { FsVolumeStore } from './volumes/store.js';
+import { multipart } from './test/multipart.js';
 
 // Issue #23, the findings of the second attack round that live in uploads, quotas and faults
 // (F1, F3, F4, F7, F10, F11); tokens are in security-tokens.test.ts, streams and /metrics in
@@ -59,24 +60,6 @@ function chunkedPost(url: string, headers: Record<string, string>, total: number
     req.on('error', (err) => (sent > 0 ? undefined : reject(err)));
     body.pipe(req);
   });
-}
-
-/** A multipart body by hand, so a test can send part of it and stall. */
-function multipart(fields: Record<string, string | Buffer>): { body: Buffer; type: string } {
-  const boundary = `----sv${Date.now()}${Math.random().toString(36).slice(2)}`;
-  const parts: Buffer[] = [];
-  for (const [name, value] of Object.entries(fields)) {
-    const file = typeof value !== 'string';
-    parts.push(
-      Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="${name}"${file ? `; filename="${name}.nii.gz"` : ''}\r\n${file ? 'Content-Type: application/gzip\r\n' : ''}\r\n`,
-      ),
-      typeof value === 'string' ? Buffer.from(value) : value,
-      Buffer.from('\r\n'),
-    );
-  }
-  parts.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(parts), type: `multipart/form-data; boundary=${boundary}` };
 }
 
 /** Starts a multipart POST, sends its first bytes and stalls; `finish()` sends the rest. */

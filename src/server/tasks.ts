@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { emailSchema, passwordSchema } from '../shared/auth.js';
-import { createApiToken } from './auth/service.js';
+import { createApiToken } from './auth/api-tokens.js';
 import { hashPassword } from './auth/passwords.js';
 import { importIsles } from './cases/import.js';
 import { findUserByEmail, insertUser, updateUser } from './db/users.js';

@@ -1,17 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { ApiTokenInfo, PublicUser } from '../../shared/auth.js';
-import {
-  apiTokenIsLive,
-  deleteUserApiTokens,
-  findApiTokenByHash,
-  insertApiToken,
-  listApiTokens,
-  markApiTokenUsed,
-  revokeApiToken,
-} from '../db/api-tokens.js';
+import type { PublicUser } from '../../shared/auth.js';
+import { apiTokenIsLive, deleteUserApiTokens, findApiTokenByHash, markApiTokenUsed } from '../db/api-tokens.js';
 import { deleteSession, deleteUserSessions, findSessionByHash, insertSession, sessionIsLive, touchSession } from '../db/sessions.js';
-import type { ApiTokenRow, Database, UserRow } from '../db/tables.js';
+import type { Database, UserRow } from '../db/tables.js';
 import { clearFailures, findUserByEmail, findUserById, insertUser, releaseAttempt, reserveAttempt, updateUser } from '../db/users.js';
 import type { Env } from '../env.js';
 import { conflict, forbidden, invalid, notFound, tooMany, unauthorized } from '../errors.js';
@@ -65,18 +57,6 @@ export function toPublicUser(u: UserRow): PublicUser {
     role: u.role,
     disabled: u.disabled_at !== null,
     createdAt: new Date(u.created_at).toISOString(),
-  };
-}
-
-export function toTokenInfo(t: ApiTokenRow): ApiTokenInfo {
-  const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
-  return {
-    id: t.id,
-    name: t.name,
-    createdAt: new Date(t.created_at).toISOString(),
-    lastUsedAt: iso(t.last_used_at),
-    expiresAt: iso(t.expires_at),
-    revokedAt: iso(t.revoked_at),
   };
 }
 
@@ -282,36 +262,10 @@ export async function changePassword(
   return issueSession(db, cfg, updated, meta);
 }
 
-export async function createApiToken(
-  db: Db,
-  userId: string,
-  input: { name: string; expiresInDays?: number | undefined },
-): Promise<{ token: string; info: ApiTokenInfo }> {
-  if ((await findUserById(db, userId))?.role === 'guest') throw forbidden('Guest accounts cannot create API tokens; register first');
-  const token = newToken(API_TOKEN_PREFIX);
-  const row = await insertApiToken(db, {
-    user_id: userId,
-    name: input.name,
-    token_hash: hashToken(token),
-    expires_at: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * DAY) : null,
-  });
-  return { token, info: toTokenInfo(row) };
-}
-
 /** The signed-in user as the API shows them (null when the account is gone). */
 export async function currentUser(db: Db, userId: string): Promise<PublicUser | null> {
   const user = await findUserById(db, userId);
   return user ? toPublicUser(user) : null;
-}
-
-export async function listTokens(db: Db, userId: string): Promise<ApiTokenInfo[]> {
-  return (await listApiTokens(db, userId)).map(toTokenInfo);
-}
-
-export async function revokeToken(db: Db, userId: string, id: string): Promise<void> {
-  if (!(await revokeApiToken(db, userId, id, new Date()))) {
-    throw notFound('No such token');
-  }
 }
 
 /**

@@ -67,7 +67,7 @@ export function phantomVolumes(seed: number): PreparedVolume[] {
  * demo case, so a second seeder's inserts fail and it stops.
  */
 export async function seedDemoCases(db: Kysely<Database>, store: VolumeStore, count: number): Promise<number> {
-  if (count <= 0 || (await countCases(db, 'demo')) > 0) return 0;
+  if (count <= 0 || (await countCases(db, { source: 'demo' })) > 0) return 0;
   let created = 0;
   for (const seed of DEMO_SEEDS.slice(0, count)) {
     const subjectId = `phantom-${seed}`;

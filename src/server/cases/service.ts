@@ -4,7 +4,7 @@ import type { CaseDetail, CaseSummary, VolumeRole, casePageSchema } from '../../
 import { MiB } from '../../shared/units.js';
 import { caseLimit, storedBytesLimit } from '../auth/quotas.js';
 import type { AuthUser } from '../auth/service.js';
-import { type Viewer, caseVolumes, countOwnCases, deleteCaseRow, findCase, insertCase, listCases } from '../db/cases.js';
+import { type Viewer, caseVolumes, countCases, deleteCaseRow, findCase, insertCase, listCases } from '../db/cases.js';
 import { lockOwnerQuota, storedBytesOf } from '../db/owner-lock.js';
 import { toPage } from '../db/paging.js';
 import type { Env } from '../env.js';
@@ -87,7 +87,7 @@ export async function uploadCase(
 ): Promise<string> {
   const { db, config } = deps;
   const maxCases = caseLimit(config, user.role);
-  const overCases = async (q: Db) => Number.isFinite(maxCases) && (await countOwnCases(q, user.id)) >= maxCases;
+  const overCases = async (q: Db) => Number.isFinite(maxCases) && (await countCases(q, { ownerId: user.id })) >= maxCases;
   const casesFull = () => forbidden(`Guests may keep ${maxCases} cases; delete one, or create an account for more`);
   // Counted early (a full account hears it before its files are checked) and again under the
   // owner's lock while storing (two uploads finishing together cannot both pass).

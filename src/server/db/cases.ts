@@ -95,26 +95,16 @@ export async function deleteCaseRow(db: Db, id: string): Promise<string[]> {
   });
 }
 
-export async function countCases(db: Db, source: CaseSource): Promise<number> {
-  const r = await db
-    .selectFrom('cases')
-    .select(({ fn }) => fn.countAll<string>().as('n'))
-    .where('source', '=', source)
-    .executeTakeFirstOrThrow();
+/** Cases of one source (`demo`, …) or of one owner (their uploads and imports). */
+export async function countCases(db: Db, which: { source: CaseSource } | { ownerId: string }): Promise<number> {
+  const q = db.selectFrom('cases').select(({ fn }) => fn.countAll<string>().as('n'));
+  const r = await (
+    'source' in which ? q.where('source', '=', which.source) : q.where('owner_id', '=', which.ownerId)
+  ).executeTakeFirstOrThrow();
   return Number(r.n);
 }
 
 export async function caseExistsForSubject(db: Db, source: CaseSource, subjectId: string): Promise<boolean> {
   const r = await db.selectFrom('cases').select('id').where('source', '=', source).where('subject_id', '=', subjectId).executeTakeFirst();
   return r !== undefined;
-}
-
-/** Cases a user owns (their uploads and imports). */
-export async function countOwnCases(db: Db, ownerId: string): Promise<number> {
-  const row = await db
-    .selectFrom('cases')
-    .select(({ fn }) => fn.countAll<string>().as('n'))
-    .where('owner_id', '=', ownerId)
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
 }

@@ -115,15 +115,17 @@ export async function activeJobIdsOf(db: Db, ownerId: string): Promise<string[]>
 
 /** Jobs queued or running that belong to guest accounts, all together. */
 export async function countActiveGuestJobs(db: Db): Promise<number> {
-  const row = await db
+  const row = await activeJobsWithOwners(db).where('users.role', '=', 'guest').executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Counts jobs queued or running, joined with their owners (for shares of the queue by kind of account). */
+const activeJobsWithOwners = (db: Db) =>
+  db
     .selectFrom('jobs')
     .innerJoin('users', 'users.id', 'jobs.owner_id')
     .select(({ fn }) => fn.countAll<string>().as('n'))
-    .where('jobs.status', 'in', [...ACTIVE_STATUSES])
-    .where('users.role', '=', 'guest')
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
-}
+    .where('jobs.status', 'in', [...ACTIVE_STATUSES]);
 
 /**
  * "New" accounts: registered within `hours` and with no job that ever succeeded — what a flood of
@@ -133,14 +135,7 @@ export async function newAccountLoad(db: Db, userId: string, hours: number): Pro
   const since = new Date(Date.now() - hours * 3_600_000);
   const fresh = (u: string) =>
     sql<boolean>`(${sql.ref(`${u}.created_at`)} > ${since} and not exists (select 1 from jobs s where s.owner_id = ${sql.ref(`${u}.id`)} and s.status = 'succeeded'))`;
-  const row = await db
-    .selectFrom('jobs')
-    .innerJoin('users', 'users.id', 'jobs.owner_id')
-    .select(({ fn }) => fn.countAll<string>().as('n'))
-    .where('jobs.status', 'in', [...ACTIVE_STATUSES])
-    .where('users.role', '<>', 'guest')
-    .where(fresh('users'))
-    .executeTakeFirstOrThrow();
+  const row = await activeJobsWithOwners(db).where('users.role', '<>', 'guest').where(fresh('users')).executeTakeFirstOrThrow();
   const me = await db.selectFrom('users as me').select(fresh('me').as('is_new')).where('me.id', '=', userId).executeTakeFirst();
   return { active: Number(row.n), isNew: Boolean(me?.is_new) };
 }

@@ -22,6 +22,12 @@ import * as transition from './transitions.js';
 import type { Lease } from './transitions.js';
 import { MiB } from '../../shared/units.js';
 
+// One delivery of a job, claim to end, and the loop that takes deliveries from the queue. Kept in
+// one file (~300 lines) on purpose: the claim, the watch (progress, cancel, timeout, lease, a
+// database outage) and the ending of an attempt share one lease and one order of writes, and a
+// reader checking that no path leaves a job half-ended needs them side by side. What an error
+// means and how a result is stored are outcome.ts.
+
 export interface WorkerDeps {
   boss: PgBoss;
   db: Kysely<Database>;

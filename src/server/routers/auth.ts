@@ -7,6 +7,7 @@ import {
   publicUserSchema,
   registerSchema,
 } from '../../shared/auth.js';
+import * as tokens from '../auth/api-tokens.js';
 import * as auth from '../auth/service.js';
 import { publicProcedure, router, sessionProcedure } from '../trpc.js';
 
@@ -54,10 +55,10 @@ export const authRouter = router({
 
   tokens: router({
     /** Returns the plaintext token once; only its hash is kept. */
-    create: sessionProcedure.input(createTokenSchema).mutation(({ ctx, input }) => auth.createApiToken(ctx.db, ctx.user.id, input)),
-    list: sessionProcedure.query(({ ctx }) => auth.listTokens(ctx.db, ctx.user.id)),
+    create: sessionProcedure.input(createTokenSchema).mutation(({ ctx, input }) => tokens.createApiToken(ctx.db, ctx.user.id, input)),
+    list: sessionProcedure.query(({ ctx }) => tokens.listTokens(ctx.db, ctx.user.id)),
     revoke: sessionProcedure.input(idSchema).mutation(async ({ ctx, input }) => {
-      await auth.revokeToken(ctx.db, ctx.user.id, input.id);
+      await tokens.revokeToken(ctx.db, ctx.user.id, input.id);
       return { ok: true as const };
     }),
   }),

@@ -16,7 +16,7 @@ export function homeRoute(options: HomeOptions): Hono {
   const app = new Hono();
   app.get('/', async (c) => {
     const services = options.readiness.services;
-    const demo = services ? await countCases(services.database.db, 'demo').catch(() => 0) : 0;
+    const demo = services ? await countCases(services.database.db, { source: 'demo' }).catch(() => 0) : 0;
     const models = services?.models.list() ?? [];
     c.header('Cache-Control', 'no-store');
     // The page's whitespace is its text: a formatter would split "Status: <strong>…" apart.
