@@ -3,7 +3,7 @@ import { useEffect, useRef, useState } from 'react';
 import { releaseCanvas } from './webgl.js';
 
 export interface ViewerVolume {
-  /** Stable key: 'background' | 'truth' | 'prediction'. */
+  /** Stable key, one per layer: 'background' | 'truth' | 'prediction' | 'version' (a saved corrected mask). */
   key: string;
   url: string;
   /** With the extension: a signed URL has none, and NiiVue would guess the format. */
