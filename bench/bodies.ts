@@ -1,6 +1,5 @@
-import { request } from 'node:http';
-import { Readable } from 'node:stream';
 import { startLiveServer } from '../src/server/test/live-server.js';
+import { sendChunked } from '../src/server/test/multipart.js';
 import { rssPeak } from './util.js';
 
 // #23 F1: anonymous callers throwing large chunked bodies at every large-body route. Each route
@@ -15,38 +14,10 @@ const concurrent = Number(process.env.BENCH_BODIES ?? 8);
 const ROUTES = ['/trpc/cases.upload', '/trpc/masks.save', '/api/cases', '/api/masks'];
 
 /** One anonymous chunked POST, sent lazily until the server answers: status and MiB sent. */
-function throwBody(url: string): Promise<{ status: number; sentMb: number }> {
-  return new Promise((resolve) => {
-    const chunk = Buffer.alloc(MiB, 7);
-    let sent = 0;
-    const body = new Readable({
-      read() {
-        if (sent >= sizeMb * MiB) return this.push(null);
-        sent += MiB;
-        this.push(chunk);
-      },
-    });
-    const u = new URL(url);
-    const req = request({
-      host: u.hostname,
-      port: u.port,
-      path: u.pathname,
-      method: 'POST',
-      headers: { 'transfer-encoding': 'chunked', 'content-type': 'multipart/form-data; boundary=x' },
-    });
-    let done = false;
-    const finish = (status: number) => {
-      if (done) return;
-      done = true;
-      body.destroy();
-      req.destroy();
-      resolve({ status, sentMb: sent / MiB });
-    };
-    req.on('response', (res) => (res.resume(), finish(res.statusCode ?? 0)));
-    req.on('error', () => finish(0));
-    body.pipe(req);
-  });
-}
+const throwBody = async (url: string) => {
+  const r = await sendChunked(url, { 'content-type': 'multipart/form-data; boundary=x' }, sizeMb * MiB);
+  return { status: r.status, sentMb: r.sent / MiB };
+};
 
 console.log(`\nLarge anonymous bodies — ${concurrent} × ${sizeMb} MiB chunked per route, ${ROUTES.length} routes`);
 const server = await startLiveServer({ demoCases: 0, env: { LOG_LEVEL: 'warn' } });

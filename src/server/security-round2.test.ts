@@ -2,7 +2,6 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { sql } from 'kysely';
 import { afterEach, expect, it } from 'vitest';
@@ -21,7 +20,7 @@ import { TestBrowser } from './test/browser.js';
 import { describeEachDatabase } from './test/databases.js';
 import { serveApp } from './test/live.js';
 import { FsVolumeStore } from './volumes/store.js';
-import { multipart } from './test/multipart.js';
+import { multipart, sendChunked } from './test/multipart.js';
 
 // Issue #23, the findings of the second attack round that live in uploads, quotas and faults
 // (F1, F3, F4, F7, F10, F11); tokens are in security-tokens.test.ts, streams and /metrics in
@@ -29,38 +28,6 @@ import { multipart } from './test/multipart.js';
 
 const PASSWORD = 'correct horse battery';
 const MiB = 1048576;
-
-/** A chunked POST of `total` bytes (no Content-Length) sent lazily: how much went out when the answer came. */
-function chunkedPost(url: string, headers: Record<string, string>, total: number): Promise<{ status: number; sent: number }> {
-  return new Promise((resolve, reject) => {
-    const chunk = Buffer.alloc(MiB, 1);
-    let sent = 0;
-    const body = new Readable({
-      read() {
-        if (sent >= total) return this.push(null);
-        sent += chunk.length;
-        this.push(chunk);
-      },
-    });
-    const u = new URL(url);
-    const req = request({
-      host: u.hostname,
-      port: u.port,
-      path: u.pathname,
-      method: 'POST',
-      headers: { ...headers, 'transfer-encoding': 'chunked' },
-    });
-    req.on('response', (res) => {
-      res.resume();
-      const status = res.statusCode ?? 0;
-      body.destroy();
-      req.destroy();
-      resolve({ status, sent });
-    });
-    req.on('error', (err) => (sent > 0 ? undefined : reject(err)));
-    body.pipe(req);
-  });
-}
 
 /** Starts a multipart POST, sends its first bytes and stalls; `finish()` sends the rest. */
 function stalledUpload(url: string, headers: Record<string, string>, m: { body: Buffer; type: string }) {
@@ -134,7 +101,7 @@ describeEachDatabase('hostile and faulty world, round two (#23)', (current) => {
     const s = await serve();
     const type = { 'content-type': 'multipart/form-data; boundary=x' };
     for (const route of ['/trpc/masks.save', '/api/masks', '/trpc/cases.upload', '/api/cases']) {
-      const r = await chunkedPost(`${s.url}${route}`, type, 400 * MiB);
+      const r = await sendChunked(`${s.url}${route}`, type, 400 * MiB);
       expect(r.status, route).toBe(401);
       // the answer came while most of the body was still unsent: the server did not wait for it
       expect(r.sent, route).toBeLessThan(200 * MiB);
