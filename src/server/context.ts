@@ -1,6 +1,7 @@
 import type { Context as HonoContext } from 'hono';
 import type { Kysely } from 'kysely';
-import { DATABASE_RETRY_AFTER_S, isDatabaseUnavailable } from './db/unavailable.js';
+import type { TRPCError } from '@trpc/server';
+import { isDatabaseUnavailable } from './db/unavailable.js';
 import { cookiePolicy as sessionCookiePolicy, readSessionCookie, serializeClearedCookies, serializeSessionCookie } from './auth/cookies.js';
 import { type AuthUser, type Authenticated, type ClientMeta, authenticate } from './auth/service.js';
 import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX } from './auth/tokens.js';
@@ -170,10 +171,13 @@ export function requestContextFactory(deps: RequestContextDeps) {
       },
     };
     const presented = presentedBearer(req.headers.get('authorization'));
-    const refuse = () => {
-      // No procedure middleware runs for a context that failed: the headers are set here.
-      const error = toTRPCError(invalidToken(TOKEN_REFUSED_MESSAGE));
+    // No procedure middleware runs for a context that failed: its error's headers are set here.
+    const withHeaders = (error: TRPCError) => {
       for (const [name, value] of Object.entries(errorHeaders(error))) resHeaders.set(name, value);
+      return error;
+    };
+    const refuse = () => {
+      const error = withHeaders(toTRPCError(invalidToken(TOKEN_REFUSED_MESSAGE)));
       logger.info({ reqId: c.get('requestId') as string }, 'bearer token refused');
       return error;
     };
@@ -192,8 +196,7 @@ export function requestContextFactory(deps: RequestContextDeps) {
         // Who is asking cannot be known without the database: a 503 the client retries, not a 500.
         // Thrown as tRPC's error: no procedure middleware runs for a context that failed.
         if (!isDatabaseUnavailable(err)) throw err;
-        resHeaders.set('Retry-After', String(DATABASE_RETRY_AFTER_S));
-        throw toTRPCError(err);
+        throw withHeaders(toTRPCError(err));
       }
       if (bearer && !auth) throw refuse();
       if (cookieToken) {

@@ -7,17 +7,7 @@ import { findJob } from '../db/jobs.js';
 import type { Database } from '../db/tables.js';
 import type { Env } from '../env.js';
 import { unauthorized } from '../errors.js';
-import type { JobEventBus } from './events.js';
 import { type JobSystem, toEvent, visibleJob } from './service.js';
-import { StreamLimits } from './stream-limits.js';
-
-/** Open streams per user and session, one count per job system (its event bus). */
-const streamCounts = new WeakMap<JobEventBus, StreamLimits>();
-function streamsOf(bus: JobEventBus): StreamLimits {
-  let limits = streamCounts.get(bus);
-  if (!limits) streamCounts.set(bus, (limits = new StreamLimits()));
-  return limits;
-}
 
 /** The default of STREAM_RECHECK_MS: how often a stream re-reads its job and re-checks its credential. */
 export const RECHECK_MS = 3000;
@@ -62,7 +52,7 @@ export async function* progressStream(s: ProgressStreamInput) {
   ];
   let release: () => void;
   try {
-    release = streamsOf(s.jobs.bus).acquire(claims);
+    release = s.jobs.streams.acquire(claims);
   } catch (err) {
     s.signal?.removeEventListener('abort', onAbort);
     unsubscribe();

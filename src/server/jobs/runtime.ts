@@ -10,6 +10,7 @@ import { CLEANUP_QUEUE, startQueue } from './queue.js';
 import { runRetention } from './retention.js';
 import { reconcileQueue } from './service.js';
 import type { JobSystem } from './service.js';
+import { StreamLimits } from './stream-limits.js';
 import { type Workers, startWorkers } from './worker.js';
 
 export interface JobRuntime {
@@ -64,7 +65,7 @@ export async function startJobRuntime(opts: {
       if (Object.values(removed).some((n) => n > 0)) log.info(removed, 'retention clean-up');
     });
   }
-  const jobs: JobSystem = { boss, bus, ...(workers ? { wake: () => workers!.wake() } : {}) };
+  const jobs: JobSystem = { boss, bus, streams: new StreamLimits(), ...(workers ? { wake: () => workers!.wake() } : {}) };
   return {
     jobs,
     ...(workers ? { workers } : {}),

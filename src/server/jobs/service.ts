@@ -24,6 +24,7 @@ import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
 import { conflict, forbidden, invalid, notFound, tooMany } from '../errors.js';
 import type { JobEventBus } from './events.js';
+import type { StreamLimits } from './stream-limits.js';
 import { type QueueJobData, SEGMENTATION_QUEUE } from './queue.js';
 
 type Db = Kysely<Database>;
@@ -39,6 +40,8 @@ export interface StoredResult {
 export interface JobSystem {
   boss: PgBoss;
   bus: JobEventBus;
+  /** Open progress streams per user and session in this process (jobs/progress-stream.ts). */
+  streams: StreamLimits;
   /** Set when this process runs workers: wakes them at once for a new job (no poll wait). */
   wake?: () => void;
 }

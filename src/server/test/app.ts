@@ -11,6 +11,7 @@ import { Readiness } from '../readiness.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
 import { localEventBus } from '../jobs/events.js';
 import type { JobSystem } from '../jobs/service.js';
+import { StreamLimits } from '../jobs/stream-limits.js';
 import { type VolumeSigner, createVolumeSigner } from '../volumes/signing.js';
 import { FsVolumeStore } from '../volumes/store.js';
 import { CpuPool } from '../workers/pool.js';
@@ -29,6 +30,7 @@ export function testCpuPool(): CpuPool {
 const noJobs: JobSystem = {
   boss: new Proxy({}, { get: () => () => Promise.reject(new Error('this test started no job system')) }) as JobSystem['boss'],
   bus: localEventBus(),
+  streams: new StreamLimits(),
 };
 
 export interface TestApp {

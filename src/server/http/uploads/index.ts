@@ -90,6 +90,8 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
     return answer(c, err);
   };
   return async function streamingUploadHandler(c) {
+    // Checked before authenticating (a full server spends no database query) and again after,
+    // since other uploads may have taken the last slot meanwhile.
     if (slots.inFlight >= slots.max) {
       return refuse(c, unavailable(`The server is processing ${slots.inFlight} uploads; try again in a few seconds`, 5));
     }

@@ -9,8 +9,6 @@ import { type ErrorFormat, errorResponse } from '../../error-shapes.js';
 import type { Logger } from '../../logger.js';
 import { type StreamedUpload, streamingUpload, uploadSlots } from './index.js';
 
-export { MULTIPART_OVERHEAD } from './index.js';
-
 /**
  * The procedures that take files (multipart). Each is served at `/trpc/<procedure>` and at its
  * REST path, always the same way: authenticated before a byte of the body is read, streamed to
