@@ -17,6 +17,10 @@ export async function serveApp(app: Hono): Promise<{ url: string; close(): Promi
           }),
       });
     }) as Server;
+    // Node closes an idle keep-alive socket after 5 s; a test client (undici) reusing it at that
+    // moment gets ECONNRESET. On a busy machine the gap between two requests of one test can reach
+    // 5 s, so idle sockets stay open for the test's length.
+    server.keepAliveTimeout = 120_000;
   });
 }
 
