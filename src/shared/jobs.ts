@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { plainText } from './text.js';
 import { volumeDescriptorSchema } from './cases.js';
+import { lesionListSchema } from './lesions.js';
 import { segmentationMetricsSchema } from './models.js';
 
 import { JOB_STATUSES, type JobStatus } from './job-status.js';
@@ -50,6 +51,8 @@ export const jobResultViewSchema = z.object({
   metrics: segmentationMetricsSchema,
   /** What the pipeline noticed about the inputs, e.g. "ADC in 10⁻³ mm²/s, scaled ×1000 to the model's 10⁻⁶ mm²/s". */
   notes: z.array(z.string()),
+  /** Every lesion of the mask, with TP/FP/FN against the ground truth; null for results made before lesion lists existed. */
+  lesions: lesionListSchema.nullable(),
 });
 export type JobResultView = z.infer<typeof jobResultViewSchema>;
 

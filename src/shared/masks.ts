@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { volumeDescriptorSchema } from './cases.js';
+import { lesionListSchema } from './lesions.js';
+import { maskProvenanceSchema } from './refine.js';
 
 /** The non-file fields of `masks.save` (multipart form data, like `cases.upload`). */
 export const saveMaskFieldsSchema = z.object({
@@ -39,6 +41,10 @@ export const maskVersionViewSchema = z.object({
   diceVsPrediction: z.number().nullable(),
   /** Dice against the case's ground truth (null when the case has none). */
   diceVsGroundTruth: z.number().nullable(),
+  /** The version's lesions (TP/FP/FN against the ground truth); null for versions saved before lesion lists existed. */
+  lesions: lesionListSchema.nullable(),
+  /** What the version was made from and how (written by the server at save); null for older versions. */
+  provenance: maskProvenanceSchema.nullable(),
 });
 export type MaskVersionView = z.infer<typeof maskVersionViewSchema>;
 

@@ -55,13 +55,59 @@ export type ModelManifest = z.infer<typeof manifestSchema>;
 /** The model a job runs when it names none (listed first by `models.list`). */
 export const DEFAULT_MODEL_ID = 'adc-dwi-v2';
 
+/**
+ * An interactive model's manifest.json (`kind: "interactive"`): a network that takes the image
+ * around a click plus guidance channels and answers the mask there — the DeepGrow/DeepEdit
+ * convention. Its input tensor's channels, in order: the image `inputs` (each preprocessed as
+ * listed), then the positive and the negative guidance (a Gaussian of `prompts.sigmaMm` around
+ * each click, peak 1, the maximum where clicks overlap), then — with `previousMask` — the mask
+ * it is refining (0/1). The crop is a box of `cropMm` around the clicks; the output, after
+ * `output.activation`, at or above `threshold` is the mask inside the crop (pasted back in place).
+ */
+export const interactiveManifestSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,63}$/, 'lowercase letters, digits, dot, dash, underscore'),
+    name: z.string().min(1).max(120),
+    version: z.string().min(1).max(40),
+    description: z.string().min(20),
+    kind: z.literal('interactive'),
+    /** How it was made: a fixed rule, or a trained network. */
+    method: z.enum(['rule-based', 'trained']),
+    inputs: z.array(modelInputRoleSchema).min(1).max(3),
+    preprocessing: z.array(preprocessingSchema),
+    adcUnit: z.enum(['1e-3', '1e-6']).default('1e-6'),
+    prompts: z.object({
+      encoding: z.literal('gaussian'),
+      /** The guidance Gaussian's sigma in mm. */
+      sigmaMm: z.number().positive().max(50),
+    }),
+    /** Whether the mask being refined is given as the last channel. */
+    previousMask: z.boolean(),
+    /** The crop around the clicks, mm per axis (x, y, z): the model sees only this box. */
+    cropMm: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+    axisOrder: z.enum(['xyz', 'zyx']).default('xyz'),
+    output: z.object({ activation: z.enum(['sigmoid', 'none']) }),
+    threshold: z.number().gt(0).lt(1),
+  })
+  .refine((m) => m.preprocessing.length === m.inputs.length, {
+    message: 'preprocessing must have one entry per input',
+    path: ['preprocessing'],
+  });
+export type InteractiveManifest = z.infer<typeof interactiveManifestSchema>;
+
+/** The interactive model refine uses when it names none. */
+export const DEFAULT_INTERACTIVE_MODEL_ID = 'click-grow-v1';
+
 /** A model as `models.list` returns it. */
 export const modelInfoSchema = z.object({
   id: z.string(),
   name: z.string(),
   version: z.string(),
   description: z.string(),
-  kind: z.enum(['rule-based', 'trained']),
+  /** Segmentation models: how they were made; `interactive` for click-refinement models (see `method`). */
+  kind: z.enum(['rule-based', 'trained', 'interactive']),
+  /** How it was made (for segmentation models, the same as `kind`). */
+  method: z.enum(['rule-based', 'trained']),
   inputs: z.array(modelInputRoleSchema),
   patchSize: z.tuple([z.number().int(), z.number().int(), z.number().int()]).nullable(),
 });
