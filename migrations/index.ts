@@ -5,6 +5,7 @@ import * as m20261122_120000_cases from './20261122_120000_cases.js';
 import * as m20261122_130000_jobs from './20261122_130000_jobs.js';
 import * as m20261123_100000_adc_unit from './20261123_100000_adc_unit.js';
 import * as m20261123_110000_mask_versions from './20261123_110000_mask_versions.js';
+import * as m20261201_100000_lesions from './20261201_100000_lesions.js';
 
 /**
  * Every migration, by name. A static list (rather than reading the folder) works the same from
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '20261122_130000_jobs': m20261122_130000_jobs,
   '20261123_100000_adc_unit': m20261123_100000_adc_unit,
   '20261123_110000_mask_versions': m20261123_110000_mask_versions,
+  '20261201_100000_lesions': m20261201_100000_lesions,
 };

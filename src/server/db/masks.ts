@@ -15,6 +15,8 @@ const COLUMNS = [
   'mv.volume_ml',
   'mv.dice_vs_prediction',
   'mv.dice_vs_truth',
+  'mv.lesions',
+  'mv.provenance',
   'mv.created_at',
 ] as const;
 
@@ -55,6 +57,8 @@ export async function insertMaskVersion(
     volumeMl: number;
     diceVsPrediction: number | null;
     diceVsTruth: number | null;
+    lesions: unknown;
+    provenance: unknown;
   },
 ): Promise<string> {
   const last = await trx
@@ -76,6 +80,8 @@ export async function insertMaskVersion(
       volume_ml: v.volumeMl,
       dice_vs_prediction: v.diceVsPrediction,
       dice_vs_truth: v.diceVsTruth,
+      lesions: JSON.stringify(v.lesions),
+      provenance: JSON.stringify(v.provenance),
     })
     .returning('id')
     .executeTakeFirstOrThrow();

@@ -84,6 +84,10 @@ export interface MaskVersionsTable {
   volume_ml: number;
   dice_vs_prediction: number | null;
   dice_vs_truth: number | null;
+  /** JSON: the version's LesionList (null before #24). */
+  lesions: ColumnType<unknown, string | null | undefined, string | null>;
+  /** JSON: the version's MaskProvenance (null before #24). */
+  provenance: ColumnType<unknown, string | null | undefined, string | null>;
   created_at: Timestamp;
 }
 export type MaskVersionRow = Selectable<MaskVersionsTable>;

@@ -33,7 +33,7 @@ export async function storeResult(
       links.push({ name: `model:${m.modelId}`, volumeId });
       return { modelId: m.modelId, volumeId };
     });
-    const stored: StoredResult = { maskVolumeId, perModel, metrics: result.metrics, notes: result.notes };
+    const stored: StoredResult = { maskVolumeId, perModel, metrics: result.metrics, notes: result.notes, lesions: result.lesions };
     return { json: JSON.stringify(stored), links };
   } catch (err) {
     await Promise.all(created.map((s) => store.remove(s)));

@@ -27,6 +27,8 @@ import type { JobEventBus } from './events.js';
 import type { StreamLimits } from './stream-limits.js';
 import { type QueueJobData, SEGMENTATION_QUEUE } from './queue.js';
 
+import type { LesionList } from '../../shared/lesions.js';
+
 type Db = Kysely<Database>;
 
 /** What a finished job stores in `jobs.result`. */
@@ -35,6 +37,8 @@ export interface StoredResult {
   perModel: { modelId: string; volumeId: string }[];
   metrics: SegmentationMetrics;
   notes?: string[];
+  /** Absent on results stored before lesion lists existed. */
+  lesions?: LesionList;
 }
 
 export interface JobSystem {
@@ -100,7 +104,7 @@ export async function toJobViews(db: Db, rows: JobRow[], links: VolumeLinks): Pr
           const d = descriptor(p.volumeId, `mask-${p.modelId}`, `${caseName}_${p.modelId}_prediction`);
           return d ? [{ modelId: p.modelId, mask: d }] : [];
         });
-        result = { mask, perModel, metrics: stored.metrics, notes: stored.notes ?? [] };
+        result = { mask, perModel, metrics: stored.metrics, notes: stored.notes ?? [], lesions: stored.lesions ?? null };
       }
     }
     return {

@@ -4,6 +4,9 @@ import { unprocessable } from '../errors.js';
 import { sameGrid, voxelVolumeMl } from '../nifti/geometry.js';
 import { NiftiError, isGzip, readNifti, toFloat32 } from '../nifti/read.js';
 import { dice } from '../segmentation/metrics.js';
+import type { LesionList } from '../../shared/lesions.js';
+import { decodeOnDwiGrid } from '../lesions/inputs.js';
+import { lesionList } from '../lesions/list.js';
 import { sha256Hex } from '../volumes/store.js';
 import { cpuTask } from '../workers/task.js';
 
@@ -24,6 +27,8 @@ export interface AnalyzeMaskInput {
   file: Uint8Array | string;
   maxVoxels: number;
   dwi: { dims: number[]; affine: unknown };
+  /** The case's stored volumes (the lesion list reads the DWI's and ADC's values in each lesion). */
+  volumes: { dwi: Uint8Array; adc: Uint8Array | null };
   truth: Uint8Array | null;
   prediction: Uint8Array | null;
 }
@@ -43,6 +48,7 @@ export interface AnalyzedMask {
   volumeMl: number;
   diceVsPrediction: number | null;
   diceVsTruth: number | null;
+  lesions: LesionList;
 }
 
 /**
@@ -75,8 +81,10 @@ export function analyzeMask(input: AnalyzeMaskInput): AnalyzedMask {
   }
   const mask = binary(values);
   const asMask = (bytes: Uint8Array | null) => (bytes ? binary(toFloat32(readNifti(bytes))) : null);
-  const truth = asMask(input.truth);
   const prediction = asMask(input.prediction);
+  const onGrid = decodeOnDwiGrid({ ...input.volumes, truth: input.truth });
+  const truth = onGrid.truth;
+  const lesions = lesionList({ ...onGrid, mask, truth });
   const stored = isGzip(file) ? Buffer.from(file) : gzipSync(file);
   return {
     stored,
@@ -86,6 +94,7 @@ export function analyzeMask(input: AnalyzeMaskInput): AnalyzedMask {
     volumeMl: voxels * voxelVolumeMl(vol.voxelSizeMm),
     diceVsPrediction: prediction && prediction.length === mask.length ? dice(mask, prediction) : null,
     diceVsTruth: truth && truth.length === mask.length ? dice(mask, truth) : null,
+    lesions,
   };
 }
 

@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
+import type { LesionList } from '../../shared/lesions.js';
 import type { MaskVersionView } from '../../shared/masks.js';
+import type { MaskProvenance } from '../../shared/refine.js';
 import { type Viewer, caseVolumes, findCase } from '../db/cases.js';
 import { findJob } from '../db/jobs.js';
 import {
@@ -36,7 +38,17 @@ type Db = Kysely<Database>;
 export async function saveMaskVersion(
   deps: { db: Db; store: VolumeStore; cpu: CpuPool; config: Env },
   viewer: Viewer & { userId: string },
-  input: { caseId: string; jobId?: string | undefined; note: string; file: Uint8Array | string; maxVoxels: number },
+  input: {
+    caseId: string;
+    jobId?: string | undefined;
+    note: string;
+    file: Uint8Array | string;
+    maxVoxels: number;
+    /** What the editor reports about the edit (lesions rejected, pen strokes). */
+    edits?: { rejectedLesions: number; penStrokes: number } | undefined;
+    /** The clicks the server refined for this author and case since the last save (refine/sessions.ts). */
+    clicks?: { added: number; removed: number } | undefined;
+  },
 ): Promise<string> {
   const { db, store, cpu, config } = deps;
   const author = { id: viewer.userId, role: viewer.guest ? ('guest' as const) : ('user' as const) };
@@ -55,12 +67,14 @@ export async function saveMaskVersion(
   const dwi = volumes.find((v) => v.role === 'dwi');
   if (!dwi) throw unprocessable('This case has no DWI to draw a mask on');
   let predictionVolumeId: string | null = null;
+  let modelIds: string[] = [];
   if (input.jobId) {
     const job = await findJob(db, input.jobId);
     if (!job || job.case_id !== input.caseId || (!viewer.admin && job.owner_id !== viewer.userId)) {
       throw notFound('No such job for this case', { field: 'jobId' });
     }
     predictionVolumeId = (job.result as { maskVolumeId?: string } | null)?.maskVolumeId ?? null;
+    modelIds = job.model_ids;
   }
   const truthVolume = volumes.find((v) => v.role === 'mask');
   const read = async (volumeId: string | null | undefined) => {
@@ -71,6 +85,7 @@ export async function saveMaskVersion(
     file: input.file,
     maxVoxels: input.maxVoxels,
     dwi: { dims: dwi.dims, affine: dwi.affine },
+    volumes: { dwi: (await read(dwi.id))!, adc: await read(volumes.find((v) => v.role === 'adc')?.id) },
     truth: await read(truthVolume?.id),
     prediction: await read(predictionVolumeId),
   });
@@ -90,8 +105,37 @@ export async function saveMaskVersion(
       volumeMl: a.volumeMl,
       diceVsPrediction: a.diceVsPrediction,
       diceVsTruth: a.diceVsTruth,
+      lesions: a.lesions,
+      provenance: provenanceOf(input.jobId ?? null, modelIds, input.edits, input.clicks),
     });
   });
+}
+
+/** The provenance the server writes on a saved version: where it started and what was done to it. */
+export function provenanceOf(
+  jobId: string | null,
+  modelIds: string[],
+  edits: { rejectedLesions: number; penStrokes: number } | undefined,
+  clicks: { added: number; removed: number } | undefined,
+): MaskProvenance {
+  const rejectedLesions = edits?.rejectedLesions ?? 0;
+  const penStrokes = edits?.penStrokes ?? 0;
+  const clicksAdded = clicks?.added ?? 0;
+  const clicksRemoved = clicks?.removed ?? 0;
+  const n = (k: number, one: string, many = `${one}s`) => `${k} ${k === 1 ? one : many}`;
+  const parts = [jobId ? `Started from job ${jobId}${modelIds.length ? ` (${modelIds.join(', ')})` : ''}` : 'Drawn without a job'];
+  if (rejectedLesions) parts.push(`${n(rejectedLesions, 'lesion')} rejected`);
+  if (clicksAdded) parts.push(`${n(clicksAdded, 'click')} added`);
+  if (clicksRemoved) parts.push(`${n(clicksRemoved, 'negative click')}`);
+  if (penStrokes) parts.push(n(penStrokes, 'pen stroke'));
+  return {
+    from: { kind: jobId ? 'job' : 'none', id: jobId, modelIds },
+    rejectedLesions,
+    clicksAdded,
+    clicksRemoved,
+    penStrokes,
+    summary: parts.join('; '),
+  };
 }
 
 /** The versions a viewer may see on a case: their own (admins: everyone's), newest first. */
@@ -124,6 +168,8 @@ export async function toMaskView(db: Db, row: MaskVersionListed, links: VolumeLi
     volume: toVolumeDescriptor(v, 'mask', links, `corrected-v${row.version}`, `${row.case_name}_corrected_v${row.version}`),
     diceVsPrediction: row.dice_vs_prediction,
     diceVsGroundTruth: row.dice_vs_truth,
+    lesions: (row.lesions as LesionList | null) ?? null,
+    provenance: (row.provenance as MaskProvenance | null) ?? null,
   };
 }
 

@@ -4,12 +4,26 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { DEFAULT_MODEL_ID, type ModelInfo, type ModelManifest, manifestSchema } from '../../shared/models.js';
+import {
+  DEFAULT_MODEL_ID,
+  type InteractiveManifest,
+  type ModelInfo,
+  type ModelManifest,
+  interactiveManifestSchema,
+  manifestSchema,
+} from '../../shared/models.js';
 import type { Env } from '../env.js';
 import type { Logger } from '../logger.js';
 
 export interface LoadedModel {
   manifest: ModelManifest;
+  session: ort.InferenceSession;
+  dir: string;
+}
+
+/** A click-refinement model (manifest `kind: "interactive"`): refine/ runs it, jobs never do. */
+export interface LoadedInteractiveModel {
+  manifest: InteractiveManifest;
   session: ort.InferenceSession;
   dir: string;
 }
@@ -25,6 +39,7 @@ export interface ExecutionProviderReport {
 
 export interface ModelRegistry {
   models: Map<string, LoadedModel>;
+  interactive: Map<string, LoadedInteractiveModel>;
   failed: { dir: string; error: string }[];
   provider: ExecutionProviderReport;
   list(): ModelInfo[];
@@ -42,15 +57,16 @@ export function builtInModelsDir(): string {
   throw new Error('cannot find the built-in models/ folder');
 }
 
-export function toModelInfo(m: ModelManifest): ModelInfo {
+export function toModelInfo(m: ModelManifest | InteractiveManifest): ModelInfo {
   return {
     id: m.id,
     name: m.name,
     version: m.version,
     description: m.description,
     kind: m.kind,
+    method: m.kind === 'interactive' ? m.method : m.kind,
     inputs: m.inputs,
-    patchSize: m.patchSize,
+    patchSize: m.kind === 'interactive' ? null : m.patchSize,
   };
 }
 
@@ -75,6 +91,7 @@ export async function loadModelRegistry(opts: {
   log?: Logger;
 }): Promise<ModelRegistry> {
   const models = new Map<string, LoadedModel>();
+  const interactive = new Map<string, LoadedInteractiveModel>();
   const failed: { dir: string; error: string }[] = [];
   let active: 'cpu' | 'cuda' = opts.provider;
   for (const root of opts.roots) {
@@ -93,14 +110,15 @@ export async function loadModelRegistry(opts: {
       if (!existsSync(path.join(dir, 'manifest.json'))) continue;
       try {
         const raw = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
-        const parsed = manifestSchema.safeParse(raw);
+        const schema = (raw as { kind?: unknown })?.kind === 'interactive' ? interactiveManifestSchema : manifestSchema;
+        const parsed = schema.safeParse(raw);
         if (!parsed.success) {
           throw new Error(
             `invalid manifest: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
           );
         }
         const manifest = parsed.data;
-        if (models.has(manifest.id)) throw new Error(`a model with id ${manifest.id} is already loaded`);
+        if (models.has(manifest.id) || interactive.has(manifest.id)) throw new Error(`a model with id ${manifest.id} is already loaded`);
         const file = path.join(dir, 'model.onnx');
         if (!existsSync(file)) throw new Error('model.onnx is missing');
         let session: ort.InferenceSession;
@@ -115,7 +133,8 @@ export async function loadModelRegistry(opts: {
         } else {
           session = await createSession(file, 'cpu', opts.threads);
         }
-        models.set(manifest.id, { manifest, session, dir });
+        if (manifest.kind === 'interactive') interactive.set(manifest.id, { manifest, session, dir });
+        else models.set(manifest.id, { manifest, session, dir });
         opts.log?.info({ model: manifest.id, version: manifest.version, provider: active }, 'model loaded');
       } catch (err) {
         const error = err instanceof SyntaxError ? `manifest.json is not valid JSON: ${err.message}` : (err as Error).message;
@@ -126,15 +145,21 @@ export async function loadModelRegistry(opts: {
   }
   return {
     models,
+    interactive,
     failed,
     provider: { requested: opts.provider, active, gpuMissing: opts.provider === 'cuda' && active !== 'cuda', threads: opts.threads },
-    // the default model first (pickers preselect it), then by id
+    // segmentation models first, the default one first (pickers preselect it), then by id; interactive models last
     list: () =>
-      [...models.values()]
+      [...models.values(), ...interactive.values()]
         .map((m) => toModelInfo(m.manifest))
-        .sort((a, b) => Number(b.id === DEFAULT_MODEL_ID) - Number(a.id === DEFAULT_MODEL_ID) || a.id.localeCompare(b.id)),
+        .sort(
+          (a, b) =>
+            Number(a.kind === 'interactive') - Number(b.kind === 'interactive') ||
+            Number(b.id === DEFAULT_MODEL_ID) - Number(a.id === DEFAULT_MODEL_ID) ||
+            a.id.localeCompare(b.id),
+        ),
     async close() {
-      await Promise.all([...models.values()].map((m) => m.session.release().catch(() => {})));
+      await Promise.all([...models.values(), ...interactive.values()].map((m) => m.session.release().catch(() => {})));
     },
   };
 }

@@ -6,6 +6,8 @@ import { sameGrid, voxelVolumeMl } from '../nifti/geometry.js';
 import { NiftiError, type NiftiVolume, readNifti, toFloat32 } from '../nifti/read.js';
 import { writeNiftiGz } from '../nifti/write.js';
 import { adcScale, adcUnitNote, detectAdcUnit, implausibleAdcMessage } from './adc-unit.js';
+import type { LesionList } from '../../shared/lesions.js';
+import { lesionList } from '../lesions/list.js';
 import { keepLargeComponents } from './components.js';
 import { predictProbability, throwIfAborted } from './inference.js';
 import { computeMetrics } from './metrics.js';
@@ -47,6 +49,8 @@ export interface PipelineResult {
   metrics: SegmentationMetrics;
   /** What the pipeline noticed about the inputs (the ADC unit it found and how it converted it). */
   notes: string[];
+  /** The mask's lesions, TP/FP/FN against the truth (lesions/list.ts). */
+  lesions: LesionList;
 }
 
 /**
@@ -80,12 +84,14 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
 
   // load
   await enter('load', 10, 'Reading volumes');
-  const needed = new Set<VolumeRole>(['dwi', ...models.flatMap((m) => m.manifest.inputs), 'mask']);
+  const inputs = new Set<VolumeRole>(models.flatMap((m) => m.manifest.inputs));
+  // The ADC is read even when no model takes it: the lesion list reports each lesion's ADC.
+  const needed = new Set<VolumeRole>(['dwi', ...inputs, 'adc', 'mask']);
   const volumes = new Map<VolumeRole, NiftiVolume>();
   for (const role of needed) {
     const bytes = await opts.read(role);
     if (!bytes) {
-      if (role === 'mask') continue;
+      if (role === 'mask' || !inputs.has(role) && role !== 'dwi') continue;
       const which = models.filter((m) => m.manifest.inputs.includes(role as 'dwi')).map((m) => m.manifest.id);
       throw unprocessable(`This case has no ${ROLE_LABELS[role]}${which.length ? `, which model ${which.join(', ')} needs` : ''}`);
     }
@@ -206,7 +212,19 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       if (votes >= need) mask[i] = 1;
     }
   }
-  const metrics = computeMetrics(mask, truthMask, dwi.dims, dwi.voxelSizeMm, kept.length === 1 ? kept[0] : undefined);
+  const labeling = kept.length === 1 ? kept[0] : undefined;
+  const metrics = computeMetrics(mask, truthMask, dwi.dims, dwi.voxelSizeMm, labeling);
+  const lesions = lesionList({
+    mask,
+    truth: truthMask,
+    dims: dwi.dims,
+    affine: dwi.affine,
+    voxelSizeMm: dwi.voxelSizeMm,
+    dwi: onGrid.get('dwi')!,
+    adc: onGrid.get('adc') ?? null,
+    adcUnit: adcUnit ?? null,
+    ...(labeling ? { labeling } : {}),
+  });
   lap('postprocess');
   throwIfAborted(signal);
 
@@ -221,5 +239,5 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     maskNifti: models.length === 1 ? maskNifti : encode(perModelMasks[mi]!),
   }));
   lap('encode');
-  return { dims: dwi.dims, affine: dwi.affine, voxelSizeMm: dwi.voxelSizeMm, mask, maskNifti, perModel, metrics, notes };
+  return { dims: dwi.dims, affine: dwi.affine, voxelSizeMm: dwi.voxelSizeMm, mask, maskNifti, perModel, metrics, notes, lesions };
 }

@@ -9,7 +9,7 @@ import { useJobProgress } from './useJobProgress.js';
  */
 export function JobPanel(props: { caseId: string; signedIn: boolean; onResult: (job: JobView) => void; current: JobView | null }) {
   const utils = trpc.useUtils();
-  const models = trpc.models.list.useQuery();
+  const models = trpc.models.list.useQuery(undefined, { select: (list) => list.filter((m) => m.kind !== 'interactive') });
   const [modelId, setModelId] = useState<string>('');
   const [jobId, setJobId] = useState<string | null>(null);
   const [startedAt, setStartedAt] = useState<number | null>(null);

@@ -96,6 +96,7 @@ export function healthRoutes(options: HealthOptions): Hono {
     };
     const modelsReport = {
       loaded: [...models.models.keys()],
+      interactive: [...models.interactive.keys()],
       failed: models.failed.map((f) => ({ dir: f.dir, error: f.error })),
     };
     const facts = {
