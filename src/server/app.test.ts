@@ -203,18 +203,20 @@ describeEachDatabase('models over HTTP', (db) => {
       const res = await app.request('/readyz');
       expect(res.status).toBe(200);
       const body = (await res.json()) as {
-        models: { loaded: string[] };
+        models: { loaded: string[]; interactive: string[] };
         executionProvider: Record<string, unknown>;
       };
       expect(body.models.loaded.sort()).toEqual(['adc-core-v1', 'adc-dwi-v2']);
+      expect(body.models.interactive).toEqual(['click-grow-v1']);
       expect(body.executionProvider).toMatchObject({ requested: 'cuda', active: 'cpu', gpuMissing: true });
       expect(String(body.executionProvider.warning)).toMatch(/GPU \(CUDA\) was requested but none could be used/);
       const list = await app.request('/trpc/models.list');
       const items = ((await list.json()) as { result: { data: { id: string; kind: string }[] } }).result.data;
-      // the default model first
+      // the default model first, the interactive one (click refinement) last
       expect(items).toEqual([
-        expect.objectContaining({ id: 'adc-dwi-v2', kind: 'rule-based' }),
-        expect.objectContaining({ id: 'adc-core-v1', kind: 'rule-based' }),
+        expect.objectContaining({ id: 'adc-dwi-v2', kind: 'rule-based', method: 'rule-based' }),
+        expect.objectContaining({ id: 'adc-core-v1', kind: 'rule-based', method: 'rule-based' }),
+        expect.objectContaining({ id: 'click-grow-v1', kind: 'interactive', method: 'rule-based' }),
       ]);
     } finally {
       await models.close();

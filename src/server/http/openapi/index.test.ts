@@ -86,6 +86,8 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
         'masks-byId',
         'masks-delete',
         'masks-list',
+        'masks-refine',
+        'masks-endRefine',
         'masks-save',
         'models-list',
       ].sort(),
