@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { encodeNifti, writeNiftiGz } from '../src/server/nifti/write.js';
 import type { Affine } from '../src/shared/nifti.js';
 import { type LiveServer, startLiveServer } from '../src/server/test/live-server.js';
-import { rssPeak } from './util.js';
+import { percentile, probe, rssPeak } from './util.js';
 
 // Event-loop responsiveness of a real server process (`npm start`'s build: embedded database,
 // in-process worker): a client calls GET /healthz every 20 ms; its latencies idle (the baseline,
@@ -43,44 +42,6 @@ function largeCase(): { dwi: Float32Array; adc: Float32Array } {
         adc[i] = (lesion ? 450 : 800) + rand() * 120;
       }
   return { dwi, adc };
-}
-
-function percentile(xs: number[], p: number) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
-}
-
-/**
- * Probes /healthz every 20 ms from a separate process until stopped (so the latencies are the
- * server's, not this process's, which is busy sending uploads); each probe's latency in ms.
- */
-const PROBE = `
-  const url = process.argv[1];
-  const latencies = [];
-  let running = true;
-  process.stdin.on('data', () => { running = false; });
-  (async () => {
-    while (running) {
-      const t0 = performance.now();
-      await fetch(url + '/healthz').then((r) => r.arrayBuffer());
-      latencies.push(performance.now() - t0);
-      const wait = 20 - (performance.now() - t0);
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    }
-    // The first probes pay for the connection and JIT: not the server's doing.
-    process.stdout.write(JSON.stringify(latencies.slice(5)));
-    process.exit(0);
-  })();
-`;
-function probe(url: string) {
-  const child = spawn(process.execPath, ['-e', PROBE, url], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const done = new Promise<number[]>((resolve) => child.on('exit', () => resolve(JSON.parse(out || '[]') as number[])));
-  return async () => {
-    child.stdin.write('stop\n');
-    return done;
-  };
 }
 
 function line(name: string, xs: number[], baselineP99?: number) {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** Median wall time of `fn` (sync or async) over `runs` runs after `warmup` runs, in milliseconds. */
@@ -27,5 +28,43 @@ export function rssPeak(pid: number) {
   return () => {
     clearInterval(t);
     return { startMb: start / 1048576, peakMb: Math.max(peak, read()) / 1048576 };
+  };
+}
+
+export function percentile(xs: number[], p: number) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
+}
+
+/**
+ * Probes /healthz every 20 ms from a separate process until stopped (so the latencies are the
+ * server's, not this process's, which is busy sending uploads); each probe's latency in ms.
+ */
+const PROBE = `
+  const url = process.argv[1];
+  const latencies = [];
+  let running = true;
+  process.stdin.on('data', () => { running = false; });
+  (async () => {
+    while (running) {
+      const t0 = performance.now();
+      await fetch(url + '/healthz').then((r) => r.arrayBuffer());
+      latencies.push(performance.now() - t0);
+      const wait = 20 - (performance.now() - t0);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    // The first probes pay for the connection and JIT: not the server's doing.
+    process.stdout.write(JSON.stringify(latencies.slice(5)));
+    process.exit(0);
+  })();
+`;
+export function probe(url: string) {
+  const child = spawn(process.execPath, ['-e', PROBE, url], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const done = new Promise<number[]>((resolve) => child.on('exit', () => resolve(JSON.parse(out || '[]') as number[])));
+  return async () => {
+    child.stdin.write('stop\n');
+    return done;
   };
 }

@@ -74,6 +74,7 @@ interface Acc {
 }
 
 function accumulate(
+  mask: Uint8Array,
   labels: Int32Array,
   count: number,
   dims: readonly [number, number, number],
@@ -96,7 +97,8 @@ function accumulate(
     });
   const [nx, ny] = dims;
   const sxy = nx * ny;
-  for (let idx = 0; idx < labels.length; idx++) {
+  // set voxels only (native indexOf scan): lesions are a tiny part of a volume
+  for (let idx = mask.indexOf(1); idx !== -1; idx = mask.indexOf(1, idx + 1)) {
     const l = labels[idx]!;
     if (!l) continue;
     const a = acc[l]!;
@@ -153,7 +155,7 @@ export function lesionList(input: LesionListInput): LesionList {
   const voxelMl = voxelVolumeMl(input.voxelSizeMm);
   const pred = input.labeling ?? labelComponents(mask, dims);
   const predCount = pred.sizes.length - 1;
-  const predAcc = accumulate(pred.labels, predCount, dims, dwi, adc);
+  const predAcc = accumulate(mask, pred.labels, predCount, dims, dwi, adc);
   const gt = truth ? (input.truthLabeling ?? labelComponents(truth, dims)) : null;
   const gtCount = gt ? gt.sizes.length - 1 : 0;
   const gtHit = new Uint8Array(gtCount + 1);
@@ -197,7 +199,7 @@ export function lesionList(input: LesionListInput): LesionList {
   rows.sort((x, y) => y.voxels - x.voxels);
   const missed: Omit<Lesion, 'id'>[] = [];
   if (gt) {
-    const gtAcc = accumulate(gt.labels, gtCount, dims, dwi, adc);
+    const gtAcc = accumulate(truth!, gt.labels, gtCount, dims, dwi, adc);
     for (let l = 1; l <= gtCount; l++) if (!gtHit[l] && gtAcc[l]!.n) missed.push(toLesion(gtAcc[l]!, gt.labels, l, 'FN'));
     missed.sort((x, y) => y.voxels - x.voxels);
   }
