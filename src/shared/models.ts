@@ -10,7 +10,23 @@ export const preprocessingSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('robustZscore') }),
   /** x * factor + offset. */
   z.object({ kind: z.literal('scale'), factor: z.number(), offset: z.number().default(0) }),
+  /** (x - mean) / std over every voxel of the (cropped) volume: nnU-Net's ZScoreNormalization without a mask, MONAI's NormalizeIntensityd(nonzero=False). */
+  z.object({ kind: z.literal('zscoreAll') }),
+  /**
+   * (x - mean) / std over the nonzero voxels only, zero outside them: nnU-Net's ZScoreNormalization
+   * with `use_mask_for_norm` true, MONAI's NormalizeIntensityd(nonzero=True).
+   */
+  z.object({ kind: z.literal('zscoreNonzero') }),
+  /**
+   * Clip to [lower, upper], then (x - mean) / sd with dataset-wide values: nnU-Net's CTNormalization
+   * (its plans' `foreground_intensity_properties_per_channel`: percentile_00_5, percentile_99_5, mean, std).
+   */
+  z.object({ kind: z.literal('clipZscore'), lower: z.number(), upper: z.number(), mean: z.number(), sd: z.number().positive() }),
+  /** (x - min) / (max - min) over the volume, to [0, 1]: MONAI's ScaleIntensityd. */
+  z.object({ kind: z.literal('rescale01') }),
 ]);
+
+const mm3 = z.tuple([z.number().positive().max(20), z.number().positive().max(20), z.number().positive().max(20)]);
 
 /** A model folder's manifest.json. */
 export const manifestSchema = z
@@ -38,17 +54,66 @@ export const manifestSchema = z
       activation: z.enum(['sigmoid', 'softmax', 'none']),
       /** With softmax: the channel holding the lesion class. */
       lesionClass: z.number().int().min(0).default(1),
+      /** Several lesion classes, merged (their probabilities summed after the activation); overrides lesionClass. */
+      lesionClasses: z.array(z.number().int().min(0)).min(1).max(16).optional(),
+      /** Which graph output (deep-supervision exports have several): by name, else by index (default the first). */
+      name: z.string().min(1).max(200).optional(),
+      index: z.number().int().min(0).max(15).default(0),
+      /** The channel count the graph's output has (checked at load); default: taken from the graph. */
+      classes: z.number().int().min(1).max(64).optional(),
     }),
     threshold: z.number().gt(0).lt(1),
     /** The unit the model's ADC channel expects; the pipeline converts what the case has. */
     adcUnit: z.enum(['1e-3', '1e-6']).default('1e-6'),
     /** Connected components (26-neighbourhood) smaller than this are dropped. */
     minLesionMl: z.number().min(0).default(0),
+
+    // ---- manifest version 2 (#25): every field optional, its default today's behaviour ----
+    /** 1 (today's fields only) or 2; informational — every v2 field has a default. */
+    manifestVersion: z.union([z.literal(1), z.literal(2)]).default(1),
+    /**
+     * The voxel spacing (mm, x y z) the network was trained at: inputs are resampled to it
+     * (trilinear) and the probability map back onto the DWI grid before thresholding. null: native.
+     */
+    spacingMm: mm3.nullable().default(null),
+    /** Voxel orientation the network expects: volumes are reoriented (axes permuted and flipped from the affine, no interpolation) and back. */
+    orientation: z.enum(['RAS', 'LPS', 'native']).default('native'),
+    /** Crop to the bounding box of the nonzero voxels (of any input, plus a margin) first, paste the result back (nnU-Net crops to nonzero). */
+    cropToForeground: z
+      .object({ marginMm: z.number().min(0).max(100).default(0) })
+      .nullable()
+      .default(null),
+    /**
+     * How overlapping windows are blended: `interior` (today's: Gaussian-weighted, each window's
+     * outer half-overlap dropped) or `gaussian` (nnU-Net's and MONAI's mode="gaussian": every
+     * window's whole prediction weighted by a Gaussian of sigma = gaussianSigmaScale × patch).
+     */
+    blend: z.enum(['interior', 'gaussian']).default('interior'),
+    /** The Gaussian's sigma as a fraction of the patch (nnU-Net 1/8; MONAI sigma_scale 0.125). */
+    gaussianSigmaScale: z.number().gt(0).max(1).default(0.125),
+    /**
+     * Test-time mirroring: the spatial axes of the network's input tensor (0, 1, 2 after `axisOrder`)
+     * to flip — nnU-Net's `allowed_mirroring_axes`; the probability is averaged over all 2^k combinations.
+     */
+    mirroring: z.array(z.number().int().min(0).max(2)).max(3).default([]),
+    /** Input tensor element type (fp16 exports take float16). */
+    inputType: z.enum(['float32', 'float16']).default('float32'),
+    /** Model card: shown in `models.list` and the viewer's model picker. */
+    card: z
+      .object({
+        trainedOn: z.string().max(500).optional(),
+        intendedUse: z.string().max(500).optional(),
+        limits: z.string().max(1000).optional(),
+        citation: z.string().max(1000).optional(),
+        licence: z.string().max(200).optional(),
+      })
+      .default({}),
   })
   .refine((m) => m.preprocessing.length === m.inputs.length, {
     message: 'preprocessing must have one entry per input',
     path: ['preprocessing'],
-  });
+  })
+  .refine((m) => new Set(m.mirroring).size === m.mirroring.length, { message: 'mirroring lists an axis twice', path: ['mirroring'] });
 
 export type ModelManifest = z.infer<typeof manifestSchema>;
 
@@ -110,6 +175,20 @@ export const modelInfoSchema = z.object({
   method: z.enum(['rule-based', 'trained']),
   inputs: z.array(modelInputRoleSchema),
   patchSize: z.tuple([z.number().int(), z.number().int(), z.number().int()]).nullable(),
+  /** The spacing inputs are resampled to (null: native), and the orientation they are turned to. */
+  spacingMm: z.tuple([z.number(), z.number(), z.number()]).nullable(),
+  orientation: z.enum(['RAS', 'LPS', 'native']),
+  /** The output's channel count (1 for a sigmoid/probability map) and the lesion classes merged from it. */
+  classes: z.number().int().nullable(),
+  lesionClasses: z.array(z.number().int()),
+  mirroring: z.array(z.number().int()),
+  card: z.object({
+    trainedOn: z.string().optional(),
+    intendedUse: z.string().optional(),
+    limits: z.string().optional(),
+    citation: z.string().optional(),
+    licence: z.string().optional(),
+  }),
 });
 export type ModelInfo = z.infer<typeof modelInfoSchema>;
 

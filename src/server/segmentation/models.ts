@@ -67,6 +67,12 @@ export function toModelInfo(m: ModelManifest | InteractiveManifest): ModelInfo {
     method: m.kind === 'interactive' ? m.method : m.kind,
     inputs: m.inputs,
     patchSize: m.kind === 'interactive' ? null : m.patchSize,
+    spacingMm: m.kind === 'interactive' ? null : m.spacingMm,
+    orientation: m.kind === 'interactive' ? 'native' : m.orientation,
+    classes: m.kind === 'interactive' ? 1 : (m.output.classes ?? null),
+    lesionClasses: m.kind === 'interactive' ? [0] : (m.output.lesionClasses ?? [m.output.lesionClass]),
+    mirroring: m.kind === 'interactive' ? [] : m.mirroring,
+    card: m.kind === 'interactive' ? {} : m.card,
   };
 }
 

@@ -73,6 +73,51 @@ export function applyPreprocessing(values: Float32Array, step: Step): Float32Arr
       for (let i = 0; i < values.length; i++) out[i] = (values[i]! - mean) * inv;
       return out;
     }
+    case 'zscoreAll':
+    case 'zscoreNonzero': {
+      // one pass for the mean and variance (over every voxel, or the nonzero ones), one to write
+      const nonzero = step.kind === 'zscoreNonzero';
+      let n = 0;
+      let sum = 0;
+      let sq = 0;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i]!;
+        if (nonzero && v === 0) continue;
+        n++;
+        sum += v;
+        sq += v * v;
+      }
+      const mean = n ? sum / n : 0;
+      // population SD, as numpy's std() that nnU-Net and MONAI use
+      const sd = n ? Math.sqrt(Math.max(sq / n - mean * mean, 0)) : 0;
+      const inv = 1 / Math.max(sd, 1e-8);
+      const out = new Float32Array(values.length);
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i]!;
+        out[i] = nonzero && v === 0 ? 0 : (v - mean) * inv;
+      }
+      return out;
+    }
+    case 'clipZscore': {
+      const out = new Float32Array(values.length);
+      const inv = 1 / step.sd;
+      for (let i = 0; i < values.length; i++) out[i] = (Math.min(step.upper, Math.max(step.lower, values[i]!)) - step.mean) * inv;
+      return out;
+    }
+    case 'rescale01': {
+      let min = Infinity;
+      let max = -Infinity;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i]!;
+        if (v < min) min = v;
+        if (v > max) max = v;
+      }
+      const range = max - min;
+      const out = new Float32Array(values.length);
+      if (!(range > 0)) return out;
+      for (let i = 0; i < values.length; i++) out[i] = (values[i]! - min) / range;
+      return out;
+    }
     case 'robustZscore': {
       const { median, sigma } = robustHeadStats(values);
       const inv = 1 / sigma;
