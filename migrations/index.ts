@@ -6,6 +6,7 @@ import * as m20261122_130000_jobs from './20261122_130000_jobs.js';
 import * as m20261123_100000_adc_unit from './20261123_100000_adc_unit.js';
 import * as m20261123_110000_mask_versions from './20261123_110000_mask_versions.js';
 import * as m20261201_100000_lesions from './20261201_100000_lesions.js';
+import * as m20261202_100000_case_dicom from './20261202_100000_case_dicom.js';
 
 /**
  * Every migration, by name. A static list (rather than reading the folder) works the same from
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '20261123_100000_adc_unit': m20261123_100000_adc_unit,
   '20261123_110000_mask_versions': m20261123_110000_mask_versions,
   '20261201_100000_lesions': m20261201_100000_lesions,
+  '20261202_100000_case_dicom': m20261202_100000_case_dicom,
 };

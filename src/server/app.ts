@@ -77,10 +77,12 @@ export function buildApp(deps: AppDeps): Hono {
   app.route('/', fileRoutes({ readiness }));
 
   // The API: body limits, CSRF (cookie-authenticated /trpc only), readiness, the auth rate limit.
-  const streamedPaths = MULTIPART_PROCEDURES.flatMap((p) => [`/trpc/${p.procedure}`, p.restPath]);
   const limits = bodyLimits({
     maxBytes: env.TRPC_MAX_BODY_BYTES,
-    streamed: { paths: streamedPaths, maxBytes: env.MAX_UPLOAD_MB * MiB + MULTIPART_OVERHEAD },
+    streamed: MULTIPART_PROCEDURES.map((p) => ({
+      paths: [`/trpc/${p.procedure}`, p.restPath],
+      maxBytes: ('dicom' in p ? env.DICOM_MAX_MB : env.MAX_UPLOAD_MB) * MiB + MULTIPART_OVERHEAD,
+    })),
   });
   const trustedOrigins = [...(publicOrigin ? [publicOrigin] : []), ...env.ALLOWED_ORIGINS, ...env.EMBED_ORIGINS];
   app.use('/trpc/*', limits, csrfGuard({ trustedOrigins }), readyGate({ readiness }));

@@ -62,6 +62,10 @@ export interface Context {
   refine: RefineSessions;
   /** A streamed upload's file parts, already on disk (see http/uploads); absent otherwise. */
   uploads?: Record<string, UploadedFile>;
+  /** …the parts of its repeatable fields (a DICOM import's `files`), in order. */
+  uploadLists?: Record<string, UploadedFile[]>;
+  /** …and its spool folder (a procedure's work folders go there, removed with the parts). */
+  uploadDir?: string;
   /** Where this server is reached (for absolute signed volume URLs). */
   baseUrl: string;
 }

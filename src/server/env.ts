@@ -112,6 +112,19 @@ export const envSchema = z.object({
   MAX_VOXELS: withDefault(z.coerce.number().int().positive(), DEFAULT_MAX_VOXELS),
   /** What one upload's files may inflate to together (their headers say it before anything is inflated), MiB. */
   MAX_INFLATED_MB: withDefault(z.coerce.number().positive().max(65536), 768),
+  /** DICOM imports: files one upload (a folder, many files, or the entries of a zip) may hold. */
+  DICOM_MAX_FILES: withDefault(z.coerce.number().int().min(1).max(1_000_000), 5000),
+  /** …all its files together (as sent, and unpacked from a zip), MiB (a guest: GUEST_MAX_UPLOAD_MB)… */
+  DICOM_MAX_MB: withDefault(z.coerce.number().positive().max(65536), 2048),
+  /** …and one file (a DICOM file, or an entry of a zip), MiB. */
+  DICOM_MAX_FILE_MB: withDefault(z.coerce.number().positive().max(65536), 512),
+  /** A zip entry inflating to more than this many times its compressed size is refused (a zip bomb). */
+  DICOM_MAX_ZIP_RATIO: withDefault(z.coerce.number().min(1).max(100_000), 200),
+  /**
+   * Keep the patient and study modules (name, ID, birth date, accession, study date…) of imported
+   * DICOM studies, shown only to the case's owner and admins. Off: nothing identifying is stored.
+   */
+  DICOM_KEEP_PATIENT: withDefault(bool, 'false'),
   /** Demo (phantom) cases created on first boot when the database has none. */
   DEMO_CASES: withDefault(z.coerce.number().int().min(0).max(12), 6),
   /** Lifetime of a signed volume URL, seconds. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { plainText } from './text.js';
+import { caseDicomSchema } from './dicom-origin.js';
 import { volumeFactsSchema } from './nifti.js';
 
 export const VOLUME_ROLES = ['dwi', 'adc', 'flair', 'mask'] as const;
@@ -47,7 +48,11 @@ export const caseSummarySchema = z.object({
 });
 export type CaseSummary = z.infer<typeof caseSummarySchema>;
 
-export const caseDetailSchema = caseSummarySchema.extend({ volumes: z.array(volumeDescriptorSchema) });
+export const caseDetailSchema = caseSummarySchema.extend({
+  volumes: z.array(volumeDescriptorSchema),
+  /** A case imported from DICOM: the UIDs a DICOM SEG references (and, when kept, the patient for its owner). Absent otherwise. */
+  dicom: caseDicomSchema.optional(),
+});
 export type CaseDetail = z.infer<typeof caseDetailSchema>;
 
 export const casePageSchema = z.object({ items: z.array(caseSummarySchema), nextCursor: z.uuid().nullable() });

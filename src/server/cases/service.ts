@@ -12,6 +12,7 @@ import type { Logger } from '../logger.js';
 import type { CpuPool } from '../workers/pool.js';
 import type { CaseRow, CaseSource, Database } from '../db/tables.js';
 import { findUnreferencedVolumes } from '../db/volumes.js';
+import { caseDicomView } from '../db/dicom.js';
 import { forbidden, notFound } from '../errors.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../volumes/descriptors.js';
 import { removeIfUnreferenced, withStoredVolumes } from '../volumes/service.js';
@@ -49,7 +50,8 @@ export async function getCaseDetail(db: Db, viewer: Viewer, id: string, links: V
   if (!row) throw notFound('No such case');
   const volumes = await caseVolumes(db, id);
   const descriptors = volumes.map((v) => toVolumeDescriptor(v, v.role, links));
-  return { ...toSummary({ ...row, roles: volumes.map((v) => v.role) }, viewer), volumes: descriptors };
+  const dicom = await caseDicomView(db, id, { patientVisible: viewer.admin || (row.owner_id !== null && row.owner_id === viewer.userId) });
+  return { ...toSummary({ ...row, roles: volumes.map((v) => v.role) }, viewer), volumes: descriptors, ...(dicom ? { dicom } : {}) };
 }
 
 /**
@@ -64,26 +66,36 @@ export async function createCase(
   volumes: PreparedVolume[],
   /** Runs first in the storing transaction (quota checks under the owner's lock); a throw stores nothing. */
   admit?: (trx: Db) => Promise<void>,
+  /** Runs last in the same transaction, with the new case's id (rows that belong to the case: its DICOM origin); a throw stores nothing. */
+  onStored?: (trx: Db, caseId: string) => Promise<void>,
 ): Promise<string> {
   return withStoredVolumes(db, store, volumes, async (trx, volumeIds) => {
     await admit?.(trx);
-    return insertCase(
+    const id = await insertCase(
       trx,
       { ...meta, subjectId: meta.subjectId ?? null },
       volumes.map((v, i) => ({ role: v.role, volumeId: volumeIds[i]! })),
     );
+    await onStored?.(trx, id);
+    return id;
   });
 }
 
 /**
- * A case uploaded by a user, from its spooled files: within the user's case quota, every file
- * checked in the CPU pool (decoding, validation, gzip and hashing off the event loop), then stored
- * all or nothing. The case's id.
+ * A case uploaded by a user, from its spooled files (or volumes made from an upload: a DICOM
+ * import's): within the user's case quota, every file checked in the CPU pool (decoding,
+ * validation, gzip and hashing off the event loop), then stored all or nothing. The case's id.
  */
 export async function uploadCase(
   deps: { db: Db; store: VolumeStore; cpu: CpuPool; config: Env; log: Logger },
   user: AuthUser,
-  input: { name: string; files: Partial<Record<VolumeRole, string>> },
+  input: {
+    name: string;
+    /** Spooled paths, or the bytes of a volume made on the server. */
+    files: Partial<Record<VolumeRole, string | Uint8Array>>;
+    /** Rows that belong to the case, written in its storing transaction (see createCase). */
+    onStored?: (trx: Db, caseId: string) => Promise<void>;
+  },
 ): Promise<string> {
   const { db, config } = deps;
   const maxCases = caseLimit(config, user.role);
@@ -106,7 +118,7 @@ export async function uploadCase(
       prepared.reduce((n, p) => n + p.stored.length, 0),
     );
   };
-  const id = await createCase(db, deps.store, { ownerId: user.id, name: input.name, source: 'upload' }, prepared, admit);
+  const id = await createCase(db, deps.store, { ownerId: user.id, name: input.name, source: 'upload' }, prepared, admit, input.onStored);
   deps.log.info({ caseId: id, roles: prepared.map((p) => p.role) }, 'case uploaded');
   return id;
 }

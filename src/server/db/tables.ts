@@ -102,6 +102,18 @@ export interface CasesTable {
 }
 export type CaseRow = Selectable<CasesTable>;
 
+/** A DICOM-origin case's source facts (dicom/origin.ts): one row per case, gone with it. */
+export interface CaseDicomTable {
+  case_id: string;
+  study_instance_uid: string;
+  frame_of_reference_uid: string | null;
+  /** JSON: the series each role came from, with its SOP instances per slice (StoredDicomSeries[]). */
+  series: ColumnType<unknown, string, string>;
+  /** JSON: the patient and study modules; null unless DICOM_KEEP_PATIENT=true at import. */
+  patient: ColumnType<unknown, string | null | undefined, string | null>;
+  created_at: Timestamp;
+}
+
 export interface CaseVolumesTable {
   case_id: string;
   role: VolumeRole;
@@ -145,6 +157,7 @@ export interface Database {
   mask_versions: MaskVersionsTable;
   cases: CasesTable;
   case_volumes: CaseVolumesTable;
+  case_dicom: CaseDicomTable;
   app_settings: AppSettingsTable;
   users: UsersTable;
   sessions: SessionsTable;

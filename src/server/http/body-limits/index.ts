@@ -10,24 +10,25 @@ export interface BodyLimitsOptions {
    * authentication. Only a declared Content-Length is checked here: Hono's bodyLimit would read a
    * chunked body (no length) into memory before anything else ran — the whole upload, unauthenticated.
    */
-  streamed: { paths: readonly string[]; maxBytes: number };
+  streamed: { paths: readonly string[]; maxBytes: number }[];
   /** Every other body (tRPC calls, REST JSON), read whole by their handlers: small. */
   maxBytes: number;
 }
 
 /** The one table of body limits, answered 413 in the caller's error shape (tRPC's or REST's). */
 export function bodyLimits(options: BodyLimitsOptions): MiddlewareHandler {
-  const streamed = new Set(options.streamed.paths);
-  const uploadTooLarge = `The upload is larger than ${Math.round(options.streamed.maxBytes / MiB)} MiB`;
+  // Each streamed path's cap (NIfTI uploads and DICOM studies differ).
+  const streamed = new Map(options.streamed.flatMap((g) => g.paths.map((p) => [p, g.maxBytes] as const)));
   const small = bodyLimit({
     maxSize: options.maxBytes,
     onError: (c) => errorResponse(c, formatOf(c), tooLarge(`The request body is larger than ${Math.round(options.maxBytes / KiB)} KiB`)),
   });
   return async function bodyLimits(c, next) {
-    if (c.req.method !== 'POST' || !streamed.has(c.req.path)) return small(c, next);
+    const max = c.req.method === 'POST' ? streamed.get(c.req.path) : undefined;
+    if (max === undefined) return small(c, next);
     const length = c.req.header('content-length');
-    if (length !== undefined && !c.req.header('transfer-encoding') && Number(length) > options.streamed.maxBytes) {
-      return errorResponse(c, formatOf(c), tooLarge(uploadTooLarge));
+    if (length !== undefined && !c.req.header('transfer-encoding') && Number(length) > max) {
+      return errorResponse(c, formatOf(c), tooLarge(`The upload is larger than ${Math.round(max / MiB)} MiB`));
     }
     await next();
   };

@@ -30,7 +30,12 @@ export interface UploadedFile {
 
 export interface StreamedUpload {
   fields: Record<string, string>;
+  /** File parts by field, for fields sent once. */
   files: Record<string, UploadedFile>;
+  /** Every part of a repeatable field (`files` of a DICOM import), in the order they arrived. */
+  lists: Record<string, UploadedFile[]>;
+  /** This upload's own spool folder (removed after the handler returns, with whatever it put there). */
+  folder: string;
 }
 
 export interface StreamingUploadOptions<A> {
@@ -38,6 +43,10 @@ export interface StreamingUploadOptions<A> {
   dir: string;
   /** The most bytes all files of one upload may hold together (may depend on who uploads). */
   maxBytes: number | ((auth: A) => number);
+  /** File parts one upload may hold (default 8); past it the upload is cut with 413. */
+  maxFiles?: number;
+  /** File fields that may repeat (each part kept, in order, in `lists`): a folder of DICOM files. */
+  repeatable?: readonly string[];
   /** Uploads processed at once (shared by every upload route of the app); beyond that, 503 with Retry-After. */
   slots: UploadSlots;
   /** Who holds a slot and how many they may hold at once (an account: MAX_UPLOADS_PER_USER, a guest 1). */
@@ -70,6 +79,15 @@ export const uploadSlots = (max: number): UploadSlots => ({ max, inFlight: 0, by
 class IdleBody extends Error {}
 
 class TooLarge extends Error {}
+
+class TooManyFiles extends Error {
+  constructor(readonly max: number) {
+    super('too many files');
+  }
+}
+
+/** Room for part headers: the fixed overhead, and a part header's worth per file past the first eight. */
+const overheadOf = (maxFiles = 8) => MULTIPART_OVERHEAD + Math.max(0, maxFiles - 8) * 512;
 
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EACCES', 'EPERM', 'EMFILE']);
 
@@ -114,7 +132,7 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
     // A declared length past this caller's cap is refused before reading (the client hears 413,
     // not a reset mid-body); a chunked body is capped while it streams.
     const declared = Number(c.req.header('content-length'));
-    if (!c.req.header('transfer-encoding') && declared > maxBytes + MULTIPART_OVERHEAD) {
+    if (!c.req.header('transfer-encoding') && declared > maxBytes + overheadOf(options.maxFiles)) {
       return refuse(c, tooLarge(`The upload is larger than ${Math.round(maxBytes / MiB)} MiB`));
     }
     const holder = options.holder(auth);
@@ -132,7 +150,10 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
       let upload: StreamedUpload;
       try {
         await mkdir(folder, { recursive: true });
-        upload = await receive(c, type, folder, maxBytes, options.idleTimeoutMs);
+        upload = await receive(c, type, folder, maxBytes, options.idleTimeoutMs, {
+          maxFiles: options.maxFiles ?? 8,
+          repeatable: new Set(options.repeatable ?? []),
+        });
       } catch (err) {
         return answer(c, receiveError(err, maxBytes));
       }
@@ -165,6 +186,8 @@ async function discardSmallBody(c: Context): Promise<void> {
 /** Why receiving failed, as the person should read it: too large, the server's disk, or a body that is not a well-formed upload. */
 function receiveError(err: unknown, maxBytes: number): DomainError {
   if (err instanceof TooLarge) return tooLarge(`The upload is larger than ${Math.round(maxBytes / MiB)} MiB`);
+  if (err instanceof TooManyFiles)
+    return tooLarge(`The upload holds more than ${err.max} files; send one study at a time, or a .zip`, { field: 'files' });
   if (err instanceof IdleBody) return timedOut(err.message);
   if (isDomainError(err)) return err;
   // Spooling failed on our side (a full disk): not the client's fault, and no system text.
@@ -174,20 +197,33 @@ function receiveError(err: unknown, maxBytes: number): DomainError {
   return invalid(`The upload could not be read: ${(err as Error).message}`);
 }
 
-async function receive(c: Context, contentType: string, folder: string, maxBytes: number, idleTimeoutMs: number): Promise<StreamedUpload> {
+async function receive(
+  c: Context,
+  contentType: string,
+  folder: string,
+  maxBytes: number,
+  idleTimeoutMs: number,
+  shape: { maxFiles: number; repeatable: Set<string> },
+): Promise<StreamedUpload> {
   const fields: Record<string, string> = {};
   const files: Record<string, UploadedFile> = {};
+  const lists: Record<string, UploadedFile[]> = {};
   const writes: Promise<void>[] = [];
   let total = 0;
+  let parts = 0;
   const parser = busboy({
     headers: { 'content-type': contentType },
-    limits: { files: 8, fields: 16, fieldSize: 64 * 1024, parts: 24, fileSize: maxBytes + 1 },
+    // The client's relative path (a folder upload's `DICOM/IM_0001`) is kept for messages only:
+    // it never reaches the filesystem (parts get server-made names below).
+    preservePath: true,
+    limits: { files: shape.maxFiles, fields: 16, fieldSize: 64 * 1024, parts: shape.maxFiles + 16, fileSize: maxBytes + 1 },
   });
   const abort = new AbortController();
   const failed = new Promise<never>((_, reject) => {
     parser.on('error', reject);
-    parser.on('filesLimit', () => reject(new Error('too many files')));
-    parser.on('partsLimit', () => reject(new Error('too many parts')));
+    // Past a limit, stop reading the body too (the abort unpipes it): nothing more is spooled.
+    parser.on('filesLimit', () => abort.abort(new TooManyFiles(shape.maxFiles)));
+    parser.on('partsLimit', () => abort.abort(new Error('too many parts')));
     abort.signal.addEventListener('abort', () => reject(abort.signal.reason));
   });
   failed.catch(() => {});
@@ -195,14 +231,20 @@ async function receive(c: Context, contentType: string, folder: string, maxBytes
     fields[name] = value;
   });
   parser.on('file', (name, stream, info) => {
-    if (!/^[a-z]{1,16}$/.test(name) || files[name]) {
+    const repeated = shape.repeatable.has(name);
+    if (!/^[a-z]{1,16}$/.test(name) || (files[name] && !repeated)) {
       stream.resume();
       abort.abort(new Error(`unexpected file field "${name.slice(0, 20)}"`));
       return;
     }
     // Server-generated names only: nothing the client sends reaches the filesystem.
-    const file: UploadedFile = { path: path.join(folder, `${name}.part`), bytes: 0, filename: info.filename ?? '' };
-    files[name] = file;
+    const file: UploadedFile = {
+      path: path.join(folder, repeated ? `${name}-${parts++}.part` : `${name}.part`),
+      bytes: 0,
+      filename: info.filename ?? '',
+    };
+    if (repeated) (lists[name] ??= []).push(file);
+    else files[name] = file;
     stream.on('data', (chunk: Buffer) => {
       file.bytes += chunk.length;
       total += chunk.length;
@@ -233,5 +275,5 @@ async function receive(c: Context, contentType: string, folder: string, maxBytes
     clearTimeout(idle);
   }
   if (abort.signal.aborted) throw abort.signal.reason;
-  return { fields, files };
+  return { fields, files, lists, folder };
 }

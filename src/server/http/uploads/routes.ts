@@ -7,6 +7,7 @@ import type { Context, CreateRequestContext } from '../../context.js';
 import type { Env } from '../../env.js';
 import { type ErrorFormat, errorResponse } from '../../error-shapes.js';
 import type { Logger } from '../../logger.js';
+import { dicomLimits } from '../../dicom/limits.js';
 import { type StreamedUpload, streamingUpload, uploadSlots } from './index.js';
 
 /**
@@ -18,6 +19,8 @@ import { type StreamedUpload, streamingUpload, uploadSlots } from './index.js';
 export const MULTIPART_PROCEDURES = [
   { procedure: 'cases.upload', restPath: '/api/cases' },
   { procedure: 'masks.save', restPath: '/api/masks' },
+  // A DICOM study: a .zip (`file`) or many loose files (`files`, repeated), under the DICOM limits.
+  { procedure: 'cases.uploadDicom', restPath: '/api/cases/dicom', dicom: true },
 ] as const;
 
 export interface UploadRoutesOptions {
@@ -46,10 +49,12 @@ async function callProcedure(
   try {
     const form = new FormData();
     for (const [k, v] of Object.entries(upload.fields)) form.set(k, v);
-    const caller = opts.router.createCaller({ ...auth.ctx, uploads: upload.files }) as Record<
-      string,
-      Record<string, (f: FormData) => unknown>
-    >;
+    const caller = opts.router.createCaller({
+      ...auth.ctx,
+      uploads: upload.files,
+      uploadLists: upload.lists,
+      uploadDir: upload.folder,
+    }) as Record<string, Record<string, (f: FormData) => unknown>>;
     const [domain, verb] = opts.procedure.split('.') as [string, string];
     const data = (await caller[domain]![verb]!(form)) as object;
     res = c.json(opts.format === 'trpc' ? { result: { data } } : data);
@@ -66,7 +71,9 @@ export function uploadRoutes(options: UploadRoutesOptions): Hono {
   const app = new Hono();
   const dir = options.dir ?? path.join(path.resolve(env.DATA_DIR), 'uploads');
   const slots = uploadSlots(env.MAX_CONCURRENT_UPLOADS);
-  for (const { procedure, restPath } of MULTIPART_PROCEDURES) {
+  for (const route of MULTIPART_PROCEDURES) {
+    const { procedure, restPath } = route;
+    const dicom = 'dicom' in route;
     for (const format of ['trpc', 'rest'] as const) {
       const handler = streamingUpload<UploadAuth>({
         dir,
@@ -74,7 +81,8 @@ export function uploadRoutes(options: UploadRoutesOptions): Hono {
         format,
         procedure,
         log,
-        maxBytes: (auth) => uploadLimitMb(env, auth.ctx.user!.role) * MiB,
+        maxBytes: (auth) => (dicom ? dicomLimits(env, auth.ctx.user!.role).maxBytes : uploadLimitMb(env, auth.ctx.user!.role) * MiB),
+        ...(dicom ? { maxFiles: env.DICOM_MAX_FILES, repeatable: ['files'] } : {}),
         holder: (auth) => ({ key: auth.ctx.user!.id, limit: uploadSlotLimit(env, auth.ctx.user!.role) }),
         idleTimeoutMs: env.UPLOAD_IDLE_TIMEOUT_S * 1000,
         // Anonymous bodies are never spooled; the context made here is the procedure's.
