@@ -166,13 +166,18 @@ export async function convertDicomStudy(input: ConvertInput): Promise<ConvertRes
     problem: f.problem ? scrub(f.problem) : null,
     outputs: bySeries.get(f.seriesUid) ?? [],
   }));
-  for (const f of facts) if (f.problem) warnings.unshift(scrub(f.problem));
-  if (converted.files.size === 0 && series.every((s) => s.outputs.length === 0)) {
-    throw unprocessable(`dcm2niix converted nothing from the study${warnings.length ? `: ${warnings.slice(0, 4).join(' ')}` : ''}`, {
-      field: 'files',
-    });
+  const problems = facts.flatMap((f) => (f.problem ? [scrub(f.problem)] : []));
+  if (series.every((s) => s.outputs.length === 0)) {
+    const said = warnings.length ? ` dcm2niix said: ${warnings.slice(0, 4).join(' ')}` : '';
+    throw unprocessable(
+      `No DWI in the study: dcm2niix converted nothing from it.${problems.length ? ` ${problems.join('; ')}.` : ''}${said}`,
+      {
+        field: 'files',
+      },
+    );
   }
   const roles: RoleDecision = chooseRoles(series, input.choice, { warnings });
+  warnings.unshift(...problems);
 
   const bytesOf = (o: ConvertedOutput) => converted.files.get(`${o.stem}.nii`)!;
   const volumes: ConvertResult['volumes'] = {};

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -219,6 +220,8 @@ async function receive(
     limits: { files: shape.maxFiles, fields: 16, fieldSize: 64 * 1024, parts: shape.maxFiles + 16, fileSize: maxBytes + 1 },
   });
   const abort = new AbortController();
+  // Each file part's write listens to it (a DICOM folder: thousands of parts).
+  setMaxListeners(shape.maxFiles + 16, abort.signal);
   const failed = new Promise<never>((_, reject) => {
     parser.on('error', reject);
     // Past a limit, stop reading the body too (the abort unpipes it): nothing more is spooled.
