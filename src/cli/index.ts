@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { type JobView, type StrokeviewClient, createClient } from '../sdk/index.js';
+import { type DicomUploadResult, type JobView, type StrokeviewClient, createClient } from '../sdk/index.js';
 import { VERSION } from '../server/version.js';
 import { CliError, EXIT, exitCodeOf, messageOf } from './exit.js';
 import { progressReporter } from './progress.js';
@@ -37,6 +37,7 @@ Examples:
   $ strokeview tokens create laptop --user me@example.org
   $ export STROKEVIEW_TOKEN=svt_…
   $ strokeview cases list
+  $ strokeview cases upload --dicom ./study           # a DICOM folder or .zip → a case
   $ strokeview segment <caseId> --wait
   $ strokeview masks download <jobId> -o mask.nii.gz`,
   );
@@ -115,16 +116,24 @@ program
   });
 
 program
-  .command('import <dir>')
-  .description("import an ISLES'22/'24 BIDS folder (shared cases unless --owner is given)")
+  .command('import [dir]')
+  .description("import an ISLES'22/'24 BIDS folder, or with --dicom a folder of DICOM studies (shared cases unless --owner is given)")
+  .option(
+    '--dicom <dir>',
+    'a folder (or .zip) of DICOM studies: one case per study (dcm2niix; trace DWI and ADC from the diffusion series)',
+  )
   .option('--owner <email>', 'the user who owns the imported cases')
-  .addHelpText('after', '\nExample:\n  $ strokeview import ./ISLES-2022 --owner me@example.org')
-  .action(async (dir: string, o: { owner?: string }) => {
-    const { importTask } = await import('../server/tasks.js');
-    const report = await importTask(dir, {
-      ownerEmail: o.owner,
-      ...(json() ? {} : { onLine: (l: string) => process.stdout.write(`${l}\n`) }),
-    });
+  .addHelpText(
+    'after',
+    '\nExamples:\n  $ strokeview import ./ISLES-2022 --owner me@example.org\n  $ strokeview import --dicom /mnt/pacs-export --owner me@example.org',
+  )
+  .action(async (dir: string | undefined, o: { owner?: string; dicom?: string }) => {
+    if (!dir === !o.dicom) throw new CliError('import: give an ISLES folder, or --dicom <dir> (not both)', EXIT.usage);
+    const { importTask, importDicomTask } = await import('../server/tasks.js');
+    const onLine = json() ? {} : { onLine: (l: string) => process.stdout.write(`${l}\n`) };
+    const report = o.dicom
+      ? await importDicomTask(o.dicom, { ownerEmail: o.owner, ...onLine })
+      : await importTask(dir!, { ownerEmail: o.owner, ...onLine });
     print(report, () =>
       [
         ...report.skipped.map((s) => `skipped ${s.path}: ${s.reason}`),
@@ -198,31 +207,103 @@ cases
     );
   });
 
+/** `--series dwi=701,adc=computed,flair=none` → the choice the server takes. */
+function seriesChoice(text: string | undefined): { dwi?: string; adc?: string; flair?: string } | undefined {
+  if (!text) return undefined;
+  const choice: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    const [role, ref] = pair.split('=').map((x) => x.trim());
+    if (!role || !ref || !['dwi', 'adc', 'flair'].includes(role)) {
+      throw new CliError('--series: give role=series pairs, e.g. dwi=701,adc=computed,flair=none', EXIT.usage);
+    }
+    choice[role] = ref;
+  }
+  return choice;
+}
+
 cases
   .command('upload')
-  .description('upload a case from NIfTI files (.nii or .nii.gz)')
-  .requiredOption('--dwi <file>', 'diffusion-weighted image')
-  .requiredOption('--adc <file>', 'apparent diffusion coefficient map')
+  .description('upload a case from NIfTI files (.nii or .nii.gz), or from a DICOM study (--dicom: a folder or a .zip)')
+  .option('--dwi <file>', 'diffusion-weighted image')
+  .option('--adc <file>', 'apparent diffusion coefficient map')
   .option('--flair <file>', 'FLAIR image')
   .option('--mask <file>', 'ground-truth lesion mask (jobs then report Dice)')
-  .option('--name <name>', 'case name (default: the DWI file name)')
-  .addHelpText('after', '\nExample:\n  $ strokeview cases upload --name "patient 7" --dwi dwi.nii.gz --adc adc.nii.gz --mask lesion.nii.gz')
-  .action(async (o: { dwi: string; adc: string; flair?: string; mask?: string; name?: string }) => {
-    const name =
-      o.name ??
-      o.dwi
-        .split(/[\\/]/)
-        .pop()!
-        .replace(/\.nii(\.gz)?$/, '');
-    const created = await client().uploadCase({
-      name,
-      dwi: o.dwi,
-      adc: o.adc,
-      ...(o.flair ? { flair: o.flair } : {}),
-      ...(o.mask ? { mask: o.mask } : {}),
-    });
-    print(created, () => `uploaded ${created.id} "${created.name}" (${created.roles.join(', ')})`);
-  });
+  .option('--dicom <dir|zip>', 'a DICOM study: converted on the server, DWI and ADC from its diffusion series')
+  .option('--series <role=series,...>', 'with --dicom: which series becomes which role (number or UID; adc=computed, flair=none)')
+  .option('--dry-run', 'with --dicom: show the series and the roles they would get, store nothing')
+  .option('--name <name>', 'case name (default: the DWI file name, or the DWI series description)')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  $ strokeview cases upload --name "patient 7" --dwi dwi.nii.gz --adc adc.nii.gz --mask lesion.nii.gz\n  $ strokeview cases upload --dicom ./study --dry-run\n  $ strokeview cases upload --dicom study.zip --series dwi=701,adc=computed',
+  )
+  .action(
+    async (o: {
+      dwi?: string;
+      adc?: string;
+      flair?: string;
+      mask?: string;
+      name?: string;
+      dicom?: string;
+      series?: string;
+      dryRun?: boolean;
+    }) => {
+      if (o.dicom) {
+        if (o.dwi || o.adc || o.flair || o.mask)
+          throw new CliError('--dicom replaces --dwi/--adc/--flair/--mask: give one or the other', EXIT.usage);
+        const series = seriesChoice(o.series);
+        const result = await client().uploadDicom({
+          source: o.dicom,
+          ...(o.name ? { name: o.name } : {}),
+          ...(series ? { series } : {}),
+          ...(o.dryRun ? { dryRun: true } : {}),
+        });
+        print(result, () => dicomLines(result));
+        return;
+      }
+      if (!o.dwi || !o.adc) throw new CliError('give --dwi and --adc (NIfTI files), or --dicom <dir|zip>', EXIT.usage);
+      if (o.series || o.dryRun) throw new CliError('--series and --dry-run go with --dicom', EXIT.usage);
+      const name =
+        o.name ??
+        o.dwi
+          .split(/[\\/]/)
+          .pop()!
+          .replace(/\.nii(\.gz)?$/, '');
+      const created = await client().uploadCase({
+        name,
+        dwi: o.dwi,
+        adc: o.adc,
+        ...(o.flair ? { flair: o.flair } : {}),
+        ...(o.mask ? { mask: o.mask } : {}),
+      });
+      print(created, () => `uploaded ${created.id} "${created.name}" (${created.roles.join(', ')})`);
+    },
+  );
+
+/** A DICOM import's report for people: the case, each series and its role with the reason, warnings, skipped files. */
+function dicomLines(r: DicomUploadResult): string {
+  const rep = r.import;
+  const lines = [
+    r.case ? `uploaded ${r.case.id} "${r.case.name}" (${r.case.roles.join(', ')})` : 'dry run: nothing stored',
+    `study ${rep.studyInstanceUid}: ${rep.series.length} series, converted in ${(rep.timings.convertMs / 1000).toFixed(1)} s`,
+    table([
+      ['SERIES', 'DESCRIPTION', 'KIND', 'GRID', 'ROLE', 'WHY'],
+      ...rep.series.map((s) => [
+        String(s.seriesNumber ?? '?'),
+        s.description,
+        s.kind,
+        s.dims ? `${s.dims.join('×')}${s.volumes > 1 ? `×${s.volumes}` : ''}` : '—',
+        s.role ?? '—',
+        s.reason,
+      ]),
+    ]),
+    `  DWI: ${rep.roles.dwi.reason}`,
+    `  ADC: ${rep.roles.adc.reason}`,
+    ...(rep.roles.flair ? [`  FLAIR: ${rep.roles.flair.reason}`] : []),
+    ...rep.warnings.map((w) => `warning: ${w}`),
+    ...rep.skipped.map((s) => `skipped ${s.file}: ${s.reason}`),
+  ];
+  return lines.join('\n');
+}
 
 program
   .command('segment <caseId>')

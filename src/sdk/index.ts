@@ -26,6 +26,8 @@ export type VolumeDescriptor = CaseDetail['volumes'][number];
 export type ModelInfo = RouterOutputs['models']['list'][number];
 export type MaskVersionView = RouterOutputs['masks']['byId'];
 export type Metrics = NonNullable<JobView['result']>['metrics'];
+export type DicomUploadResult = RouterOutputs['cases']['uploadDicom'];
+export type DicomImportReport = DicomUploadResult['import'];
 
 /** One live update of a job, as the progress stream (or polling) reports it. */
 export interface JobProgress {
@@ -45,6 +47,20 @@ export interface UploadCaseInput {
   flair?: FileInput;
   /** A ground-truth mask: jobs on the case then report Dice and the other ISLES metrics. */
   mask?: FileInput;
+}
+
+export interface UploadDicomInput {
+  /**
+   * The study: a folder (Node, Deno, Bun: its files, recursively, dot-files left out), a `.zip`
+   * path, or files (paths, Blobs/Files, bytes) — DICOM files or zips of them.
+   */
+  source: string | FileInput[];
+  /** Case name (default: the DWI series' description). */
+  name?: string;
+  /** Which series becomes which role: a series number or SeriesInstanceUID; `adc: 'computed'`, `flair: 'none'`. */
+  series?: { dwi?: string; adc?: string; flair?: string };
+  /** Report the series and the roles they would get, store nothing. */
+  dryRun?: boolean;
 }
 
 export interface SegmentOptions {
@@ -78,6 +94,12 @@ export interface Helpers {
   /** Uploads a case (.nii or .nii.gz files); every file is checked before anything is stored. */
   uploadCase(input: UploadCaseInput): Promise<CaseDetail>;
   /**
+   * Uploads a DICOM study (a folder, a zip, or files): converted on the server (dcm2niix), the
+   * trace DWI and ADC made from the diffusion series; resolves with the case (null on a dry run)
+   * and the import report — which series became which role and why, warnings, skipped files.
+   */
+  uploadDicom(input: UploadDicomInput): Promise<DicomUploadResult>;
+  /**
    * Downloads a volume (or mask) file. With a path (Node, Deno, Bun) it streams to that file and
    * returns its size; without one it returns the bytes.
    */
@@ -108,6 +130,32 @@ function fileName(input: FileInput, role: string): string {
   if (typeof input === 'string') return input.split(/[\\/]/).pop() ?? `${role}.nii.gz`;
   if (typeof File !== 'undefined' && input instanceof File) return input.name;
   return `${role}.nii.gz`;
+}
+
+/** The parts of a DICOM upload: a folder's files (named by their path inside it), or the given files. */
+async function dicomParts(source: string | FileInput[]): Promise<{ blob: Blob; name: string }[]> {
+  if (Array.isArray(source)) {
+    const nameOf = (f: FileInput, i: number) =>
+      typeof f === 'string' ? (f.split(/[\\/]/).pop() ?? f) : typeof File !== 'undefined' && f instanceof File ? f.name : `file-${i + 1}`;
+    return Promise.all(source.map(async (f, i) => ({ blob: await toBlob(f), name: nameOf(f, i) })));
+  }
+  const fs = await import('node:fs');
+  const nodePath = await import('node:path');
+  if (!fs.existsSync(source)) throw new StrokeviewError(`No such file or folder: ${source}`, { code: 'BAD_REQUEST' });
+  if (!fs.statSync(source).isDirectory()) return [{ blob: await toBlob(source), name: nodePath.basename(source) }];
+  const out: { blob: Blob; name: string }[] = [];
+  const walk = async (dir: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (entry.name.startsWith('.')) continue;
+      const full = nodePath.join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile())
+        out.push({ blob: await fs.openAsBlob(full), name: nodePath.relative(source, full).split(nodePath.sep).join('/') });
+    }
+  };
+  await walk(source);
+  if (out.length === 0) throw new StrokeviewError(`${source} holds no files`, { code: 'BAD_REQUEST' });
+  return out;
 }
 
 /** Creates a client: the typed tRPC client (`client.cases.list.query()` …) plus the helpers above. */
@@ -215,6 +263,15 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
         form.set(role, await toBlob(file), fileName(file, role));
       }
       return trpc.cases.upload.mutate(form);
+    },
+
+    async uploadDicom(input) {
+      const form = new FormData();
+      if (input.name !== undefined) form.set('name', input.name);
+      if (input.series) form.set('series', JSON.stringify(input.series));
+      if (input.dryRun) form.set('dryRun', 'true');
+      for (const part of await dicomParts(input.source)) form.append('files', part.blob, part.name);
+      return trpc.cases.uploadDicom.mutate(form);
     },
 
     download: (async (volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string, path?: string) => {

@@ -4,10 +4,12 @@ import { emailSchema, passwordSchema } from '../shared/auth.js';
 import { createApiToken } from './auth/api-tokens.js';
 import { hashPassword } from './auth/passwords.js';
 import { importIsles } from './cases/import.js';
+import { importDicomFolder } from './dicom/service.js';
 import { findUserByEmail, insertUser, updateUser } from './db/users.js';
 import { parseEnv } from './env.js';
 import { conflict, invalid, notFound } from './errors.js';
 import { type TaskRuntime, openRuntime } from './runtime.js';
+import { CpuPool, poolSize } from './workers/pool.js';
 
 /**
  * One-shot administrative tasks on the configured database (the server's own environment:
@@ -43,6 +45,29 @@ export async function importTask(dir: string, opts: { ownerEmail?: string | unde
       maxVoxels: env.MAX_VOXELS,
       ...(opts.onLine ? { onProgress: opts.onLine } : {}),
     });
+  });
+}
+
+/** Imports a folder (or zip) of DICOM studies, one case per study; shared unless an owner is named. */
+export async function importDicomTask(dir: string, opts: { ownerEmail?: string | undefined; onLine?: (line: string) => void }) {
+  return withRuntime(async ({ database, env, store, dataDir }) => {
+    let ownerId: string | null = null;
+    if (opts.ownerEmail) {
+      const owner = await findUserByEmail(database.db, opts.ownerEmail.toLowerCase());
+      if (!owner) throw notFound(`no user with email ${opts.ownerEmail}`);
+      ownerId = owner.id;
+    }
+    // Conversion is CPU work in worker threads here too (dcm2niix and the ADC, per study).
+    const cpu = new CpuPool(poolSize(env));
+    try {
+      return await importDicomFolder({ db: database.db, store, cpu, env }, path.resolve(dir), {
+        ownerId,
+        workDir: path.join(dataDir, 'uploads'),
+        ...(opts.onLine ? { onProgress: opts.onLine } : {}),
+      });
+    } finally {
+      await cpu.destroy();
+    }
   });
 }
 

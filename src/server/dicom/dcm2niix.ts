@@ -22,27 +22,38 @@ interface Dcm2niixModule {
   callMain(args: string[]): number;
 }
 
+// Node's WebAssembly, typed by hand: the server's build has no DOM library, where its types live.
+type WasmModule = object;
+interface WasmInstance {
+  exports: object;
+}
+const Wasm = (
+  globalThis as unknown as {
+    WebAssembly: {
+      compile(bytes: Uint8Array): Promise<WasmModule>;
+      instantiate(module: WasmModule, imports: object): Promise<WasmInstance>;
+    };
+  }
+).WebAssembly;
+
 interface ModuleOptions {
   noInitialRun: boolean;
   thisProgram: string;
   arguments: string[];
   print: (line: string) => void;
   printErr: (line: string) => void;
-  instantiateWasm: (
-    imports: WebAssembly.Imports,
-    receive: (instance: WebAssembly.Instance, module: WebAssembly.Module) => WebAssembly.Exports,
-  ) => Promise<WebAssembly.Exports>;
+  instantiateWasm: (imports: object, receive: (instance: WasmInstance, module: WasmModule) => object) => Promise<object>;
 }
 
 type Factory = (options: ModuleOptions) => Promise<Dcm2niixModule>;
 
-let loaded: Promise<{ factory: Factory; wasm: WebAssembly.Module }> | undefined;
+let loaded: Promise<{ factory: Factory; wasm: WasmModule }> | undefined;
 
 function load() {
   loaded ??= (async () => {
     const entry = import.meta.resolve('@niivue/dcm2niix');
     const mod = (await import(new URL('./dcm2niix.jpeg.js', entry).href)) as { default: Factory };
-    const wasm = await WebAssembly.compile(readFileSync(new URL('./dcm2niix.jpeg.wasm', entry)));
+    const wasm = await Wasm.compile(readFileSync(new URL('./dcm2niix.jpeg.wasm', entry)));
     return { factory: mod.default, wasm };
   })();
   loaded.catch(() => (loaded = undefined));
@@ -74,7 +85,7 @@ export async function runDcm2niix(inputs: { path: string }[]): Promise<Dcm2niixO
     print: (l) => lines.push(l),
     printErr: (l) => lines.push(l),
     // The module compiled once per thread; this build awaits what the hook returns as its exports.
-    instantiateWasm: (imports, receive) => WebAssembly.instantiate(wasm, imports).then((inst) => receive(inst, wasm)),
+    instantiateWasm: (imports, receive) => Wasm.instantiate(wasm, imports).then((inst) => receive(inst, wasm)),
   });
   const fs = instance.FS;
   fs.mkdir('/in');

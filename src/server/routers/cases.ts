@@ -11,7 +11,7 @@ import { uploadDicomCase } from '../dicom/service.js';
 import { protectedProcedure, publicProcedure, router } from '../trpc.js';
 
 /** The `series` field of a DICOM upload: JSON naming a series per role, or absent. */
-function parseSeriesChoice(raw: FormDataEntryValue | null) {
+function parseSeriesChoice(raw: ReturnType<FormData['get']>) {
   if (raw === null || raw === '') return {};
   if (typeof raw !== 'string') throw invalid('series: expected JSON text, got a file', { field: 'series' });
   let json: unknown;
