@@ -25,6 +25,9 @@ export const REDACT_PATHS = [
   'headers.authorization',
   'headers.cookie',
   'headers["set-cookie"]',
+  // A DICOM study's patient and study modules (kept only with DICOM_KEEP_PATIENT=true): never logged.
+  'patient',
+  '*.patient',
   // Database errors carry the statement's parameters (user ids, token hashes, emails): PGlite as
   // params/queryOptions, PostgreSQL in detail ("Key (email)=(…)"). The query text and code stay.
   'err.params',

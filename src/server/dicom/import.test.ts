@@ -32,7 +32,7 @@ describe.skipIf(!HAVE_PHILIPS)(`DICOM import of the Philips series${PHILIPS_SKIP
   let jpegDir: string;
   let patientDir: string;
   beforeAll(async () => {
-    jpegDir = process.env.SV_JPEG_DIR ?? (await jpegLosslessCopy());
+    jpegDir = await jpegLosslessCopy();
     patientDir = copyDicom();
     await modify(patientDir, [
       `(0010,0010)=${INJECTED.name}`,
@@ -42,7 +42,7 @@ describe.skipIf(!HAVE_PHILIPS)(`DICOM import of the Philips series${PHILIPS_SKIP
     ]);
   }, 300_000);
   afterAll(() => {
-    for (const d of [jpegDir, patientDir]) if (d && d !== process.env.SV_JPEG_DIR) rmSync(d, { recursive: true, force: true });
+    for (const d of [jpegDir, patientDir]) if (d) rmSync(d, { recursive: true, force: true });
   });
 
   describeEachDatabase('import', (current) => {

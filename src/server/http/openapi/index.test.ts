@@ -79,6 +79,7 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
         'cases-delete',
         'cases-list',
         'cases-upload',
+        'cases-uploadDicom',
         'jobs-byId',
         'jobs-cancel',
         'jobs-create',

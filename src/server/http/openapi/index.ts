@@ -3,6 +3,7 @@ import { Hono, type Context as HonoContext } from 'hono';
 import { createOpenApiFetchHandler, generateOpenApiDocument } from 'trpc-to-openapi';
 import { z } from 'zod';
 import { caseDetailSchema } from '../../../shared/cases.js';
+import { dicomUploadResultSchema } from '../../../shared/dicom.js';
 import { maskVersionViewSchema } from '../../../shared/masks.js';
 import type { CreateRequestContext } from '../../context.js';
 import { reportError } from '../../error-shapes.js';
@@ -40,6 +41,16 @@ const MULTIPART_ROUTES = {
     required: ['caseId', 'file'],
     output: maskVersionViewSchema,
   },
+  '/cases/dicom': {
+    procedure: 'cases.uploadDicom',
+    summary:
+      'Import a DICOM study as a case (multipart: file — a .zip — or files — DICOM files, repeated —, name?, series? as JSON {"dwi","adc","flair"}, dryRun?). ' +
+      "Converted with dcm2niix; the trace DWI and the ADC come from the diffusion series or the scanner's own. The answer says which series became which role and why.",
+    tag: 'cases',
+    fields: { file: 'binary', files: 'binary[]', name: 'string', series: 'string', dryRun: 'string' },
+    required: [],
+    output: dicomUploadResultSchema,
+  },
 } as const;
 
 /** The OpenAPI 3 document: generated from the routers' `openapi` meta and zod schemas. */
@@ -58,7 +69,14 @@ export function openApiDocument(router: AnyRouter, opts: { version: string; base
   const paths = (doc.paths ??= {}) as Record<string, Record<string, unknown>>;
   for (const [path, route] of Object.entries(MULTIPART_ROUTES)) {
     const properties = Object.fromEntries(
-      Object.entries(route.fields).map(([k, kind]) => [k, kind === 'binary' ? { type: 'string', format: 'binary' } : { type: 'string' }]),
+      Object.entries(route.fields).map(([k, kind]) => [
+        k,
+        kind === 'binary'
+          ? { type: 'string', format: 'binary' }
+          : kind === 'binary[]'
+            ? { type: 'array', items: { type: 'string', format: 'binary' } }
+            : { type: 'string' },
+      ]),
     );
     paths[path] = {
       ...paths[path],
@@ -79,7 +97,12 @@ export function openApiDocument(router: AnyRouter, opts: { version: string; base
           400: { description: 'Invalid input' },
           401: { description: 'No or invalid token' },
           413: { description: 'Too large' },
-          422: { description: 'Not a usable NIfTI volume (the message says why)' },
+          422: {
+            description:
+              route.procedure === 'cases.uploadDicom'
+                ? 'Not a usable DICOM study (the message says why)'
+                : 'Not a usable NIfTI volume (the message says why)',
+          },
         },
       },
     };
