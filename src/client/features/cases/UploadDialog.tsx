@@ -3,6 +3,7 @@ import { VOLUME_ROLES, type VolumeRole } from '../../../shared/cases.js';
 import { navigate } from '../../router.js';
 import { MiB } from '../../../shared/units.js';
 import { useApiUrl } from '../../api-url.js';
+import { DicomUpload } from '../dicom/DicomUpload.js';
 
 /** The role a file's name suggests (editable in the dialog). */
 export function guessRole(name: string): VolumeRole | '' {
@@ -39,6 +40,7 @@ export function UploadDialog(props: { onClose: () => void }) {
   const [over, setOver] = useState(false);
   const [progress, setProgress] = useState<number | null>(null);
   const [error, setError] = useState<{ message: string; role: VolumeRole | null } | null>(null);
+  const [dicom, setDicom] = useState(false);
 
   const add = (list: FileList | null) => {
     if (!list) return;
@@ -87,6 +89,7 @@ export function UploadDialog(props: { onClose: () => void }) {
     xhr.send(fd);
   };
 
+  if (dicom) return <DicomUpload onClose={props.onClose} onNifti={() => setDicom(false)} />;
   const roles = files.map((f) => f.role);
   const missing = (['dwi', 'adc'] as const).filter((r) => !roles.includes(r));
   const duplicate = VOLUME_ROLES.find((r) => roles.filter((x) => x === r).length > 1);
@@ -162,6 +165,9 @@ export function UploadDialog(props: { onClose: () => void }) {
       <div className="row">
         <button onClick={upload} disabled={missing.length > 0 || !!duplicate || !name.trim() || progress !== null}>
           Upload
+        </button>
+        <button className="secondary" onClick={() => setDicom(true)}>
+          Import a DICOM study instead
         </button>
         <button className="secondary" onClick={props.onClose}>
           Cancel
