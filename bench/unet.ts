@@ -20,7 +20,7 @@ import { row } from './util.js';
 // all three axes mirrored (8 runs per window). The model's own session.run time is summed (the
 // session is wrapped) and set against the whole job; goal: the job ≤ 1.15× the raw runs.
 // Overlap 0.25 (MONAI's SlidingWindowInferer default; nnU-Net's step 0.5 would be ≈ 2× the
-// windows) keeps the two runs under ~3 minutes on 2 cores.
+// windows) keeps the two runs under ~3 minutes on 2 cores. UNET_MIRRORING=off (or on) runs one.
 
 const THREADS = 2;
 const PATCH: [number, number, number] = [96, 96, 64];
@@ -172,7 +172,9 @@ if (!HAVE_ISLES22) {
     `  windows expected: ${expected.native} at native spacing, ${expected.resampled} at 1 mm, ${expected.croppedResampled} at 1 mm cropped to the head`,
   );
   try {
-    for (const mirroring of [[], [0, 1, 2]]) {
+    // UNET_MIRRORING=off|on runs one of the two (default: both)
+    const which = process.env.UNET_MIRRORING;
+    for (const mirroring of [[], [0, 1, 2]].filter((m) => !which || (which === 'on') === m.length > 0)) {
       const id = mirroring.length ? 'bench-unet-tta' : 'bench-unet';
       const dir = path.join(root, id);
       mkdirSync(dir);
@@ -227,6 +229,26 @@ if (!HAVE_ISLES22) {
         else if (windowsRun === expected.resampled && expected.resampled !== expected.croppedResampled)
           notHonoured.push('cropToForeground (windows as on the whole 1 mm grid)');
         if (notHonoured.length) console.log(`    NOT HONOURED by the pipeline: ${notHonoured.join('; ')}`);
+
+        // The pipeline's own work, apart from the network: the same job with session.run answered
+        // at once by a fixed output of the right shape (background logits 0, lesion −3).
+        const pn = PATCH[0] * PATCH[1] * PATCH[2];
+        const fixed = new Float32Array(2 * pn).fill(-3, pn);
+        const instant = new Proxy(loaded.session, {
+          get(target, prop, receiver) {
+            if (prop === 'run') return async () => ({ logits: new ort.Tensor('float32', fixed, [1, 2, ...PATCH]) });
+            const v = Reflect.get(target, prop, receiver) as unknown;
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        });
+        const alone: Partial<Record<Stage, number>> = {};
+        const a0 = performance.now();
+        await runPipeline({ read, models: [{ ...loaded, session: instant }], timings: alone });
+        const aloneMs = performance.now() - a0;
+        console.log(
+          row('    the pipeline alone (instant session.run)', aloneMs) +
+            `  (infer stage ${(alone.infer ?? 0).toFixed(0)} ms: ${((alone.infer ?? 0) / windowsRun).toFixed(0)} ms a window; preprocess ${(alone.preprocess ?? 0).toFixed(0)} ms)`,
+        );
       } finally {
         await registry.close();
         rmSync(dir, { recursive: true, force: true });
