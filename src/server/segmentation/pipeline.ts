@@ -12,6 +12,7 @@ import { keepLargeComponents } from './components.js';
 import { predictProbability, throwIfAborted } from './inference.js';
 import { computeMetrics } from './metrics.js';
 import { type LoadedModel, ort } from './models.js';
+import { planModelGrid, usesModelGrid } from './model-grid.js';
 import { applyPreprocessing } from './preprocess.js';
 import { resampleTrilinear } from './resample.js';
 
@@ -150,19 +151,34 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     onGrid.set(role, values);
   }
   const prepared = new Map<string, Float32Array>();
-  const channelsOf = (m: LoadedModel) =>
-    m.manifest.inputs.map((role, c) => {
+  /** A model's input channel on the DWI grid in the model's ADC unit (not yet normalised). */
+  const rawChannel = (m: LoadedModel, role: VolumeRole) => {
+    const scale = role === 'adc' && adcUnit ? adcScale(adcUnit, m.manifest.adcUnit) : 1;
+    const values = onGrid.get(role)!;
+    return scale !== 1 ? values.map((v) => v * scale) : values;
+  };
+  // Per model: its channels on the grid it runs on. Without a model grid (#25: orientation,
+  // spacing, crop) that is the DWI grid, and identical channels are shared across an ensemble.
+  const runs = models.map((m) => {
+    if (usesModelGrid(m.manifest)) {
+      const grid = planModelGrid(
+        m.manifest,
+        dwi.dims,
+        dwi.affine,
+        dwi.voxelSizeMm,
+        m.manifest.inputs.map((role) => rawChannel(m, role)),
+      );
+      return { dims: grid.dims, channels: m.manifest.inputs.map((_, c) => grid.toModel(c)), back: grid.fromModel };
+    }
+    const channels = m.manifest.inputs.map((role, c) => {
       const step = m.manifest.preprocessing[c]!;
       const scale = role === 'adc' && adcUnit ? adcScale(adcUnit, m.manifest.adcUnit) : 1;
       const key = `${role}:${scale}:${JSON.stringify(step)}`;
-      if (!prepared.has(key)) {
-        let values = onGrid.get(role)!;
-        if (scale !== 1) values = values.map((v) => v * scale);
-        prepared.set(key, applyPreprocessing(values, step));
-      }
+      if (!prepared.has(key)) prepared.set(key, applyPreprocessing(rawChannel(m, role), step));
       return prepared.get(key)!;
     });
-  const channelSets = models.map(channelsOf);
+    return { dims: dwi.dims, channels, back: (p: Float32Array) => p };
+  });
   lap('preprocess');
   throwIfAborted(signal);
 
@@ -172,17 +188,20 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     const span = 55 / models.length;
     const base = 30 + mi * span;
     await enter('infer', Math.round(base), `Running ${model.manifest.name}`);
+    const run = runs[mi]!;
     probabilities.push(
-      await predictProbability({
-        session: model.session,
-        tensor: ort.Tensor,
-        manifest: model.manifest,
-        channels: channelSets[mi]!,
-        dims: dwi.dims,
-        signal,
-        onPatch: (done, total) =>
-          void report('infer', Math.round(base + (span * done) / total), `${model.manifest.name}: patch ${done} of ${total}`),
-      }),
+      run.back(
+        await predictProbability({
+          session: model.session,
+          tensor: ort.Tensor,
+          manifest: model.manifest,
+          channels: run.channels,
+          dims: run.dims,
+          signal,
+          onPatch: (done, total) =>
+            void report('infer', Math.round(base + (span * done) / total), `${model.manifest.name}: patch ${done} of ${total}`),
+        }),
+      ),
     );
     throwIfAborted(signal);
   }
