@@ -20,7 +20,7 @@ export interface RefineTaskInput {
   /** The mask to refine: a stored NIfTI (a job's result or a saved version) or the editor's gzipped voxels. */
   from: { nifti: Uint8Array } | { voxelsGz: Uint8Array };
   prompts: RefinePrompt[];
-  model: { manifest: InteractiveManifest; dir: string; fingerprint: string };
+  model: { manifest: InteractiveManifest; dir: string; fingerprint?: string | undefined };
   provider: 'cpu' | 'cuda';
   threads: number;
 }

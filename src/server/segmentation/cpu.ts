@@ -11,7 +11,7 @@ import { type PipelineResult, type Progress, type Stage, runPipeline } from './p
 
 export interface SegmentInput {
   volumes: Partial<Record<VolumeRole, Uint8Array>>;
-  models: { manifest: ModelManifest; dir: string; fingerprint: string }[];
+  models: { manifest: ModelManifest; dir: string; fingerprint?: string | undefined }[];
   provider: 'cpu' | 'cuda';
   threads: number;
 }
@@ -29,11 +29,11 @@ export type SegmentResult = Omit<PipelineResult, 'mask' | 'perModel'> & {
  * rewritten at the same path gets a new session, and the stale one is released (a thread runs one
  * task at a time, so nothing is using it).
  */
-const sessions = new Map<string, { fingerprint: string; session: Promise<LoadedModel['session']> }>();
-export function sessionFor(dir: string, fingerprint: string, provider: 'cpu' | 'cuda', threads: number) {
+const sessions = new Map<string, { fingerprint: string | undefined; session: Promise<LoadedModel['session']> }>();
+export function sessionFor(dir: string, fingerprint: string | undefined, provider: 'cpu' | 'cuda', threads: number) {
   const key = `${dir}|${provider}|${threads}`;
   const held = sessions.get(key);
-  if (held?.fingerprint === fingerprint) return held.session;
+  if (held && held.fingerprint === fingerprint) return held.session;
   if (held) void held.session.then((s) => s.release()).catch(() => {});
   const session = createSession(`${dir}/model.onnx`, provider, threads).catch(async (err) => {
     if (provider === 'cuda') return createSession(`${dir}/model.onnx`, 'cpu', threads);

@@ -15,8 +15,11 @@ export interface LoadedModel {
   manifest: ModelManifest;
   session: ort.InferenceSession;
   dir: string;
-  /** model.onnx's identity (inode, size, mtime) at load: pool threads key their own sessions on it, so a reloaded file is picked up. */
-  fingerprint: string;
+  /**
+   * model.onnx's identity (inode, size, mtime) at load: pool threads key their own sessions on it,
+   * so a file reloaded at the same path is picked up. Absent on a model made by hand (tests).
+   */
+  fingerprint?: string;
   /** The output's channel count the load's dry run saw. */
   outputChannels?: number;
 }
@@ -26,7 +29,7 @@ export interface LoadedInteractiveModel {
   manifest: InteractiveManifest;
   session: ort.InferenceSession;
   dir: string;
-  fingerprint: string;
+  fingerprint?: string;
 }
 
 export interface ExecutionProviderReport {
@@ -97,8 +100,8 @@ export function toModelInfo(m: ModelManifest | InteractiveManifest, outputChanne
     spacingMm: interactive ? null : m.spacingMm,
     orientation: interactive ? 'native' : m.orientation,
     classes,
-    // One output channel is the lesion probability itself, whatever lesionClass says (as inference reads it).
-    lesionClasses: interactive || classes === 1 ? [0] : (m.output.lesionClasses ?? [m.output.lesionClass]),
+    // As inference reads them: one output channel is the lesion probability itself, whatever lesionClass says.
+    lesionClasses: interactive ? [0] : (m.output.lesionClasses ?? [classes === 1 ? 0 : m.output.lesionClass]),
     mirroring: interactive ? [] : m.mirroring,
     card: interactive ? {} : m.card,
   };

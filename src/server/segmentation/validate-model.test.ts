@@ -41,6 +41,11 @@ describe('models are checked against their graph at load', () => {
         output: ['N', 'K', 'X', 'Y', 'Z'],
       },
     );
+    writeModelFolder(
+      root,
+      'lesion-classes-sigmoid',
+      testManifest('lesion-classes-sigmoid', { output: { activation: 'sigmoid', lesionClasses: [1] } }),
+    );
     writeModelFolder(root, 'classes', testManifest('classes', { output: { activation: 'softmax', classes: 4 } }), { channelsOut: 3 });
     writeModelFolder(root, 'fp16-on-fp32', testManifest('fp16-on-fp32', { inputType: 'float16' }));
     writeModelFolder(root, 'dry-run', testManifest('dry-run'), { fixedReshape: [1, 2, 8, 8, 8] });
@@ -72,6 +77,7 @@ describe('models are checked against their graph at load', () => {
           'interactive-channels',
           'lesion-class',
           'lesion-class-dynamic',
+          'lesion-classes-sigmoid',
           'output-index',
           'output-name',
           'patch',
@@ -94,6 +100,9 @@ describe('models are checked against their graph at load', () => {
       );
       expect(errors['lesion-class-dynamic']).toBe(
         "model lesion-class-dynamic: manifest's lesion class 2 does not exist: the graph's output `logits` has 2 channels (0–1)",
+      );
+      expect(errors['lesion-classes-sigmoid']).toBe(
+        "model lesion-classes-sigmoid: manifest's lesion class 1 does not exist: the graph's output `logits` has 1 channel (0–0)",
       );
       expect(errors.classes).toBe("model classes: manifest says output.classes 4, the graph's output `logits` has 3 channels");
       expect(errors['fp16-on-fp32']).toBe("model fp16-on-fp32: manifest's inputType is float16, the graph's input `input` is float32");

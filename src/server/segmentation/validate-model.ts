@@ -91,9 +91,9 @@ function chosenOutput(m: ModelManifest | InteractiveManifest, outputs: GraphValu
   return m.output.name !== undefined ? outputs.find((o) => o.name === m.output.name) : outputs[m.output.index];
 }
 
-/** The lesion channels a segmentation model's output must have (with a softmax, or any multi-channel output). */
-function lesionChannels(m: ModelManifest): number[] {
-  return m.output.lesionClasses ?? [m.output.lesionClass];
+/** The channels inference reads as the lesion (as inference.ts does): `lesionClasses`, else `lesionClass` when the output has several, else channel 0. */
+export function lesionChannels(m: ModelManifest, channels: number): number[] {
+  return m.output.lesionClasses ?? [channels > 1 ? m.output.lesionClass : 0];
 }
 
 /** The patch in the graph's axis order (patchSize is x, y, z). */
@@ -110,13 +110,11 @@ function outputChannelProblems(m: ModelManifest | InteractiveManifest, output: s
   if (m.output.classes !== undefined && m.output.classes !== channels) {
     out.push(`manifest says output.classes ${m.output.classes}, the graph's output \`${output}\` has ${channels} channels`);
   }
-  if (m.output.activation === 'softmax' || channels > 1) {
-    for (const c of lesionChannels(m)) {
-      if (c >= channels) {
-        out.push(
-          `manifest's lesion class ${c} does not exist: the graph's output \`${output}\` has ${channels} channel${channels === 1 ? '' : 's'} (0–${channels - 1})`,
-        );
-      }
+  for (const c of lesionChannels(m, channels)) {
+    if (c >= channels) {
+      out.push(
+        `manifest's lesion class ${c} does not exist: the graph's output \`${output}\` has ${channels} channel${channels === 1 ? '' : 's'} (0–${channels - 1})`,
+      );
     }
   }
   if (m.output.activation === 'softmax' && channels === 1)
