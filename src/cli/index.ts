@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { type DicomUploadResult, type JobView, type StrokeviewClient, createClient } from '../sdk/index.js';
+import type { ModelCheck } from '../server/segmentation/validate-model.js';
 import { VERSION } from '../server/version.js';
 import { CliError, EXIT, exitCodeOf, messageOf } from './exit.js';
 import { progressReporter } from './progress.js';
@@ -410,16 +411,98 @@ masks
     print(saved, () => `wrote ${saved.path} (${saved.bytes} bytes)`);
   });
 
-program
+const models = program
   .command('models')
-  .description('the models the server can run')
-  .addHelpText('after', '\nExample:\n  $ strokeview models --json')
+  .description('the models the server can run (`models check <folder>`: validate a model folder here, without a server)')
+  .addHelpText('after', '\nExamples:\n  $ strokeview models --json\n  $ strokeview models check ./my-model')
   .action(async () => {
     const list = await client().models.list.query();
+    const mm = (s: number[] | null) => (s ? `${s.join('×')} mm` : 'native');
     print(list, () =>
-      table([['ID', 'KIND', 'VERSION', 'INPUTS', 'NAME'], ...list.map((m) => [m.id, m.kind, m.version, m.inputs.join(','), m.name])]),
+      table([
+        ['ID', 'KIND', 'METHOD', 'VERSION', 'INPUTS', 'SPACING', 'ORIENTATION', 'NAME'],
+        ...list.map((m) => [m.id, m.kind, m.method, m.version, m.inputs.join(','), mm(m.spacingMm), m.orientation, m.name]),
+      ]),
     );
   });
+models
+  .command('check <folder>')
+  .description(
+    'validate a model folder as the server loads it (manifest, the ONNX graph against it, a dry run) and print what it found; exit 1 on a problem',
+  )
+  .addHelpText('after', '\nExample:\n  $ MODEL_MAX_MB=4096 strokeview models check ./models/my-nnunet')
+  .action(async (folder: string) => {
+    const [{ parseEnv }, { checkConfiguredModelFolder }] = await Promise.all([
+      import('../server/env.js'),
+      import('../server/segmentation/models.js'),
+    ]);
+    const check = await checkConfiguredModelFolder(folder, parseEnv());
+    const ok = check.problems.length === 0;
+    print({ ok, ...check }, () => modelCheckLines(check));
+    if (!ok) process.exitCode = EXIT.failed;
+  });
+
+type ModelCheckView = ModelCheck & { provider: string };
+
+/** `models check`'s human report: what the folder holds, then the problems (or "ok"). */
+function modelCheckLines(c: ModelCheckView): string {
+  const m = c.manifest;
+  const shape = (s: (number | string)[] | null) => (s ? `[${s.join(', ')}]` : '[?]');
+  const rows: [string, string][] = [];
+  if (m) {
+    const seg = m.kind === 'interactive' ? null : m;
+    const channels = m.kind === 'interactive' ? m.inputs.length + 2 + (m.previousMask ? 1 : 0) : m.inputs.length;
+    rows.push(['kind', m.kind === 'interactive' ? `interactive (${m.method})` : `segmentation (${m.kind})`]);
+    rows.push(['version', m.version]);
+    rows.push([
+      'inputs',
+      `${m.inputs.join(', ')}${m.kind === 'interactive' ? ` + 2 guidance${m.previousMask ? ' + previous mask' : ''}` : ''} → ${channels} channel${channels === 1 ? '' : 's'}, ${seg?.inputType ?? 'float32'}`,
+    ]);
+    rows.push(['preprocessing', m.preprocessing.map((p) => p.kind).join(', ')]);
+    if (seg) {
+      rows.push(['spacing', seg.spacingMm ? `${seg.spacingMm.join(' × ')} mm` : 'native (no resampling)']);
+      rows.push(['orientation', seg.orientation]);
+      rows.push([
+        'patch size',
+        seg.patchSize
+          ? `${seg.patchSize.join(' × ')} (x, y, z), overlap ${seg.overlap}, ${seg.blend} blending`
+          : 'none: the whole volume at once',
+      ]);
+      rows.push(['mirroring', seg.mirroring.length ? `axes ${seg.mirroring.join(', ')}` : 'off']);
+      const lesion = seg.output.lesionClasses ?? [seg.output.lesionClass];
+      const channelsOut = seg.output.classes ?? c.dryRun?.outputShape[1];
+      rows.push([
+        'output',
+        `${seg.output.name !== undefined ? `\`${seg.output.name}\`` : `#${seg.output.index}`}, ${seg.output.activation}, ${channelsOut ?? '?'} class${channelsOut === 1 ? '' : 'es'}${channelsOut === 1 ? '' : `, lesion class${lesion.length === 1 ? '' : 'es'} ${lesion.join(', ')}`}, threshold ${seg.threshold}`,
+      ]);
+    } else if (m.kind === 'interactive') {
+      rows.push(['crop', `${m.cropMm.join(' × ')} mm around the clicks`]);
+      rows.push(['output', `${m.output.activation}, threshold ${m.threshold}`]);
+    }
+    rows.push(['axis order', m.axisOrder]);
+  }
+  if (c.fileBytes !== null)
+    rows.push([
+      'model file',
+      c.fileBytes < 1024 * 1024 ? `${(c.fileBytes / 1024).toFixed(1)} KiB` : `${(c.fileBytes / 1024 / 1024).toFixed(1)} MiB`,
+    ]);
+  if (c.graph) {
+    for (const i of c.graph.inputs) rows.push(['graph input', `\`${i.name}\` ${i.type ?? 'not a tensor'} ${shape(i.shape)}`]);
+    for (const o of c.graph.outputs) rows.push(['graph output', `\`${o.name}\` ${o.type ?? 'not a tensor'} ${shape(o.shape)}`]);
+  }
+  if (c.dryRun) {
+    rows.push([
+      'dry run',
+      `${shape(c.dryRun.inputShape)} → \`${c.dryRun.outputName}\` ${shape(c.dryRun.outputShape)} in ${c.dryRun.ms.toFixed(1)} ms (${c.provider})`,
+    ]);
+  }
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return [
+    `model ${c.id} (${c.dir}): ${c.problems.length ? `${c.problems.length} problem${c.problems.length === 1 ? '' : 's'}` : 'ok'}`,
+    ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+    ...c.problems.map((p) => `  problem: ${p}`),
+  ].join('\n');
+}
 
 // ---- run --------------------------------------------------------------------------------------
 

@@ -143,6 +143,11 @@ export const envSchema = z.object({
   ORT_THREADS: withDefault(z.coerce.number().int().min(0).max(256), 0),
   /** A folder of extra model folders (manifest.json + model.onnx), besides the built-in models/. */
   MODELS_DIR: optional(z.string().min(1)),
+  /**
+   * Largest model file (model.onnx with its external data) loaded, MiB: every CPU pool thread holds
+   * its own session of each model it runs, so a bigger one fails at load with a message instead.
+   */
+  MODEL_MAX_MB: withDefault(z.coerce.number().positive().max(65536), 2048),
 
   /** Run segmentation workers in this process (false on API-only replicas; `npm run worker` runs them alone). */
   RUN_WORKER: withDefault(bool, 'true'),

@@ -20,7 +20,7 @@ export interface RefineTaskInput {
   /** The mask to refine: a stored NIfTI (a job's result or a saved version) or the editor's gzipped voxels. */
   from: { nifti: Uint8Array } | { voxelsGz: Uint8Array };
   prompts: RefinePrompt[];
-  model: { manifest: InteractiveManifest; dir: string };
+  model: { manifest: InteractiveManifest; dir: string; fingerprint?: string | undefined };
   provider: 'cpu' | 'cuda';
   threads: number;
 }
@@ -128,7 +128,7 @@ export async function refineMask(input: RefineTaskInput): Promise<RefineTaskOutp
     }
   }
   const spatial = m.axisOrder === 'zyx' ? [cz, cy, cx] : [cx, cy, cz];
-  const session = await sessionFor(input.model.dir, input.provider, input.threads);
+  const session = await sessionFor(input.model.dir, input.model.fingerprint, input.provider, input.threads);
   const started = performance.now();
   const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', data, [1, channelCount, ...spatial]) };
   const results = await session.run(feeds);

@@ -98,7 +98,7 @@ export async function refineMask(deps: RefineDeps, viewer: Viewer & { userId: st
       prepared,
       from,
       prompts: input.prompts,
-      model: { manifest: model.manifest, dir: model.dir },
+      model: { manifest: model.manifest, dir: model.dir, fingerprint: model.fingerprint },
       provider: models.provider.active,
       threads: models.provider.threads,
     });

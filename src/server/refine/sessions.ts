@@ -86,11 +86,15 @@ export class RefineSessions {
     this.clicks.set(key, c);
   }
 
-  /** On save: the clicks since the last save, and the session freed. */
+  /** The clicks refined since the last save (for the provenance of the save being made). */
+  clicksOf(userId: string, caseId: string): { added: number; removed: number } {
+    return { ...(this.clicks.get(`${userId}|${caseId}`) ?? { added: 0, removed: 0 }) };
+  }
+
+  /** After a save: the clicks since the last save (now counted in it), and the session freed. */
   take(userId: string, caseId: string): { added: number; removed: number } {
-    const key = `${userId}|${caseId}`;
-    const c = this.clicks.get(key) ?? { added: 0, removed: 0 };
-    this.clicks.delete(key);
+    const c = this.clicksOf(userId, caseId);
+    this.clicks.delete(`${userId}|${caseId}`);
     this.end(userId, caseId);
     return c;
   }

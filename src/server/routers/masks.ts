@@ -36,8 +36,9 @@ export const masksRouter = router({
         maxVoxels: ctx.config.MAX_VOXELS,
         edits: { rejectedLesions, penStrokes },
         // the clicks this server refined since the last save; the editing session ends with the save
-        clicks: ctx.refine.take(viewer.userId, rest.caseId),
+        clicks: ctx.refine.clicksOf(viewer.userId, rest.caseId),
       });
+      ctx.refine.take(viewer.userId, rest.caseId);
       ctx.log.info({ maskId: id, caseId: fields.data.caseId }, 'mask version saved');
       return toMaskView(ctx.db, await findMaskVersion(ctx.db, viewer, id), volumeLinks(ctx));
     }),

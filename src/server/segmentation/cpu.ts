@@ -11,7 +11,7 @@ import { type PipelineResult, type Progress, type Stage, runPipeline } from './p
 
 export interface SegmentInput {
   volumes: Partial<Record<VolumeRole, Uint8Array>>;
-  models: { manifest: ModelManifest; dir: string }[];
+  models: { manifest: ModelManifest; dir: string; fingerprint?: string | undefined }[];
   provider: 'cpu' | 'cuda';
   threads: number;
 }
@@ -23,26 +23,34 @@ export type SegmentResult = Omit<PipelineResult, 'mask' | 'perModel'> & {
   threadId: number;
 };
 
-/** Sessions are created once per thread and model file (segmentation and interactive models alike). */
-const sessions = new Map<string, Promise<LoadedModel['session']>>();
-export function sessionFor(dir: string, provider: 'cpu' | 'cuda', threads: number) {
+/**
+ * Sessions are created once per thread and model file (segmentation and interactive models
+ * alike), keyed by the file's fingerprint from the registry: after `models.reload` a model.onnx
+ * rewritten at the same path gets a new session, and the stale one is released (a thread runs one
+ * task at a time, so nothing is using it).
+ */
+const sessions = new Map<string, { fingerprint: string | undefined; session: Promise<LoadedModel['session']> }>();
+export function sessionFor(dir: string, fingerprint: string | undefined, provider: 'cpu' | 'cuda', threads: number) {
   const key = `${dir}|${provider}|${threads}`;
-  let s = sessions.get(key);
-  if (!s) {
-    s = createSession(`${dir}/model.onnx`, provider, threads).catch(async (err) => {
-      if (provider === 'cuda') return createSession(`${dir}/model.onnx`, 'cpu', threads);
-      throw err;
-    });
-    sessions.set(key, s);
-  }
-  return s;
+  const held = sessions.get(key);
+  if (held && held.fingerprint === fingerprint) return held.session;
+  if (held) void held.session.then((s) => s.release()).catch(() => {});
+  const session = createSession(`${dir}/model.onnx`, provider, threads).catch(async (err) => {
+    if (provider === 'cuda') return createSession(`${dir}/model.onnx`, 'cpu', threads);
+    throw err;
+  });
+  // A failed creation is not kept: the next task tries again.
+  session.catch(() => {
+    if (sessions.get(key)?.session === session) sessions.delete(key);
+  });
+  sessions.set(key, { fingerprint, session });
+  return session;
 }
 
 /** The task (in a pool thread). */
 export async function segment(input: SegmentInput, io: TaskIo<Progress, Stage>): Promise<SegmentResult> {
   const models: LoadedModel[] = [];
-  for (const m of input.models)
-    models.push({ manifest: m.manifest, dir: m.dir, session: await sessionFor(m.dir, input.provider, input.threads) });
+  for (const m of input.models) models.push({ ...m, session: await sessionFor(m.dir, m.fingerprint, input.provider, input.threads) });
   const timings: Partial<Record<Stage, number>> = {};
   const {
     mask: _mask,
@@ -72,7 +80,7 @@ export async function segmentInPool(cpu: CpuPool, opts: SegmentInPoolOptions): P
   const { volumes, provider, threads, signal, onProgress, checkpoint } = opts;
   const out = await cpu.run(
     segmentTask,
-    { volumes, provider, threads, models: opts.models.map((m) => ({ manifest: m.manifest, dir: m.dir })) },
+    { volumes, provider, threads, models: opts.models.map((m) => ({ manifest: m.manifest, dir: m.dir, fingerprint: m.fingerprint })) },
     {
       transfer: Object.values(volumes),
       ...(signal ? { signal } : {}),

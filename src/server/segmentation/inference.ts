@@ -47,7 +47,31 @@ export interface InferOptions {
  * overlap gives the same result as one whole-volume run.
  */
 export async function predictProbability(opts: InferOptions): Promise<Float32Array> {
-  const { manifest, dims, channels } = opts;
+  const { manifest, dims } = opts;
+  // Version 2 manifests: a grid smaller than the patch is zero-padded up to it (at the far end;
+  // nnU-Net pads with zeros too) and the answer cropped back — a static-shaped graph takes nothing
+  // smaller. Version 1 manifests shrink the window to the grid, as they always did.
+  if (manifest.manifestVersion === 2 && manifest.patchSize && dims.some((d, a) => d < manifest.patchSize![a]!)) {
+    const big = dims.map((d, a) => Math.max(d, manifest.patchSize![a]!)) as [number, number, number];
+    const pad = (c: Float32Array) => {
+      const out = new Float32Array(big[0] * big[1] * big[2]);
+      for (let z = 0; z < dims[2]; z++)
+        for (let y = 0; y < dims[1]; y++) {
+          const src = z * dims[0] * dims[1] + y * dims[0];
+          out.set(c.subarray(src, src + dims[0]), z * big[0] * big[1] + y * big[0]);
+        }
+      return out;
+    };
+    const prob = await predictProbability({ ...opts, channels: opts.channels.map(pad), dims: big });
+    const out = new Float32Array(dims[0] * dims[1] * dims[2]);
+    for (let z = 0; z < dims[2]; z++)
+      for (let y = 0; y < dims[1]; y++) {
+        const src = z * big[0] * big[1] + y * big[0];
+        out.set(prob.subarray(src, src + dims[0]), z * dims[0] * dims[1] + y * dims[0]);
+      }
+    return out;
+  }
+  const { channels } = opts;
   const [nx, ny, nz] = dims;
   const patch: [number, number, number] = manifest.patchSize
     ? [Math.min(manifest.patchSize[0], nx), Math.min(manifest.patchSize[1], ny), Math.min(manifest.patchSize[2], nz)]
@@ -225,7 +249,12 @@ function toProbability(data: Float32Array, dims: number[], manifest: ModelManife
     return k === 1 ? data : data.subarray(cls * n, cls * n + n);
   }
   const out = new Float32Array(n);
-  if (activation === 'softmax') {
+  if (activation === 'softmax' && k === 2 && classes.length === 1) {
+    // two classes: the softmax of the lesion channel is a sigmoid of the logits' difference (one exp, not three)
+    const cls = classes[0]!;
+    const other = 1 - cls;
+    for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(data[other * n + i]! - data[cls * n + i]!));
+  } else if (activation === 'softmax') {
     for (let i = 0; i < n; i++) {
       let max = -Infinity;
       for (let c = 0; c < k; c++) max = Math.max(max, data[c * n + i]!);

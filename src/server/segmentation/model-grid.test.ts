@@ -321,6 +321,23 @@ describe('the model grid (#25)', () => {
     for (let i = 0; i < n; i++) expect(Math.abs(ph[i]! - a[i]!)).toBeLessThanOrEqual(1e-3);
   });
 
+  it('a grid smaller than a static patch is zero-padded up to it and the answer cropped back (v2)', async () => {
+    const dims: Dims = [6, 5, 4];
+    const a = Float32Array.from({ length: 6 * 5 * 4 }, (_, i) => i / 120);
+    const fixed = encode(
+      onnx.GraphProto.create({
+        name: 'fixed',
+        input: [io('input', [1, 1, 8, 8, 8])],
+        output: [io('probability', [1, 1, 8, 8, 8])],
+        node: [node('Identity', ['input'], ['probability'])],
+      }),
+    );
+    const m = await loaded(fixed, { patchSize: [8, 8, 8] });
+    const p = await predictProbability({ session: m.session, tensor: ort.Tensor, manifest: m.manifest, channels: [a], dims });
+    expect(m.shapes).toEqual([[1, 1, 8, 8, 8]]);
+    expect(Array.from(p)).toEqual(Array.from(a));
+  });
+
   it('a manifest without the v2 fields parses to today’s behaviour', () => {
     const m: ModelManifest = manifestSchema.parse(
       JSON.parse(readFileSync(path.join(builtInModelsDir(), 'adc-dwi-v2', 'manifest.json'), 'utf8')),

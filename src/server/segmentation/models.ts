@@ -1,24 +1,27 @@
 import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import {
-  DEFAULT_MODEL_ID,
-  type InteractiveManifest,
-  type ModelInfo,
-  type ModelManifest,
-  interactiveManifestSchema,
-  manifestSchema,
-} from '../../shared/models.js';
+import { DEFAULT_MODEL_ID, type InteractiveManifest, type ModelInfo, type ModelManifest } from '../../shared/models.js';
+import { MiB } from '../../shared/units.js';
 import type { Env } from '../env.js';
+import { unprocessable } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { DEFAULT_MODEL_MAX_MB, type ModelCheck, checkMessage, checkModelFolder } from './validate-model.js';
 
 export interface LoadedModel {
   manifest: ModelManifest;
   session: ort.InferenceSession;
   dir: string;
+  /**
+   * model.onnx's identity (inode, size, mtime) at load: pool threads key their own sessions on it,
+   * so a file reloaded at the same path is picked up. Absent on a model made by hand (tests).
+   */
+  fingerprint?: string;
+  /** The output's channel count the load's dry run saw. */
+  outputChannels?: number;
 }
 
 /** A click-refinement model (manifest `kind: "interactive"`): refine/ runs it, jobs never do. */
@@ -26,6 +29,7 @@ export interface LoadedInteractiveModel {
   manifest: InteractiveManifest;
   session: ort.InferenceSession;
   dir: string;
+  fingerprint?: string;
 }
 
 export interface ExecutionProviderReport {
@@ -37,12 +41,35 @@ export interface ExecutionProviderReport {
   threads: number;
 }
 
+export interface ModelLoadFailure {
+  dir: string;
+  error: string;
+}
+
+/** What `models.reload` answers. */
+export interface ReloadReport {
+  loaded: string[];
+  interactive: string[];
+  failed: ModelLoadFailure[];
+}
+
+/**
+ * The models a process runs. One object for the process's life: `reload()` refills its maps and
+ * lists in place, so every holder (`Services.models`, each request's `ctx.models`, the job
+ * runtime) sees the new models without being handed a new object.
+ */
 export interface ModelRegistry {
-  models: Map<string, LoadedModel>;
-  interactive: Map<string, LoadedInteractiveModel>;
-  failed: { dir: string; error: string }[];
-  provider: ExecutionProviderReport;
+  readonly models: Map<string, LoadedModel>;
+  readonly interactive: Map<string, LoadedInteractiveModel>;
+  readonly failed: ModelLoadFailure[];
+  readonly provider: ExecutionProviderReport;
   list(): ModelInfo[];
+  /**
+   * Loads the same folders again (built-in + MODELS_DIR), each model checked as at boot. When at
+   * least one segmentation model loads, the new set replaces the old in place and the old
+   * main-thread sessions are released; otherwise the old set stays and this throws.
+   */
+  reload(): Promise<ReloadReport>;
   close(): Promise<void>;
 }
 
@@ -57,22 +84,26 @@ export function builtInModelsDir(): string {
   throw new Error('cannot find the built-in models/ folder');
 }
 
-export function toModelInfo(m: ModelManifest | InteractiveManifest): ModelInfo {
+/** `outputChannels`: what the graph's output has (static, or measured by the load's dry run) when the manifest does not say. */
+export function toModelInfo(m: ModelManifest | InteractiveManifest, outputChannels?: number): ModelInfo {
+  const interactive = m.kind === 'interactive';
+  const classes = interactive ? 1 : (m.output.classes ?? outputChannels ?? null);
   return {
     id: m.id,
     name: m.name,
     version: m.version,
     description: m.description,
     kind: m.kind,
-    method: m.kind === 'interactive' ? m.method : m.kind,
+    method: interactive ? m.method : m.kind,
     inputs: m.inputs,
-    patchSize: m.kind === 'interactive' ? null : m.patchSize,
-    spacingMm: m.kind === 'interactive' ? null : m.spacingMm,
-    orientation: m.kind === 'interactive' ? 'native' : m.orientation,
-    classes: m.kind === 'interactive' ? 1 : (m.output.classes ?? null),
-    lesionClasses: m.kind === 'interactive' ? [0] : (m.output.lesionClasses ?? [m.output.lesionClass]),
-    mirroring: m.kind === 'interactive' ? [] : m.mirroring,
-    card: m.kind === 'interactive' ? {} : m.card,
+    patchSize: interactive ? null : m.patchSize,
+    spacingMm: interactive ? null : m.spacingMm,
+    orientation: interactive ? 'native' : m.orientation,
+    classes,
+    // As inference reads them: one output channel is the lesion probability itself, whatever lesionClass says.
+    lesionClasses: interactive ? [0] : (m.output.lesionClasses ?? [classes === 1 ? 0 : m.output.lesionClass]),
+    mirroring: interactive ? [] : m.mirroring,
+    card: interactive ? {} : m.card,
   };
 }
 
@@ -85,21 +116,53 @@ export async function createSession(file: string, provider: 'cpu' | 'cuda', thre
   });
 }
 
-/**
- * Loads every model folder (manifest.json + model.onnx) under the given roots, one session per
- * model, created once. A bad manifest or model is skipped and reported, never fatal. When CUDA
- * is requested but cannot be used, the models run on CPU and the report says so.
- */
-export async function loadModelRegistry(opts: {
+/** model.onnx's identity: a file replaced or rewritten in place changes it (no hashing of gigabytes at boot). */
+export async function modelFingerprint(dir: string): Promise<string> {
+  const s = await stat(path.join(dir, 'model.onnx'));
+  return `${s.ino}:${s.size}:${s.mtimeMs}`;
+}
+
+export interface LoadOptions {
   roots: string[];
   provider: 'cpu' | 'cuda';
   threads: number;
   log?: Logger;
-}): Promise<ModelRegistry> {
+  /** MODEL_MAX_MB in bytes (default 2048 MiB). */
+  maxModelBytes?: number;
+}
+
+interface LoadedSet {
+  models: Map<string, LoadedModel>;
+  interactive: Map<string, LoadedInteractiveModel>;
+  failed: ModelLoadFailure[];
+  active: 'cpu' | 'cuda';
+}
+
+/** Opens sessions on the provider asked for; the first time CUDA cannot be used, this and every later session run on CPU. */
+function sessionOpener(provider: 'cpu' | 'cuda', threads: number, log?: Logger) {
+  let active = provider;
+  return {
+    active: () => active,
+    async open(file: string) {
+      if (active !== 'cuda') return createSession(file, 'cpu', threads);
+      try {
+        return await createSession(file, 'cuda', threads);
+      } catch (err) {
+        log?.warn({ err: (err as Error).message }, 'CUDA requested but not usable; running models on CPU');
+        active = 'cpu';
+        return createSession(file, 'cpu', threads);
+      }
+    },
+  };
+}
+
+async function loadSet(opts: LoadOptions): Promise<LoadedSet> {
   const models = new Map<string, LoadedModel>();
   const interactive = new Map<string, LoadedInteractiveModel>();
-  const failed: { dir: string; error: string }[] = [];
-  let active: 'cpu' | 'cuda' = opts.provider;
+  const failed: ModelLoadFailure[] = [];
+  const opener = sessionOpener(opts.provider, opts.threads, opts.log);
+  const open = opener.open;
+  const maxModelBytes = opts.maxModelBytes ?? DEFAULT_MODEL_MAX_MB * MiB;
   for (const root of opts.roots) {
     let entries: string[] = [];
     try {
@@ -114,73 +177,137 @@ export async function loadModelRegistry(opts: {
     for (const name of entries) {
       const dir = path.join(root, name);
       if (!existsSync(path.join(dir, 'manifest.json'))) continue;
-      try {
-        const raw = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
-        const schema = (raw as { kind?: unknown })?.kind === 'interactive' ? interactiveManifestSchema : manifestSchema;
-        const parsed = schema.safeParse(raw);
-        if (!parsed.success) {
-          throw new Error(
-            `invalid manifest: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-          );
-        }
-        const manifest = parsed.data;
-        if (models.has(manifest.id) || interactive.has(manifest.id)) throw new Error(`a model with id ${manifest.id} is already loaded`);
-        const file = path.join(dir, 'model.onnx');
-        if (!existsSync(file)) throw new Error('model.onnx is missing');
-        let session: ort.InferenceSession;
-        if (active === 'cuda') {
-          try {
-            session = await createSession(file, 'cuda', opts.threads);
-          } catch (err) {
-            opts.log?.warn({ err: (err as Error).message }, 'CUDA requested but not usable; running models on CPU');
-            active = 'cpu';
-            session = await createSession(file, 'cpu', opts.threads);
-          }
-        } else {
-          session = await createSession(file, 'cpu', opts.threads);
-        }
-        if (manifest.kind === 'interactive') interactive.set(manifest.id, { manifest, session, dir });
-        else models.set(manifest.id, { manifest, session, dir });
-        opts.log?.info({ model: manifest.id, version: manifest.version, provider: active }, 'model loaded');
-      } catch (err) {
-        const error = err instanceof SyntaxError ? `manifest.json is not valid JSON: ${err.message}` : (err as Error).message;
+      const fail = (error: string) => {
         failed.push({ dir, error });
         opts.log?.error({ dir, error }, 'model skipped');
+      };
+      try {
+        const check = await checkModelFolder(dir, { maxModelBytes, open });
+        const { manifest, session } = check;
+        if (!manifest || !session) {
+          fail(checkMessage(check));
+          continue;
+        }
+        if (models.has(manifest.id) || interactive.has(manifest.id)) {
+          await session.release().catch(() => {});
+          fail(`model ${manifest.id}: a model with id ${manifest.id} is already loaded`);
+          continue;
+        }
+        const fingerprint = await modelFingerprint(dir);
+        const outputChannels = check.dryRun?.outputShape[1];
+        if (manifest.kind === 'interactive') interactive.set(manifest.id, { manifest, session, dir, fingerprint });
+        else models.set(manifest.id, { manifest, session, dir, fingerprint, ...(outputChannels ? { outputChannels } : {}) });
+        opts.log?.info(
+          {
+            model: manifest.id,
+            version: manifest.version,
+            provider: opener.active(),
+            dryRunMs: Math.round((check.dryRun?.ms ?? 0) * 10) / 10,
+          },
+          'model loaded',
+        );
+      } catch (err) {
+        fail(`model ${name}: ${(err as Error).message}`);
       }
     }
   }
+  return { models, interactive, failed, active: opener.active() };
+}
+
+const releaseAll = (ms: { session: ort.InferenceSession }[]) => Promise.all(ms.map((m) => m.session.release().catch(() => {})));
+
+/**
+ * Loads every model folder (manifest.json + model.onnx) under the given roots, one session per
+ * model, created once, each checked against its manifest and dry-run (validate-model.ts). A bad
+ * manifest or model is skipped and reported, never fatal. When CUDA is requested but cannot be
+ * used, the models run on CPU and the report says so.
+ */
+export async function loadModelRegistry(opts: LoadOptions): Promise<ModelRegistry> {
+  const first = await loadSet(opts);
+  const { models, interactive, failed } = first;
+  const provider: ExecutionProviderReport = {
+    requested: opts.provider,
+    active: first.active,
+    gpuMissing: opts.provider === 'cuda' && first.active !== 'cuda',
+    threads: opts.threads,
+  };
+  let reloading: Promise<ReloadReport> | undefined;
+  const report = (): ReloadReport => ({ loaded: [...models.keys()], interactive: [...interactive.keys()], failed: [...failed] });
   return {
     models,
     interactive,
     failed,
-    provider: { requested: opts.provider, active, gpuMissing: opts.provider === 'cuda' && active !== 'cuda', threads: opts.threads },
+    provider,
     // segmentation models first, the default one first (pickers preselect it), then by id; interactive models last
     list: () =>
       [...models.values(), ...interactive.values()]
-        .map((m) => toModelInfo(m.manifest))
+        .map((m) => toModelInfo(m.manifest, 'outputChannels' in m ? m.outputChannels : undefined))
         .sort(
           (a, b) =>
             Number(a.kind === 'interactive') - Number(b.kind === 'interactive') ||
             Number(b.id === DEFAULT_MODEL_ID) - Number(a.id === DEFAULT_MODEL_ID) ||
             a.id.localeCompare(b.id),
         ),
+    reload() {
+      // Two admins at once share one reload.
+      reloading ??= (async () => {
+        const next = await loadSet(opts);
+        if (next.models.size === 0) {
+          await releaseAll([...next.interactive.values()]);
+          throw unprocessable(
+            `No segmentation model could be loaded, so the models already loaded stay: ${next.failed.map((f) => f.error).join('; ') || 'no model folders'}`,
+          );
+        }
+        const old = [...models.values(), ...interactive.values()];
+        // One synchronous swap: no request sees half of each set.
+        models.clear();
+        for (const [id, m] of next.models) models.set(id, m);
+        interactive.clear();
+        for (const [id, m] of next.interactive) interactive.set(id, m);
+        failed.splice(0, failed.length, ...next.failed);
+        provider.active = next.active;
+        provider.gpuMissing = opts.provider === 'cuda' && next.active !== 'cuda';
+        // Safe to release at once: jobs and clicks run in the CPU pool's threads on their own
+        // sessions (cpu.ts sessionFor); these main-thread ones only served the check and tests.
+        await releaseAll(old);
+        return report();
+      })().finally(() => {
+        reloading = undefined;
+      });
+      return reloading;
+    },
     async close() {
-      await Promise.all([...models.values(), ...interactive.values()].map((m) => m.session.release().catch(() => {})));
+      await releaseAll([...models.values(), ...interactive.values()]);
     },
   };
 }
 
 /** The models a server or worker process runs: the built-in ones plus MODELS_DIR, as configured. */
 export function loadConfiguredModels(
-  env: Pick<Env, 'MODELS_DIR' | 'EXECUTION_PROVIDER' | 'ORT_THREADS'>,
+  env: Pick<Env, 'MODELS_DIR' | 'EXECUTION_PROVIDER' | 'ORT_THREADS' | 'MODEL_MAX_MB'>,
   log?: Logger,
 ): Promise<ModelRegistry> {
   return loadModelRegistry({
     roots: [builtInModelsDir(), ...(env.MODELS_DIR ? [path.resolve(env.MODELS_DIR)] : [])],
     provider: env.EXECUTION_PROVIDER,
     threads: env.ORT_THREADS || availableParallelism(),
+    maxModelBytes: env.MODEL_MAX_MB * MiB,
     ...(log ? { log } : {}),
   });
+}
+
+/**
+ * `strokeview models check <folder>`: the loader's own check of one folder (manifest, size,
+ * graph, dry run) with the configured provider, threads and MODEL_MAX_MB; the session is released.
+ */
+export async function checkConfiguredModelFolder(
+  dir: string,
+  env: Pick<Env, 'EXECUTION_PROVIDER' | 'ORT_THREADS' | 'MODEL_MAX_MB'>,
+): Promise<ModelCheck & { provider: 'cpu' | 'cuda' }> {
+  const opener = sessionOpener(env.EXECUTION_PROVIDER, env.ORT_THREADS || availableParallelism());
+  const { session, ...check } = await checkModelFolder(path.resolve(dir), { maxModelBytes: env.MODEL_MAX_MB * MiB, open: opener.open });
+  await session?.release().catch(() => {});
+  return { ...check, provider: opener.active() };
 }
 
 export { ort };

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react';
 import type { JobView } from '../../../shared/jobs.js';
 import { jobCreateRetry, trpc } from '../../trpc.js';
+import { ModelCard } from './ModelCard.js';
 import { useJobProgress } from './useJobProgress.js';
 
 /**
@@ -60,7 +61,7 @@ export function JobPanel(props: { caseId: string; signedIn: boolean; onResult: (
           ))}
         </select>
       </label>
-      {model && <p className="hint">{model.kind === 'rule-based' ? 'Rule-based, not a trained network. ' : ''}Not for clinical use.</p>}
+      {model && <ModelCard model={model} />}
       {!props.signedIn ? (
         <p className="hint">Sign in (or continue as a guest) to run a model.</p>
       ) : running ? (
