@@ -174,7 +174,16 @@ describe.skipIf(!HAVE_PHILIPS)(`DICOM import of the Philips series${PHILIPS_SKIP
       const { post, store, logs, uploadDir } = await setup();
       const { status, body } = await post(folderForm(patientDir));
       expect(status, JSON.stringify(body).slice(0, 400)).toBe(200);
-      const needles = [INJECTED.name, 'QUIXOTEZZ', INJECTED.id, INJECTED.birthDate, 'La Mancha', 'Queens Medical Centre'];
+      const needles = [
+        INJECTED.name,
+        'QUIXOTEZZ',
+        'ALONSO',
+        INJECTED.id,
+        INJECTED.birthDate,
+        '1923-04-05',
+        'La Mancha',
+        'Queens Medical Centre',
+      ];
       const hits = (text: string) => needles.filter((n) => text.toLowerCase().includes(n.toLowerCase()));
 
       // Every text and JSON column of every table.
@@ -217,6 +226,15 @@ describe.skipIf(!HAVE_PHILIPS)(`DICOM import of the Philips series${PHILIPS_SKIP
       await other.mutate('auth.register', { email: 'other@example.org', password: 'correct horse battery' });
       const seen = await other.query('cases.byId', { id: body.case!.id });
       expect(seen.status).toBe(404);
+      // Shared (as `strokeview import --dicom` makes them): everyone sees the case, only admins the patient.
+      const db = current().handle.db;
+      await sql`update cases set owner_id = null where id = ${body.case!.id}`.execute(db);
+      const shared = await other.query<{ dicom: { patient: unknown; studyInstanceUid: string } }>('cases.byId', { id: body.case!.id });
+      expect(shared.status).toBe(200);
+      expect(shared.data.dicom).toMatchObject({ studyInstanceUid: body.case!.dicom!.studyInstanceUid, patient: null });
+      await sql`update users set role = 'admin' where email = 'other@example.org'`.execute(db);
+      const asAdmin = await other.query<{ dicom: { patient: { patientName: string } } }>('cases.byId', { id: body.case!.id });
+      expect(asAdmin.data.dicom.patient.patientName).toBe(INJECTED.name);
     }, 300_000);
 
     it('a series choice that names no series is a 422 naming the series the study has; nothing is stored', async () => {

@@ -219,6 +219,8 @@ function identityOf(dict: Dict): StudyIdentity {
   for (const tag of IDENTIFYING_TAGS) {
     for (const v of texts(dict, tag)) {
       if (v.length >= 3) identifiers.add(v);
+      // A date of birth as converters write it too (19230405 → 1923-04-05).
+      if (tag === '00100030' && /^\d{8}$/.test(v)) identifiers.add(`${v.slice(0, 4)}-${v.slice(4, 6)}-${v.slice(6, 8)}`);
       // A person name's components (DOE^JOHN) may appear apart, or joined by spaces.
       if (v.includes('^')) {
         for (const part of v.split('^')) if (part.trim().length >= 3) identifiers.add(part.trim());
