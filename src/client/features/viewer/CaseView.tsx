@@ -86,10 +86,10 @@ export function CaseView({ id }: { id: string }) {
   }
   const c = detail.data;
   const vol = (role: VolumeRole) => c.volumes.find((v) => v.role === role);
-  // coloured by status, the mask is drawn by the status layer in its place
-  const volumes = viewerVolumes(c.volumes, view, versions).map((v) =>
-    status && v.key === status.sourceKey ? { ...v, visible: false } : v,
-  );
+  // coloured by status, the mask is drawn by the status layer in its place; while editing, the
+  // working mask (the drawing, in the pen's red) is drawn in place of the prediction and version
+  const replaced = (key: string) => (status && key === status.sourceKey) || (view.editing && (key === 'prediction' || key === 'version'));
+  const volumes = viewerVolumes(c.volumes, view, versions).map((v) => (replaced(v.key) ? { ...v, visible: false } : v));
   const bg = shownBackground(c.volumes, view);
   const gt = vol('mask');
   const { result, truth, pred, versionOverlay } = view;
@@ -171,6 +171,7 @@ export function CaseView({ id }: { id: string }) {
         <div className="panel">
           <h2>Overlays</h2>
           {gt && <OverlayControl label="Ground truth" colour="green" value={truth} onChange={view.setTruth} />}
+          {view.editing && <p className="hint">While editing, the working mask is drawn in red in place of the prediction.</p>}
           {result?.result ? (
             <OverlayControl label="Prediction" colour="red" value={pred} onChange={view.setPred} />
           ) : (
