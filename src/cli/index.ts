@@ -335,7 +335,9 @@ program
   .addHelpText('after', '\nExample:\n  $ strokeview models --json')
   .action(async () => {
     const list = await client().models.list.query();
-    print(list, () => table([['ID', 'KIND', 'VERSION', 'INPUTS', 'NAME'], ...list.map((m) => [m.id, m.kind, m.version, m.inputs.join(','), m.name])]));
+    print(list, () =>
+      table([['ID', 'KIND', 'VERSION', 'INPUTS', 'NAME'], ...list.map((m) => [m.id, m.kind, m.version, m.inputs.join(','), m.name])]),
+    );
   });
 
 // ---- run --------------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import type { RefineSessions } from './refine/sessions.js';
 import type { Context as HonoContext } from 'hono';
 import type { Kysely } from 'kysely';
 import type { TRPCError } from '@trpc/server';
@@ -58,6 +59,7 @@ export interface Context {
   models: ModelRegistry;
   jobs: JobSystem;
   cpu: CpuPool;
+  refine: RefineSessions;
   /** A streamed upload's file parts, already on disk (see http/uploads); absent otherwise. */
   uploads?: Record<string, UploadedFile>;
   /** Where this server is reached (for absolute signed volume URLs). */
@@ -97,6 +99,7 @@ export function createInnerContext(opts: InnerContextOptions): Context {
     models: opts.services.models,
     jobs: opts.services.jobs,
     cpu: opts.services.cpu,
+    refine: opts.services.refine,
     baseUrl: opts.baseUrl ?? opts.env.PUBLIC_URL ?? `http://localhost:${opts.env.PORT}`,
   };
 }

@@ -1,6 +1,7 @@
 import type { CpuPool } from './workers/pool.js';
 import type { DatabaseHandle } from './db/connect.js';
 import type { JobSystem } from './jobs/service.js';
+import type { RefineSessions } from './refine/sessions.js';
 import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
 import type { VolumeStore } from './volumes/store.js';
@@ -14,6 +15,8 @@ export interface Services {
   readonly jobs: JobSystem;
   /** Worker threads for CPU-heavy work (uploads, the pipeline). */
   readonly cpu: CpuPool;
+  /** Click refinement's editing sessions (the decoded cases kept between clicks). */
+  readonly refine: RefineSessions;
 }
 
 export type ReadinessState = 'starting' | 'ready' | 'failed' | 'stopping';

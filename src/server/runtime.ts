@@ -1,3 +1,4 @@
+import { DEFAULT_REFINE_LIMITS, RefineSessions } from './refine/sessions.js';
 import path from 'node:path';
 import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
 import { type DatabaseHandle, connectDatabase, redactUrl } from './db/connect.js';
@@ -139,7 +140,11 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     const worker: WorkerRuntime = { ...base, models, cpu, jobs };
     if (role === 'worker') return worker;
     const signer = createVolumeSigner(opts.secretKey ?? resolveSecretKey(dataDir, env.SECRET_KEY), env.VOLUME_URL_TTL_S);
-    const server: ServerRuntime = { ...worker, signer, services: { database, store, signer, models, jobs: jobs.jobs, cpu } };
+    const server: ServerRuntime = {
+      ...worker,
+      signer,
+      services: { database, store, signer, models, jobs: jobs.jobs, cpu, refine: new RefineSessions(DEFAULT_REFINE_LIMITS) },
+    };
     return server;
   } catch (err) {
     if (!(err instanceof BootAborted)) await closeAll();

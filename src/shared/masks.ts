@@ -20,6 +20,9 @@ export const saveMaskFieldsSchema = z.object({
       { message: 'The note contains control characters' },
     )
     .default(''),
+  /** What the editor did (the server writes the provenance note from these and its own click count). */
+  rejectedLesions: z.coerce.number().int().min(0).max(100_000).default(0),
+  penStrokes: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });
 
 export const listMasksSchema = z.object({ caseId: z.uuid({ message: 'Not a valid case id' }) });

@@ -47,7 +47,10 @@ export const refineResultSchema = z.object({
   volumeMl: z.number(),
   /** The box of voxels that changed (inclusive), null when nothing did. */
   changed: z
-    .object({ min: z.tuple([z.number().int(), z.number().int(), z.number().int()]), max: z.tuple([z.number().int(), z.number().int(), z.number().int()]) })
+    .object({
+      min: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
+      max: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
+    })
     .nullable(),
   lesions: lesionListSchema,
   modelId: z.string(),
@@ -58,12 +61,6 @@ export const refineResultSchema = z.object({
 export type RefineResult = z.infer<typeof refineResultSchema>;
 
 export const endRefineSchema = z.object({ caseId: z.uuid({ message: 'Not a valid case id' }) });
-
-/** What the editor tells the server about a save: the server writes the provenance note from it and its own count of clicks. */
-export const maskEditsSchema = z.object({
-  rejectedLesions: z.number().int().min(0).max(100_000).default(0),
-  penStrokes: z.number().int().min(0).max(1_000_000).default(0),
-});
 
 export const maskProvenanceSchema = z.object({
   from: z.object({ kind: z.enum(['job', 'version', 'none']), id: z.string().nullable(), modelIds: z.array(z.string()) }),

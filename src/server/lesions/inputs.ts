@@ -14,6 +14,7 @@ export interface CaseOnDwiGrid {
   /** In the case's own unit; null without an ADC. */
   adc: Float32Array | null;
   adcUnit: AdcUnit | null;
+  flair: Float32Array | null;
   /** The ground truth, 0/1 (nonzero is lesion, as the challenge reads a mask); null without one. */
   truth: Uint8Array | null;
 }
@@ -31,7 +32,12 @@ function decode(bytes: Uint8Array, what: string): NiftiVolume {
  * Decodes the stored DWI, ADC and ground truth and brings the last two onto the DWI grid (trilinear;
  * a resampled truth voxel is lesion when at least half inside), as the pipeline does. CPU work.
  */
-export function decodeOnDwiGrid(bytes: { dwi: Uint8Array; adc?: Uint8Array | null; truth?: Uint8Array | null }): CaseOnDwiGrid {
+export function decodeOnDwiGrid(bytes: {
+  dwi: Uint8Array;
+  adc?: Uint8Array | null;
+  flair?: Uint8Array | null;
+  truth?: Uint8Array | null;
+}): CaseOnDwiGrid {
   const dwi = decode(bytes.dwi, 'DWI');
   const grid = { dims: dwi.dims, affine: dwi.affine };
   const onGrid = (vol: NiftiVolume, label: string) => {
@@ -46,6 +52,7 @@ export function decodeOnDwiGrid(bytes: { dwi: Uint8Array; adc?: Uint8Array | nul
     adc = onGrid(decode(bytes.adc, 'ADC'), 'ADC');
     adcUnit = detectAdcUnit(adc).unit ?? null;
   }
+  const flair = bytes.flair ? onGrid(decode(bytes.flair, 'FLAIR'), 'FLAIR') : null;
   let truth: Uint8Array | null = null;
   if (bytes.truth) {
     const vol = decode(bytes.truth, 'Mask');
@@ -54,5 +61,5 @@ export function decodeOnDwiGrid(bytes: { dwi: Uint8Array; adc?: Uint8Array | nul
     truth = new Uint8Array(values.length);
     for (let i = 0; i < values.length; i++) if (same ? values[i] !== 0 : values[i]! >= 0.5) truth[i] = 1;
   }
-  return { dims: dwi.dims, affine: dwi.affine, voxelSizeMm: dwi.voxelSizeMm, dwi: toFloat32(dwi), adc, adcUnit, truth };
+  return { dims: dwi.dims, affine: dwi.affine, voxelSizeMm: dwi.voxelSizeMm, dwi: toFloat32(dwi), adc, adcUnit, flair, truth };
 }

@@ -73,10 +73,27 @@ interface Acc {
   hit: boolean;
 }
 
-function accumulate(labels: Int32Array, count: number, dims: readonly [number, number, number], dwi: Float32Array, adc: Float32Array | null) {
+function accumulate(
+  labels: Int32Array,
+  count: number,
+  dims: readonly [number, number, number],
+  dwi: Float32Array,
+  adc: Float32Array | null,
+) {
   const acc: Acc[] = [];
   for (let l = 0; l <= count; l++)
-    acc.push({ n: 0, si: 0, sj: 0, sk: 0, min: [Infinity, Infinity, Infinity], max: [-1, -1, -1], dwi: 0, adc: 0, adcMin: Infinity, hit: false });
+    acc.push({
+      n: 0,
+      si: 0,
+      sj: 0,
+      sk: 0,
+      min: [Infinity, Infinity, Infinity],
+      max: [-1, -1, -1],
+      dwi: 0,
+      adc: 0,
+      adcMin: Infinity,
+      hit: false,
+    });
   const [nx, ny] = dims;
   const sxy = nx * ny;
   for (let idx = 0; idx < labels.length; idx++) {

@@ -1,10 +1,12 @@
 import { z } from 'zod';
 import { okSchema } from '../../shared/errors.js';
+import { endRefineSchema, refineInputSchema, refineResultSchema } from '../../shared/refine.js';
 import { listMasksSchema, maskIdSchema, maskPageSchema, maskVersionViewSchema, saveMaskFieldsSchema } from '../../shared/masks.js';
 import { viewerOf, volumeLinks } from '../context.js';
 import { invalid } from '../errors.js';
 import { spooledFiles } from '../http/uploads/procedure-input.js';
 import { deleteMaskVersion, findMaskVersion, listMaskVersions, saveMaskVersion, toMaskView } from '../masks/service.js';
+import { refineMask } from '../refine/service.js';
 import { protectedProcedure, router } from '../trpc.js';
 
 export const masksRouter = router({
@@ -17,6 +19,8 @@ export const masksRouter = router({
         caseId: input.get('caseId') ?? undefined,
         jobId: input.get('jobId') || undefined,
         note: input.get('note') ?? undefined,
+        rejectedLesions: input.get('rejectedLesions') || undefined,
+        penStrokes: input.get('penStrokes') || undefined,
       });
       if (!fields.success) {
         const field = fields.error.issues[0]?.path[0];
@@ -25,9 +29,38 @@ export const masksRouter = router({
       const { file } = spooledFiles(input, ctx.uploads, ['file'], 'the mask (send it as "file")');
       if (!file) throw invalid('file: expected a .nii or .nii.gz file', { field: 'file' });
       const viewer = viewerOf(ctx.user);
-      const id = await saveMaskVersion(ctx, viewer, { ...fields.data, file, maxVoxels: ctx.config.MAX_VOXELS });
+      const { rejectedLesions, penStrokes, ...rest } = fields.data;
+      const id = await saveMaskVersion(ctx, viewer, {
+        ...rest,
+        file,
+        maxVoxels: ctx.config.MAX_VOXELS,
+        edits: { rejectedLesions, penStrokes },
+        // the clicks this server refined since the last save; the editing session ends with the save
+        clicks: ctx.refine.take(viewer.userId, rest.caseId),
+      });
       ctx.log.info({ maskId: id, caseId: fields.data.caseId }, 'mask version saved');
       return toMaskView(ctx.db, await findMaskVersion(ctx.db, viewer, id), volumeLinks(ctx));
+    }),
+
+  /**
+   * Refines a mask by clicks with an interactive model (the built-in click-grow-v1 unless named):
+   * starts from a job's result, a saved version or the editor's working mask, and answers the new
+   * mask and its lesion list. Nothing is stored; saving makes the version.
+   */
+  refine: protectedProcedure
+    .meta({ openapi: { method: 'POST', path: '/masks/refine', tags: ['masks'], summary: 'Refine a mask by clicks (nothing is stored)' } })
+    .input(refineInputSchema)
+    .output(refineResultSchema)
+    .mutation(({ ctx, input }) => refineMask(ctx, viewerOf(ctx.user), input)),
+
+  /** The editor left the case: the server frees the decoded volumes it kept for the clicks. */
+  endRefine: protectedProcedure
+    .meta({ openapi: { method: 'POST', path: '/masks/refine/end', tags: ['masks'], summary: 'End an editing session (frees its cache)' } })
+    .input(endRefineSchema)
+    .output(okSchema)
+    .mutation(({ ctx, input }) => {
+      ctx.refine.end(ctx.user.id, input.caseId);
+      return { ok: true as const };
     }),
 
   /** The versions of a case the caller may see (their own; admins all), newest first. */

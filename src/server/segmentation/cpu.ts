@@ -23,9 +23,9 @@ export type SegmentResult = Omit<PipelineResult, 'mask' | 'perModel'> & {
   threadId: number;
 };
 
-/** Sessions are created once per thread and model file. */
+/** Sessions are created once per thread and model file (segmentation and interactive models alike). */
 const sessions = new Map<string, Promise<LoadedModel['session']>>();
-function sessionFor(dir: string, provider: 'cpu' | 'cuda', threads: number) {
+export function sessionFor(dir: string, provider: 'cpu' | 'cuda', threads: number) {
   const key = `${dir}|${provider}|${threads}`;
   let s = sessions.get(key);
   if (!s) {

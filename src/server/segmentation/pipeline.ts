@@ -91,7 +91,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   for (const role of needed) {
     const bytes = await opts.read(role);
     if (!bytes) {
-      if (role === 'mask' || !inputs.has(role) && role !== 'dwi') continue;
+      if (role === 'mask' || (!inputs.has(role) && role !== 'dwi')) continue;
       const which = models.filter((m) => m.manifest.inputs.includes(role as 'dwi')).map((m) => m.manifest.id);
       throw unprocessable(`This case has no ${ROLE_LABELS[role]}${which.length ? `, which model ${which.join(', ')} needs` : ''}`);
     }

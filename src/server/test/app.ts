@@ -1,3 +1,4 @@
+import { DEFAULT_REFINE_LIMITS, RefineSessions } from '../refine/sessions.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -53,6 +54,7 @@ export function makeTestApp(opts: {
   /** Where uploads spool (a fresh temporary folder by default). */
   uploadDir?: string;
   jobs?: JobSystem;
+  refine?: RefineSessions;
 }): TestApp {
   const env = parseEnv({ NODE_ENV: 'test', LOG_LEVEL: 'info', ...opts.env });
   const logs: Record<string, unknown>[] = [];
@@ -71,6 +73,7 @@ export function makeTestApp(opts: {
       models: opts.models ?? builtInModels,
       jobs: opts.jobs ?? noJobs,
       cpu: testCpuPool(),
+      refine: opts.refine ?? new RefineSessions(DEFAULT_REFINE_LIMITS),
     });
   }
   const app = buildApp({
