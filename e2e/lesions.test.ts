@@ -71,7 +71,7 @@ describe.skipIf(!HAVE_ISLES22)(`review and refine: ${ISLES22_TITLE}`, () => {
     await server?.stop();
   });
 
-  const api = async <T,>(page: Page, proc: string, input: unknown): Promise<T> => {
+  const api = async <T>(page: Page, proc: string, input: unknown): Promise<T> => {
     const res = await page.request.get(`${server.url}/trpc/${proc}?input=${encodeURIComponent(JSON.stringify(input))}`);
     expect(res.status(), await res.text()).toBe(200);
     return ((await res.json()) as { result: { data: T } }).result.data;
