@@ -142,3 +142,29 @@ export async function coRaters(db: Db, userId: string, caseId: string): Promise<
     .execute();
   return rows.map((r) => r.user_id);
 }
+
+/** The oldest study of this name the user owns, if any. */
+export async function findOwnedStudyByName(db: Db, ownerId: string, name: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('studies as s')
+    .innerJoin('study_members as m', 'm.study_id', 's.id')
+    .select('s.id')
+    .where('m.user_id', '=', ownerId)
+    .where('m.role', '=', 'owner')
+    .where('s.name', '=', name)
+    .orderBy('s.created_at')
+    .executeTakeFirst();
+  return row?.id;
+}
+
+/** Of these cases, those the user owns or that are shared (owner-less). */
+export async function sharableCaseIds(db: Db, userId: string, caseIds: string[]): Promise<string[]> {
+  if (!caseIds.length) return [];
+  const rows = await db
+    .selectFrom('cases')
+    .select('id')
+    .where('id', 'in', caseIds)
+    .where((eb) => eb.or([eb('owner_id', 'is', null), eb('owner_id', '=', userId)]))
+    .execute();
+  return rows.map((r) => r.id);
+}

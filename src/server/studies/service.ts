@@ -6,6 +6,8 @@ import {
   type StudyListed,
   addStudyCases,
   countOwners,
+  findOwnedStudyByName,
+  sharableCaseIds,
   deleteStudyRow,
   findStudy,
   insertStudy,
@@ -130,4 +132,25 @@ export async function removeCaseFromStudy(db: Db, viewer: Viewer, input: { study
   const c = await findCase(db, viewer, input.caseId);
   if (!(c && c.access === 'manage' && c.owner_id !== null)) requireRole(viewer, s, ['owner'], 'remove cases');
   if (!(await removeStudyCase(db, input.studyId, input.caseId))) throw notFound('This case is not in the study', { field: 'caseId' });
+}
+
+/**
+ * Puts cases in the owner's study of this name, made when they have none (`strokeview import
+ * --study`): the owner's own or shared cases only, as addCasesToStudy allows.
+ */
+export async function fillStudy(
+  db: Db,
+  ownerId: string,
+  name: string,
+  caseIds: string[],
+): Promise<{ id: string; name: string; added: number; cases: number }> {
+  return db.transaction().execute(async (trx) => {
+    await lockStudy(trx, `owner:${ownerId}:${name}`);
+    const existing = await findOwnedStudyByName(trx, ownerId, name);
+    const id = existing ?? (await insertStudy(trx, { name, description: '', ownerId }));
+    const sharable = await sharableCaseIds(trx, ownerId, caseIds);
+    const added = await addStudyCases(trx, id, sharable, ownerId);
+    const s = await findStudy(trx, { userId: ownerId, admin: false }, id);
+    return { id, name, added, cases: s?.cases ?? 0 };
+  });
 }
