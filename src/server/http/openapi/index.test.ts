@@ -71,6 +71,14 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
         'masks-endRefine',
         'masks-save',
         'models-list',
+        'studies-byId',
+        'studies-cases-add',
+        'studies-cases-remove',
+        'studies-create',
+        'studies-delete',
+        'studies-list',
+        'studies-members-remove',
+        'studies-members-set',
       ].sort(),
     );
     expect(doc.paths['/jobs']!.post!.security).toEqual([{ bearer: [] }]);
