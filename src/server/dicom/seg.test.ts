@@ -1,11 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredDicomSeriesRow } from '../db/dicom.js';
 import { readNifti } from '../nifti/read.js';
 import { encodeNifti } from '../nifti/write.js';
-import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, tempDir } from '../test/dicom.js';
+import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, dciodvfyErrors, tempDir } from '../test/dicom.js';
 import { type ConvertResult, convertDicomStudy } from './convert.js';
 import { scanDicomFiles } from './scan.js';
 import { INFARCT_CATEGORY, INFARCT_TYPE, SEG_SOP_CLASS_UID, buildSeg } from './seg.js';
@@ -13,14 +12,6 @@ import { readSeg } from './seg-read.js';
 
 // #26: a lesion mask on the DWI grid of the real Philips series, exported as a DICOM SEG — read
 // back with dcmjs to exactly the mask's voxels in the right slices, and valid for dciodvfy.
-
-const DCIODVFY = '/usr/bin/dciodvfy';
-
-/** dciodvfy's error lines (it reports on stderr; warnings are allowed). */
-export function dciodvfyErrors(file: string): string[] {
-  const r = spawnSync(DCIODVFY, [file], { encoding: 'utf8' });
-  return `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /^Error/.test(l));
-}
 
 describe.skipIf(!HAVE_PHILIPS)(`DICOM SEG export${PHILIPS_SKIP_NOTE}`, () => {
   let converted: ConvertResult;

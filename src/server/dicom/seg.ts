@@ -28,7 +28,11 @@ export const INFARCT_CATEGORY = { CodeValue: '49755003', CodingSchemeDesignator:
 export const INFARCT_TYPE = { CodeValue: '55641003', CodingSchemeDesignator: 'SCT', CodeMeaning: 'Infarct' };
 const BRAIN = { CodeValue: '12738006', CodingSchemeDesignator: 'SCT', CodeMeaning: 'Brain' };
 const SEGMENTATION_DERIVATION = { CodeValue: '113076', CodingSchemeDesignator: 'DCM', CodeMeaning: 'Segmentation' };
-const SOURCE_IMAGE_PURPOSE = { CodeValue: '121322', CodingSchemeDesignator: 'DCM', CodeMeaning: 'Source image for image processing operation' };
+const SOURCE_IMAGE_PURPOSE = {
+  CodeValue: '121322',
+  CodingSchemeDesignator: 'DCM',
+  CodeMeaning: 'Source image for image processing operation',
+};
 
 /** How the segment was made: a model's result is AUTOMATIC; a person's correction of one SEMIAUTOMATIC; drawn from nothing MANUAL. */
 export type SegAlgorithmType = 'AUTOMATIC' | 'SEMIAUTOMATIC' | 'MANUAL';
@@ -155,7 +159,8 @@ export function buildSeg(input: SegInput): SegResult {
     throw unprocessable('The source series has no plane geometry (orientation, pixel spacing) to place a DICOM SEG on');
   }
   const planes = source.slices.filter((s) => s.imagePositionPatient && s.refs.length > 0);
-  if (planes.length === 0) throw unprocessable('No slice of the source series could be matched to the mask; a DICOM SEG cannot reference it');
+  if (planes.length === 0)
+    throw unprocessable('No slice of the source series could be matched to the mask; a DICOM SEG cannot reference it');
   const inv = invertAffine(mask.affine);
 
   const frameBits = rows * columns;
@@ -223,7 +228,10 @@ export function buildSeg(input: SegInput): SegResult {
   }
   const now = input.now;
   const thickness = source.geometry.sliceThickness as number | null;
-  const gap = planes.length > 1 ? Math.hypot(...[0, 1, 2].map((d) => planes[1]!.imagePositionPatient![d]! - planes[0]!.imagePositionPatient![d]!)) : null;
+  const gap =
+    planes.length > 1
+      ? Math.hypot(...[0, 1, 2].map((d) => planes[1]!.imagePositionPatient![d]! - planes[0]!.imagePositionPatient![d]!))
+      : null;
 
   const dataset: DicomDataset = {
     _meta: {},
