@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { type DicomUploadResult, type JobView, type StrokeviewClient, createClient } from '../sdk/index.js';
+import { type DicomUploadResult, type JobView, type SegExport, type StrokeviewClient, createClient } from '../sdk/index.js';
 import type { ModelCheck } from '../server/segmentation/validate-model.js';
 import { VERSION } from '../server/version.js';
 import { CliError, EXIT, exitCodeOf, messageOf } from './exit.js';
@@ -40,7 +40,8 @@ Examples:
   $ strokeview cases list
   $ strokeview cases upload --dicom ./study           # a DICOM folder or .zip → a case
   $ strokeview segment <caseId> --wait
-  $ strokeview masks download <jobId> -o mask.nii.gz`,
+  $ strokeview masks download <jobId> -o mask.nii.gz
+  $ strokeview masks export <jobId> --seg -o lesion.seg.dcm`,
   );
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
@@ -409,6 +410,28 @@ masks
     }
     const saved = await sv.download(url, o.output);
     print(saved, () => `wrote ${saved.path} (${saved.bytes} bytes)`);
+  });
+
+masks
+  .command('export <id>')
+  .description("export a job's predicted mask (job id) or a corrected version (version id) of a DICOM-imported case")
+  .requiredOption('--seg', 'as a DICOM SEG (the only export format so far; NIfTI is `masks download`)')
+  .requiredOption('-o, --output <file>', 'where to write the .dcm')
+  .addHelpText('after', '\nExample:\n  $ strokeview masks export 5f1d…9a --seg -o lesion.seg.dcm')
+  .action(async (id: string, o: { output: string }) => {
+    const sv = client();
+    let saved: SegExport & { path: string; bytes: number };
+    try {
+      saved = await sv.exportSeg({ jobId: id }, o.output);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
+      saved = await sv.exportSeg({ maskVersionId: id }, o.output);
+    }
+    print(
+      saved,
+      () =>
+        `wrote ${saved.path} (${saved.bytes} bytes): DICOM SEG, ${saved.frames} frames, ${saved.algorithmType}, series ${saved.seriesInstanceUid}`,
+    );
   });
 
 const models = program

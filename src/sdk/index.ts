@@ -28,6 +28,10 @@ export type MaskVersionView = RouterOutputs['masks']['byId'];
 export type Metrics = NonNullable<JobView['result']>['metrics'];
 export type DicomUploadResult = RouterOutputs['cases']['uploadDicom'];
 export type DicomImportReport = DicomUploadResult['import'];
+/** What a DICOM SEG is made from: a job's mask (the model's result) or a saved corrected version. */
+export type SegSource = RouterInputs['masks']['exportSeg'];
+/** A DICOM SEG's facts (without the base64 file the procedure returns). */
+export type SegExport = Omit<RouterOutputs['masks']['exportSeg'], 'data'>;
 
 /** One live update of a job, as the progress stream (or polling) reports it. */
 export interface JobProgress {
@@ -99,6 +103,13 @@ export interface Helpers {
    * and the import report — which series became which role and why, warnings, skipped files.
    */
   uploadDicom(input: UploadDicomInput): Promise<DicomUploadResult>;
+  /**
+   * A job's mask or a corrected version of a DICOM-imported case as a DICOM SEG (binary, one
+   * "Infarct" segment, referencing the source series). With a path (Node, Deno, Bun) it writes
+   * the file there; without one it returns the bytes. A case uploaded as NIfTI: UNPROCESSABLE_CONTENT.
+   */
+  exportSeg(source: SegSource, path: string): Promise<SegExport & { path: string; bytes: number }>;
+  exportSeg(source: SegSource): Promise<SegExport & { data: Uint8Array }>;
   /**
    * Downloads a volume (or mask) file. With a path (Node, Deno, Bun) it streams to that file and
    * returns its size; without one it returns the bytes.
@@ -273,6 +284,15 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
       for (const part of await dicomParts(input.source)) form.append('files', part.blob, part.name);
       return trpc.cases.uploadDicom.mutate(form);
     },
+
+    exportSeg: (async (source: SegSource, path?: string) => {
+      const { data, ...facts } = await trpc.masks.exportSeg.query(source);
+      const bytes = Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0));
+      if (path === undefined) return { ...facts, data: bytes };
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(path, bytes);
+      return { ...facts, path, bytes: bytes.length };
+    }) as Helpers['exportSeg'],
 
     download: (async (volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string, path?: string) => {
       const url = typeof volume === 'string' ? volume : 'downloadUrl' in volume ? volume.downloadUrl : volume.url;
