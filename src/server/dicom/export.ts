@@ -39,7 +39,7 @@ export interface SegExport {
 const safeName = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80);
 
 /** What the SEG is made from: the mask volume, the case, how it was made (and by which model). */
-async function resolveSource(db: Db, viewer: Viewer, source: SegSource, modelVersion: (id: string) => string | null) {
+export async function resolveSource(db: Db, viewer: Viewer, source: SegSource, modelVersion: (id: string) => string | null) {
   if ('jobId' in source) {
     const job = await visibleJob(db, viewer, source.jobId);
     const maskVolumeId = (job.result as { maskVolumeId?: string } | null)?.maskVolumeId;

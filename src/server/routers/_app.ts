@@ -5,6 +5,7 @@ import { casesRouter } from './cases.js';
 import { jobsRouter } from './jobs.js';
 import { masksRouter } from './masks.js';
 import { modelsRouter } from './models.js';
+import { pacsRouter } from './pacs.js';
 import { systemRouter } from './system.js';
 
 export const appRouter = router({
@@ -15,6 +16,7 @@ export const appRouter = router({
   models: modelsRouter,
   jobs: jobsRouter,
   masks: masksRouter,
+  pacs: pacsRouter,
 });
 
 export type AppRouter = typeof appRouter;
