@@ -41,7 +41,8 @@ Examples:
   $ strokeview cases upload --dicom ./study           # a DICOM folder or .zip → a case
   $ strokeview segment <caseId> --wait
   $ strokeview masks download <jobId> -o mask.nii.gz
-  $ strokeview masks export <jobId> --seg -o lesion.seg.dcm`,
+  $ strokeview masks export <jobId> --seg -o lesion.seg.dcm
+  $ strokeview pacs push <jobId|versionId>           # the SEG into the PACS (STOW-RS)`,
   );
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
@@ -432,6 +433,67 @@ masks
       () =>
         `wrote ${saved.path} (${saved.bytes} bytes): DICOM SEG, ${saved.frames} frames, ${saved.algorithmType}, series ${saved.seriesInstanceUid}`,
     );
+  });
+
+const pacs = program.command('pacs').description("the server's PACS over DICOMweb (the server's PACS_URL)");
+pacs
+  .command('search')
+  .description('search the PACS for studies (QIDO-RS)')
+  .option('--patient-id <id>', 'PatientID')
+  .option('--date <YYYYMMDD[-YYYYMMDD]>', 'StudyDate or a range')
+  .option('--study <uid>', 'StudyInstanceUID')
+  .action(async (o: { patientId?: string; date?: string; study?: string }) => {
+    const found = await client().pacs.search.query({
+      ...(o.patientId ? { patientId: o.patientId } : {}),
+      ...(o.date ? { studyDate: o.date } : {}),
+      ...(o.study ? { studyInstanceUid: o.study } : {}),
+    });
+    print(found, () =>
+      found.length
+        ? found
+            .map((s) =>
+              `${s.studyInstanceUid}  ${s.studyDate ?? '-'}  ${s.modalities.join('/') || '-'}  ${s.series ?? '?'} series  ${s.studyDescription ?? ''}`.trimEnd(),
+            )
+            .join('\n')
+        : 'no studies found',
+    );
+  });
+pacs
+  .command('pull <studyUid>')
+  .description('import a study from the PACS as a case (WADO-RS, then the DICOM import)')
+  .option('--name <name>', 'case name (default: the DWI series description)')
+  .option('--dry-run', 'show the series and the roles they would get, store nothing')
+  .action(async (studyUid: string, o: { name?: string; dryRun?: boolean }) => {
+    const result = await client().pacs.pull.mutate({
+      studyInstanceUid: studyUid,
+      ...(o.name ? { name: o.name } : {}),
+      dryRun: Boolean(o.dryRun),
+    });
+    print(result, () => `${result.instances} instance(s) retrieved\n${dicomLines(result)}`);
+  });
+pacs
+  .command('push <id>')
+  .description("send a job's mask (job id) or a corrected version (version id) to the PACS as a DICOM SEG, and wait for the PACS's answer")
+  .addHelpText('after', '\nExample:\n  $ strokeview pacs push 5f1d…9a')
+  .action(async (id: string) => {
+    const sv = client();
+    const onUpdate = json()
+      ? undefined
+      : (p: { status: string; attempts: number; error: string | null }) =>
+          process.stderr.write(`${p.status}${p.attempts ? ` (attempt ${p.attempts})` : ''}${p.error ? `: ${p.error}` : ''}\n`);
+    let push: Awaited<ReturnType<typeof sv.pushToPacs>>;
+    try {
+      push = await sv.pushToPacs({ jobId: id }, onUpdate ? { onUpdate } : {});
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
+      push = await sv.pushToPacs({ maskVersionId: id }, onUpdate ? { onUpdate } : {});
+    }
+    print(push, () =>
+      push.status === 'succeeded'
+        ? `stored in the PACS: study ${push.studyInstanceUid}, SEG series ${push.seriesInstanceUid}, instance ${push.sopInstanceUid}`
+        : `not stored: ${push.error ?? 'no reason given'}`,
+    );
+    if (push.status !== 'succeeded') process.exitCode = EXIT.failed;
   });
 
 const models = program

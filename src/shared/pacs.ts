@@ -34,6 +34,16 @@ export const pacsPullSchema = z.strictObject({
   dryRun: z.boolean().optional(),
 });
 
+/** What to send: a job's mask (`jobId`) or a corrected version (`maskVersionId`), exactly one (an object for REST's sake). */
+export const pacsPushInputSchema = z
+  .strictObject({
+    jobId: z.uuid({ error: 'jobId: expected a job id (a UUID)' }).optional(),
+    maskVersionId: z.uuid({ error: 'maskVersionId: expected a mask version id (a UUID)' }).optional(),
+  })
+  .refine((v) => (v.jobId === undefined) !== (v.maskVersionId === undefined), {
+    error: 'Name what to send: a jobId (its mask) or a maskVersionId (a corrected version), not both',
+  });
+
 export const pacsPushStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed']);
 
 export const pacsPushSchema = z.object({

@@ -5,6 +5,7 @@ import type { DicomUploadResult } from '../../shared/dicom.js';
 import type { JobView } from '../../shared/jobs.js';
 import type { MaskVersionView } from '../../shared/masks.js';
 import type { PacsPush } from '../../shared/pacs.js';
+import { createClient } from '../../sdk/index.js';
 import { readSeg } from '../dicom/seg-read.js';
 import { parseEnv } from '../env.js';
 import { type JobRuntime, startJobRuntime } from '../jobs/runtime.js';
@@ -130,12 +131,14 @@ describe.skipIf(!HAVE_ORTHANC || !HAVE_PHILIPS)(`PACS over DICOMweb with Orthanc
         (j) => j.status !== 'queued' && j.status !== 'running',
       );
       expect(done.status).toBe('succeeded');
-      const push = await client.pacs.push.mutate({ jobId: job.id });
-      expect(push.status).toMatch(/queued|running|succeeded/);
-      const pushed: PacsPush = await until(
-        () => client.pacs.pushes.byId.query({ id: push.id }),
-        (p) => p.status === 'succeeded' || p.status === 'failed',
+      // Through the SDK's helper, which queues the push and follows it to the PACS's answer.
+      const seen: string[] = [];
+      const pushed: PacsPush = await createClient({ url: server.url, token }).pushToPacs(
+        { jobId: job.id },
+        { onUpdate: (p) => seen.push(p.status), pollIntervalMs: 100 },
       );
+      expect(seen[0]).toMatch(/queued|running|succeeded/);
+      expect(await client.pacs.pushes.byId.query({ id: pushed.id })).toEqual(pushed);
       expect(pushed, JSON.stringify(pushed)).toMatchObject({ status: 'succeeded', attempts: 1, studyInstanceUid: studyUid });
 
       // Orthanc holds the SEG in the source study, and it references the DWI's source series.

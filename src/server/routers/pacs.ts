@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { dicomUploadResultSchema, segSourceSchema } from '../../shared/dicom.js';
-import { pacsPullSchema, pacsPushSchema, pacsSearchSchema, pacsStudyViewSchema } from '../../shared/pacs.js';
+import { dicomUploadResultSchema } from '../../shared/dicom.js';
+import { pacsPullSchema, pacsPushInputSchema, pacsPushSchema, pacsSearchSchema, pacsStudyViewSchema } from '../../shared/pacs.js';
 import { getCaseDetail } from '../cases/service.js';
 import { viewerOf, volumeLinks } from '../context.js';
 import { findPush, requestPush, toPushView } from '../pacs/push.js';
@@ -38,11 +38,12 @@ export const pacsRouter = router({
   /** Queues "send to PACS" of a job's mask or a corrected version as a DICOM SEG (STOW-RS, retried); follow it with `pushes.byId`. */
   push: protectedProcedure
     .meta({ openapi: { method: 'POST', path: '/pacs/push', tags: ['pacs'], summary: 'Send a DICOM SEG to the PACS (a durable job)' } })
-    .input(segSourceSchema)
+    .input(pacsPushInputSchema)
     .output(pacsPushSchema)
-    .mutation(async ({ ctx, input }) =>
-      toPushView(await requestPush({ db: ctx.db, boss: ctx.jobs.boss, config: ctx.config }, viewerOf(ctx.user), input)),
-    ),
+    .mutation(async ({ ctx, input }) => {
+      const source = input.jobId ? { jobId: input.jobId } : { maskVersionId: input.maskVersionId! };
+      return toPushView(await requestPush({ db: ctx.db, boss: ctx.jobs.boss, config: ctx.config }, viewerOf(ctx.user), source));
+    }),
 
   pushes: router({
     byId: protectedProcedure

@@ -91,6 +91,10 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
         'masks-endRefine',
         'masks-save',
         'models-list',
+        'pacs-search',
+        'pacs-pull',
+        'pacs-push',
+        'pacs-pushes-byId',
       ].sort(),
     );
     expect(doc.paths['/jobs']!.post!.security).toEqual([{ bearer: [] }]);
