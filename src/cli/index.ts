@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { type DicomUploadResult, type JobView, type StrokeviewClient, createClient } from '../sdk/index.js';
+import { type DicomUploadResult, type JobView, type SegExport, type StrokeviewClient, createClient } from '../sdk/index.js';
 import type { ModelCheck } from '../server/segmentation/validate-model.js';
 import { VERSION } from '../server/version.js';
 import { CliError, EXIT, exitCodeOf, messageOf } from './exit.js';
@@ -40,7 +40,9 @@ Examples:
   $ strokeview cases list
   $ strokeview cases upload --dicom ./study           # a DICOM folder or .zip → a case
   $ strokeview segment <caseId> --wait
-  $ strokeview masks download <jobId> -o mask.nii.gz`,
+  $ strokeview masks download <jobId> -o mask.nii.gz
+  $ strokeview masks export <jobId> --seg -o lesion.seg.dcm
+  $ strokeview pacs push <jobId|versionId>           # the SEG into the PACS (STOW-RS)`,
   );
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
@@ -469,6 +471,89 @@ masks
     }
     const saved = await sv.download(url, o.output);
     print(saved, () => `wrote ${saved.path} (${saved.bytes} bytes)`);
+  });
+
+masks
+  .command('export <id>')
+  .description("export a job's predicted mask (job id) or a corrected version (version id) of a DICOM-imported case")
+  .requiredOption('--seg', 'as a DICOM SEG (the only export format so far; NIfTI is `masks download`)')
+  .requiredOption('-o, --output <file>', 'where to write the .dcm')
+  .addHelpText('after', '\nExample:\n  $ strokeview masks export 5f1d…9a --seg -o lesion.seg.dcm')
+  .action(async (id: string, o: { output: string }) => {
+    const sv = client();
+    let saved: SegExport & { path: string; bytes: number };
+    try {
+      saved = await sv.exportSeg({ jobId: id }, o.output);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
+      saved = await sv.exportSeg({ maskVersionId: id }, o.output);
+    }
+    print(
+      saved,
+      () =>
+        `wrote ${saved.path} (${saved.bytes} bytes): DICOM SEG, ${saved.frames} frames, ${saved.algorithmType}, series ${saved.seriesInstanceUid}`,
+    );
+  });
+
+const pacs = program.command('pacs').description("the server's PACS over DICOMweb (the server's PACS_URL)");
+pacs
+  .command('search')
+  .description('search the PACS for studies (QIDO-RS)')
+  .option('--patient-id <id>', 'PatientID')
+  .option('--date <YYYYMMDD[-YYYYMMDD]>', 'StudyDate or a range')
+  .option('--study <uid>', 'StudyInstanceUID')
+  .action(async (o: { patientId?: string; date?: string; study?: string }) => {
+    const found = await client().pacs.search.query({
+      ...(o.patientId ? { patientId: o.patientId } : {}),
+      ...(o.date ? { studyDate: o.date } : {}),
+      ...(o.study ? { studyInstanceUid: o.study } : {}),
+    });
+    print(found, () =>
+      found.length
+        ? found
+            .map((s) =>
+              `${s.studyInstanceUid}  ${s.studyDate ?? '-'}  ${s.modalities.join('/') || '-'}  ${s.series ?? '?'} series  ${s.studyDescription ?? ''}`.trimEnd(),
+            )
+            .join('\n')
+        : 'no studies found',
+    );
+  });
+pacs
+  .command('pull <studyUid>')
+  .description('import a study from the PACS as a case (WADO-RS, then the DICOM import)')
+  .option('--name <name>', 'case name (default: the DWI series description)')
+  .option('--dry-run', 'show the series and the roles they would get, store nothing')
+  .action(async (studyUid: string, o: { name?: string; dryRun?: boolean }) => {
+    const result = await client().pacs.pull.mutate({
+      studyInstanceUid: studyUid,
+      ...(o.name ? { name: o.name } : {}),
+      dryRun: Boolean(o.dryRun),
+    });
+    print(result, () => `${result.instances} instance(s) retrieved\n${dicomLines(result)}`);
+  });
+pacs
+  .command('push <id>')
+  .description("send a job's mask (job id) or a corrected version (version id) to the PACS as a DICOM SEG, and wait for the PACS's answer")
+  .addHelpText('after', '\nExample:\n  $ strokeview pacs push 5f1d…9a')
+  .action(async (id: string) => {
+    const sv = client();
+    const onUpdate = json()
+      ? undefined
+      : (p: { status: string; attempts: number; error: string | null }) =>
+          process.stderr.write(`${p.status}${p.attempts ? ` (attempt ${p.attempts})` : ''}${p.error ? `: ${p.error}` : ''}\n`);
+    let push: Awaited<ReturnType<typeof sv.pushToPacs>>;
+    try {
+      push = await sv.pushToPacs({ jobId: id }, onUpdate ? { onUpdate } : {});
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
+      push = await sv.pushToPacs({ maskVersionId: id }, onUpdate ? { onUpdate } : {});
+    }
+    print(push, () =>
+      push.status === 'succeeded'
+        ? `stored in the PACS: study ${push.studyInstanceUid}, SEG series ${push.seriesInstanceUid}, instance ${push.sopInstanceUid}`
+        : `not stored: ${push.error ?? 'no reason given'}`,
+    );
+    if (push.status !== 'succeeded') process.exitCode = EXIT.failed;
   });
 
 const models = program

@@ -28,6 +28,13 @@ export type MaskVersionView = RouterOutputs['masks']['byId'];
 export type Metrics = NonNullable<JobView['result']>['metrics'];
 export type DicomUploadResult = RouterOutputs['cases']['uploadDicom'];
 export type DicomImportReport = DicomUploadResult['import'];
+/** What a DICOM SEG is made from: a job's mask (the model's result) or a saved corrected version. */
+export type SegSource = RouterInputs['masks']['exportSeg'];
+/** A "send to PACS" of a DICOM SEG: status, attempts, the PACS's last answer, the SEG's UIDs once stored. */
+export type PacsPush = RouterOutputs['pacs']['pushes']['byId'];
+export type PacsStudy = RouterOutputs['pacs']['search'][number];
+/** A DICOM SEG's facts (without the base64 file the procedure returns). */
+export type SegExport = Omit<RouterOutputs['masks']['exportSeg'], 'data'>;
 
 /** One live update of a job, as the progress stream (or polling) reports it. */
 export interface JobProgress {
@@ -99,6 +106,19 @@ export interface Helpers {
    * and the import report — which series became which role and why, warnings, skipped files.
    */
   uploadDicom(input: UploadDicomInput): Promise<DicomUploadResult>;
+  /**
+   * A job's mask or a corrected version of a DICOM-imported case as a DICOM SEG (binary, one
+   * "Infarct" segment, referencing the source series). With a path (Node, Deno, Bun) it writes
+   * the file there; without one it returns the bytes. A case uploaded as NIfTI: UNPROCESSABLE_CONTENT.
+   */
+  exportSeg(source: SegSource, path: string): Promise<SegExport & { path: string; bytes: number }>;
+  exportSeg(source: SegSource): Promise<SegExport & { data: Uint8Array }>;
+  /**
+   * Sends a job's mask or a corrected version to the server's PACS as a DICOM SEG (STOW-RS, a
+   * durable job the server retries) and waits until it is stored or has failed; `onUpdate` sees
+   * each state (with the PACS's answer while it retries). Resolves with the final push either way.
+   */
+  pushToPacs(source: SegSource, o?: { onUpdate?: (p: PacsPush) => void; pollIntervalMs?: number; signal?: AbortSignal }): Promise<PacsPush>;
   /**
    * Downloads a volume (or mask) file. With a path (Node, Deno, Bun) it streams to that file and
    * returns its size; without one it returns the bytes.
@@ -272,6 +292,26 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
       if (input.dryRun) form.set('dryRun', 'true');
       for (const part of await dicomParts(input.source)) form.append('files', part.blob, part.name);
       return trpc.cases.uploadDicom.mutate(form);
+    },
+
+    exportSeg: (async (source: SegSource, path?: string) => {
+      const { data, ...facts } = await trpc.masks.exportSeg.query(source);
+      const bytes = Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0));
+      if (path === undefined) return { ...facts, data: bytes };
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(path, bytes);
+      return { ...facts, path, bytes: bytes.length };
+    }) as Helpers['exportSeg'],
+
+    async pushToPacs(source, o = {}) {
+      let push = await trpc.pacs.push.mutate(source);
+      for (;;) {
+        o.onUpdate?.(push);
+        if (push.status === 'succeeded' || push.status === 'failed') return push;
+        if (o.signal?.aborted) throw abortError();
+        await new Promise((r) => setTimeout(r, o.pollIntervalMs ?? 1000));
+        push = await trpc.pacs.pushes.byId.query({ id: push.id });
+      }
     },
 
     download: (async (volume: Pick<VolumeDescriptor, 'downloadUrl'> | { url: string } | string, path?: string) => {

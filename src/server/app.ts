@@ -18,6 +18,7 @@ import { openApiRoutes } from './http/openapi/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
 import { securityHeaders } from './http/security-headers/index.js';
+import { segRoutes } from './http/seg/index.js';
 import { trpcRoutes } from './http/trpc/index.js';
 import { MULTIPART_OVERHEAD } from './http/uploads/index.js';
 import { MULTIPART_PROCEDURES, uploadRoutes } from './http/uploads/routes.js';
@@ -92,6 +93,7 @@ export function buildApp(deps: AppDeps): Hono {
 
   // Procedures: multipart ones streamed to disk, the rest over tRPC, the main ones also as REST.
   app.route('/', uploadRoutes({ env, router, createContext, log, dir: deps.uploadDir }));
+  app.route('/', segRoutes({ createContext, log }));
   app.route('/', trpcRoutes({ router, createContext, log, maxBatchSize: env.TRPC_MAX_BATCH }));
   const baseUrl = (c: Parameters<typeof publicBaseUrl>[0]) => publicBaseUrl(c, env);
   app.route('/', openApiRoutes({ router, version: deps.process.version, baseUrl, createContext, log }));

@@ -125,6 +125,14 @@ export const envSchema = z.object({
    * DICOM studies, shown only to the case's owner and admins. Off: nothing identifying is stored.
    */
   DICOM_KEEP_PATIENT: withDefault(bool, 'false'),
+  /** A PACS's DICOMweb base URL (QIDO-RS, WADO-RS, STOW-RS), e.g. `http://orthanc:8042/dicom-web`; unset: no PACS. */
+  PACS_URL: optional(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL (the DICOMweb base)' })),
+  /** The Authorization header sent to the PACS (`Basic …`, `Bearer …`), if it needs one. Never logged. */
+  PACS_AUTHORIZATION: optional(z.string().min(1)),
+  /** How long one PACS request may take, seconds. */
+  PACS_TIMEOUT_S: withDefault(z.coerce.number().int().min(1).max(3600), 120),
+  /** The first retry of a failed PACS push waits this long, seconds; each next one twice as long (4 retries). */
+  PACS_PUSH_RETRY_DELAY_S: withDefault(z.coerce.number().int().min(1).max(3600), 10),
   /** Demo (phantom) cases created on first boot when the database has none. */
   DEMO_CASES: withDefault(z.coerce.number().int().min(0).max(12), 6),
   /** Lifetime of a signed volume URL, seconds. */

@@ -67,3 +67,24 @@ export type DicomImport = z.infer<typeof dicomImportSchema>;
 /** `cases.uploadDicom`'s answer: the case (null on a dry run) and the import report. */
 export const dicomUploadResultSchema = z.object({ case: caseDetailSchema.nullable(), import: dicomImportSchema });
 export type DicomUploadResult = z.infer<typeof dicomUploadResultSchema>;
+
+/** What a DICOM SEG is made from: a job's mask (the model's result) or a saved corrected version. */
+export const segSourceSchema = z.union([
+  z.strictObject({ jobId: z.uuid({ error: 'jobId: expected a job id (a UUID)' }) }),
+  z.strictObject({ maskVersionId: z.uuid({ error: 'maskVersionId: expected a mask version id (a UUID)' }) }),
+]);
+export type SegSource = z.infer<typeof segSourceSchema>;
+
+/** A DICOM SEG as `masks.exportSeg` returns it over tRPC (REST and the SDK download the bytes from `…/seg.dcm`). */
+export const segExportSchema = z.object({
+  fileName: z.string(),
+  caseId: z.string(),
+  studyInstanceUid: z.string(),
+  seriesInstanceUid: z.string(),
+  sopInstanceUid: z.string(),
+  frames: z.number().int(),
+  algorithmType: z.enum(['AUTOMATIC', 'SEMIAUTOMATIC', 'MANUAL']),
+  /** The Part 10 file, base64. */
+  data: z.string(),
+});
+export type SegExportView = z.infer<typeof segExportSchema>;

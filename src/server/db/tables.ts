@@ -115,6 +115,26 @@ export interface CaseDicomTable {
   created_at: Timestamp;
 }
 
+export type PacsPushStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+
+/** A DICOM SEG sent to the PACS (pacs/push.ts): what users see of the durable job. */
+export interface PacsPushesTable {
+  id: Generated<string>;
+  owner_id: string;
+  case_id: string;
+  job_id: string | null;
+  mask_version_id: string | null;
+  status: ColumnType<PacsPushStatus, PacsPushStatus | undefined, PacsPushStatus>;
+  attempts: ColumnType<number, number | undefined, number>;
+  error: string | null;
+  study_instance_uid: string | null;
+  series_instance_uid: string | null;
+  sop_instance_uid: string | null;
+  created_at: Timestamp;
+  finished_at: Date | null;
+}
+export type PacsPushRow = Selectable<PacsPushesTable>;
+
 export interface CaseVolumesTable {
   case_id: string;
   role: VolumeRole;
@@ -187,6 +207,7 @@ export interface Database {
   studies: StudiesTable;
   study_members: StudyMembersTable;
   study_cases: StudyCasesTable;
+  pacs_pushes: PacsPushesTable;
   app_settings: AppSettingsTable;
   users: UsersTable;
   sessions: SessionsTable;

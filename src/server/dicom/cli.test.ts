@@ -7,7 +7,11 @@ import { findCaseDicom } from '../db/dicom.js';
 import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
-import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, tempDir, zipFolder } from '../test/dicom.js';
+import { gunzipSync } from 'node:zlib';
+import { createClient } from '../../sdk/index.js';
+import { readNifti } from '../nifti/read.js';
+import { encodeNifti } from '../nifti/write.js';
+import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, dciodvfyErrors, tempDir, zipFolder } from '../test/dicom.js';
 import { serveApp } from '../test/live.js';
 import { ROOT, builtEntry } from '../test/process.js';
 
@@ -28,6 +32,8 @@ function cli(args: string[], env: Record<string, string>): Promise<{ status: num
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
+
+const gunzipIfNeeded = (b: Uint8Array) => (b[0] === 0x1f ? new Uint8Array(gunzipSync(b)) : b);
 
 describe.skipIf(!HAVE_PHILIPS)(`strokeview CLI with DICOM${PHILIPS_SKIP_NOTE}`, () => {
   let study: string;
@@ -109,6 +115,28 @@ describe.skipIf(!HAVE_PHILIPS)(`strokeview CLI with DICOM${PHILIPS_SKIP_NOTE}`, 
       const bad = await cli(['cases', 'upload', '--dicom', study, '--series', 'dwi'], env);
       expect(bad.status).toBe(2);
       expect(bad.stderr).toMatch(/--series: give role=series pairs/);
+
+      // masks export --seg: a corrected version drawn on the imported case, as a DICOM SEG.
+      const caseId = /^uploaded ([0-9a-f-]{36})/.exec(zipped.stdout)![1]!;
+      const sv = createClient({ url: server.url, token });
+      const dwi = (await sv.cases.byId.query({ id: caseId })).volumes.find((v) => v.role === 'dwi')!;
+      const grid = readNifti(gunzipIfNeeded(await sv.download(dwi)));
+      const data = new Uint8Array(grid.data.length);
+      for (let v = 5000; v < 5400; v++) data[v] = 1;
+      const nii = encodeNifti({ dims: grid.dims, affine: grid.affine, datatype: 'uint8', data, description: 'm' });
+      const fd = new FormData();
+      fd.set('caseId', caseId);
+      fd.set('file', new File([new Uint8Array(nii)], 'mask.nii'));
+      const version = await sv.masks.save.mutate(fd);
+      const out = path.join(tempDir('sv-cli-seg-'), 'lesion.seg.dcm');
+      const exported = await cli(['masks', 'export', version.id, '--seg', '-o', out], env);
+      expect(exported.stderr).toBe('');
+      expect(exported.status).toBe(0);
+      expect(exported.stdout).toMatch(/^wrote .+lesion\.seg\.dcm \(\d+ bytes\): DICOM SEG, 32 frames, MANUAL, series 2\.25\.\d+$/m);
+      expect(dciodvfyErrors(out)).toEqual([]);
+      const unknown = await cli(['masks', 'export', '00000000-0000-4000-8000-000000000000', '--seg', '-o', out], env);
+      expect(unknown.status).not.toBe(0);
+      expect(unknown.stderr).toMatch(/No such mask version/);
     }, 300_000);
   });
 });

@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 
 // dcmjs (0.52, a well-kept DICOM library for JavaScript) ships no types: the small part the
-// import uses is typed here — reading a Part 10 file into its element dictionary, and the
+// import and the SEG export use is typed here — reading a Part 10 file into its element dictionary,
+// writing a naturalized dataset, packing binary frames, and the
 // loglevel loggers it warns through. Loaded as the package's CommonJS build.
 
 export interface DicomElement {
@@ -25,8 +26,16 @@ export interface DcmjsLogger {
   warn: (...args: unknown[]) => void;
   error: (...args: unknown[]) => void;
 }
+/** A naturalized dataset: keywords → values (sequences are arrays of datasets). */
+export type DicomDataset = Record<string, unknown>;
 export interface Dcmjs {
-  data: { DicomMessage: { readFile(buffer: ArrayBuffer, options?: ReadOptions): DicomDict } };
+  data: {
+    DicomMessage: { readFile(buffer: ArrayBuffer, options?: ReadOptions): DicomDict };
+    DicomMetaDictionary: { naturalizeDataset(dict: DicomElementDict): DicomDataset };
+    BitArray: { pack(pixels: Uint8Array): Uint8Array; unpack(packed: ArrayBuffer): Uint8Array };
+    /** A naturalized dataset (with `_meta`) → Part 10 bytes. */
+    datasetToBuffer(dataset: DicomDataset): Buffer;
+  };
   log: DcmjsLogger;
 }
 

@@ -6,6 +6,7 @@ import type { VolumeStore } from '../volumes/store.js';
 import { CpuPool, poolSize } from '../workers/pool.js';
 import { type JobEventBus, localEventBus, postgresEventBus } from './events.js';
 import { type JobHold, holdFromEnv } from './hold.js';
+import { ensurePushQueue, startPushWorker } from '../pacs/push.js';
 import { CLEANUP_QUEUE, startQueue } from './queue.js';
 import { runRetention } from './retention.js';
 import { reconcileQueue } from './service.js';
@@ -39,6 +40,7 @@ export async function startJobRuntime(opts: {
 }): Promise<JobRuntime> {
   const { database, env, log } = opts;
   const boss = await startQueue({ database, env, log });
+  await ensurePushQueue(boss, env);
   const bus: JobEventBus = database.kind === 'embedded' ? localEventBus() : await postgresEventBus(database.url!, log);
   let workers: Workers | undefined;
   const hold = opts.hold ?? holdFromEnv();
@@ -56,6 +58,15 @@ export async function startJobRuntime(opts: {
       timeoutSeconds: env.JOB_TIMEOUT_S,
       ...(hold ? { hold } : {}),
       ...(opts.onFinished ? { onFinished: opts.onFinished } : {}),
+    });
+    await startPushWorker({
+      db: database.db,
+      boss,
+      store: opts.store,
+      cpu: (opts.cpu ?? ownCpu)!,
+      env,
+      log,
+      modelVersion: (id) => opts.models.models.get(id)?.manifest.version ?? null,
     });
     await boss.schedule(CLEANUP_QUEUE, '*/15 * * * *');
     await boss.work(CLEANUP_QUEUE, { pollingIntervalSeconds: 30 }, async () => {

@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { segExportSchema, segSourceSchema } from '../../shared/dicom.js';
 import { okSchema } from '../../shared/errors.js';
 import { endRefineSchema, refineInputSchema, refineResultSchema } from '../../shared/refine.js';
 import { listMasksSchema, maskIdSchema, maskPageSchema, maskVersionViewSchema, saveMaskFieldsSchema } from '../../shared/masks.js';
-import { viewerOf, volumeLinks } from '../context.js';
+import { type Context, viewerOf, volumeLinks } from '../context.js';
+import { exportSeg } from '../dicom/export.js';
 import { invalid } from '../errors.js';
 import { spooledFiles } from '../http/uploads/procedure-input.js';
 import { deleteMaskVersion, findMaskVersion, listMaskVersions, saveMaskVersion, toMaskView } from '../masks/service.js';
@@ -64,6 +66,21 @@ export const masksRouter = router({
       return { ok: true as const };
     }),
 
+  /**
+   * A job's mask or a corrected version of a DICOM-imported case as a DICOM SEG, built in the CPU
+   * pool; base64 here (the file itself is `GET /api/masks/{id}/seg.dcm` or `/api/jobs/{id}/seg.dcm`).
+   * A case uploaded as NIfTI has no source series to reference: 422.
+   */
+  exportSeg: protectedProcedure
+    .input(segSourceSchema)
+    .output(segExportSchema)
+    .query(async ({ ctx, input }) => {
+      const seg = await exportSeg(segDeps(ctx), viewerOf(ctx.user), input);
+      ctx.log.info({ caseId: seg.caseId, frames: seg.frames, algorithm: seg.algorithmType }, 'DICOM SEG exported');
+      const { bytes, ...rest } = seg;
+      return { ...rest, data: Buffer.from(bytes).toString('base64') };
+    }),
+
   /** The versions of a case the caller may see (their own; admins all), newest first. */
   list: protectedProcedure
     .meta({ openapi: { method: 'GET', path: '/masks', tags: ['masks'], summary: 'Corrected mask versions of a case' } })
@@ -92,4 +109,12 @@ export const masksRouter = router({
       await deleteMaskVersion(ctx.db, ctx.store, viewerOf(ctx.user), input.id);
       return { ok: true as const };
     }),
+});
+
+/** What the SEG export needs from a procedure's context. */
+export const segDeps = (ctx: Context) => ({
+  db: ctx.db,
+  store: ctx.store,
+  cpu: ctx.cpu,
+  modelVersion: (id: string) => ctx.models.models.get(id)?.manifest.version ?? null,
 });

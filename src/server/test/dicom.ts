@@ -26,6 +26,13 @@ export function requireDcmtk(): void {
   if (r.status !== 0) throw new Error('dcmtk is missing (dcmodify, dcmcjpeg, dcmconv): `apt-get install dcmtk` (.ci/run does)');
 }
 
+/** dciodvfy's (dicom3tools) error lines for a DICOM file — warnings are allowed; a missing dciodvfy fails (.ci/run installs it). */
+export function dciodvfyErrors(file: string): string[] {
+  const r = spawnSync('dciodvfy', [file], { encoding: 'utf8' });
+  if (r.error) throw new Error(`dciodvfy is missing (\`apt-get install dicom3tools\`; .ci/run does): ${r.error.message}`);
+  return `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /^Error/.test(l));
+}
+
 export const tempDir = (prefix: string) => mkdtempSync(path.join(tmpdir(), prefix));
 
 /** A copy of a DICOM folder (optionally only some of its files). */

@@ -79,6 +79,10 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
         'studies-list',
         'studies-members-remove',
         'studies-members-set',
+        'pacs-search',
+        'pacs-pull',
+        'pacs-push',
+        'pacs-pushes-byId',
       ].sort(),
     );
     expect(doc.paths['/jobs']!.post!.security).toEqual([{ bearer: [] }]);
