@@ -74,7 +74,7 @@ export function buildApp(deps: AppDeps): Hono {
   app.use('/metrics', metricsAccess({ token: env.METRICS_TOKEN, clientAddress: clientKey }));
   metrics.mount(app, readiness);
   if (!deps.clientDir) app.route('/', homeRoute({ readiness, version: deps.process.version }));
-  app.route('/', fileRoutes({ readiness }));
+  app.route('/', fileRoutes({ readiness, serve: env.STORAGE_SERVE, redirectTtlS: env.STORAGE_REDIRECT_TTL_S }));
 
   // The API: body limits, CSRF (cookie-authenticated /trpc only), readiness, the auth rate limit.
   const limits = bodyLimits({
