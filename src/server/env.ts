@@ -183,7 +183,17 @@ export const envSchema = z.object({
   MAX_ACTIVE_JOBS_PER_USER: withDefault(z.coerce.number().int().min(1), 3),
   /** Jobs queued or running across all users (429 past it). */
   MAX_QUEUED_JOBS: withDefault(z.coerce.number().int().min(1), 100),
-  /** Live progress streams (jobs.onProgress) one user may hold open at once, per process… */
+  /**
+   * Uploads (cases, masks, DICOM) in flight at once across every replica sharing the database
+   * (per fleet; MAX_CONCURRENT_UPLOADS stays the cap per process); beyond it 503 with Retry-After.
+   */
+  MAX_UPLOADS_IN_FLIGHT: withDefault(z.coerce.number().int().min(1).max(10_000), 16),
+  /**
+   * A replica's lease on what it holds for the fleet's counts (a live stream, an upload in flight),
+   * renewed every third of it: a replica dead this long stops counting against the caps.
+   */
+  FLEET_LEASE_S: withDefault(z.coerce.number().int().min(3).max(600), 30),
+  /** Live progress streams (jobs.onProgress) one user may hold open at once, across the fleet… */
   MAX_STREAMS_PER_USER: withDefault(z.coerce.number().int().min(1), 20),
   /** …and one browser session (a tab or two of the viewer needs a handful). */
   MAX_STREAMS_PER_SESSION: withDefault(z.coerce.number().int().min(1), 8),

@@ -21,7 +21,7 @@ let buckets = 0;
 
 export async function startTestS3(): Promise<TestS3> {
   const directory = mkdtempSync(path.join(tmpdir(), 'sv-s3rver-'));
-  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory });
+  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: process.env.S3RVER_LOUD !== '1', directory });
   const { port } = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${port}`;
   process.env.AWS_ACCESS_KEY_ID ??= 'S3RVER';

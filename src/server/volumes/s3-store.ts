@@ -237,11 +237,15 @@ export class S3VolumeStore implements VolumeStore {
 
   /** For /readyz: the bucket answers. */
   async check(): Promise<void> {
+    // A GET of a key that never exists: NoSuchKey proves the bucket answers (and exists) with the
+    // least the store can do; NoSuchBucket or anything else is the store not being usable.
     try {
-      await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: `${this.options.prefix}volumes/`, MaxKeys: 1 }),
-      );
+      await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: `${this.options.prefix}volumes/.probe` }));
     } catch (err) {
+      const name = (err as { name?: string }).name;
+      if (name === 'NoSuchKey') return;
+      if (name === 'NoSuchBucket')
+        throw new StorageUnavailable('ESTORAGE', `the bucket ${this.options.bucket} does not exist`, { cause: err });
       throw translate(err, 'reaching the object store');
     }
   }
