@@ -5,6 +5,8 @@ import { MiB } from '../shared/units.js';
 import { type ProcessInfo, requestContextFactory } from './context.js';
 import type { Env } from './env.js';
 import { authRateLimit } from './http/auth-rate-limit/index.js';
+import { FleetLeases } from './limits/leases.js';
+import { PostgresRateLimitStore } from './limits/rate-limit-store.js';
 import { bodyLimits } from './http/body-limits/index.js';
 import { clientAddress, publicBaseUrl, requestIsHttps } from './http/client.js';
 import { corsAllowlist } from './http/cors/index.js';
@@ -75,7 +77,7 @@ export function buildApp(deps: AppDeps): Hono {
   app.use('/metrics', metricsAccess({ token: env.METRICS_TOKEN, clientAddress: clientKey }));
   metrics.mount(app, readiness);
   if (!deps.clientDir) app.route('/', homeRoute({ readiness, version: deps.process.version }));
-  app.route('/', fileRoutes({ readiness }));
+  app.route('/', fileRoutes({ readiness, serve: env.STORAGE_SERVE, redirectTtlS: env.STORAGE_REDIRECT_TTL_S }));
 
   // The API: body limits, CSRF (cookie-authenticated /trpc only), readiness, the auth rate limit.
   const limits = bodyLimits({
@@ -89,10 +91,22 @@ export function buildApp(deps: AppDeps): Hono {
   app.use('/trpc/*', limits, csrfGuard({ trustedOrigins }), readyGate({ readiness }));
   app.use('/api/*', limits, readyGate({ readiness }));
   const limited = ['auth.signIn', 'auth.register', 'auth.guest'];
-  app.use('/trpc/*', authRateLimit({ procedures: limited, limitPerMinute: env.AUTH_RATE_PER_MIN, clientKey }));
+  // Counted per fleet, in the database every replica shares (behind readyGate: it is open by then).
+  const fleetDb = () => {
+    const services = readiness.services;
+    if (!services) throw new Error('the database is not open yet');
+    return services.database.db;
+  };
+  const rateStore = new PostgresRateLimitStore(fleetDb);
+  app.use('/trpc/*', authRateLimit({ procedures: limited, limitPerMinute: env.AUTH_RATE_PER_MIN, clientKey, store: rateStore }));
+  const uploadLeases = new FleetLeases(fleetDb, {
+    kind: 'upload',
+    leaseMs: env.FLEET_LEASE_S * 1000,
+    onError: (err) => log.warn({ err }, 'renewing or releasing an upload lease failed'),
+  });
 
   // Procedures: multipart ones streamed to disk, the rest over tRPC, the main ones also as REST.
-  app.route('/', uploadRoutes({ env, router, createContext, log, dir: deps.uploadDir }));
+  app.route('/', uploadRoutes({ env, router, createContext, log, dir: deps.uploadDir, fleet: uploadLeases }));
   app.route('/', segRoutes({ createContext, log }));
   app.route('/', trpcRoutes({ router, createContext, log, maxBatchSize: env.TRPC_MAX_BATCH }));
   const baseUrl = (c: Parameters<typeof publicBaseUrl>[0]) => publicBaseUrl(c, env);

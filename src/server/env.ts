@@ -106,6 +106,27 @@ export const envSchema = z.object({
   MAX_UPLOAD_MB: withDefault(z.coerce.number().positive().max(4096), 512),
   /** Corrected mask versions one author may keep per case (a guest: GUEST_MAX_MASK_VERSIONS in all). */
   MAX_MASK_VERSIONS: withDefault(z.coerce.number().int().min(1), 200),
+  /**
+   * Where volumes live: `file:///abs/path` (default: DATA_DIR/volumes) or `s3://bucket/prefix` on an
+   * S3-compatible object store (S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE, the AWS credential variables).
+   */
+  STORAGE_URL: optional(
+    z.string().refine((v) => /^(file|s3):\/\//.test(v) && URL.canParse(v) && (v.startsWith('file:') || new URL(v).hostname.length >= 3), {
+      message: 'must be file:///a/folder or s3://bucket[/prefix]',
+    }),
+  ),
+  /** The S3 API's address for stores other than AWS (MinIO, R2, GCS interoperability), e.g. http://minio:9000. */
+  S3_ENDPOINT: optional(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' })),
+  S3_REGION: withDefault(z.string().min(1), 'us-east-1'),
+  /** Path-style addressing (`endpoint/bucket/key`): MinIO and most self-hosted stores need it. */
+  S3_FORCE_PATH_STYLE: withDefault(bool, 'false'),
+  /**
+   * How /files/v/<token> answers with an object store: `proxy` streams the bytes through this server,
+   * `redirect` sends a short-lived presigned GET so they flow from the store (its CORS and CORP must allow the viewer).
+   */
+  STORAGE_SERVE: withDefault(z.enum(['proxy', 'redirect']), 'proxy'),
+  /** Seconds a presigned GET (STORAGE_SERVE=redirect) stays valid. */
+  STORAGE_REDIRECT_TTL_S: withDefault(z.coerce.number().int().min(10).max(3600), 300),
   /** Below this much free space under DATA_DIR, /readyz answers 503 naming the disk. */
   MIN_FREE_DISK_MB: withDefault(z.coerce.number().min(0), 64),
   /** Largest volume accepted, in voxels (all frames): 64 Mi = 512×512×256, room to spare for brain MRI. */
@@ -170,7 +191,17 @@ export const envSchema = z.object({
   MAX_ACTIVE_JOBS_PER_USER: withDefault(z.coerce.number().int().min(1), 3),
   /** Jobs queued or running across all users (429 past it). */
   MAX_QUEUED_JOBS: withDefault(z.coerce.number().int().min(1), 100),
-  /** Live progress streams (jobs.onProgress) one user may hold open at once, per process… */
+  /**
+   * Uploads (cases, masks, DICOM) in flight at once across every replica sharing the database
+   * (per fleet; MAX_CONCURRENT_UPLOADS stays the cap per process); beyond it 503 with Retry-After.
+   */
+  MAX_UPLOADS_IN_FLIGHT: withDefault(z.coerce.number().int().min(1).max(10_000), 16),
+  /**
+   * A replica's lease on what it holds for the fleet's counts (a live stream, an upload in flight),
+   * renewed every third of it: a replica dead this long stops counting against the caps.
+   */
+  FLEET_LEASE_S: withDefault(z.coerce.number().int().min(3).max(600), 30),
+  /** Live progress streams (jobs.onProgress) one user may hold open at once, across the fleet… */
   MAX_STREAMS_PER_USER: withDefault(z.coerce.number().int().min(1), 20),
   /** …and one browser session (a tab or two of the viewer needs a handful). */
   MAX_STREAMS_PER_SESSION: withDefault(z.coerce.number().int().min(1), 8),

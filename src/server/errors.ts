@@ -106,6 +106,8 @@ const SYSTEM_ERRORS: Record<string, string> = {
   EROFS: 'the server may not write its data folder',
   EIO: 'a disk read or write failed',
   EMFILE: 'the server has too many files open',
+  // volumes/s3-store.ts: the object store unreachable, timing out or answering 5xx
+  ESTORAGE: 'the object store (STORAGE_URL) is not answering',
 };
 
 /** A Node system error (fs, net) as a plain phrase without paths, or undefined for anything else. */

@@ -1,5 +1,4 @@
 import { DEFAULT_REFINE_LIMITS, RefineSessions } from './refine/sessions.js';
-import path from 'node:path';
 import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
 import { type DatabaseHandle, connectDatabase, redactUrl } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
@@ -9,7 +8,9 @@ import type { Logger } from './logger.js';
 import type { Services } from './readiness.js';
 import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
 import { type VolumeSigner, createVolumeSigner } from './volumes/signing.js';
-import { FsVolumeStore } from './volumes/store.js';
+import { describeVolumeStore, openVolumeStore } from './volumes/backends.js';
+import { S3VolumeStore } from './volumes/s3-store.js';
+import type { VolumeStore } from './volumes/store.js';
 import { CpuPool, poolSize } from './workers/pool.js';
 
 /**
@@ -25,7 +26,7 @@ export interface TaskRuntime {
   readonly database: DatabaseHandle;
   /** Names of the migrations this boot applied (none when the role skips migrating). */
   readonly applied: string[];
-  readonly store: FsVolumeStore;
+  readonly store: VolumeStore;
   /**
    * Stops the job system (running jobs get up to `graceMs`, then go back to the queue), waits for
    * `drained` — the HTTP server's requests in flight still use the pool and the models — then
@@ -57,7 +58,7 @@ export interface RuntimeOptions {
   /** Aborted (a signal during boot): opening stops before its next step and closes what it opened. */
   signal?: AbortSignal;
   /** The server's work on the migrated database before models load (admin account, demo cases). */
-  prepare?: (opened: { database: DatabaseHandle; store: FsVolumeStore }) => Promise<void>;
+  prepare?: (opened: { database: DatabaseHandle; store: VolumeStore }) => Promise<void>;
   /** Metrics: a job ended (server only). */
   onJobFinished?: (status: string, seconds: number) => void;
 }
@@ -112,7 +113,9 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
       log?.info({ applied }, 'migrations done');
     }
     await next();
-    const store = new FsVolumeStore(path.join(dataDir, 'volumes'));
+    const store = openVolumeStore(env, dataDir);
+    if (store instanceof S3VolumeStore) closers.push({ name: 'the object store client', close: async () => store.close() });
+    log?.info({ storage: describeVolumeStore(store) }, 'volume store open');
     const base: TaskRuntime = { env, dataDir, database, applied, store, stop: closeAll };
     if (role === 'task') return base;
     if (!log) throw new TypeError(`openRuntime(env, '${role}') needs a logger`);

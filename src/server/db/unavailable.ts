@@ -21,6 +21,8 @@ const DISK_FULL = [/could not extend file/i];
 function someCause(err: unknown, test: (code: unknown, message: unknown) => boolean): boolean {
   for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown };
+    // The object store's failure (volumes/s3-store.ts) wraps its network error: not the database's.
+    if (code === 'ESTORAGE') return false;
     if (test(code, message)) return true;
   }
   return false;

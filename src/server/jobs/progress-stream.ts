@@ -6,7 +6,7 @@ import { viewerOf } from '../context.js';
 import { findJob } from '../db/jobs.js';
 import type { Database } from '../db/tables.js';
 import type { Env } from '../env.js';
-import { unauthorized } from '../errors.js';
+import { tooMany, unauthorized } from '../errors.js';
 import { type JobSystem, toEvent, visibleJob } from './service.js';
 
 /** The default of STREAM_RECHECK_MS: how often a stream re-reads its job and re-checks its credential. */
@@ -43,16 +43,17 @@ export async function* progressStream(s: ProgressStreamInput) {
   // One abort listener for the whole stream (one per wait would pile up: MaxListenersExceeded).
   const onAbort = () => wake?.();
   s.signal?.addEventListener('abort', onAbort, { once: true });
-  const busy = (what: string) => (n: number) => `${what} ${n} live progress streams open; close a tab or wait for a job to finish`;
+  const busy = (what: string) => (n: number) =>
+    tooMany(`${what} ${n} live progress streams open; close a tab or wait for a job to finish`, 10);
   const claims = [
-    { key: `user:${s.user.id}`, limit: s.config.MAX_STREAMS_PER_USER, message: busy('You have') },
+    { key: `user:${s.user.id}`, limit: s.config.MAX_STREAMS_PER_USER, refuse: busy('You have') },
     ...(s.auth?.sessionId
-      ? [{ key: `session:${s.auth.sessionId}`, limit: s.config.MAX_STREAMS_PER_SESSION, message: busy('This browser has') }]
+      ? [{ key: `session:${s.auth.sessionId}`, limit: s.config.MAX_STREAMS_PER_SESSION, refuse: busy('This browser has') }]
       : []),
   ];
   let release: () => void;
   try {
-    release = s.jobs.streams.acquire(claims);
+    release = await s.jobs.streams.acquire(claims);
   } catch (err) {
     s.signal?.removeEventListener('abort', onAbort);
     unsubscribe();

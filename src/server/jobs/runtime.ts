@@ -11,7 +11,7 @@ import { CLEANUP_QUEUE, startQueue } from './queue.js';
 import { runRetention } from './retention.js';
 import { reconcileQueue } from './service.js';
 import type { JobSystem } from './service.js';
-import { StreamLimits } from './stream-limits.js';
+import { FleetLeases } from '../limits/leases.js';
 import { type Workers, startWorkers } from './worker.js';
 
 export interface JobRuntime {
@@ -76,11 +76,18 @@ export async function startJobRuntime(opts: {
       if (Object.values(removed).some((n) => n > 0)) log.info(removed, 'retention clean-up');
     });
   }
-  const jobs: JobSystem = { boss, bus, streams: new StreamLimits(), ...(workers ? { wake: () => workers!.wake() } : {}) };
+  // Progress streams count per fleet: leases in the database that a dead replica's streams lose.
+  const streams = new FleetLeases(() => database.db, {
+    kind: 'stream',
+    leaseMs: env.FLEET_LEASE_S * 1000,
+    onError: (err) => log.warn({ err }, 'renewing or releasing a progress stream lease failed'),
+  });
+  const jobs: JobSystem = { boss, bus, streams, ...(workers ? { wake: () => workers!.wake() } : {}) };
   return {
     jobs,
     ...(workers ? { workers } : {}),
     async stop(graceMs) {
+      streams.stop();
       await workers?.stop(graceMs);
       await boss.stop({ graceful: false, close: database.kind === 'postgres', timeout: 1000 }).catch(() => {});
       await bus.close();

@@ -25,7 +25,7 @@ import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
 import { conflict, forbidden, invalid, notFound, tooMany } from '../errors.js';
 import type { JobEventBus } from './events.js';
-import type { StreamLimits } from './stream-limits.js';
+import type { StreamCaps } from './stream-limits.js';
 import { type QueueJobData, SEGMENTATION_QUEUE } from './queue.js';
 
 import type { LesionList } from '../../shared/lesions.js';
@@ -46,7 +46,7 @@ export interface JobSystem {
   boss: PgBoss;
   bus: JobEventBus;
   /** Open progress streams per user and session in this process (jobs/progress-stream.ts). */
-  streams: StreamLimits;
+  streams: StreamCaps;
   /** Set when this process runs workers: wakes them at once for a new job (no poll wait). */
   wake?: () => void;
 }

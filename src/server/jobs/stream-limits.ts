@@ -1,11 +1,19 @@
-import { tooMany } from '../errors.js';
+import type { LeaseClaim } from '../limits/leases.js';
+
+/** What counts open progress streams: in the database for the fleet (limits/leases.ts), or in memory. */
+export interface StreamCaps {
+  /**
+   * Takes one stream for every claim, or none: throws the first claim's refusal. Returns the
+   * release (idempotent), to call when the stream ends however it ends.
+   */
+  acquire(claims: LeaseClaim[]): Promise<() => void>;
+}
 
 /**
- * Open progress streams counted per key (a user, a session), in this process. A stream holds a
- * socket and re-reads its job every few seconds, so an unbounded number of them from one account
- * is a cheap way to load the server; past a cap the next one is refused with a clear message.
+ * Open progress streams counted per key (a user, a session), in this process only: for tests and
+ * tools that run no fleet. The server counts them across replicas (FleetLeases, kind `stream`).
  */
-export class StreamLimits {
+export class StreamLimits implements StreamCaps {
   readonly #open = new Map<string, number>();
 
   /** How many streams `key` holds now. */
@@ -13,13 +21,9 @@ export class StreamLimits {
     return this.#open.get(key) ?? 0;
   }
 
-  /**
-   * Takes one stream for every key, or none: throws TOO_MANY_REQUESTS naming the first cap reached.
-   * Returns the release (idempotent), to call when the stream ends however it ends.
-   */
-  acquire(claims: { key: string; limit: number; message: (limit: number) => string }[]): () => void {
+  async acquire(claims: LeaseClaim[]): Promise<() => void> {
     for (const c of claims) {
-      if (this.count(c.key) >= c.limit) throw tooMany(c.message(c.limit), 10);
+      if (this.count(c.key) >= c.limit) throw c.refuse(c.limit, this.count(c.key));
     }
     for (const c of claims) this.#open.set(c.key, this.count(c.key) + 1);
     let released = false;

@@ -14,7 +14,7 @@ import { localEventBus } from '../jobs/events.js';
 import type { JobSystem } from '../jobs/service.js';
 import { StreamLimits } from '../jobs/stream-limits.js';
 import { type VolumeSigner, createVolumeSigner } from '../volumes/signing.js';
-import { FsVolumeStore } from '../volumes/store.js';
+import { FsVolumeStore, type VolumeStore } from '../volumes/store.js';
 import { CpuPool } from '../workers/pool.js';
 
 /** The real built-in model, loaded once per test file, for apps whose test passes no registry. */
@@ -51,6 +51,8 @@ export function makeTestApp(opts: {
   router?: AnyRouter;
   models?: ModelRegistry;
   store?: FsVolumeStore;
+  /** Another backend (S3) the services use instead of `store`. */
+  volumeStore?: VolumeStore;
   /** Where uploads spool (a fresh temporary folder by default). */
   uploadDir?: string;
   jobs?: JobSystem;
@@ -68,7 +70,7 @@ export function makeTestApp(opts: {
   if (opts.database) {
     readiness.markReady({
       database: opts.database,
-      store,
+      store: opts.volumeStore ?? store,
       signer,
       models: opts.models ?? builtInModels,
       jobs: opts.jobs ?? noJobs,

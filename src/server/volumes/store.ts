@@ -23,6 +23,10 @@ export interface VolumeStore {
   list(): AsyncIterable<{ sha256: string; mtime: Date }>;
   /** Removes half-written temporary objects (a write cut by a crash) older than `olderThanMs` (0: all). */
   removeStaleTemps(olderThanMs: number): Promise<number>;
+  /** Stores on another machine (S3): throws when they cannot be reached now (/readyz). */
+  check?(): Promise<void>;
+  /** Stores that can hand out their own short-lived GET links (S3: presigned), for STORAGE_SERVE=redirect. */
+  presignedGet?(sha256: string, seconds: number, fileName: string, download: boolean): Promise<string>;
 }
 
 export function sha256Hex(bytes: Uint8Array): string {

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import { rateLimiter } from 'hono-rate-limiter';
+import { type Store, rateLimiter } from 'hono-rate-limiter';
 import { errorResponse } from '../../error-shapes.js';
 import { DomainError, invalid } from '../../errors.js';
 
@@ -9,6 +9,8 @@ export interface AuthRateLimitOptions {
   limitPerMinute: number;
   /** The client's address (see http/client.ts: trusted proxy hops). */
   clientKey: (c: Parameters<MiddlewareHandler>[0]) => string;
+  /** Where hits are counted: the server passes PostgreSQL (every replica's count); default this process's memory. */
+  store?: Store;
 }
 
 /**
@@ -41,6 +43,7 @@ export function authRateLimit(options: AuthRateLimitOptions): MiddlewareHandler 
     limit: options.limitPerMinute,
     standardHeaders: 'draft-6',
     keyGenerator: (c) => `auth:${options.clientKey(c)}`,
+    ...(options.store ? { store: options.store } : {}),
     // Retry-After comes from the limiter's standard headers (the window's remaining seconds).
     handler: (c) =>
       errorResponse(c, 'trpc', new DomainError('too-many', 'Too many attempts from your address. Wait a minute and try again.')),

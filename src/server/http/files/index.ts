@@ -7,6 +7,12 @@ import type { Readiness } from '../../readiness.js';
 
 export interface FilesOptions {
   readiness: Readiness;
+  /**
+   * `redirect`: a store that can presign (S3) answers with a 302 to a GET link valid `redirectTtlS`,
+   * so the bytes flow from the store; the signed link checked here stays the only way to get one.
+   */
+  serve?: 'proxy' | 'redirect';
+  redirectTtlS?: number;
 }
 
 /** Parses a single `bytes=a-b` / `bytes=a-` / `bytes=-n` range; null when absent, 'bad' when unsatisfiable. */
@@ -82,6 +88,12 @@ export function fileRoutes(options: FilesOptions): Hono {
         .some((t) => t.trim() === etag)
     )
       return c.body(null, 304);
+    if (options.serve === 'redirect' && services.store.presignedGet) {
+      // The link is short-lived and per request: the redirect itself is never cached.
+      c.header('Cache-Control', 'no-store');
+      c.header('Location', await services.store.presignedGet(volume.sha256, options.redirectTtlS ?? 300, fileName, download));
+      return c.body(null, 302);
+    }
     const range = parseRange(c.req.header('range'), size);
     if (range === 'bad') {
       c.header('Content-Range', `bytes */${size}`);

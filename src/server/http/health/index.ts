@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Hono } from 'hono';
 import { MiB } from '../../../shared/units.js';
 import { pingDatabase } from '../../db/connect.js';
+import { systemErrorPhrase } from '../../errors.js';
 import type { Readiness } from '../../readiness.js';
 
 export interface HealthOptions {
@@ -75,6 +76,22 @@ export function healthRoutes(options: HealthOptions): Hono {
         503,
       );
     }
+    if (services.store.check) {
+      try {
+        await withTimeout(services.store.check(), options.pingTimeoutMs ?? 2000);
+      } catch (err) {
+        c.header('Retry-After', '5');
+        return c.json(
+          {
+            status: 'unavailable',
+            database: 'ok',
+            storage: 'unreachable',
+            reason: systemErrorPhrase(err) ?? 'the object store (STORAGE_URL) is not answering',
+          },
+          503,
+        );
+      }
+    }
     const disk = options.disk ? await freeSpace(options.disk.dir) : undefined;
     if (options.disk && disk !== undefined && disk < options.disk.minFreeBytes) {
       c.header('Retry-After', '60');
@@ -103,6 +120,7 @@ export function healthRoutes(options: HealthOptions): Hono {
       database: 'ok',
       databaseKind: services.database.kind,
       migrations: 'done',
+      storage: services.store.check ? 'ok' : 'local',
       models: modelsReport,
       executionProvider,
       ...(disk !== undefined ? { disk: 'ok', diskFreeMb: Math.floor(disk / MiB) } : {}),

@@ -21,6 +21,7 @@ import {
   unavailable,
 } from '../../errors.js';
 import type { Logger } from '../../logger.js';
+import type { FleetLeases } from '../../limits/leases.js';
 
 /** A file part of an upload, already on disk under the upload folder. */
 export interface UploadedFile {
@@ -50,6 +51,11 @@ export interface StreamingUploadOptions<A> {
   repeatable?: readonly string[];
   /** Uploads processed at once (shared by every upload route of the app); beyond that, 503 with Retry-After. */
   slots: UploadSlots;
+  /**
+   * The same caps across every replica (leases in the database): uploads in flight in the whole
+   * fleet (`maxInFlight`), and the holder's own limit counted fleet-wide too.
+   */
+  fleet?: { leases: FleetLeases; maxInFlight: number };
   /** Who holds a slot and how many they may hold at once (an account: MAX_UPLOADS_PER_USER, a guest 1). */
   holder: (auth: A) => { key: string; limit: number };
   /** A body that sends nothing for this long is cut with 408, freeing its slot. */
@@ -144,6 +150,27 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
         tooMany(`You have ${held} upload${held > 1 ? 's' : ''} in progress; wait for ${held > 1 ? 'one' : 'it'} to finish`, 5),
       );
     }
+    let releaseLease: (() => void) | undefined;
+    if (options.fleet) {
+      const { maxInFlight } = options.fleet;
+      try {
+        releaseLease = await options.fleet.leases.acquire([
+          {
+            key: 'fleet',
+            limit: maxInFlight,
+            refuse: (_limit, n) => unavailable(`The service is processing ${n} uploads; try again in a few seconds`, 5),
+          },
+          {
+            key: `holder:${holder.key}`,
+            limit: holder.limit,
+            refuse: (_limit, n) =>
+              tooMany(`You have ${n} upload${n > 1 ? 's' : ''} in progress; wait for ${n > 1 ? 'one' : 'it'} to finish`, 5),
+          },
+        ]);
+      } catch (err) {
+        return refuse(c, err);
+      }
+    }
     slots.byHolder.set(holder.key, held + 1);
     slots.inFlight++;
     const folder = path.join(options.dir, `${Date.now()}-${randomBytes(6).toString('hex')}`);
@@ -160,6 +187,7 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
       }
       return await options.handle(c, upload, auth);
     } finally {
+      releaseLease?.();
       slots.inFlight--;
       const left = (slots.byHolder.get(holder.key) ?? 1) - 1;
       if (left > 0) slots.byHolder.set(holder.key, left);

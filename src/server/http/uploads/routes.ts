@@ -8,6 +8,7 @@ import type { Env } from '../../env.js';
 import { type ErrorFormat, errorResponse } from '../../error-shapes.js';
 import type { Logger } from '../../logger.js';
 import { dicomLimits } from '../../dicom/limits.js';
+import type { FleetLeases } from '../../limits/leases.js';
 import { type StreamedUpload, streamingUpload, uploadSlots } from './index.js';
 
 /**
@@ -30,6 +31,8 @@ export interface UploadRoutesOptions {
   log: Logger;
   /** Where uploads are spooled while they arrive (default `DATA_DIR/uploads`). */
   dir?: string | undefined;
+  /** Uploads counted across the fleet (MAX_UPLOADS_IN_FLIGHT and each account's cap). */
+  fleet?: FleetLeases;
 }
 
 /** The caller's procedure context, made once before the body is read (and the headers it sets). */
@@ -78,6 +81,7 @@ export function uploadRoutes(options: UploadRoutesOptions): Hono {
       const handler = streamingUpload<UploadAuth>({
         dir,
         slots,
+        ...(options.fleet ? { fleet: { leases: options.fleet, maxInFlight: env.MAX_UPLOADS_IN_FLIGHT } } : {}),
         format,
         procedure,
         log,

@@ -1,0 +1,27 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Env } from '../env.js';
+import { S3VolumeStore, parseS3Url } from './s3-store.js';
+import { FsVolumeStore, type VolumeStore } from './store.js';
+
+/** The store STORAGE_URL names: `s3://bucket/prefix`, `file:///folder`, or (unset) DATA_DIR/volumes. */
+export function openVolumeStore(
+  env: Pick<Env, 'STORAGE_URL' | 'S3_ENDPOINT' | 'S3_REGION' | 'S3_FORCE_PATH_STYLE'>,
+  dataDir: string,
+): VolumeStore {
+  const url = env.STORAGE_URL;
+  if (url?.startsWith('s3:')) {
+    return new S3VolumeStore({
+      ...parseS3Url(url),
+      endpoint: env.S3_ENDPOINT,
+      region: env.S3_REGION,
+      forcePathStyle: env.S3_FORCE_PATH_STYLE,
+    });
+  }
+  return new FsVolumeStore(url ? fileURLToPath(url) : path.join(dataDir, 'volumes'));
+}
+
+/** Where the store is, for logs and /readyz (no credentials: they never appear in the URL). */
+export function describeVolumeStore(store: VolumeStore): string {
+  return store instanceof S3VolumeStore ? store.description : store instanceof FsVolumeStore ? store.root : 'volume store';
+}

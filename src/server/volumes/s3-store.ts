@@ -1,0 +1,263 @@
+import { PassThrough, type Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { MiB } from '../../shared/units.js';
+import { type VolumeStore, sha256Hex } from './store.js';
+
+/** Where an `s3://bucket/prefix` store lives and how to reach it (credentials: the AWS SDK's usual chain). */
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix, empty or ending in `/`. */
+  prefix: string;
+  endpoint?: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+  /** Above this many bytes a volume goes up in parts (lib-storage); below, one PUT. */
+  multipartThresholdBytes?: number;
+}
+
+const SHA = /^[0-9a-f]{64}$/;
+
+/**
+ * The object store could not answer (unreachable, timed out, 5xx): carries a system-style code so
+ * the callers that turn a failing disk into 503 + Retry-After (errors.ts systemErrorPhrase) treat
+ * it the same way. A missing object reads as ENOENT, like a missing file.
+ */
+export class StorageUnavailable extends Error {
+  override name = 'StorageUnavailable';
+  constructor(
+    readonly code: 'ESTORAGE' | 'ENOENT',
+    message: string,
+    options?: { cause: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+}
+
+function isNotFound(err: unknown): boolean {
+  const s = statusOf(err);
+  const name = (err as { name?: string } | undefined)?.name;
+  return s === 404 || name === 'NotFound' || name === 'NoSuchKey';
+}
+
+/** Anything that is not the store's considered 4xx answer is the store being unavailable. */
+function translate(err: unknown, what: string): unknown {
+  if (isNotFound(err)) return new StorageUnavailable('ENOENT', `${what}: no such object`, { cause: err });
+  const s = statusOf(err);
+  if (s !== undefined && s >= 400 && s < 500) return err;
+  return new StorageUnavailable('ESTORAGE', `${what}: the object store did not answer`, { cause: err });
+}
+
+/**
+ * Volumes as objects `<prefix>volumes/<ab>/<sha256>.nii.gz` in an S3-compatible bucket (AWS S3,
+ * MinIO, Cloudflare R2, GCS in interoperability mode; s3rver in the tests). A PUT, and a multipart
+ * upload until it completes, is invisible to readers: an object is there whole or not at all, so
+ * nothing here needs temporary names. The PUT carries the bytes' SHA-256 (already known: the
+ * content address) so the store refuses bytes that do not match it.
+ */
+export class S3VolumeStore implements VolumeStore {
+  readonly client: S3Client;
+  readonly #threshold: number;
+
+  constructor(readonly options: S3StoreOptions) {
+    this.client = new S3Client({
+      region: options.region,
+      forcePathStyle: options.forcePathStyle,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      // Fail fast to the caller's 503 rather than retry for long against a store that is down.
+      maxAttempts: 2,
+    });
+    this.#threshold = options.multipartThresholdBytes ?? 64 * MiB;
+  }
+
+  get description(): string {
+    return `s3://${this.options.bucket}/${this.options.prefix}`;
+  }
+
+  keyOf(sha256: string): string {
+    if (!SHA.test(sha256)) throw new Error('invalid volume address');
+    return `${this.options.prefix}volumes/${sha256.slice(0, 2)}/${sha256}.nii.gz`;
+  }
+
+  async put(bytes: Uint8Array, known?: string) {
+    const sha256 = known ?? sha256Hex(bytes);
+    const Key = this.keyOf(sha256);
+    if ((await this.size(sha256)) === bytes.length) return { sha256, created: false };
+    const Bucket = this.options.bucket;
+    try {
+      if (bytes.length <= this.#threshold) {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket,
+            Key,
+            Body: bytes,
+            ContentLength: bytes.length,
+            ContentType: 'application/octet-stream',
+            ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+          }),
+        );
+      } else {
+        // Parts are retried one by one; the object appears only when the upload completes, and a
+        // failed upload is aborted (lib-storage), so no part of it is ever readable.
+        await new Upload({
+          client: this.client,
+          params: { Bucket, Key, Body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), ContentType: 'application/octet-stream' },
+          partSize: 16 * MiB,
+          queueSize: 2,
+          leavePartsOnError: false,
+        }).done();
+      }
+    } catch (err) {
+      throw translate(err, 'storing a volume');
+    }
+    // Whatever the store's checksum support, what is there now must be exactly these bytes' length.
+    const stored = await this.size(sha256);
+    if (stored !== bytes.length) {
+      await this.remove(sha256).catch(() => {});
+      throw new StorageUnavailable('ESTORAGE', `storing a volume: the store holds ${stored ?? 'no'} bytes, not ${bytes.length}`);
+    }
+    return { sha256, created: true };
+  }
+
+  async read(sha256: string): Promise<Buffer> {
+    const Key = this.keyOf(sha256);
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key }));
+      return Buffer.from(await r.Body!.transformToByteArray());
+    } catch (err) {
+      throw translate(err, 'reading a volume');
+    }
+  }
+
+  stream(sha256: string, range?: { start: number; end: number }): Readable {
+    const out = new PassThrough();
+    const Key = this.keyOf(sha256);
+    this.client
+      .send(new GetObjectCommand({ Bucket: this.options.bucket, Key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }))
+      .then((r) => {
+        const body = r.Body as Readable;
+        body.on('error', (err) => out.destroy(translate(err, 'reading a volume') as Error));
+        out.on('close', () => body.destroy());
+        body.pipe(out);
+      })
+      .catch((err: unknown) => out.destroy(translate(err, 'reading a volume') as Error));
+    return out;
+  }
+
+  async size(sha256: string): Promise<number | undefined> {
+    const Key = this.keyOf(sha256);
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key }));
+      return r.ContentLength;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw translate(err, 'looking up a volume');
+    }
+  }
+
+  async remove(sha256: string): Promise<void> {
+    const Key = this.keyOf(sha256);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key }));
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw translate(err, 'removing a volume');
+    }
+  }
+
+  async *list(): AsyncIterable<{ sha256: string; mtime: Date }> {
+    const Prefix = `${this.options.prefix}volumes/`;
+    let ContinuationToken: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix, ContinuationToken }));
+      } catch (err) {
+        throw translate(err, 'listing volumes');
+      }
+      for (const o of page.Contents ?? []) {
+        const m = /\/([0-9a-f]{64})\.nii\.gz$/.exec(o.Key ?? '');
+        if (m && o.Key === this.keyOf(m[1]!)) yield { sha256: m[1]!, mtime: o.LastModified ?? new Date(0) };
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+  }
+
+  /** What a crash cuts short here is a multipart upload never completed: its parts are aborted. */
+  async removeStaleTemps(olderThanMs: number, now = Date.now()): Promise<number> {
+    let page;
+    try {
+      page = await this.client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.options.bucket, Prefix: `${this.options.prefix}volumes/` }),
+      );
+    } catch (err) {
+      // Stores without the listing (s3rver) keep no half-written parts worth collecting.
+      if (statusOf(err) === 501 || (err as { name?: string }).name === 'NotImplemented') return 0;
+      throw translate(err, 'listing unfinished uploads');
+    }
+    let removed = 0;
+    for (const u of page.Uploads ?? []) {
+      if (!u.Key || !u.UploadId) continue;
+      if (olderThanMs !== 0 && now - (u.Initiated?.getTime() ?? now) <= olderThanMs) continue;
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: u.Key, UploadId: u.UploadId }));
+      removed++;
+    }
+    return removed;
+  }
+
+  /** A presigned GET of the object, valid `seconds` (STORAGE_SERVE=redirect). */
+  presignedGet(sha256: string, seconds: number, fileName: string, download: boolean): Promise<string> {
+    return getSignedUrl(
+      this.client,
+      new GetObjectCommand({
+        Bucket: this.options.bucket,
+        Key: this.keyOf(sha256),
+        ResponseContentType: 'application/octet-stream',
+        ResponseContentDisposition: `${download ? 'attachment' : 'inline'}; filename="${fileName}"`,
+        ResponseCacheControl: `private, max-age=${seconds}, immutable`,
+      }),
+      { expiresIn: seconds },
+    );
+  }
+
+  /** For /readyz: the bucket answers. */
+  async check(): Promise<void> {
+    // A GET of a key that never exists: NoSuchKey proves the bucket answers (and exists) with the
+    // least the store can do; NoSuchBucket or anything else is the store not being usable.
+    try {
+      await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: `${this.options.prefix}volumes/.probe` }));
+    } catch (err) {
+      const name = (err as { name?: string }).name;
+      if (name === 'NoSuchKey') return;
+      if (name === 'NoSuchBucket')
+        throw new StorageUnavailable('ESTORAGE', `the bucket ${this.options.bucket} does not exist`, { cause: err });
+      throw translate(err, 'reaching the object store');
+    }
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+/** `s3://bucket/some/prefix` → bucket and a prefix ending in `/` (or empty). */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const u = new URL(url);
+  const prefix = decodeURIComponent(u.pathname).replace(/^\/+|\/+$/g, '');
+  return { bucket: u.hostname, prefix: prefix ? `${prefix}/` : '' };
+}
