@@ -1,4 +1,5 @@
 import { DEFAULT_REFINE_LIMITS, RefineSessions } from './refine/sessions.js';
+import { SessionCache, pgliteCredentialChanges } from './auth/session-cache.js';
 import path from 'node:path';
 import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
 import { type DatabaseHandle, connectDatabase, redactUrl } from './db/connect.js';
@@ -143,7 +144,19 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     const server: ServerRuntime = {
       ...worker,
       signer,
-      services: { database, store, signer, models, jobs: jobs.jobs, cpu, refine: new RefineSessions(DEFAULT_REFINE_LIMITS) },
+      services: {
+        database,
+        store,
+        signer,
+        models,
+        jobs: jobs.jobs,
+        cpu,
+        refine: new RefineSessions(DEFAULT_REFINE_LIMITS),
+        // Embedded: this process is the database's only user (its lock); PostgreSQL: the event bus's LISTEN.
+        sessions: new SessionCache(database.pglite ? pgliteCredentialChanges(database.pglite) : jobs.jobs.bus.credentials, {
+          ttlMs: env.SESSION_CACHE_S * 1000,
+        }),
+      },
     };
     return server;
   } catch (err) {
