@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Hono } from 'hono';
 import type { CompiledQuery, KyselyPlugin, RootOperationNode } from 'kysely';
 import pg from 'pg';
+import { SessionCache } from '../src/server/auth/session-cache.js';
 import { seedDemoCases } from '../src/server/cases/demo.js';
 import { type DatabaseHandle, connectPostgres } from '../src/server/db/connect.js';
 import { parseEnv } from '../src/server/env.js';
@@ -111,11 +112,21 @@ const runtime = await startJobRuntime({
 const sink = { write: () => {} };
 const pool = kind === 'postgres' ? new pg.Pool({ connectionString: database.url!, max: 10 }) : undefined;
 try {
-  const appOpts = { models, store, jobs: runtime.jobs, env: { LOG_LEVEL: 'info' }, logTo: sink };
-  const t = makeTestApp({ database: database.handle, ...appOpts });
+  // Each app gets the session cache the server would have: on PostgreSQL over the event bus's LISTEN
+  // (the test app's default is PGlite's listener, and none on PostgreSQL).
+  const feed = kind === 'postgres' ? runtime.jobs.bus.credentials : undefined;
+  const appOpts = () => ({
+    models,
+    store,
+    jobs: runtime.jobs,
+    env: { LOG_LEVEL: 'info' },
+    logTo: sink,
+    ...(feed ? { sessions: new SessionCache(feed, { ttlMs: 30_000 }) } : {}),
+  });
+  const t = makeTestApp({ database: database.handle, ...appOpts() });
   // The same app over a capturing Kysely: only for recording the statements, never measured.
   const capture = captureSql(database.handle.db);
-  const captureApp = makeTestApp({ database: { ...database.handle, db: capture.db }, ...appOpts });
+  const captureApp = makeTestApp({ database: { ...database.handle, db: capture.db }, ...appOpts() });
   await seedDemoCases(database.handle.db, store, 6);
   const browser = new TestBrowser(t.app);
   await browser.mutate('auth.register', { email: 'load@example.org', password: 'correct horse battery' });
@@ -137,7 +148,7 @@ try {
   const baselines = [];
   for (const [i, e] of endpoints.entries()) {
     // A fresh capturing app each time, so its session cache is cold: the look-up is in the statements.
-    const fresh = makeTestApp({ database: { ...database.handle, db: capture.db }, ...appOpts });
+    const fresh = makeTestApp({ database: { ...database.handle, db: capture.db }, ...appOpts() });
     capture.state.statements = [];
     capture.state.on = true;
     const res = await fresh.app.request(`http://localhost${e.path}`, { headers: { cookie } });
