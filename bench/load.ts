@@ -1,37 +1,53 @@
 import { spawn } from 'node:child_process';
-import { Hono } from 'hono';
-import { mkdtempSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { tmpdir } from 'node:os';
+import { Hono } from 'hono';
+import type { CompiledQuery, KyselyPlugin, RootOperationNode } from 'kysely';
+import pg from 'pg';
+import { SessionCache } from '../src/server/auth/session-cache.js';
 import { seedDemoCases } from '../src/server/cases/demo.js';
+import { type DatabaseHandle, connectPostgres } from '../src/server/db/connect.js';
 import { parseEnv } from '../src/server/env.js';
 import { startJobRuntime } from '../src/server/jobs/runtime.js';
 import { createLogger } from '../src/server/logger.js';
 import { builtInModelsDir, loadModelRegistry } from '../src/server/segmentation/models.js';
 import { makeTestApp } from '../src/server/test/app.js';
 import { TestBrowser } from '../src/server/test/browser.js';
-import { openTestDatabase } from '../src/server/test/databases.js';
+import { createThrowawayPostgres, openTestDatabase } from '../src/server/test/databases.js';
 import { serveApp } from '../src/server/test/live.js';
 import { ROOT } from '../src/server/test/process.js';
 import { FsVolumeStore } from '../src/server/volumes/store.js';
+import { migrateToLatest } from '../src/server/db/migrate.js';
+import { topSelfTime } from './profile-top.js';
 
-// Load: 64 connections for BENCH_LOAD_S seconds (default 30) on cases.list and jobs.byId with a
-// real session, against the whole app (security headers, request log, auth, tRPC, Kysely on
-// PGlite); baseline in the same process and run: a bare Hono handler answering the same JSON.
+// Load (#29): 64 connections for BENCH_LOAD_S seconds (default 15) per endpoint with a real
+// session, against the whole app (request id, request log at `info` into a no-op sink, metrics,
+// security headers, CORS, CSRF, readiness, auth, tRPC, Kysely). The fair baseline, same run: a bare
+// Hono handler on its own connection pool (PostgreSQL: a `pg` pool of the app's size; PGlite: the
+// same engine) running the very SQL statements the procedure ran — captured from one request
+// through a Kysely plugin, with their parameters — and answering the bytes tRPC answered. Its
+// statements are those of a request whose session is not cached (the session look-up, then the
+// procedure's own), so the ratio shows what the session cache buys. For reference, a handler that
+// answers the same bytes with no database at all.
 // autocannon runs as a separate process (loopback), so it does not share the server's event loop.
-// Goal (#15): tRPC ≥ 0.8× the bare handler's throughput, p99 ≤ 20 ms, no 5xx.
+// BENCH_DB=postgres: the local PostgreSQL (TEST_DATABASE_URL) instead of the embedded PGlite.
+// BENCH_PROFILE=<dir>: a V8 CPU profile (the profiler `node --cpu-prof` uses, started and stopped
+// around each tRPC run through node:inspector, so set-up and baselines stay out) per endpoint, and
+// its top self-time items printed.
+// Goals: PostgreSQL ≥ 0.8× the same-SQL baseline, p99 ≤ 2× its p99; PGlite cases.list ≥ 1,000
+// req/s, p99 ≤ 50 ms; no non-2xx anywhere.
 
-const SECONDS = Number(process.env.BENCH_LOAD_S ?? 30);
+const SECONDS = Number(process.env.BENCH_LOAD_S ?? 15);
 const CONNECTIONS = 64;
+const PROFILE_DIR = process.env.BENCH_PROFILE;
 
 interface Result {
   requests: { average: number };
   latency: { p50: number; p99: number };
   non2xx: number;
   errors: number;
-  '5xx'?: number;
-  statusCodeStats?: Record<string, { count: number }>;
 }
 
 /** autocannon in its own process (asynchronously: this process is the server). */
@@ -49,20 +65,39 @@ async function cannon(url: string, headers: Record<string, string> = {}): Promis
   return JSON.parse(out) as Result;
 }
 
-const fivexx = (r: Result) =>
-  Object.entries(r.statusCodeStats ?? {})
-    .filter(([code]) => code.startsWith('5'))
-    .reduce((n, [, s]) => n + s.count, 0);
+/** Records the SQL (and parameters) of every query while `on`: what the same-SQL baseline runs. */
+function captureSql(db: DatabaseHandle['db']) {
+  const executor = db.getExecutor();
+  const state = { on: false, statements: [] as CompiledQuery[] };
+  const plugin: KyselyPlugin = {
+    transformQuery({ node, queryId }) {
+      if (state.on) state.statements.push(executor.compileQuery(node as RootOperationNode, queryId));
+      return node as RootOperationNode;
+    },
+    transformResult: async ({ result }) => result,
+  };
+  return { state, db: db.withPlugin(plugin) };
+}
+
+const line = (name: string, r: Result) =>
+  `  ${name.padEnd(40)} ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${String(r.latency.p50).padStart(4)} ms  p99 ${String(r.latency.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}`;
 
 console.log(
-  `\nLoad — ${CONNECTIONS} connections × ${SECONDS} s per endpoint (autocannon, loopback), ${availableParallelism()} cores, ${new Date().toISOString().slice(0, 10)}`,
+  `\nLoad — ${CONNECTIONS} connections × ${SECONDS} s per endpoint (autocannon, loopback), ${availableParallelism()} cores, ${new Date().toISOString().slice(0, 16)}`,
 );
-// BENCH_DB=postgres: the local PostgreSQL (TEST_DATABASE_URL) instead of the embedded PGlite.
 const kind = process.env.BENCH_DB === 'postgres' ? 'postgres' : 'pglite';
 if (kind === 'postgres') process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
-const database = await openTestDatabase(kind);
+// PostgreSQL: the pool the server opens (10 connections), not the tests' smaller one.
+const throwaway = kind === 'postgres' ? await createThrowawayPostgres() : undefined;
+const database = throwaway
+  ? await (async () => {
+      const handle = await connectPostgres(throwaway.url);
+      await migrateToLatest(handle.db);
+      return { handle, url: throwaway.url, dispose: async () => (await handle.close(), await throwaway.drop()) };
+    })()
+  : await openTestDatabase('pglite');
 console.log(
-  `  database: ${kind === 'postgres' ? 'PostgreSQL (a pool of connections)' : 'embedded PGlite (one connection, SQL on this thread)'}`,
+  `  database: ${kind === 'postgres' ? 'PostgreSQL (a pool of 10 connections)' : 'embedded PGlite (one connection, SQL on this thread)'}`,
 );
 const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
 const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-load-')));
@@ -74,8 +109,24 @@ const runtime = await startJobRuntime({
   log: createLogger({ level: 'silent' }),
   runWorker: true,
 });
+const sink = { write: () => {} };
+const pool = kind === 'postgres' ? new pg.Pool({ connectionString: database.url!, max: 10 }) : undefined;
 try {
-  const t = makeTestApp({ database: database.handle, models, store, jobs: runtime.jobs, env: { LOG_LEVEL: 'silent' } });
+  // Each app gets the session cache the server would have: on PostgreSQL over the event bus's LISTEN
+  // (the test app's default is PGlite's listener, and none on PostgreSQL).
+  const feed = kind === 'postgres' ? runtime.jobs.bus.credentials : undefined;
+  const appOpts = () => ({
+    models,
+    store,
+    jobs: runtime.jobs,
+    env: { LOG_LEVEL: 'info' },
+    logTo: sink,
+    ...(feed ? { sessions: new SessionCache(feed, { ttlMs: 30_000 }) } : {}),
+  });
+  const t = makeTestApp({ database: database.handle, ...appOpts() });
+  // The same app over a capturing Kysely: only for recording the statements, never measured.
+  const capture = captureSql(database.handle.db);
+  const captureApp = makeTestApp({ database: { ...database.handle, db: capture.db }, ...appOpts() });
   await seedDemoCases(database.handle.db, store, 6);
   const browser = new TestBrowser(t.app);
   await browser.mutate('auth.register', { email: 'load@example.org', password: 'correct horse battery' });
@@ -87,37 +138,100 @@ try {
     if (j.data.status === 'succeeded') break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  const byIdPath = `/trpc/jobs.byId?input=${encodeURIComponent(JSON.stringify({ id: job.data.id }))}`;
-  // The bare baseline answers the very bytes tRPC answers (signed URLs and all), captured once.
-  const sample = async (p: string) => (await t.app.request(`http://localhost${p}`, { headers: { cookie } })).text();
-  const bare = { cases: await sample('/trpc/cases.list'), job: await sample(byIdPath) };
-  // One server for both: bare routes first, then the whole app.
+  const q = (input: unknown) => `?input=${encodeURIComponent(JSON.stringify(input))}`;
+  const endpoints = [
+    { name: 'cases.list', path: '/trpc/cases.list' },
+    ...(kind === 'pglite' ? [{ name: 'cases.byId', path: `/trpc/cases.byId${q({ id: cases.data.items[0]!.id })}` }] : []),
+    { name: 'jobs.byId', path: `/trpc/jobs.byId${q({ id: job.data.id })}` },
+  ];
   const outer = new Hono();
-  outer.get('/bench/bare/cases', (c) => c.body(bare.cases, 200, { 'content-type': 'application/json' }));
-  outer.get('/bench/bare/job', (c) => c.body(bare.job, 200, { 'content-type': 'application/json' }));
+  const baselines = [];
+  for (const [i, e] of endpoints.entries()) {
+    // A fresh capturing app each time, so its session cache is cold: the look-up is in the statements.
+    const fresh = makeTestApp({ database: { ...database.handle, db: capture.db }, ...appOpts() });
+    capture.state.statements = [];
+    capture.state.on = true;
+    const res = await fresh.app.request(`http://localhost${e.path}`, { headers: { cookie } });
+    const body = await res.text();
+    capture.state.on = false;
+    if (!res.ok) throw new Error(`${e.name}: ${res.status} ${body}`);
+    const statements = capture.state.statements;
+    // …and one more through a warm app: what a request costs once its session is cached.
+    capture.state.statements = [];
+    await captureApp.app.request(`http://localhost${e.path}`, { headers: { cookie } });
+    capture.state.on = true;
+    await captureApp.app.request(`http://localhost${e.path}`, { headers: { cookie } });
+    capture.state.on = false;
+    const warm = capture.state.statements.length;
+    const run = pool
+      ? async () => {
+          for (const s of statements) await pool.query(s.sql, s.parameters as unknown[]);
+        }
+      : async () => {
+          for (const s of statements) await database.handle.pglite!.query(s.sql, s.parameters as unknown[]);
+        };
+    outer.get(`/bench/sql/${i}`, async (c) => {
+      await run();
+      return c.body(body, 200, { 'content-type': 'application/json' });
+    });
+    outer.get(`/bench/bare/${i}`, (c) => c.body(body, 200, { 'content-type': 'application/json' }));
+    baselines.push({ ...e, bytes: body.length, statements, warm });
+  }
   outer.route('/', t.app);
   const server = await serveApp(outer);
+  const session = PROFILE_DIR ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+  }
+  let fails = 0;
   try {
-    for (const [name, trpcPath, barePath, bytes] of [
-      ['cases.list', '/trpc/cases.list', '/bench/bare/cases', bare.cases.length],
-      ['jobs.byId', byIdPath, '/bench/bare/job', bare.job.length],
-    ] as const) {
-      const base = await cannon(`${server.url}${barePath}`);
-      const r = await cannon(`${server.url}${trpcPath}`, { cookie });
-      const ratio = r.requests.average / base.requests.average;
-      const ok = ratio >= 0.8 && r.latency.p99 <= 20 && fivexx(r) === 0;
+    for (const [i, e] of baselines.entries()) {
       console.log(
-        `  ${`${name} (${bytes} B)`.padEnd(26)} tRPC ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  5xx ${fivexx(r)}  errors ${r.errors}`,
+        `  ${e.name} (${e.bytes} B): same-SQL baseline runs ${e.statements.length} statements (${e.statements.map((s) => s.sql.slice(0, 38).replace(/\s+/g, ' ')).join(' | ')}…); strokeview with a cached session runs ${e.warm}`,
       );
-      console.log(
-        `  ${'  bare Hono, same JSON'.padEnd(26)}      ${base.requests.average.toFixed(0).padStart(6)} req/s  p50 ${base.latency.p50} ms  p99 ${base.latency.p99} ms`,
-      );
-      console.log(`  ${''.padEnd(26)} ratio ${ratio.toFixed(2)}× bare (goal ≥ 0.8×, p99 ≤ 20 ms, no 5xx): ${ok ? 'ok' : 'MISSED'}`);
+      const sameSql = await cannon(`${server.url}/bench/sql/${i}`);
+      const bare = await cannon(`${server.url}/bench/bare/${i}`);
+      if (session) await session.post('Profiler.start');
+      const r = await cannon(`${server.url}${e.path}`, { cookie });
+      if (session) {
+        const { profile } = await session.post('Profiler.stop');
+        const file = path.join(PROFILE_DIR!, `load-${kind}-${e.name}.cpuprofile`);
+        writeFileSync(file, JSON.stringify(profile));
+        console.log(`    profile: ${file}; top self time:`);
+        for (const top of topSelfTime(profile as never, 12)) {
+          console.log(`      ${(top.share * 100).toFixed(1).padStart(5)} %  ${top.name}  ${top.where}`);
+        }
+      }
+      console.log(line('strokeview tRPC', r));
+      console.log(line('  same SQL, bare Hono, own pool', sameSql));
+      console.log(line('  no database, bare Hono, same JSON', bare));
+      const ratio = r.requests.average / sameSql.requests.average;
+      const clean = r.non2xx === 0 && r.errors === 0;
+      let verdict: string;
+      let ok: boolean;
+      if (kind === 'postgres') {
+        ok = ratio >= 0.8 && r.latency.p99 <= 2 * sameSql.latency.p99 && clean;
+        verdict = `ratio ${ratio.toFixed(2)}× same-SQL, p99 ${(r.latency.p99 / sameSql.latency.p99).toFixed(2)}× (goal ≥ 0.8×, p99 ≤ 2×, 0 non-2xx)`;
+      } else if (e.name === 'cases.list') {
+        ok = r.requests.average >= 1000 && r.latency.p99 <= 50 && clean;
+        verdict = `ratio ${ratio.toFixed(2)}× same-SQL (goal ≥ 1,000 req/s, p99 ≤ 50 ms, 0 non-2xx)`;
+      } else {
+        ok = clean;
+        verdict = `ratio ${ratio.toFixed(2)}× same-SQL (goal: 0 non-2xx)`;
+      }
+      if (!ok) fails++;
+      console.log(`  ${''.padEnd(40)} ${verdict}: ${ok ? 'ok' : 'MISSED'}`);
     }
   } finally {
+    session?.disconnect();
     await server.close();
   }
+  console.log(
+    `  server RSS at the end: ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB; ${fails ? `${fails} MISSED` : 'all goals met'}`,
+  );
 } finally {
+  await pool?.end();
   await runtime.stop(1000);
   await models.close();
   await database.dispose();

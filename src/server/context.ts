@@ -5,6 +5,7 @@ import type { TRPCError } from '@trpc/server';
 import { isDatabaseUnavailable } from './db/unavailable.js';
 import { cookiePolicy as sessionCookiePolicy, readSessionCookie, serializeClearedCookies, serializeSessionCookie } from './auth/cookies.js';
 import { type AuthUser, type Authenticated, type ClientMeta, authenticate } from './auth/service.js';
+import type { SessionCache } from './auth/session-cache.js';
 import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX } from './auth/tokens.js';
 import type { VolumeLinks } from './volumes/descriptors.js';
 import type { Viewer } from './db/cases.js';
@@ -60,6 +61,11 @@ export interface Context {
   jobs: JobSystem;
   cpu: CpuPool;
   refine: RefineSessions;
+  /**
+   * The process's session cache, when it has one: procedures that end or change credentials drop
+   * the user's entries here at once (other processes hear it from the database).
+   */
+  sessions: SessionCache | undefined;
   /** A streamed upload's file parts, already on disk (see http/uploads); absent otherwise. */
   uploads?: Record<string, UploadedFile>;
   /** …the parts of its repeatable fields (a DICOM import's `files`), in order. */
@@ -104,6 +110,7 @@ export function createInnerContext(opts: InnerContextOptions): Context {
     jobs: opts.services.jobs,
     cpu: opts.services.cpu,
     refine: opts.services.refine,
+    sessions: opts.services.sessions,
     baseUrl: opts.baseUrl ?? opts.env.PUBLIC_URL ?? `http://localhost:${opts.env.PORT}`,
   };
 }
@@ -198,7 +205,7 @@ export function requestContextFactory(deps: RequestContextDeps) {
     let auth: Authenticated | null = null;
     if (token) {
       try {
-        auth = await authenticate(services.database.db, env, token);
+        auth = await authenticate(services.database.db, env, token, { cache: services.sessions });
       } catch (err) {
         // Who is asking cannot be known without the database: a 503 the client retries, not a 500.
         // Thrown as tRPC's error: no procedure middleware runs for a context that failed.

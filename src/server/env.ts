@@ -86,6 +86,11 @@ export const envSchema = z.object({
   ADMIN_PASSWORD: optional(z.string().min(12, 'must be at least 12 characters').max(256)),
   SESSION_IDLE_DAYS: withDefault(z.coerce.number().positive().max(365), 7),
   SESSION_MAX_DAYS: withDefault(z.coerce.number().positive().max(3650), 30),
+  /**
+   * Seconds a process may answer who a session or API token belongs to from memory (0: always ask
+   * the database). Changes drop entries at once in every process; this bounds nothing but memory.
+   */
+  SESSION_CACHE_S: withDefault(z.coerce.number().int().min(0).max(300), 30),
   /** How many proxies in front of the server append to X-Forwarded-For (1 on Hugging Face Spaces). */
   TRUSTED_PROXY_HOPS: withDefault(z.coerce.number().int().min(0).max(10), 0),
   TRPC_MAX_BODY_BYTES: withDefault(z.coerce.number().int().min(KiB), MiB),

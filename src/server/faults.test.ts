@@ -191,7 +191,7 @@ describeEachDatabase('a failed write in DATA_DIR', (current) => {
 });
 
 describe('SIGKILL during an upload', { timeout: 400_000 }, () => {
-  it('leaves no rows; the spooled upload and orphan volume files are removed at the next start', async () => {
+  it('leaves no rows; the spooled upload and orphan volume files are removed at the next start (the volumes just after ready)', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-kill-'));
     const env = { PORT: String(await freePort()), DATA_DIR: dataDir };
     const first = startProcess(env);
@@ -244,10 +244,11 @@ describe('SIGKILL during an upload', { timeout: 400_000 }, () => {
       writeFileSync(path.join(dataDir, 'volumes', sha.slice(0, 2), `${sha}.nii.gz`), orphan);
       writeFileSync(path.join(dataDir, 'volumes', '.tmp-0123456789abcdef'), 'half written');
 
-      const second = startProcess(env);
+      const second = startProcess({ ...env, LOG_LEVEL: 'info' });
       try {
         await second.waitReady();
         expect(readdirSync(spool)).toEqual([]);
+        await second.waitForOutput!('orphan volume files swept');
         expect(existsSync(path.join(dataDir, 'volumes', sha.slice(0, 2), `${sha}.nii.gz`))).toBe(false);
         expect(existsSync(path.join(dataDir, 'volumes', '.tmp-0123456789abcdef'))).toBe(false);
       } finally {

@@ -2,6 +2,7 @@ import type { CpuPool } from './workers/pool.js';
 import type { DatabaseHandle } from './db/connect.js';
 import type { JobSystem } from './jobs/service.js';
 import type { RefineSessions } from './refine/sessions.js';
+import type { SessionCache } from './auth/session-cache.js';
 import type { ModelRegistry } from './segmentation/models.js';
 import type { VolumeSigner } from './volumes/signing.js';
 import type { VolumeStore } from './volumes/store.js';
@@ -17,6 +18,8 @@ export interface Services {
   readonly cpu: CpuPool;
   /** Click refinement's editing sessions (the decoded cases kept between clicks). */
   readonly refine: RefineSessions;
+  /** Who a token belongs to, without a round trip (absent: every request asks the database). */
+  readonly sessions?: SessionCache;
 }
 
 export type ReadinessState = 'starting' | 'ready' | 'failed' | 'stopping';

@@ -1,4 +1,6 @@
 import { DEFAULT_REFINE_LIMITS, RefineSessions } from './refine/sessions.js';
+import { SessionCache, pgliteCredentialChanges } from './auth/session-cache.js';
+import path from 'node:path';
 import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
 import { type DatabaseHandle, connectDatabase, redactUrl } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
@@ -61,6 +63,21 @@ export interface RuntimeOptions {
   prepare?: (opened: { database: DatabaseHandle; store: VolumeStore }) => Promise<void>;
   /** Metrics: a job ended (server only). */
   onJobFinished?: (status: string, seconds: number) => void;
+  /** Filled with each boot phase's duration in ms as it finishes (the server logs them at ready). */
+  phases?: BootPhases;
+}
+
+/** Boot phase → milliseconds it took, in the order they ran. */
+export type BootPhases = Record<string, number>;
+
+/** Runs one boot phase and records how long it took. */
+export async function timedPhase<T>(phases: BootPhases | undefined, name: string, fn: () => Promise<T> | T): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    if (phases) phases[name] = Math.round(performance.now() - t0);
+  }
 }
 
 /** Thrown by `openRuntime` when its signal was aborted: the process is stopping, not failing. */
@@ -77,7 +94,8 @@ export function openRuntime(env: Env, role: 'server', opts: WithLog): Promise<Se
 export function openRuntime(env: Env, role: 'worker', opts: WithLog): Promise<WorkerRuntime>;
 export function openRuntime(env: Env, role: 'task', opts?: RuntimeOptions): Promise<TaskRuntime>;
 export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOptions = {}): Promise<TaskRuntime> {
-  const { log, signal } = opts;
+  const { log, signal, phases } = opts;
+  const timed = <T>(name: string, fn: () => Promise<T> | T) => timedPhase(phases, name, fn);
   const closers: { name: string; close: () => Promise<void> }[] = [];
   let drainJobs: ((graceMs: number) => Promise<void>) | undefined;
   const closeAll = async (graceMs = 0, drained?: Promise<unknown>) => {
@@ -100,16 +118,25 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     throw new BootAborted();
   };
 
+  // Models load while the database opens and migrates (they need nothing from it): on a warm
+  // restart these are the two longest waits before ready, and onnxruntime builds its sessions off
+  // the event loop. Closed with everything else when boot fails.
+  if (role !== 'task' && !log) throw new TypeError(`openRuntime(env, '${role}') needs a logger`);
+  const modelsLoading = role === 'task' ? undefined : timed('models', () => loadConfiguredModels(env, log!));
+  if (modelsLoading) {
+    modelsLoading.catch(() => {}); // awaited (and its failure thrown) below
+    closers.push({ name: 'the models', close: async () => (await modelsLoading.catch(() => undefined))?.close() });
+  }
   try {
     const dataDir = opts.dataDir ?? ensureWritableDataDir(env.DATA_DIR);
-    const database = await connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir });
+    const database = await timed('openDatabase', () => connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir }));
     closers.push({ name: 'the database', close: () => database.close() });
     await next();
     log?.info({ database: database.kind, where: env.DATABASE_URL ? redactUrl(env.DATABASE_URL) : `${dataDir}/pgdata` }, 'database open');
     // Workers and tasks always migrate: only the server's replicas may leave it to a deploy step.
     let applied: string[] = [];
     if (role !== 'server' || env.MIGRATE_ON_BOOT) {
-      applied = await migrateToLatest(database.db);
+      applied = await timed('migrations', () => migrateToLatest(database.db));
       log?.info({ applied }, 'migrations done');
     }
     await next();
@@ -120,13 +147,12 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     if (role === 'task') return base;
     if (!log) throw new TypeError(`openRuntime(env, '${role}') needs a logger`);
 
-    await opts.prepare?.({ database, store });
+    await timed('prepare', () => opts.prepare?.({ database, store }));
     await next();
-    const models = await loadConfiguredModels(env, log);
-    closers.push({ name: 'the models', close: () => models.close() });
+    const models = await modelsLoading!;
     await next();
     if (role === 'worker' && models.models.size === 0) throw new BootError('no model could be loaded; see the log above');
-    const cpu = new CpuPool(poolSize(env));
+    const cpu = await timed('cpuPool', () => new CpuPool(poolSize(env)));
     closers.push({ name: 'the CPU pool', close: () => cpu.destroy() });
     const jobs = await startJobRuntime({
       cpu,
@@ -137,6 +163,7 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
       log,
       runWorker: role === 'worker' || env.RUN_WORKER,
       ...(opts.onJobFinished ? { onFinished: opts.onJobFinished } : {}),
+      ...(phases ? { phases } : {}),
     });
     drainJobs = (graceMs) => jobs.stop(graceMs);
     await next();
@@ -146,7 +173,19 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     const server: ServerRuntime = {
       ...worker,
       signer,
-      services: { database, store, signer, models, jobs: jobs.jobs, cpu, refine: new RefineSessions(DEFAULT_REFINE_LIMITS) },
+      services: {
+        database,
+        store,
+        signer,
+        models,
+        jobs: jobs.jobs,
+        cpu,
+        refine: new RefineSessions(DEFAULT_REFINE_LIMITS),
+        // Embedded: this process is the database's only user (its lock); PostgreSQL: the event bus's LISTEN.
+        sessions: new SessionCache(database.pglite ? pgliteCredentialChanges(database.pglite) : jobs.jobs.bus.credentials, {
+          ttlMs: env.SESSION_CACHE_S * 1000,
+        }),
+      },
     };
     return server;
   } catch (err) {

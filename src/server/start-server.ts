@@ -13,7 +13,7 @@ import { findClientDir } from './http/viewer/index.js';
 import { createLogger } from './logger.js';
 import { Readiness } from './readiness.js';
 import { appRouter } from './routers/_app.js';
-import { BootAborted, type ServerRuntime, openRuntime } from './runtime.js';
+import { BootAborted, type BootPhases, type ServerRuntime, openRuntime, timedPhase } from './runtime.js';
 import { VERSION } from './version.js';
 
 /**
@@ -48,11 +48,23 @@ export async function startServer(env: Env): Promise<Service> {
       else reject(new Error(`cannot listen on ${env.HOST}:${env.PORT}: ${err.message}`));
     });
   });
+  const listenedAt = Date.now();
   logger.info({ port: env.PORT, host: env.HOST, version: VERSION }, 'listening');
 
   const abort = new AbortController();
+  const phases: BootPhases = { beforeListen: listenedAt - startedAt };
   let settle!: { resolve: () => void; reject: (err: Error) => void };
   const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  const sweepOrphans = async (runtime: ServerRuntime) => {
+    const t0 = performance.now();
+    try {
+      const orphans = await collectOrphanFiles(runtime.database.db, runtime.store, Math.max(1, Date.now() - startedAt));
+      logger.info({ files: orphans, ms: Math.round(performance.now() - t0) }, 'orphan volume files swept (after ready)');
+    } catch (err) {
+      if (readiness.state !== 'stopping') logger.warn({ err }, 'the orphan volume sweep failed; the scheduled clean-up will retry');
+    }
+  };
+
   const booting: Promise<ServerRuntime | undefined> = (async () => {
     try {
       const runtime = await openRuntime(env, 'server', {
@@ -61,14 +73,6 @@ export async function startServer(env: Env): Promise<Service> {
         log: logger,
         signal: abort.signal,
         prepare: async ({ database, store }) => {
-          // Files a crash left between writing and committing (and half-written temporaries). Only
-          // with the embedded database, whose lock makes this process alone on DATA_DIR: on shared
-          // storage the scheduled clean-up already sweeps files older than an hour, and a boot-time
-          // scan of the whole store on every replica's start would repeat that work.
-          if (!env.DATABASE_URL) {
-            const orphans = await collectOrphanFiles(database.db, store, 0);
-            if (orphans > 0) logger.info({ files: orphans }, 'orphan volume files removed');
-          }
           const t0 = Date.now();
           if (env.ADMIN_EMAIL && env.ADMIN_PASSWORD) {
             const outcome = await ensureAdmin(database.db, { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD });
@@ -79,13 +83,21 @@ export async function startServer(env: Env): Promise<Service> {
               );
             } else if (outcome !== 'unchanged') logger.info({ email: env.ADMIN_EMAIL, outcome }, 'administrator account');
           }
-          const seeded = await seedDemoCases(database.db, store, env.DEMO_CASES);
+          const seeded = await timedPhase(phases, 'demoCheck', () => seedDemoCases(database.db, store, env.DEMO_CASES));
           if (seeded) logger.info({ cases: seeded, ms: Date.now() - t0 }, 'demo cases created');
         },
         onJobFinished: metrics.jobFinished,
+        phases,
       });
       readiness.markReady(runtime.services);
-      logger.info({ bootMs: Date.now() - startedAt }, 'ready');
+      // Files a crash left between writing and committing (and half-written temporaries), swept
+      // after ready: nothing needs them gone to answer, and on a large store the scan is most of a
+      // warm restart. Only files from before this boot are candidates, so the uploads this process
+      // is already taking are never touched. Only with the embedded database, whose lock makes this
+      // process alone on DATA_DIR: on shared storage the scheduled clean-up already sweeps files
+      // older than an hour, and a scan of the whole store on every replica's start would repeat it.
+      if (!env.DATABASE_URL) void sweepOrphans(runtime);
+      logger.info({ bootMs: Date.now() - startedAt, sinceProcessStartMs: Math.round(process.uptime() * 1000), phases }, 'ready');
       settle.resolve();
       return runtime;
     } catch (err) {

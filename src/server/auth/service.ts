@@ -9,6 +9,7 @@ import type { Env } from '../env.js';
 import { conflict, forbidden, invalid, notFound, tooMany, unauthorized } from '../errors.js';
 import { type JobSystem, cancelUserJobs } from '../jobs/service.js';
 import { hashPassword, verifyPassword } from './passwords.js';
+import type { SessionCache } from './session-cache.js';
 import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX, hashToken, newToken, sameDigest } from './tokens.js';
 
 type Db = Kysely<Database>;
@@ -184,25 +185,49 @@ export async function createGuest(db: Db, cfg: AuthConfig, meta: ClientMeta): Pr
 /**
  * Resolves a session token or an API token to its user. Expired, revoked or unknown tokens and
  * disabled users give null. A session is renewed (sliding expiry, capped by the absolute
- * lifetime) at most once an hour.
+ * lifetime) at most once an hour. With a `cache`, the row and its user come from it when it has
+ * them (no database round trip), and a row read from the database is stored in it; the row is
+ * judged against the clock the same way either way.
  */
-export async function authenticate(db: Db, cfg: AuthConfig, token: string, now = new Date()): Promise<Authenticated | null> {
+export async function authenticate(
+  db: Db,
+  cfg: AuthConfig,
+  token: string,
+  opts: { now?: Date; cache?: SessionCache | undefined } = {},
+): Promise<Authenticated | null> {
+  const now = opts.now ?? new Date();
+  const { cache } = opts;
   const digest = hashToken(token);
-  if (token.startsWith(API_TOKEN_PREFIX)) {
-    const found = await findApiTokenByHash(db, digest);
-    if (!found || !sameDigest(found.token.token_hash, digest)) return null;
+  const isApiToken = token.startsWith(API_TOKEN_PREFIX);
+  if (!isApiToken && !token.startsWith(SESSION_TOKEN_PREFIX)) return null;
+  let found = cache?.get(digest);
+  if (!found) {
+    const generation = cache?.generation ?? 0;
+    if (isApiToken) {
+      const row = await findApiTokenByHash(db, digest);
+      found = row && { kind: 'api-token', token: row.token, user: row.user };
+    } else {
+      const row = await findSessionByHash(db, digest);
+      found = row && { kind: 'session', session: row.session, user: row.user };
+    }
+    if (found) cache?.store(digest, found, generation);
+  }
+  if (!found) return null;
+  if (found.kind === 'api-token') {
     const { token: row, user } = found;
+    if (!sameDigest(row.token_hash, digest)) return null;
     if (row.revoked_at || (row.expires_at && new Date(row.expires_at) <= now) || user.disabled_at) return null;
     if (!row.last_used_at || now.getTime() - new Date(row.last_used_at).getTime() > 60_000) {
       await markApiTokenUsed(db, row.id, now);
+      // The cached row learns its new stamp, so the next request does not write it again.
+      row.last_used_at = now;
     }
     return { user: { id: user.id, email: user.email, role: user.role }, via: 'api-token', tokenId: row.id };
   }
-  if (!token.startsWith(SESSION_TOKEN_PREFIX)) return null;
-  const found = await findSessionByHash(db, digest);
-  if (!found || !sameDigest(found.session.token_hash, digest)) return null;
   const { session, user } = found;
+  if (!sameDigest(session.token_hash, digest)) return null;
   if (new Date(session.expires_at) <= now) {
+    cache?.drop(digest);
     await deleteSession(db, session.id);
     return null;
   }
@@ -216,6 +241,9 @@ export async function authenticate(db: Db, cfg: AuthConfig, token: string, now =
     const absoluteEnd = new Date(session.created_at).getTime() + cfg.SESSION_MAX_DAYS * DAY;
     const expiresAt = new Date(Math.min(now.getTime() + cfg.SESSION_IDLE_DAYS * DAY, absoluteEnd));
     await touchSession(db, session.id, now, expiresAt);
+    // As for tokens: the cached row is renewed with the database's, so renewals stay hourly.
+    session.last_seen_at = now;
+    session.expires_at = expiresAt;
     result.renewedUntil = expiresAt;
   }
   return result;

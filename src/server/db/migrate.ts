@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { type MigrationResultSet, Migrator } from 'kysely/migration';
 import { migrations } from '../../../migrations/index.js';
 
@@ -11,6 +11,7 @@ export function createMigrator(db: Kysely<any>): Migrator {
  * advisory lock while it runs, so replicas booting together against one PostgreSQL take turns.
  */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+  if (await upToDate(db)) return [];
   const { error, results }: MigrationResultSet = await createMigrator(db).migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {
@@ -23,4 +24,21 @@ export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
 export async function pendingMigrations(db: Kysely<any>): Promise<string[]> {
   const all = await createMigrator(db).getMigrations();
   return all.filter((m) => !m.executedAt).map((m) => m.name);
+}
+
+/**
+ * Whether the database has run exactly the migrations this build knows: one query, where the
+ * Migrator's full pass (its tables, its lock, its checks) costs a warm restart on the embedded
+ * database seconds. Anything else — a fresh database, a missing or unknown migration — takes the
+ * Migrator's path, which applies or reports it as before.
+ */
+async function upToDate(db: Kysely<any>): Promise<boolean> {
+  try {
+    const { rows } = await sql<{ name: string }>`select name from kysely_migration`.execute(db);
+    const known = Object.keys(migrations);
+    const done = new Set(rows.map((r) => r.name));
+    return done.size === known.length && known.every((name) => done.has(name));
+  } catch {
+    return false; // no bookkeeping table yet
+  }
 }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { JobProgressEvent } from '../../shared/jobs.js';
+import { CREDENTIALS_CHANNEL, type CredentialChanges, credentialFeed } from '../auth/session-cache.js';
 import type { Logger } from '../logger.js';
 
 /** Carries job progress from whichever process runs a job to every process with subscribers. */
@@ -8,6 +9,11 @@ export interface JobEventBus {
   publish(event: JobProgressEvent): Promise<void>;
   subscribe(jobId: string, listener: (event: JobProgressEvent) => void): () => void;
   close(): Promise<void>;
+  /**
+   * On PostgreSQL, the same LISTEN connection also hears credential changes (for every process's
+   * session cache): live while it is connected and listening, down from the moment it drops.
+   */
+  readonly credentials?: CredentialChanges;
 }
 
 /** One process (the embedded database): an in-memory emitter. */
@@ -36,8 +42,16 @@ export const JOB_EVENTS_CHANNEL = 'strokeview_job_events';
  * Subscribers also re-read the job row periodically, so a notification lost during a reconnect
  * only delays an update.
  */
-export async function postgresEventBus(url: string, log?: Logger): Promise<JobEventBus> {
+export async function postgresEventBus(
+  url: string,
+  log?: Logger,
+  opts: {
+    /** Tests: awaited before each reconnect attempt, so a test can hold the bus down with a gate. */
+    beforeReconnect?: () => Promise<void>;
+  } = {},
+): Promise<JobEventBus> {
   const local = localEventBus();
+  const credentials = credentialFeed();
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   pool.on('error', () => {});
   let client: pg.Client | undefined;
@@ -45,8 +59,9 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
   let retry: NodeJS.Timeout | undefined;
   let failures = 0;
   const connect = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: url });
+    const c = new pg.Client({ connectionString: url, application_name: 'strokeview-events' });
     c.on('notification', (msg) => {
+      if (msg.channel === CREDENTIALS_CHANNEL && msg.payload) return credentials.changed(msg.payload);
       if (msg.channel !== JOB_EVENTS_CHANNEL || !msg.payload) return;
       let event: JobProgressEvent;
       try {
@@ -61,6 +76,8 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
     const onLost = (why: string) => {
       if (lost || closed) return;
       lost = true;
+      // Changes made while nobody listens would go unheard: session caches stop until it is back.
+      credentials.setLive(false);
       log?.warn({ err: why }, 'job events listener lost its connection; reconnecting');
       c.end().catch(() => {});
       reconnect();
@@ -69,7 +86,7 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
     c.on('end', () => onLost('connection ended'));
     try {
       await c.connect();
-      await c.query(`LISTEN ${JOB_EVENTS_CHANNEL}`);
+      await c.query(`LISTEN ${JOB_EVENTS_CHANNEL}; LISTEN ${CREDENTIALS_CHANNEL}`);
     } catch (err) {
       lost = true;
       c.end().catch(() => {});
@@ -77,6 +94,7 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
     }
     client = c;
     failures = 0;
+    if (!closed) credentials.setLive(true);
   };
   /**
    * Tries again until it works — a failed reconnect (the database still down) schedules the next,
@@ -86,15 +104,20 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
     if (closed || retry) return;
     const delay = Math.min(30_000, 1000 * 2 ** Math.min(failures, 5));
     retry = setTimeout(() => {
-      retry = undefined;
-      connect().then(
-        () => log?.info('job events listener reconnected'),
-        (err: Error) => {
-          failures++;
-          log?.warn({ err: err.message, attempt: failures }, 'job events listener could not reconnect; trying again');
-          reconnect();
-        },
-      );
+      void (opts.beforeReconnect?.() ?? Promise.resolve())
+        .then(() => {
+          retry = undefined;
+          if (closed) return;
+          return connect();
+        })
+        .then(
+          () => log?.info('job events listener reconnected'),
+          (err: Error) => {
+            failures++;
+            log?.warn({ err: err.message, attempt: failures }, 'job events listener could not reconnect; trying again');
+            reconnect();
+          },
+        );
     }, delay);
     retry.unref?.();
   };
@@ -104,8 +127,10 @@ export async function postgresEventBus(url: string, log?: Logger): Promise<JobEv
       await pool.query('select pg_notify($1, $2)', [JOB_EVENTS_CHANNEL, JSON.stringify(event)]);
     },
     subscribe: local.subscribe,
+    credentials: credentials.feed,
     async close() {
       closed = true;
+      credentials.setLive(false);
       if (retry) clearTimeout(retry);
       await client?.end().catch(() => {});
       await pool.end().catch(() => {});

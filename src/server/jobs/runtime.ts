@@ -37,15 +37,28 @@ export async function startJobRuntime(opts: {
   hold?: JobHold;
   /** The process's CPU pool; without one the runtime makes (and closes) its own. */
   cpu?: CpuPool;
+  /** Boot phases: how long the queue, the event bus and the workers took to start (ms). */
+  phases?: Record<string, number>;
 }): Promise<JobRuntime> {
   const { database, env, log } = opts;
-  const boss = await startQueue({ database, env, log });
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      if (opts.phases) opts.phases[name] = Math.round(performance.now() - t0);
+    }
+  };
+  const boss = await timed('queue', () => startQueue({ database, env, log }));
   await ensurePushQueue(boss, env);
-  const bus: JobEventBus = database.kind === 'embedded' ? localEventBus() : await postgresEventBus(database.url!, log);
+  const bus: JobEventBus = await timed('eventBus', async () =>
+    database.kind === 'embedded' ? localEventBus() : await postgresEventBus(database.url!, log),
+  );
   let workers: Workers | undefined;
   const hold = opts.hold ?? holdFromEnv();
   const ownCpu = opts.runWorker && !opts.cpu ? new CpuPool(poolSize(env)) : undefined;
   if (opts.runWorker) {
+    const t0 = performance.now();
     workers = await startWorkers({
       cpu: (opts.cpu ?? ownCpu)!,
       boss,
@@ -75,6 +88,7 @@ export async function startJobRuntime(opts: {
       const removed = await runRetention(database.db, opts.store, { signInFailureWindowMs: env.SIGN_IN_FAILURE_WINDOW_MIN * 60_000 });
       if (Object.values(removed).some((n) => n > 0)) log.info(removed, 'retention clean-up');
     });
+    if (opts.phases) opts.phases.workers = Math.round(performance.now() - t0);
   }
   // Progress streams count per fleet: leases in the database that a dead replica's streams lose.
   const streams = new FleetLeases(() => database.db, {

@@ -27,7 +27,10 @@ export const authRouter = router({
 
   /** Public so a stale cookie can always be cleared; deletes the session when there is one. */
   signOut: publicProcedure.mutation(async ({ ctx }) => {
+    const heard = ctx.user && ctx.sessions?.changeHeard(ctx.user.id);
     await auth.signOut(ctx.db, ctx.auth?.sessionId);
+    if (ctx.user) ctx.sessions?.dropUser(ctx.user.id);
+    await heard;
     ctx.cookies.clear();
     return { ok: true as const };
   }),
@@ -47,7 +50,10 @@ export const authRouter = router({
   }),
 
   changePassword: sessionProcedure.input(changePasswordSchema).mutation(async ({ ctx, input }) => {
+    const heard = ctx.sessions?.changeHeard(ctx.user.id);
     const issued = await auth.changePassword(ctx.db, ctx.config, ctx.user.id, input, ctx.client);
+    ctx.sessions?.dropUser(ctx.user.id);
+    await heard;
     // Every session and token is gone; this client continues on a new session.
     ctx.cookies.set(issued.token, issued.expiresAt);
     return { ok: true as const };
@@ -58,7 +64,10 @@ export const authRouter = router({
     create: sessionProcedure.input(createTokenSchema).mutation(({ ctx, input }) => tokens.createApiToken(ctx.db, ctx.user.id, input)),
     list: sessionProcedure.query(({ ctx }) => tokens.listTokens(ctx.db, ctx.user.id)),
     revoke: sessionProcedure.input(idSchema).mutation(async ({ ctx, input }) => {
+      const heard = ctx.sessions?.changeHeard(ctx.user.id);
       await tokens.revokeToken(ctx.db, ctx.user.id, input.id);
+      ctx.sessions?.dropUser(ctx.user.id);
+      await heard;
       return { ok: true as const };
     }),
   }),

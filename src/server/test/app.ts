@@ -1,4 +1,5 @@
 import { DEFAULT_REFINE_LIMITS, RefineSessions } from '../refine/sessions.js';
+import { SessionCache, pgliteCredentialChanges } from '../auth/session-cache.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -34,6 +35,12 @@ const noJobs: JobSystem = {
   streams: new StreamLimits(),
 };
 
+function sessionsFor(database: DatabaseHandle, given: SessionCache | null | undefined, env: Env): { sessions?: SessionCache } {
+  if (given !== undefined) return given ? { sessions: given } : {};
+  if (!database.pglite) return {};
+  return { sessions: new SessionCache(pgliteCredentialChanges(database.pglite), { ttlMs: env.SESSION_CACHE_S * 1000 }) };
+}
+
 export interface TestApp {
   app: Hono;
   readiness: Readiness;
@@ -57,12 +64,16 @@ export function makeTestApp(opts: {
   uploadDir?: string;
   jobs?: JobSystem;
   refine?: RefineSessions;
+  /** The app's session cache; by default one on the embedded database's notifications (none on PostgreSQL). */
+  sessions?: SessionCache | null;
+  /** Where log lines go instead of `logs` (a benchmark's no-op sink: serialised, not kept). */
+  logTo?: { write(line: string): void };
 }): TestApp {
   const env = parseEnv({ NODE_ENV: 'test', LOG_LEVEL: 'info', ...opts.env });
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({
     level: env.LOG_LEVEL,
-    destination: { write: (line: string) => void logs.push(JSON.parse(line)) },
+    destination: opts.logTo ?? { write: (line: string) => void logs.push(JSON.parse(line)) },
   });
   const readiness = new Readiness();
   const store = opts.store ?? new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-volumes-')));
@@ -76,6 +87,7 @@ export function makeTestApp(opts: {
       jobs: opts.jobs ?? noJobs,
       cpu: testCpuPool(),
       refine: opts.refine ?? new RefineSessions(DEFAULT_REFINE_LIMITS),
+      ...sessionsFor(opts.database, opts.sessions, env),
     });
   }
   const app = buildApp({

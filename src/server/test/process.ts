@@ -24,6 +24,8 @@ export interface ServerProcess {
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
   waitReady(timeoutMs?: number): Promise<void>;
+  /** Resolves once the process has written `text` (a log line's message); rejects if it exits first. */
+  waitForOutput?(text: string): Promise<void>;
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
@@ -78,6 +80,21 @@ export function startProcess(env: Record<string, string>, entry = 'src/server/in
         await new Promise((r) => setTimeout(r, 100));
       }
       throw new Error(`server not ready after ${timeoutMs} ms:\n${out}`);
+    },
+    waitForOutput(text: string) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (out.includes(text)) {
+            child.stdout?.off('data', check);
+            child.stderr?.off('data', check);
+            resolve();
+          }
+        };
+        child.stdout?.on('data', check);
+        child.stderr?.on('data', check);
+        void exited.then(() => (out.includes(text) ? resolve() : reject(new Error(`exited before writing "${text}":\n${out}`))));
+        check();
+      });
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (!done) child.kill(signal);
