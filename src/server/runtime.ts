@@ -1,6 +1,5 @@
 import { DEFAULT_REFINE_LIMITS, RefineSessions } from './refine/sessions.js';
 import { SessionCache, pgliteCredentialChanges } from './auth/session-cache.js';
-import path from 'node:path';
 import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
 import { type DatabaseHandle, connectDatabase, redactUrl } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
