@@ -161,7 +161,6 @@ export interface StudiesTable {
 }
 export type StudyRow = Selectable<StudiesTable>;
 
-
 export interface StudyMembersTable {
   study_id: string;
   user_id: string;
