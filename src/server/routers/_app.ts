@@ -6,6 +6,7 @@ import { jobsRouter } from './jobs.js';
 import { masksRouter } from './masks.js';
 import { modelsRouter } from './models.js';
 import { pacsRouter } from './pacs.js';
+import { studiesRouter } from './studies.js';
 import { systemRouter } from './system.js';
 
 export const appRouter = router({
@@ -17,6 +18,7 @@ export const appRouter = router({
   jobs: jobsRouter,
   masks: masksRouter,
   pacs: pacsRouter,
+  studies: studiesRouter,
 });
 
 export type AppRouter = typeof appRouter;
