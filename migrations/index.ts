@@ -7,9 +7,9 @@ import * as m20261123_100000_adc_unit from './20261123_100000_adc_unit.js';
 import * as m20261123_110000_mask_versions from './20261123_110000_mask_versions.js';
 import * as m20261201_100000_lesions from './20261201_100000_lesions.js';
 import * as m20261202_100000_case_dicom from './20261202_100000_case_dicom.js';
-import * as m20261202_110000_pacs_pushes from './20261202_110000_pacs_pushes.js';
 import * as m20261202_150000_credential_changes from './20261202_150000_credential_changes.js';
 import * as m20261202_200000_studies from './20261202_200000_studies.js';
+import * as m20261202_210000_pacs_pushes from './20261202_210000_pacs_pushes.js';
 import * as m20261203_100000_fleet_limits from './20261203_100000_fleet_limits.js';
 
 /**
@@ -25,8 +25,8 @@ export const migrations: Record<string, Migration> = {
   '20261123_110000_mask_versions': m20261123_110000_mask_versions,
   '20261201_100000_lesions': m20261201_100000_lesions,
   '20261202_100000_case_dicom': m20261202_100000_case_dicom,
-  '20261202_110000_pacs_pushes': m20261202_110000_pacs_pushes,
   '20261202_150000_credential_changes': m20261202_150000_credential_changes,
   '20261202_200000_studies': m20261202_200000_studies,
+  '20261202_210000_pacs_pushes': m20261202_210000_pacs_pushes,
   '20261203_100000_fleet_limits': m20261203_100000_fleet_limits,
 };

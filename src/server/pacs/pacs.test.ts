@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,7 @@ import { describeEachDatabase } from '../test/databases.js';
 import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, folderForm, tempDir } from '../test/dicom.js';
 import { serveApp, trpcClient } from '../test/live.js';
 import { HAVE_ORTHANC, ORTHANC_SKIP_NOTE, type Orthanc, startOrthanc } from '../test/orthanc.js';
+import { ROOT, builtEntry } from '../test/process.js';
 import { FsVolumeStore } from '../volumes/store.js';
 import { DicomWebClient } from './dicomweb.js';
 
@@ -25,6 +27,21 @@ import { DicomWebClient } from './dicomweb.js';
 // Philips series stored with STOW-RS, found with QIDO-RS, pulled into a case with WADO-RS (the same
 // volumes as a direct upload), segmented, and the SEG sent back as a durable job — Orthanc then
 // holds it in the source study, referencing the DWI series. A PACS that is down: retried, then failed.
+
+/** The built CLI, run without blocking this process (the server under test lives in it). */
+function cli(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [builtEntry('src/cli/index.ts'), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 let models: ModelRegistry;
 let orthanc: Orthanc;
@@ -164,6 +181,17 @@ describe.skipIf(!HAVE_ORTHANC || !HAVE_PHILIPS)(`PACS over DICOMweb with Orthanc
       const dwiSeries = pulled.import.roles.dwi.seriesInstanceUid;
       expect(back.referencedSeriesUid).toBe(dwiSeries);
       expect(back.frames).toHaveLength(32);
+
+      // The CLI: `pacs search` and `pacs push <jobId>` (a second SEG into the same study).
+      const env = { STROKEVIEW_URL: server.url, STROKEVIEW_TOKEN: token };
+      const listed = await cli(['pacs', 'search', '--json'], env);
+      expect(listed.status, listed.stderr).toBe(0);
+      expect((JSON.parse(listed.stdout) as { studyInstanceUid: string }[]).map((s) => s.studyInstanceUid)).toEqual([studyUid]);
+      const cliPush = await cli(['pacs', 'push', job.id], env);
+      expect(cliPush.status, cliPush.stderr).toBe(0);
+      expect(cliPush.stdout).toMatch(
+        new RegExp(`^stored in the PACS: study ${studyUid.replace(/\./g, '\\.')}, SEG series 2\\.25\\.\\d+, instance 2\\.25\\.\\d+$`, 'm'),
+      );
     }, 600_000);
 
     it('a PACS that is down: the push is retried with the reason shown, then fails saying so; no PACS configured is a clear 503', async () => {

@@ -5,8 +5,8 @@ import { casesRouter } from './cases.js';
 import { jobsRouter } from './jobs.js';
 import { masksRouter } from './masks.js';
 import { modelsRouter } from './models.js';
-import { studiesRouter } from './studies.js';
 import { pacsRouter } from './pacs.js';
+import { studiesRouter } from './studies.js';
 import { systemRouter } from './system.js';
 
 export const appRouter = router({
@@ -17,8 +17,8 @@ export const appRouter = router({
   models: modelsRouter,
   jobs: jobsRouter,
   masks: masksRouter,
-  studies: studiesRouter,
   pacs: pacsRouter,
+  studies: studiesRouter,
 });
 
 export type AppRouter = typeof appRouter;
