@@ -8,6 +8,7 @@ import * as m20261123_110000_mask_versions from './20261123_110000_mask_versions
 import * as m20261201_100000_lesions from './20261201_100000_lesions.js';
 import * as m20261202_100000_case_dicom from './20261202_100000_case_dicom.js';
 import * as m20261202_150000_credential_changes from './20261202_150000_credential_changes.js';
+import * as m20261202_200000_studies from './20261202_200000_studies.js';
 
 /**
  * Every migration, by name. A static list (rather than reading the folder) works the same from
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '20261201_100000_lesions': m20261201_100000_lesions,
   '20261202_100000_case_dicom': m20261202_100000_case_dicom,
   '20261202_150000_credential_changes': m20261202_150000_credential_changes,
+  '20261202_200000_studies': m20261202_200000_studies,
 };
