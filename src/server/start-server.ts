@@ -9,6 +9,7 @@ import { collectOrphanFiles } from './volumes/service.js';
 import { BootError, ensureWritableDataDir, removeStaleUploads, resolveSecretKey } from './data-dir.js';
 import type { Env } from './env.js';
 import { createMetrics, procedureNames } from './http/metrics/index.js';
+import { loadOpenApiLibrary } from './http/openapi/index.js';
 import { findClientDir } from './http/viewer/index.js';
 import { createLogger } from './logger.js';
 import { Readiness } from './readiness.js';
@@ -97,6 +98,8 @@ export async function startServer(env: Env): Promise<Service> {
       // process alone on DATA_DIR: on shared storage the scheduled clean-up already sweeps files
       // older than an hour, and a scan of the whole store on every replica's start would repeat it.
       if (!env.DATABASE_URL) void sweepOrphans(runtime);
+      // REST's library, deferred from boot (see http/openapi): loaded now, before a client needs it.
+      void loadOpenApiLibrary().catch((err: unknown) => logger.error({ err }, 'loading the REST routes failed'));
       logger.info({ bootMs: Date.now() - startedAt, sinceProcessStartMs: Math.round(process.uptime() * 1000), phases }, 'ready');
       settle.resolve();
       return runtime;

@@ -1,6 +1,6 @@
 import type { AnyRouter, TRPCError } from '@trpc/server';
 import { Hono, type Context as HonoContext } from 'hono';
-import { createOpenApiFetchHandler, generateOpenApiDocument } from 'trpc-to-openapi';
+import type * as OpenApiLibrary from 'trpc-to-openapi';
 import { z } from 'zod';
 import { caseDetailSchema } from '../../../shared/cases.js';
 import { dicomUploadResultSchema } from '../../../shared/dicom.js';
@@ -53,8 +53,16 @@ const MULTIPART_ROUTES = {
   },
 } as const;
 
+/**
+ * trpc-to-openapi, loaded on first use: it is the largest import of the server (~1.5 s of a boot
+ * on a busy 2-core machine) and nothing before ready needs it; the server warms it after ready.
+ */
+let library: Promise<typeof OpenApiLibrary> | undefined;
+export const loadOpenApiLibrary = () => (library ??= import('trpc-to-openapi'));
+
 /** The OpenAPI 3 document: generated from the routers' `openapi` meta and zod schemas. */
-export function openApiDocument(router: AnyRouter, opts: { version: string; baseUrl: string }) {
+export async function openApiDocument(router: AnyRouter, opts: { version: string; baseUrl: string }) {
+  const { generateOpenApiDocument } = await loadOpenApiLibrary();
   const doc = generateOpenApiDocument(router, {
     title: 'strokeview API',
     version: opts.version,
@@ -115,14 +123,15 @@ export function openApiRoutes(opts: OpenApiOptions): Hono {
   const app = new Hono();
   let cached: { base: string; doc: unknown } | undefined;
 
-  app.get('/api/openapi.json', (c) => {
+  app.get('/api/openapi.json', async (c) => {
     const base = opts.baseUrl(c);
-    if (cached?.base !== base) cached = { base, doc: openApiDocument(opts.router, { version: opts.version, baseUrl: base }) };
+    if (cached?.base !== base) cached = { base, doc: await openApiDocument(opts.router, { version: opts.version, baseUrl: base }) };
     return c.json(cached.doc);
   });
 
   app.all('/api/*', async (c) => {
     const resHeaders = new Headers();
+    const { createOpenApiFetchHandler } = await loadOpenApiLibrary();
     const res = await createOpenApiFetchHandler({
       req: c.req.raw,
       endpoint: '/api',
