@@ -7,6 +7,7 @@ import * as m20261123_100000_adc_unit from './20261123_100000_adc_unit.js';
 import * as m20261123_110000_mask_versions from './20261123_110000_mask_versions.js';
 import * as m20261201_100000_lesions from './20261201_100000_lesions.js';
 import * as m20261202_100000_case_dicom from './20261202_100000_case_dicom.js';
+import * as m20261202_200000_studies from './20261202_200000_studies.js';
 
 /**
  * Every migration, by name. A static list (rather than reading the folder) works the same from
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '20261123_110000_mask_versions': m20261123_110000_mask_versions,
   '20261201_100000_lesions': m20261201_100000_lesions,
   '20261202_100000_case_dicom': m20261202_100000_case_dicom,
+  '20261202_200000_studies': m20261202_200000_studies,
 };

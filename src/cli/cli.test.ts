@@ -1,13 +1,16 @@
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readNifti } from '../server/nifti/read.js';
 import { type LiveServer, startLiveServer } from '../server/test/live-server.js';
 import { ROOT, builtEntry, freePort } from '../server/test/process.js';
+import { ISLES22_DIR } from '../server/test/isles22.js';
 
 const tmp = () => mkdtempSync(path.join(tmpdir(), 'sv-cli-'));
+/** The real ISLES'22 case (../shared/data/isles22); the test that needs it skips without it. */
+const ISLES = ISLES22_DIR;
 
 /** Runs the built CLI as a user would (no TTY: plain progress lines). */
 function cli(args: string[], env: Record<string, string> = {}): SpawnSyncReturns<string> {
@@ -44,6 +47,21 @@ describe('strokeview CLI: local commands', { timeout: 300_000 }, () => {
     expect(migrated.stdout).toBe('schema is up to date\n');
   });
 
+  it.skipIf(!existsSync(ISLES))("import --study puts the ISLES folder's cases in the owner's study; a re-run adds none twice", () => {
+    const env = { DATA_DIR: tmp() };
+    expect(cli(['users', 'add', 'pi@example.org'], env).status).toBe(0);
+    const first = cli(['import', ISLES, '--owner', 'pi@example.org', '--study', 'ISLES 2022', '--json'], env);
+    expect(first.stderr).toBe('');
+    const r1 = JSON.parse(first.stdout) as { imported: unknown[]; study: { name: string; added: number; cases: number } };
+    expect([r1.imported.length, r1.study.name, r1.study.added, r1.study.cases]).toEqual([1, 'ISLES 2022', 1, 1]);
+    const again = JSON.parse(
+      cli(['import', ISLES, '--owner', 'pi@example.org', '--study', 'ISLES 2022', '--json'], env).stdout,
+    ) as typeof r1;
+    expect([again.imported.length, again.study.added, again.study.cases]).toEqual([0, 0, 1]);
+    const noOwner = cli(['import', ISLES, '--study', 'ISLES 2022'], env);
+    expect([noOwner.status, noOwner.stderr]).toEqual([2, 'strokeview: import: --study needs --owner (a study belongs to someone)\n']);
+  });
+
   it('bad usage exits 2 and says what was wrong; --help everywhere has an example and exits 0', () => {
     const unknown = cli(['segmnt']);
     expect(unknown.status).toBe(2);
@@ -70,6 +88,11 @@ describe('strokeview CLI: local commands', { timeout: 300_000 }, () => {
       ['jobs', 'cancel'],
       ['masks', 'download'],
       ['models'],
+      ['studies', 'list'],
+      ['studies', 'create'],
+      ['studies', 'show'],
+      ['studies', 'add-member'],
+      ['studies', 'add-cases'],
     ];
     for (const c of commands) {
       const help = cli([...c, '--help']);

@@ -124,17 +124,20 @@ program
     'a folder (or .zip) of DICOM studies: one case per study (dcm2niix; trace DWI and ADC from the diffusion series)',
   )
   .option('--owner <email>', 'the user who owns the imported cases')
+  .option('--study <name>', "put the folder's cases in the owner's study of this name (made if missing; needs --owner)")
   .addHelpText(
     'after',
-    '\nExamples:\n  $ strokeview import ./ISLES-2022 --owner me@example.org\n  $ strokeview import --dicom /mnt/pacs-export --owner me@example.org',
+    '\nExamples:\n  $ strokeview import ./ISLES-2022 --owner me@example.org --study "ISLES 2022"\n  $ strokeview import --dicom /mnt/pacs-export --owner me@example.org',
   )
-  .action(async (dir: string | undefined, o: { owner?: string; dicom?: string }) => {
+  .action(async (dir: string | undefined, o: { owner?: string; dicom?: string; study?: string }) => {
     if (!dir === !o.dicom) throw new CliError('import: give an ISLES folder, or --dicom <dir> (not both)', EXIT.usage);
+    if (o.study !== undefined && o.dicom) throw new CliError('import: --study goes with an ISLES folder (not --dicom yet)', EXIT.usage);
+    if (o.study !== undefined && !o.owner) throw new CliError('import: --study needs --owner (a study belongs to someone)', EXIT.usage);
     const { importTask, importDicomTask } = await import('../server/tasks.js');
     const onLine = json() ? {} : { onLine: (l: string) => process.stdout.write(`${l}\n`) };
     const report = o.dicom
       ? await importDicomTask(o.dicom, { ownerEmail: o.owner, ...onLine })
-      : await importTask(dir!, { ownerEmail: o.owner, ...onLine });
+      : await importTask(dir!, { ownerEmail: o.owner, study: o.study, ...onLine });
     print(report, () =>
       [
         ...report.skipped.map((s) => `skipped ${s.path}: ${s.reason}`),
@@ -388,6 +391,63 @@ jobs
   .action(async (id: string) => {
     const job = await client().jobs.cancel.mutate({ id });
     print(job, () => `job ${job.id}: ${job.status}`);
+  });
+
+const studies = program.command('studies').description('studies: named sets of cases with members (owner, editor, viewer)');
+studies
+  .command('list')
+  .description('the studies you are a member of, with your role')
+  .addHelpText('after', '\nExample:\n  $ strokeview studies list --json')
+  .action(async () => {
+    const list = await client().studies.list.query();
+    print(list, () =>
+      list.length
+        ? table([
+            ['ID', 'NAME', 'ROLE', 'CASES', 'MEMBERS'],
+            ...list.map((s) => [s.id, s.name, s.role ?? '(admin)', String(s.cases), String(s.members)]),
+          ])
+        : 'no studies',
+    );
+  });
+studies
+  .command('create <name>')
+  .description('a new study; you are its owner')
+  .option('--description <text>', 'what the study is for')
+  .addHelpText('after', '\nExample:\n  $ strokeview studies create "Audit 2026" --description "thrombectomy audit"')
+  .action(async (name: string, o: { description?: string }) => {
+    const s = await client().studies.create.mutate({ name, ...(o.description ? { description: o.description } : {}) });
+    print(s, () => `study ${s.id}: ${s.name}`);
+  });
+studies
+  .command('show <studyId>')
+  .description('a study: its members and cases')
+  .addHelpText('after', '\nExample:\n  $ strokeview studies show 3c9e…41')
+  .action(async (id: string) => {
+    const s = await client().studies.byId.query({ id });
+    print(s, () =>
+      [
+        `study ${s.id}: ${s.name} (you: ${s.role ?? 'admin'})`,
+        ...s.memberList.map((m) => `  member ${m.email} — ${m.role}`),
+        ...s.caseList.map((c) => `  case ${c.id} ${c.name}`),
+      ].join('\n'),
+    );
+  });
+studies
+  .command('add-member <studyId> <email>')
+  .description('add a member (or change their role); the study owner only')
+  .addOption(new Option('--role <role>', 'their role').choices(['owner', 'editor', 'viewer']).default('viewer'))
+  .addHelpText('after', '\nExample:\n  $ strokeview studies add-member 3c9e…41 rater2@example.org --role editor')
+  .action(async (studyId: string, email: string, o: { role: 'owner' | 'editor' | 'viewer' }) => {
+    const s = await client().studies.members.set.mutate({ studyId, email, role: o.role });
+    print(s, () => `${email} is ${o.role === 'owner' ? 'an owner' : `${o.role === 'editor' ? 'an' : 'a'} ${o.role}`} of ${s.name}`);
+  });
+studies
+  .command('add-cases <studyId> <caseIds...>')
+  .description('add cases you own (or shared demo cases) to a study')
+  .addHelpText('after', '\nExample:\n  $ strokeview studies add-cases 3c9e…41 0b7c…e1 5d2a…07')
+  .action(async (studyId: string, caseIds: string[]) => {
+    const r = await client().studies.cases.add.mutate({ studyId, caseIds });
+    print(r, () => `${r.added} case(s) added`);
   });
 
 const masks = program.command('masks').description('predicted and corrected masks');

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { emailSchema, passwordSchema } from '../shared/auth.js';
+import { studyNameSchema } from '../shared/studies.js';
 import { createApiToken } from './auth/api-tokens.js';
 import { hashPassword } from './auth/passwords.js';
-import { importIsles } from './cases/import.js';
+import { importIsles, importedCaseIds } from './cases/import.js';
+import { fillStudy } from './studies/service.js';
 import { importDicomFolder } from './dicom/service.js';
 import { findUserByEmail, insertUser, updateUser } from './db/users.js';
 import { parseEnv } from './env.js';
@@ -31,8 +33,18 @@ export function migrateTask(): Promise<string[]> {
   return withRuntime(async ({ applied }) => applied);
 }
 
-/** Imports an ISLES'22/'24 folder; cases are shared unless an owner is named. */
-export async function importTask(dir: string, opts: { ownerEmail?: string | undefined; onLine?: (line: string) => void }) {
+/**
+ * Imports an ISLES'22/'24 folder; cases are shared unless an owner is named. With `study`, the
+ * folder's cases — imported now or by an earlier run — are put in the owner's study of that name
+ * (made when the owner has none), so a re-run fills the study without importing twice.
+ */
+export async function importTask(
+  dir: string,
+  opts: { ownerEmail?: string | undefined; study?: string | undefined; onLine?: (line: string) => void },
+) {
+  if (opts.study !== undefined && !opts.ownerEmail) throw invalid('--study needs --owner: a study belongs to someone');
+  const studyName = opts.study === undefined ? undefined : studyNameSchema.safeParse(opts.study);
+  if (studyName && !studyName.success) throw invalid(`--study: ${studyName.error.issues[0]?.message ?? 'not a study name'}`);
   return withRuntime(async ({ database, env, store }) => {
     let ownerId: string | null = null;
     if (opts.ownerEmail) {
@@ -40,11 +52,19 @@ export async function importTask(dir: string, opts: { ownerEmail?: string | unde
       if (!owner) throw notFound(`no user with email ${opts.ownerEmail}`);
       ownerId = owner.id;
     }
-    return importIsles(database.db, store, path.resolve(dir), {
+    const report = await importIsles(database.db, store, path.resolve(dir), {
       ownerId,
       maxVoxels: env.MAX_VOXELS,
       ...(opts.onLine ? { onProgress: opts.onLine } : {}),
     });
+    if (!studyName?.success || !ownerId) return { ...report, study: null };
+    const subjects = [
+      ...report.imported.map((i) => i.subject),
+      ...report.skipped.filter((s) => s.reason === 'already imported').map((s) => s.path),
+    ];
+    const study = await fillStudy(database.db, ownerId, studyName.data, await importedCaseIds(database.db, subjects));
+    opts.onLine?.(`study ${study.name}: ${study.added} case(s) added, ${study.cases} in all`);
+    return { ...report, study };
   });
 }
 

@@ -112,3 +112,10 @@ export async function importIsles(
   }
   return report;
 }
+
+/** The ids of the shared-import cases of these subjects (those that exist). */
+export async function importedCaseIds(db: Kysely<Database>, subjects: string[]): Promise<string[]> {
+  if (!subjects.length) return [];
+  const rows = await db.selectFrom('cases').select('id').where('source', '=', 'import').where('subject_id', 'in', subjects).execute();
+  return rows.map((r) => r.id);
+}

@@ -126,8 +126,8 @@ export async function uploadCase(
 export async function deleteCase(db: Db, store: VolumeStore, viewer: Viewer, id: string): Promise<void> {
   const row = await findCase(db, viewer, id);
   if (!row) throw notFound('No such case');
-  if (!viewer.admin && row.owner_id !== viewer.userId) {
-    throw forbidden('Only an administrator can delete a shared case');
+  if (row.access !== 'manage') {
+    throw forbidden(row.owner_id === null ? 'Only an administrator can delete a shared case' : "Only the case's owner can delete it");
   }
   // Only this case's volumes (and its jobs' masks) can have become unreferenced: collect those,
   // not the whole store.

@@ -5,7 +5,10 @@ import { VOLUME_COLUMNS } from './volumes.js';
 
 type Db = Kysely<Database>;
 const CASE_COLUMNS = ['c.id', 'c.owner_id', 'c.name', 'c.source', 'c.subject_id', 'c.created_at'] as const;
-/** Who is asking: an admin sees every case; a user their own and the shared (owner-less) ones. */
+/**
+ * Who is asking: an admin sees every case; a user their own, the shared (owner-less) ones and
+ * those of the studies they are a member of.
+ */
 export interface Viewer {
   userId: string | null;
   admin: boolean;
@@ -30,8 +33,22 @@ export async function listCases(
     .orderBy('c.id', 'desc')
     .limit(opts.limit);
   if (!viewer.admin) {
+    const userId = viewer.userId;
     q = q.where((eb) =>
-      viewer.userId ? eb.or([eb('c.owner_id', 'is', null), eb('c.owner_id', '=', viewer.userId)]) : eb('c.owner_id', 'is', null),
+      userId
+        ? eb.or([
+            eb('c.owner_id', 'is', null),
+            eb('c.owner_id', '=', userId),
+            eb.exists(
+              eb
+                .selectFrom('study_cases as sc')
+                .innerJoin('study_members as sm', 'sm.study_id', 'sc.study_id')
+                .select('sc.case_id')
+                .whereRef('sc.case_id', '=', 'c.id')
+                .where('sm.user_id', '=', userId),
+            ),
+          ])
+        : eb('c.owner_id', 'is', null),
     );
   }
   if (opts.search) {
@@ -42,10 +59,30 @@ export async function listCases(
   return q.execute();
 }
 
-export async function findCase(db: Db, viewer: Viewer, id: string): Promise<CaseRow | undefined> {
-  const row = await db.selectFrom('cases as c').select(CASE_COLUMNS).where('c.id', '=', id).executeTakeFirst();
+/**
+ * What a viewer may do with a case: `manage` (its owner, an admin: delete it, add it to a study),
+ * `edit` (run models, save corrected masks: anyone signed in on a shared case, a study's owner or
+ * editor on the study's cases), `read` (a study's viewer; anyone signed out on a shared case).
+ */
+export type CaseAccess = 'manage' | 'edit' | 'read';
+
+export async function findCase(db: Db, viewer: Viewer, id: string): Promise<(CaseRow & { access: CaseAccess }) | undefined> {
+  const row = await db
+    .selectFrom('cases as c')
+    .select([
+      ...CASE_COLUMNS,
+      sql<string[]>`array(select distinct sm.role from study_cases sc join study_members sm on sm.study_id = sc.study_id
+        where sc.case_id = c.id and sm.user_id = ${viewer.userId})`.as('study_roles'),
+    ])
+    .where('c.id', '=', id)
+    .executeTakeFirst();
   if (!row) return undefined;
-  if (viewer.admin || row.owner_id === null || row.owner_id === viewer.userId) return row;
+  const { study_roles: studyRoles, ...c } = row;
+  if (viewer.admin || (c.owner_id !== null && c.owner_id === viewer.userId)) return { ...c, access: 'manage' };
+  if (c.owner_id === null || studyRoles.length) {
+    const edits = studyRoles.some((r) => r === 'owner' || r === 'editor') || (c.owner_id === null && viewer.userId !== null);
+    return { ...c, access: edits ? 'edit' : 'read' };
+  }
   return undefined;
 }
 

@@ -30,10 +30,13 @@ const listed = (db: Db) =>
     .innerJoin('cases as c', 'c.id', 'mv.case_id')
     .select([...COLUMNS, 'u.email', 'c.name as case_name']);
 
-/** The versions of a case, newest first: by one author, or everyone's (`authorId` null). */
-export function listMaskVersionRows(db: Db, caseId: string, authorId: string | null): Promise<MaskVersionListed[]> {
+/** The versions of a case, newest first: by these authors, or everyone's (`authorIds` null). */
+export function listMaskVersionRows(db: Db, caseId: string, authorIds: string[] | null): Promise<MaskVersionListed[]> {
   let q = listed(db).where('mv.case_id', '=', caseId).orderBy('mv.created_at', 'desc').orderBy('mv.version', 'desc');
-  if (authorId !== null) q = q.where('mv.author_id', '=', authorId);
+  if (authorIds !== null) {
+    if (!authorIds.length) return Promise.resolve([]);
+    q = q.where('mv.author_id', 'in', authorIds);
+  }
   return q.execute();
 }
 

@@ -1,3 +1,4 @@
+import type { StudyRole } from '../../shared/studies.js';
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
 export type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -150,6 +151,30 @@ export interface JobVolumesTable {
   volume_id: string;
 }
 
+/** A named set of cases (#27); what members may do is in study_members. */
+export interface StudiesTable {
+  id: Generated<string>;
+  name: string;
+  description: Generated<string>;
+  created_by: string | null;
+  created_at: Timestamp;
+}
+export type StudyRow = Selectable<StudiesTable>;
+
+export interface StudyMembersTable {
+  study_id: string;
+  user_id: string;
+  role: StudyRole;
+  added_at: Timestamp;
+}
+
+export interface StudyCasesTable {
+  study_id: string;
+  case_id: string;
+  added_by: string | null;
+  added_at: Timestamp;
+}
+
 export interface Database {
   jobs: JobsTable;
   job_volumes: JobVolumesTable;
@@ -158,6 +183,9 @@ export interface Database {
   cases: CasesTable;
   case_volumes: CaseVolumesTable;
   case_dicom: CaseDicomTable;
+  studies: StudiesTable;
+  study_members: StudyMembersTable;
+  study_cases: StudyCasesTable;
   app_settings: AppSettingsTable;
   users: UsersTable;
   sessions: SessionsTable;

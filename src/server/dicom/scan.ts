@@ -13,6 +13,9 @@ import { cpuTask } from '../workers/task.js';
  * transfer syntax refuses the import with a message naming the file. Objects that are not MR
  * images (structured reports, presentation states, DICOMDIRs, vendors' private objects) are
  * skipped and listed.
+ *
+ * One file (~400 lines) on purpose: the checks and the readings share the element walk, and a
+ * check split from the reading it guards is a check that drifts from it.
  */
 
 /** A file of the upload: where it is on disk, and the name it had (for messages only; never a path we open). */

@@ -4,7 +4,8 @@ import type { JobProgressEvent, JobResultView, JobView } from '../../shared/jobs
 import type { SegmentationMetrics } from '../../shared/models.js';
 import { activeJobLimit, guestQueueLimit, newAccountQueueLimit } from '../auth/quotas.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../volumes/descriptors.js';
-import { type Viewer, findCase } from '../db/cases.js';
+import type { Viewer } from '../db/cases.js';
+import { caseToEdit } from '../cases/access.js';
 import { findVolumes } from '../db/volumes.js';
 import {
   JOB_COLUMNS,
@@ -202,7 +203,7 @@ export async function createJob(
     const existing = await findJobByKey(db, viewer.userId, input.idempotencyKey);
     if (existing) return sameRequest(existing);
   }
-  if (!(await findCase(db, viewer, input.caseId))) throw notFound('No such case');
+  await caseToEdit(db, viewer, input.caseId);
   const unknown = input.modelIds.filter((m) => !knownModels.has(m));
   if (unknown.length) {
     throw invalid(`Unknown model${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`);

@@ -3,6 +3,8 @@ import type { LesionList } from '../../shared/lesions.js';
 import type { MaskVersionView } from '../../shared/masks.js';
 import type { MaskProvenance } from '../../shared/refine.js';
 import { type Viewer, caseVolumes, findCase } from '../db/cases.js';
+import { caseToEdit } from '../cases/access.js';
+import { coRaters } from '../db/studies.js';
 import { findJob } from '../db/jobs.js';
 import {
   type MaskVersionListed,
@@ -60,8 +62,7 @@ export async function saveMaskVersion(
         : `Guests may keep ${versions.limit} corrected masks; delete one, or create an account`,
     );
   const overVersions = async (q: Db) => (await countMaskVersions(q, author.id, versions.perCase ? input.caseId : null)) >= versions.limit;
-  const row = await findCase(db, viewer, input.caseId);
-  if (!row) throw notFound('No such case', { field: 'caseId' });
+  await caseToEdit(db, viewer, input.caseId, 'caseId');
   const volumes = await caseVolumes(db, input.caseId);
   if (await overVersions(db)) throw versionsFull();
   const dwi = volumes.find((v) => v.role === 'dwi');
@@ -138,15 +139,28 @@ export function provenanceOf(
   };
 }
 
-/** The versions a viewer may see on a case: their own (admins: everyone's), newest first. */
+/**
+ * Whose versions of a case a viewer may see: their own, and those of their fellow members of the
+ * studies that hold the case (a second rater compares with the first). Admins: everyone's.
+ */
+async function authorsVisibleTo(db: Db, viewer: Viewer, caseId: string): Promise<string[]> {
+  if (!viewer.userId) return [];
+  return [...new Set([viewer.userId, ...(await coRaters(db, viewer.userId, caseId))])];
+}
+
+/** The versions a viewer may see on a case: see authorsVisibleTo (admins: everyone's), newest first. */
 export async function listMaskVersions(db: Db, viewer: Viewer, caseId: string): Promise<MaskVersionListed[]> {
   if (!(await findCase(db, viewer, caseId))) throw notFound('No such case');
-  return listMaskVersionRows(db, caseId, viewer.admin ? null : (viewer.userId ?? '00000000-0000-0000-0000-000000000000'));
+  return listMaskVersionRows(db, caseId, viewer.admin ? null : await authorsVisibleTo(db, viewer, caseId));
 }
 
 export async function findMaskVersion(db: Db, viewer: Viewer, id: string): Promise<MaskVersionListed> {
   const row = await findMaskVersionRow(db, id);
-  if (!row || (!viewer.admin && row.author_id !== viewer.userId) || !(await findCase(db, viewer, row.case_id))) {
+  if (
+    !row ||
+    !(await findCase(db, viewer, row.case_id)) ||
+    (!viewer.admin && !(await authorsVisibleTo(db, viewer, row.case_id)).includes(row.author_id))
+  ) {
     throw notFound('No such mask version');
   }
   return row;
@@ -176,6 +190,8 @@ export async function toMaskView(db: Db, row: MaskVersionListed, links: VolumeLi
 /** The author or an admin. The file goes when nothing else references it. */
 export async function deleteMaskVersion(db: Db, store: VolumeStore, viewer: Viewer, id: string): Promise<void> {
   const row = await findMaskVersion(db, viewer, id);
+  // a fellow study member may read the version, never delete it
+  if (!viewer.admin && row.author_id !== viewer.userId) throw forbidden('Only its author (or an administrator) may delete a mask version');
   await deleteMaskVersionRow(db, row.id);
   await removeIfUnreferenced(db, store, await findUnreferencedVolumes(db, { ids: [row.volume_id] }));
 }

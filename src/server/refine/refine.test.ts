@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
@@ -9,18 +6,14 @@ import type { Lesion } from '../../shared/lesions.js';
 import type { MaskVersionView } from '../../shared/masks.js';
 import { seedDemoCases } from '../cases/demo.js';
 import { importIsles } from '../cases/import.js';
-import { parseEnv } from '../env.js';
-import { type JobRuntime, startJobRuntime } from '../jobs/runtime.js';
-import { createLogger } from '../logger.js';
 import { readNifti, toFloat32 } from '../nifti/read.js';
 import { encodeNifti } from '../nifti/write.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
-import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
+import { type Running, serveStack } from '../test/stack.js';
 import { describeEachDatabase } from '../test/databases.js';
 import { HAVE_ISLES22, ISLES22_DIR, ISLES22_TITLE } from '../test/isles22.js';
-import { serveApp, trpcClient } from '../test/live.js';
-import { FsVolumeStore } from '../volumes/store.js';
+import { trpcClient } from '../test/live.js';
 
 // #24 over real HTTP on both databases: the lesion list of a job and of a saved version, and
 // click refinement with the built-in interactive model (click-grow-v1, through onnxruntime).
@@ -142,26 +135,14 @@ async function refineError(p: Promise<unknown>): Promise<{ status: number; messa
 }
 
 describeEachDatabase('lesions and click refinement', (current) => {
-  const running: { stop(): Promise<void> }[] = [];
+  const running: Running = [];
   afterEach(async () => {
     for (const r of running.splice(0).reverse()) await r.stop();
   });
 
   async function setup(opts: { isles?: boolean } = {}) {
     const database = current().handle;
-    const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-refine-')));
-    const runtime: JobRuntime = await startJobRuntime({
-      database,
-      store,
-      models,
-      env: parseEnv({ NODE_ENV: 'test' }),
-      log: createLogger({ level: 'silent' }),
-      runWorker: true,
-    });
-    running.push({ stop: () => runtime.stop(2000) });
-    const t = makeTestApp({ database, models, store, jobs: runtime.jobs });
-    const server = await serveApp(t.app);
-    running.push({ stop: () => server.close() });
+    const { store, server, ...t } = await serveStack({ database, models, running, prefix: 'sv-refine-' });
     let caseId: string;
     if (opts.isles) {
       const report = await importIsles(database.db, store, ISLES22_DIR, { maxVoxels: 50_000_000 });

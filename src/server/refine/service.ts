@@ -2,7 +2,8 @@ import type { Kysely } from 'kysely';
 import { ROLE_LABELS } from '../../shared/cases.js';
 import { DEFAULT_INTERACTIVE_MODEL_ID } from '../../shared/models.js';
 import type { RefineInput, RefineResult } from '../../shared/refine.js';
-import { type Viewer, caseVolumes, findCase } from '../db/cases.js';
+import { type Viewer, caseVolumes } from '../db/cases.js';
+import { caseToEdit } from '../cases/access.js';
 import { findJob } from '../db/jobs.js';
 import type { Database } from '../db/tables.js';
 import { findVolume } from '../db/volumes.js';
@@ -41,7 +42,7 @@ export async function refineMask(deps: RefineDeps, viewer: Viewer & { userId: st
       });
     throw notFound(`No interactive model ${modelId}`, { field: 'modelId' });
   }
-  if (!(await findCase(db, viewer, input.caseId))) throw notFound('No such case', { field: 'caseId' });
+  await caseToEdit(db, viewer, input.caseId, 'caseId');
   const volumes = await caseVolumes(db, input.caseId);
   const role = (r: string) => volumes.find((v) => v.role === r);
   const dwi = role('dwi');

@@ -5,6 +5,7 @@ import { casesRouter } from './cases.js';
 import { jobsRouter } from './jobs.js';
 import { masksRouter } from './masks.js';
 import { modelsRouter } from './models.js';
+import { studiesRouter } from './studies.js';
 import { systemRouter } from './system.js';
 
 export const appRouter = router({
@@ -15,6 +16,7 @@ export const appRouter = router({
   models: modelsRouter,
   jobs: jobsRouter,
   masks: masksRouter,
+  studies: studiesRouter,
 });
 
 export type AppRouter = typeof appRouter;

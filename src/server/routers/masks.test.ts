@@ -1,23 +1,16 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { JobView } from '../../shared/jobs.js';
 import type { MaskVersionView } from '../../shared/masks.js';
 import { seedDemoCases } from '../cases/demo.js';
-import { parseEnv } from '../env.js';
-import { type JobRuntime, startJobRuntime } from '../jobs/runtime.js';
 import { runRetention } from '../jobs/retention.js';
-import { createLogger } from '../logger.js';
 import { readNifti, toFloat32 } from '../nifti/read.js';
 import { encodeNifti, writeNiftiGz } from '../nifti/write.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
-import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
+import { type Running, serveStack } from '../test/stack.js';
 import { describeEachDatabase } from '../test/databases.js';
-import { serveApp, trpcClient } from '../test/live.js';
-import { FsVolumeStore } from '../volumes/store.js';
+import { trpcClient } from '../test/live.js';
 
 let models: ModelRegistry;
 beforeAll(async () => {
@@ -28,26 +21,14 @@ afterAll(async () => {
 });
 
 describeEachDatabase('corrected masks', (current) => {
-  const running: { stop(): Promise<void> }[] = [];
+  const running: Running = [];
   afterEach(async () => {
     for (const r of running.splice(0).reverse()) await r.stop();
   });
 
   async function setup() {
     const database = current().handle;
-    const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-masks-')));
-    const runtime: JobRuntime = await startJobRuntime({
-      database,
-      store,
-      models,
-      env: parseEnv({ NODE_ENV: 'test' }),
-      log: createLogger({ level: 'silent' }),
-      runWorker: true,
-    });
-    running.push({ stop: () => runtime.stop(2000) });
-    const t = makeTestApp({ database, models, store, jobs: runtime.jobs });
-    const server = await serveApp(t.app);
-    running.push({ stop: () => server.close() });
+    const { store, server, ...t } = await serveStack({ database, models, running, prefix: 'sv-masks-' });
     await seedDemoCases(database.db, store, 1);
     const user = async (email: string) => {
       const b = new TestBrowser(t.app);

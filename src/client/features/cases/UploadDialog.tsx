@@ -1,9 +1,10 @@
-import { type DragEvent, useState } from 'react';
+import { useState } from 'react';
 import { VOLUME_ROLES, type VolumeRole } from '../../../shared/cases.js';
 import { navigate } from '../../router.js';
 import { MiB } from '../../../shared/units.js';
 import { useApiUrl } from '../../api-url.js';
 import { DicomUpload } from '../dicom/DicomUpload.js';
+import { Dropzone } from '../../components/Dropzone.js';
 
 /** The role a file's name suggests (editable in the dialog). */
 export function guessRole(name: string): VolumeRole | '' {
@@ -37,7 +38,6 @@ export function UploadDialog(props: { onClose: () => void }) {
   const apiUrl = useApiUrl();
   const [files, setFiles] = useState<Picked[]>([]);
   const [name, setName] = useState('');
-  const [over, setOver] = useState(false);
   const [progress, setProgress] = useState<number | null>(null);
   const [error, setError] = useState<{ message: string; role: VolumeRole | null } | null>(null);
   const [dicom, setDicom] = useState(false);
@@ -48,11 +48,6 @@ export function UploadDialog(props: { onClose: () => void }) {
     setFiles((prev) => [...prev, ...picked]);
     if (!name && picked[0]) setName(picked[0].file.name.replace(/(_|-)?(dwi|adc|flair|msk|mask|seg)?\.nii(\.gz)?$/i, '') || 'My case');
     setError(null);
-  };
-  const drop = (e: DragEvent) => {
-    e.preventDefault();
-    setOver(false);
-    add(e.dataTransfer.files);
   };
 
   const upload = () => {
@@ -96,20 +91,12 @@ export function UploadDialog(props: { onClose: () => void }) {
   return (
     <div className="panel" data-testid="upload-dialog">
       <h2>Upload a case</h2>
-      <div
-        className={`dropzone ${over ? 'over' : ''}`}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setOver(true);
-        }}
-        onDragLeave={() => setOver(false)}
-        onDrop={drop}
-      >
+      <Dropzone onDrop={(e) => add(e.dataTransfer.files)}>
         Drop DWI, ADC, FLAIR and ground-truth files here (.nii or .nii.gz), or{' '}
         <label className="inline" style={{ display: 'inline-flex' }}>
           <input type="file" multiple accept=".nii,.gz" aria-label="Choose files" onChange={(e) => add(e.target.files)} />
         </label>
-      </div>
+      </Dropzone>
       {files.length > 0 && (
         <table className="list files">
           <tbody>

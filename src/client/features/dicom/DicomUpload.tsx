@@ -3,6 +3,7 @@ import type { DicomUploadResult, SeriesChoice } from '../../../shared/dicom.js';
 import { MiB } from '../../../shared/units.js';
 import { useApiUrl } from '../../api-url.js';
 import { navigate } from '../../router.js';
+import { Dropzone } from '../../components/Dropzone.js';
 
 /** A file of the study with the name it is sent under (its path inside a dropped or picked folder). */
 interface Picked {
@@ -43,7 +44,6 @@ type Answer = { ok: true; data: DicomUploadResult } | { ok: false; message: stri
 export function DicomUpload(props: { onClose: () => void; onNifti: () => void }) {
   const apiUrl = useApiUrl();
   const [files, setFiles] = useState<Picked[]>([]);
-  const [over, setOver] = useState(false);
   const [progress, setProgress] = useState<{ pct: number; what: string } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [report, setReport] = useState<DicomUploadResult['import'] | null>(null);
@@ -124,19 +124,7 @@ export function DicomUpload(props: { onClose: () => void; onNifti: () => void })
   return (
     <div className="panel" data-testid="dicom-upload">
       <h2>Import a DICOM study</h2>
-      <div
-        className={`dropzone ${over ? 'over' : ''}`}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setOver(true);
-        }}
-        onDragLeave={() => setOver(false)}
-        onDrop={(e) => {
-          e.preventDefault();
-          setOver(false);
-          void filesFromDrop(e).then(pick);
-        }}
-      >
+      <Dropzone onDrop={(e) => void filesFromDrop(e).then(pick)}>
         Drop a study folder or a .zip here, or pick a{' '}
         <label className="inline" style={{ display: 'inline-flex' }}>
           folder{' '}
@@ -158,7 +146,7 @@ export function DicomUpload(props: { onClose: () => void; onNifti: () => void })
             onChange={(e) => pick([...(e.target.files ?? [])].map((file) => ({ file, name: file.name })))}
           />
         </label>
-      </div>
+      </Dropzone>
       {files.length > 0 && (
         <p className="hint" data-testid="dicom-picked">
           {files.length} file{files.length > 1 ? 's' : ''}, {(bytes / MiB).toFixed(1)} MiB. Patient data is {''}

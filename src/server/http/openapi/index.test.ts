@@ -1,21 +1,13 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { validate } from '@readme/openapi-parser';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { CaseDetail } from '../../../shared/cases.js';
 import type { JobView } from '../../../shared/jobs.js';
 import { seedDemoCases } from '../../cases/demo.js';
-import { parseEnv } from '../../env.js';
-import { type JobRuntime, startJobRuntime } from '../../jobs/runtime.js';
-import { createLogger } from '../../logger.js';
 import { readNifti } from '../../nifti/read.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../../segmentation/models.js';
-import { makeTestApp } from '../../test/app.js';
 import { TestBrowser } from '../../test/browser.js';
+import { type Running, serveStack } from '../../test/stack.js';
 import { describeEachDatabase } from '../../test/databases.js';
-import { serveApp } from '../../test/live.js';
-import { FsVolumeStore } from '../../volumes/store.js';
 
 let models: ModelRegistry;
 beforeAll(async () => {
@@ -26,26 +18,14 @@ afterAll(async () => {
 });
 
 describeEachDatabase('REST routes and /api/openapi.json', (current) => {
-  const running: { stop(): Promise<void> }[] = [];
+  const running: Running = [];
   afterEach(async () => {
     for (const r of running.splice(0).reverse()) await r.stop();
   });
 
   async function setup() {
     const database = current().handle;
-    const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-rest-')));
-    const runtime: JobRuntime = await startJobRuntime({
-      database,
-      store,
-      models,
-      env: parseEnv({ NODE_ENV: 'test' }),
-      log: createLogger({ level: 'silent' }),
-      runWorker: true,
-    });
-    running.push({ stop: () => runtime.stop(2000) });
-    const t = makeTestApp({ database, models, store, jobs: runtime.jobs });
-    const server = await serveApp(t.app);
-    running.push({ stop: () => server.close() });
+    const { store, server, ...t } = await serveStack({ database, models, running, prefix: 'sv-rest-' });
     await seedDemoCases(database.db, store, 1);
     const browser = new TestBrowser(t.app);
     await browser.mutate('auth.register', { email: 'rest@x.org', password: 'correct horse battery' });
@@ -91,6 +71,14 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
         'masks-endRefine',
         'masks-save',
         'models-list',
+        'studies-byId',
+        'studies-cases-add',
+        'studies-cases-remove',
+        'studies-create',
+        'studies-delete',
+        'studies-list',
+        'studies-members-remove',
+        'studies-members-set',
       ].sort(),
     );
     expect(doc.paths['/jobs']!.post!.security).toEqual([{ bearer: [] }]);

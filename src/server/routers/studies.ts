@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { okSchema } from '../../shared/errors.js';
+import {
+  createStudySchema,
+  removeStudyMemberSchema,
+  studyCasesInputSchema,
+  studyDetailSchema,
+  studyIdSchema,
+  studyMemberInputSchema,
+  studySummarySchema,
+} from '../../shared/studies.js';
+import { viewerOf } from '../context.js';
+import {
+  addCasesToStudy,
+  createStudy,
+  deleteStudy,
+  getStudy,
+  listStudySummaries,
+  removeCaseFromStudy,
+  removeStudyMember,
+  setMember,
+} from '../studies/service.js';
+import { protectedProcedure, router } from '../trpc.js';
+
+const tags = ['studies'];
+
+export const studiesRouter = router({
+  /** The studies you are a member of (admins: all), with your role in each. */
+  list: protectedProcedure
+    .meta({ openapi: { method: 'GET', path: '/studies', tags, summary: 'Studies you are a member of' } })
+    .input(z.void())
+    .output(z.array(studySummarySchema))
+    .query(({ ctx }) => listStudySummaries(ctx.db, viewerOf(ctx.user))),
+
+  /** A study with its members and cases; NOT_FOUND for a non-member. */
+  byId: protectedProcedure
+    .meta({ openapi: { method: 'GET', path: '/studies/{id}', tags, summary: 'A study, its members and cases' } })
+    .input(studyIdSchema)
+    .output(studyDetailSchema)
+    .query(({ ctx, input }) => getStudy(ctx.db, viewerOf(ctx.user), input.id)),
+
+  /** A new study; you are its owner. */
+  create: protectedProcedure
+    .meta({ openapi: { method: 'POST', path: '/studies', tags, summary: 'Create a study (you are its owner)' } })
+    .input(createStudySchema)
+    .output(studyDetailSchema)
+    .mutation(async ({ ctx, input }) => {
+      const viewer = viewerOf(ctx.user);
+      const id = await createStudy(ctx.db, viewer, input);
+      ctx.log.info({ studyId: id }, 'study created');
+      return getStudy(ctx.db, viewer, id);
+    }),
+
+  /** Deletes a study (owner): its cases, masks and results stay. */
+  delete: protectedProcedure
+    .meta({ openapi: { method: 'DELETE', path: '/studies/{id}', tags, summary: 'Delete a study (its cases stay)' } })
+    .input(studyIdSchema)
+    .output(okSchema)
+    .mutation(async ({ ctx, input }) => {
+      await deleteStudy(ctx.db, viewerOf(ctx.user), input.id);
+      return { ok: true as const };
+    }),
+
+  members: router({
+    /** Adds a member by email or changes their role (owner). */
+    set: protectedProcedure
+      .meta({ openapi: { method: 'POST', path: '/studies/{studyId}/members', tags, summary: 'Add a member or change their role' } })
+      .input(studyMemberInputSchema)
+      .output(studyDetailSchema)
+      .mutation(async ({ ctx, input }) => {
+        const viewer = viewerOf(ctx.user);
+        await setMember(ctx.db, viewer, input);
+        return getStudy(ctx.db, viewer, input.studyId);
+      }),
+    /** Removes a member (owner), or leaves the study (yourself). */
+    remove: protectedProcedure
+      .meta({ openapi: { method: 'DELETE', path: '/studies/{studyId}/members/{userId}', tags, summary: 'Remove a member (or leave)' } })
+      .input(removeStudyMemberSchema)
+      .output(okSchema)
+      .mutation(async ({ ctx, input }) => {
+        await removeStudyMember(ctx.db, viewerOf(ctx.user), input);
+        return { ok: true as const };
+      }),
+  }),
+
+  cases: router({
+    /** Adds cases you own (or shared demo cases) to the study (owner, editor). */
+    add: protectedProcedure
+      .meta({ openapi: { method: 'POST', path: '/studies/{studyId}/cases', tags, summary: 'Add cases to a study' } })
+      .input(studyCasesInputSchema)
+      .output(z.object({ added: z.number().int() }))
+      .mutation(async ({ ctx, input }) => ({ added: await addCasesToStudy(ctx.db, viewerOf(ctx.user), input) })),
+    /** Removes a case from the study; the case itself stays. */
+    remove: protectedProcedure
+      .meta({ openapi: { method: 'DELETE', path: '/studies/{studyId}/cases/{caseId}', tags, summary: 'Remove a case from a study' } })
+      .input(z.object({ studyId: z.uuid({ message: 'Not a valid study id' }), caseId: z.uuid({ message: 'Not a valid case id' }) }))
+      .output(okSchema)
+      .mutation(async ({ ctx, input }) => {
+        await removeCaseFromStudy(ctx.db, viewerOf(ctx.user), input);
+        return { ok: true as const };
+      }),
+  }),
+});
