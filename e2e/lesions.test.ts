@@ -11,7 +11,7 @@ import type { Lesion } from '../src/shared/lesions.js';
 import type { MaskVersionView } from '../src/shared/masks.js';
 import { HAVE_ISLES22, ISLES22_DIR, ISLES22_TITLE } from '../src/server/test/isles22.js';
 import { ROOT, type ServerProcess, builtEntry } from '../src/server/test/process.js';
-import { launchBrowser, newPage, startServer, watch } from './helpers.js';
+import { SCREENSHOTS, launchBrowser, newPage, startServer, watch } from './helpers.js';
 
 // Reviewing and refining a result on the real case: the lesion table, the crosshair it moves, the
 // status colours, and edit mode's reject, click-to-add (the built-in interactive model through
@@ -102,7 +102,7 @@ describe.skipIf(!HAVE_ISLES22)(`review and refine: ${ISLES22_TITLE}`, () => {
     const job = await api<JobView>(page, 'jobs.byId', { id: listed.id });
     const list = job.result!.lesions!;
     const rows = page.locator('[data-testid^="lesion-row-"]');
-    await expect.poll(() => rows.count()).toBe(list.items.length);
+    await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(list.items.length);
     // the heading's counts and the rows' chips are jobs.byId's
     const { tp: nTp, fp: nFp, fn: nFn } = list.counts;
     expect(await page.getByTestId('lesion-counts').textContent()).toBe(`(${list.items.length}: ${nTp} TP · ${nFp} FP · ${nFn} FN)`);
@@ -119,15 +119,15 @@ describe.skipIf(!HAVE_ISLES22)(`review and refine: ${ISLES22_TITLE}`, () => {
 
     // a row click puts the crosshair on the lesion's seed voxel (the readout is on the DWI grid) and selects the row
     await page.getByTestId(`lesion-row-${tp.id}`).click();
-    await expect.poll(() => voxel(page)).toBe(tp.seedVoxel.join(','));
+    await expect.poll(() => voxel(page), { timeout: 60_000 }).toBe(tp.seedVoxel.join(','));
     expect(await page.getByTestId(`lesion-row-${tp.id}`).getAttribute('aria-selected')).toBe('true');
     // N / P: the next and previous row in the table's order (by id until sorted)
     const byId = [...list.items].sort((a, b) => a.id - b.id);
     const after = byId[(byId.findIndex((l) => l.id === tp.id) + 1) % byId.length]!;
     await page.keyboard.press('n');
-    await expect.poll(() => voxel(page)).toBe(after.seedVoxel.join(','));
+    await expect.poll(() => voxel(page), { timeout: 60_000 }).toBe(after.seedVoxel.join(','));
     await page.keyboard.press('p');
-    await expect.poll(() => voxel(page)).toBe(tp.seedVoxel.join(','));
+    await expect.poll(() => voxel(page), { timeout: 60_000 }).toBe(tp.seedVoxel.join(','));
     // sorted by volume (a header click): largest first
     await page.getByTestId('lesion-table').getByRole('columnheader', { name: 'mL' }).click();
     const largest = [...list.items].sort((a, b) => b.voxels - a.voxels || a.id - b.id)[0]!;
@@ -148,27 +148,34 @@ describe.skipIf(!HAVE_ISLES22)(`review and refine: ${ISLES22_TITLE}`, () => {
     await page.getByLabel('Layout').selectOption('axial');
     await page.getByRole('button', { name: 'Edit' }).click();
     await page.getByRole('heading', { name: /^Editing/ }).waitFor();
-    await expect.poll(() => rows.count()).toBe(list.items.length);
+    await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(list.items.length);
 
     // reject two FPs with their rows' ✕: their pixels go from the slice through them
     for (const fp of fps.slice(0, 2)) {
       await page.getByTestId(`lesion-row-${fp.id}`).click();
-      await expect.poll(() => voxel(page)).toBe(fp.seedVoxel.join(','));
-      await page.waitForTimeout(300);
-      const before = await png(page);
-      const c = crosshair(before);
-      const redBefore = count(before, c.x, c.y, 6, isRed);
-      expect(redBefore, `lesion ${fp.id} is drawn at the crosshair`).toBeGreaterThan(0);
+      await expect.poll(() => voxel(page), { timeout: 60_000 }).toBe(fp.seedVoxel.join(','));
+      await page.screenshot({ path: path.join(SCREENSHOTS, 'lesions-reject.png'), fullPage: true });
+      let c = { x: 0, y: 0 };
+      await expect
+        .poll(
+          async () => {
+            const img = await png(page);
+            c = crosshair(img);
+            return count(img, c.x, c.y, 6, isRed);
+          },
+          { timeout: 60_000, message: `lesion ${fp.id} is drawn at the crosshair` },
+        )
+        .toBeGreaterThan(0);
       await page.getByRole('button', { name: `Reject lesion ${fp.id}` }).click();
-      await expect.poll(() => page.getByTestId(`lesion-row-${fp.id}`).count()).toBe(0);
-      await expect.poll(async () => count(await png(page), c.x, c.y, 6, isRed)).toBe(0);
+      await expect.poll(() => page.getByTestId(`lesion-row-${fp.id}`).count(), { timeout: 60_000 }).toBe(0);
+      await expect.poll(async () => count(await png(page), c.x, c.y, 6, isRed), { timeout: 60_000 }).toBe(0);
     }
     expect(await page.getByTestId('edit-counts').textContent()).toBe('0 strokes · 2 rejected · 0 refined');
     expect(await rows.count()).toBe(list.items.length - 2);
 
     // click to add: the crosshair on the missed lesion's seed, then a click right there with the tool
     await page.getByTestId(`lesion-row-${fn!.id}`).click();
-    await expect.poll(() => voxel(page)).toBe(fn!.seedVoxel.join(','));
+    await expect.poll(() => voxel(page), { timeout: 60_000 }).toBe(fn!.seedVoxel.join(','));
     await page.waitForTimeout(300);
     const before = await png(page);
     const c = crosshair(before);
@@ -178,20 +185,20 @@ describe.skipIf(!HAVE_ISLES22)(`review and refine: ${ISLES22_TITLE}`, () => {
     await page.mouse.click(box.x + c.x, box.y + c.y);
     await expect.poll(() => page.getByTestId('edit-counts').textContent(), { timeout: 120_000 }).toBe('0 strokes · 2 rejected · 1 refined');
     expect(await voxel(page), 'the click landed on the seed voxel').toBe(fn!.seedVoxel.join(','));
-    await expect.poll(async () => count(await png(page), c.x, c.y, 8, isRed)).toBeGreaterThan(redBefore + 10);
+    await expect.poll(async () => count(await png(page), c.x, c.y, 8, isRed), { timeout: 60_000 }).toBeGreaterThan(redBefore + 10);
     const refined = count(await png(page), c.x, c.y, 8, isRed);
     // the working mask's fresh list (refine's): one missed lesion fewer, the rejected FPs still gone
     const missedRows = page.locator('[data-testid^="lesion-row-"][data-status="FN"]');
-    await expect.poll(() => missedRows.count()).toBeLessThanOrEqual(list.counts.fn - 1);
+    await expect.poll(() => missedRows.count(), { timeout: 60_000 }).toBeLessThanOrEqual(list.counts.fn - 1);
     expect(await page.locator('[data-testid^="lesion-row-"][data-status="FP"]').count()).toBeLessThanOrEqual(list.counts.fp - 2);
     await page.screenshot({ path: path.join(DOCS, 'refine.png'), fullPage: true });
 
     // undo takes the refinement back, redo brings it again
     await page.keyboard.press('Control+z');
-    await expect.poll(async () => count(await png(page), c.x, c.y, 8, isRed)).toBe(redBefore);
+    await expect.poll(async () => count(await png(page), c.x, c.y, 8, isRed), { timeout: 60_000 }).toBe(redBefore);
     expect(await page.getByTestId('edit-counts').textContent()).toBe('0 strokes · 2 rejected · 0 refined');
     await page.keyboard.press('Control+Shift+z');
-    await expect.poll(async () => count(await png(page), c.x, c.y, 8, isRed)).toBe(refined);
+    await expect.poll(async () => count(await png(page), c.x, c.y, 8, isRed), { timeout: 60_000 }).toBe(refined);
     expect(await page.getByTestId('edit-counts').textContent()).toBe('0 strokes · 2 rejected · 1 refined');
 
     // save: the version's provenance says what was done; its lesion list has two FPs and one FN fewer
@@ -208,7 +215,7 @@ describe.skipIf(!HAVE_ISLES22)(`review and refine: ${ISLES22_TITLE}`, () => {
     expect(counts.fn).toBeLessThanOrEqual(list.counts.fn - 1);
     expect(version.diceVsGroundTruth!).toBeGreaterThan(job.result!.metrics.dice!);
     // the table now lists the version shown
-    await expect.poll(() => rows.count()).toBe(version.lesions!.items.length);
+    await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(version.lesions!.items.length);
     const missed = (ls: Lesion[]) => ls.filter((l) => l.status === 'FN').length;
     expect(missed(version.lesions!.items)).toBe(counts.fn);
     seen.expectNone();
