@@ -122,7 +122,9 @@ describeEachDatabase('auth', (current) => {
   });
 
   it('sliding expiry renews at most hourly, capped by the absolute lifetime; expired sessions are gone', async () => {
-    const { browser } = setup();
+    // The rows are aged here by SQL, which the session cache (SESSION_CACHE_S) would not see for
+    // its TTL — only changes the app makes reach it; the cache has its own tests (auth/session-cache.test.ts).
+    const { browser } = setup({ SESSION_CACHE_S: '0' });
     const b = browser();
     await b.mutate('auth.register', { email: 's@x.org', password: PASSWORD });
     const [before] = await db().selectFrom('sessions').select(['id', 'expires_at', 'created_at']).execute();
