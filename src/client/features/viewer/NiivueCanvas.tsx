@@ -93,7 +93,9 @@ export default function NiivueCanvas(props: {
         } else {
           nv.createEmptyDrawing();
         }
-        nv.setDrawColormap('_draw');
+        // ITK-SNAP's label colours: label 1 (the pen) is red. NiiVue 0.69 has no '_draw' map; an
+        // unknown name falls back to a grey ramp that drew label 1 almost black.
+        nv.setDrawColormap('$itksnap');
         nv.setDrawingEnabled(true);
         nv.setPenValue(1, false);
       },
