@@ -27,6 +27,7 @@ export const pacsStudyViewSchema = z.object({
   series: z.number().int().nullable(),
   instances: z.number().int().nullable(),
 });
+export type PacsStudyView = z.infer<typeof pacsStudyViewSchema>;
 
 export const pacsPullSchema = z.strictObject({
   studyInstanceUid: z.string().regex(/^[0-9.]{1,64}$/, { error: 'studyInstanceUid: a DICOM UID (digits and dots)' }),

@@ -6,18 +6,14 @@ import type { DicomUploadResult, SegExportView } from '../../shared/dicom.js';
 import type { JobView } from '../../shared/jobs.js';
 import type { MaskVersionView } from '../../shared/masks.js';
 import { seedDemoCases } from '../cases/demo.js';
-import { parseEnv } from '../env.js';
-import { type JobRuntime, startJobRuntime } from '../jobs/runtime.js';
-import { createLogger } from '../logger.js';
 import { readNifti } from '../nifti/read.js';
 import { encodeNifti } from '../nifti/write.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
-import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
 import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, dciodvfyErrors, folderForm, tempDir } from '../test/dicom.js';
-import { serveApp, trpcClient } from '../test/live.js';
-import { FsVolumeStore } from '../volumes/store.js';
+import { trpcClient } from '../test/live.js';
+import { type Running, serveStack } from '../test/stack.js';
 import { readSeg } from './seg-read.js';
 
 // #26: the SEG export through the API — a DICOM-imported case (the real Philips series) is
@@ -35,26 +31,20 @@ afterAll(async () => {
 
 describe.skipIf(!HAVE_PHILIPS)(`DICOM SEG export over the API${PHILIPS_SKIP_NOTE}`, () => {
   describeEachDatabase('seg export', (current) => {
-    const running: { stop(): Promise<void> }[] = [];
+    const running: Running = [];
     afterEach(async () => {
       for (const r of running.splice(0).reverse()) await r.stop();
     });
 
     async function setup() {
       const database = current().handle;
-      const store = new FsVolumeStore(tempDir('sv-seg-store-'));
-      const runtime: JobRuntime = await startJobRuntime({
+      const { store, server, ...t } = await serveStack({
         database,
-        store,
         models,
-        env: parseEnv({ NODE_ENV: 'test' }),
-        log: createLogger({ level: 'silent' }),
-        runWorker: true,
+        running,
+        prefix: 'sv-seg-store-',
+        uploadDir: tempDir('sv-seg-spool-'),
       });
-      running.push({ stop: () => runtime.stop(2000) });
-      const t = makeTestApp({ database, models, store, jobs: runtime.jobs, uploadDir: tempDir('sv-seg-spool-') });
-      const server = await serveApp(t.app);
-      running.push({ stop: () => server.close() });
       const browser = new TestBrowser(t.app);
       await browser.mutate('auth.register', { email: 'seg@example.org', password: 'correct horse battery' });
       const token = (await browser.mutate<{ token: string }>('auth.tokens.create', { name: 'seg' })).data.token;

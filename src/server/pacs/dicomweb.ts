@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
 import { unavailable, unprocessable } from '../errors.js';
+import type { PacsStudyView } from '../../shared/pacs.js';
 
 /**
  * A DICOMweb client (PS3.18) for the one PACS a deployment names (`PACS_URL`, optional
@@ -16,16 +16,8 @@ export interface PacsConfig {
   fetch?: typeof fetch;
 }
 
-/** A study as QIDO-RS lists it (the DICOM JSON model's values, PS3.18 F.2). */
-export const pacsStudySchema = z.object({
-  studyInstanceUid: z.string(),
-  studyDate: z.string().nullable(),
-  studyDescription: z.string().nullable(),
-  modalities: z.array(z.string()),
-  series: z.number().int().nullable(),
-  instances: z.number().int().nullable(),
-});
-export type PacsStudy = z.infer<typeof pacsStudySchema>;
+/** A study as QIDO-RS lists it (the DICOM JSON model's values, PS3.18 F.2): the view the API answers. */
+export type PacsStudy = PacsStudyView;
 
 type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
 const value = (d: DicomJson, tag: string) => d[tag]?.Value?.[0];

@@ -18,7 +18,14 @@ export type Running = { stop(): Promise<void> }[];
  * runtime with a worker, the app around them and a live server on a socket. Each part is pushed
  * onto `running` as it starts, so a test that fails half-way still stops what did start.
  */
-export async function serveStack(opts: { database: DatabaseHandle; models: ModelRegistry; running: Running; prefix: string }) {
+export async function serveStack(opts: {
+  database: DatabaseHandle;
+  models: ModelRegistry;
+  running: Running;
+  prefix: string;
+  /** Where uploads spool (a fresh temporary folder by default). */
+  uploadDir?: string;
+}) {
   const { database, models, running } = opts;
   const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), opts.prefix)));
   const runtime: JobRuntime = await startJobRuntime({
@@ -30,7 +37,7 @@ export async function serveStack(opts: { database: DatabaseHandle; models: Model
     runWorker: true,
   });
   running.push({ stop: () => runtime.stop(2000) });
-  const t: TestApp = makeTestApp({ database, models, store, jobs: runtime.jobs });
+  const t: TestApp = makeTestApp({ database, models, store, jobs: runtime.jobs, ...(opts.uploadDir ? { uploadDir: opts.uploadDir } : {}) });
   const server = await serveApp(t.app);
   running.push({ stop: () => server.close() });
   return { ...t, store, runtime, server };
