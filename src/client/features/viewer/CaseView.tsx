@@ -7,8 +7,13 @@ import { trpc } from '../../trpc.js';
 import { JobHistory } from '../jobs/JobHistory.js';
 import { JobPanel } from '../jobs/JobPanel.js';
 import { useCase } from '../cases/useCase.js';
-import { EditPanel, VersionsPanel } from '../masks/EditPanel.js';
-import type { DrawingControls, Layout, Readout } from './NiivueCanvas.js';
+import { LesionTable } from '../lesions/LesionTable.js';
+import { StatusColours } from '../lesions/StatusColours.js';
+import { useLesionTable } from '../lesions/useLesionTable.js';
+import { type EditTool, EditPanel, VersionsPanel } from '../masks/EditPanel.js';
+import { RefineBar } from '../masks/RefineBar.js';
+import { useWorkingMask } from '../masks/useWorkingMask.js';
+import type { DrawingControls, Layout, Navigator, Readout, StatusLayer } from './NiivueCanvas.js';
 import { type Overlay, shownBackground, useCaseViewer, useLeaveGuard, viewerVolumes } from './useCaseViewer.js';
 import { hasWebGL2 } from './webgl.js';
 
@@ -22,6 +27,34 @@ export function CaseView({ id }: { id: string }) {
   const view = useCaseViewer(latest);
   const [readout, setReadout] = useState<Readout | null>(null);
   const [drawing, setDrawing] = useState<DrawingControls | null>(null);
+  const [nav, setNav] = useState<Navigator | null>(null);
+  const [tool, setTool] = useState<EditTool>('pen');
+  const [byStatus, setByStatus] = useState(false);
+  const work = useWorkingMask({ caseId: id, controls: drawing, onEdited: view.edited });
+  const version = versions.find((v) => v.id === view.shownVersion);
+  // the lesions of what is shown: the working mask while editing, else the version shown, else the job's result
+  const shown = view.editing
+    ? { list: work.lesions, of: 'working mask' }
+    : version
+      ? { list: version.lesions, of: `version ${version.version}` }
+      : view.result?.result
+        ? { list: view.result.result.lesions, of: `result (${view.result.modelIds.join(', ')})` }
+        : null;
+  const table = useLesionTable(shown?.list ?? null, nav);
+  const statusUnavailable = view.editing
+    ? 'Not while editing: the working mask is drawn in the pen colour.'
+    : !shown?.list
+      ? 'No lesion list for what is shown.'
+      : !shown.list.items.some((l) => l.status)
+        ? 'No ground truth: lesions have no TP / FP / FN status.'
+        : null;
+  const status = useMemo<StatusLayer | null>(
+    () =>
+      byStatus && !statusUnavailable && shown?.list
+        ? { sourceKey: version ? 'version' : 'prediction', lesions: shown.list.items, opacity: 0.85 }
+        : null,
+    [byStatus, statusUnavailable, shown?.list, version],
+  );
   const utils = trpc.useUtils();
   const remove = trpc.cases.delete.useMutation({
     onSuccess: async () => {
@@ -54,11 +87,13 @@ export function CaseView({ id }: { id: string }) {
   }
   const c = detail.data;
   const vol = (role: VolumeRole) => c.volumes.find((v) => v.role === role);
-  const volumes = viewerVolumes(c.volumes, view, versions);
+  // coloured by status, the mask is drawn by the status layer in its place; while editing, the
+  // working mask (the drawing, in the pen's red) is drawn in place of the prediction and version
+  const replaced = (key: string) => (status && key === status.sourceKey) || (view.editing && (key === 'prediction' || key === 'version'));
+  const volumes = viewerVolumes(c.volumes, view, versions).map((v) => (replaced(v.key) ? { ...v, visible: false } : v));
   const bg = shownBackground(c.volumes, view);
   const gt = vol('mask');
   const { result, truth, pred, versionOverlay } = view;
-  const version = versions.find((v) => v.id === view.shownVersion);
   const adc = vol('adc');
 
   return (
@@ -90,7 +125,19 @@ export function CaseView({ id }: { id: string }) {
         {webgl ? (
           <ErrorBoundary>
             <Suspense fallback={<p>Loading the viewer…</p>}>
-              <NiivueCanvas volumes={volumes} layout={view.layout} onLocation={setReadout} onDrawing={setDrawing} onEdit={view.edited} />
+              <NiivueCanvas
+                volumes={volumes}
+                layout={view.layout}
+                onLocation={setReadout}
+                onDrawing={setDrawing}
+                onNavigator={setNav}
+                onEdit={() => {
+                  view.edited();
+                  work.stroke();
+                }}
+                onVoxelClick={(v, shift) => view.editing && tool === 'click' && void work.refine(v, !shift)}
+                status={status}
+              />
             </Suspense>
           </ErrorBoundary>
         ) : (
@@ -99,11 +146,29 @@ export function CaseView({ id }: { id: string }) {
             another browser or enable hardware acceleration.
           </p>
         )}
-        <p className="readout" data-testid="readout">
+        <p
+          className="readout"
+          data-testid="readout"
+          data-voxel={readout ? (readout.gridVox ?? readout.vox).join(',') : undefined}
+          title="The voxel is on the DWI grid (the masks' and lesions' grid)"
+        >
           {readout
-            ? `${readout.mm.map((x) => x.toFixed(1)).join(', ')} mm · voxel ${readout.vox.join(', ')} · ${readout.values.map((v) => `${v.name}: ${Number.isInteger(v.value) ? v.value : v.value.toFixed(3)}`).join(' · ')}`
+            ? `${readout.mm.map((x) => x.toFixed(1)).join(', ')} mm · voxel ${(readout.gridVox ?? readout.vox).join(', ')} · ${readout.values.map((v) => `${v.name}: ${Number.isInteger(v.value) ? v.value : v.value.toFixed(3)}`).join(' · ')}`
             : 'Click the images to read values.'}
         </p>
+        {view.editing && <RefineBar work={work} tool={tool} onTool={setTool} />}
+        {shown && (
+          <LesionTable
+            colours={<StatusColours on={byStatus} onChange={setByStatus} unavailable={statusUnavailable} />}
+            list={shown.list}
+            of={shown.of}
+            table={table}
+            stale={view.editing && work.stale}
+            onReject={view.editing ? work.rejectLesion : undefined}
+            onAdd={view.editing ? (l) => void work.refine(l.seedVoxel, true) : undefined}
+            busy={work.refining}
+          />
+        )}
       </div>
       <aside>
         <div className="panel">
@@ -135,6 +200,10 @@ export function CaseView({ id }: { id: string }) {
             dirty={view.dirty}
             onEditing={view.setEditing}
             onSaved={view.saved}
+            work={work}
+            tool={tool}
+            onTool={setTool}
+            crosshair={readout?.gridVox ?? null}
           />
         )}
         <VersionsPanel versions={versions} shown={view.shownVersion} onShow={view.setShownVersion} />

@@ -1,5 +1,8 @@
 import { NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue';
 import { useEffect, useRef, useState } from 'react';
+import type { Lesion } from '../../../shared/lesions.js';
+import { STATUS_COLOURS, statusLabels } from '../lesions/components.js';
+import { type RasOrder, type Vec3, nativeToRas, rasToNative, rasToNativeLut } from './grid.js';
 import { releaseCanvas } from './webgl.js';
 
 export interface ViewerVolume {
@@ -11,6 +14,8 @@ export interface ViewerVolume {
   colormap: string;
   opacity: number;
   visible: boolean;
+  /** On the case's DWI grid (DWI, ADC and every mask are): voxels the lesion lists and refine use are read from it. */
+  dwiGrid?: boolean;
 }
 
 export type Layout = 'multiplanar' | 'axial' | 'render';
@@ -20,11 +25,32 @@ export interface DrawingControls {
   /** Starts editing: from a saved mask or prediction (its URL), or from an empty mask. */
   start(fromUrl: string | null): Promise<void>;
   pen(opts: { size: number; filled: boolean; erase: boolean }): void;
-  undo(): void;
+  /** The pen draws; with 'click' a click on the images draws nothing (it is a prompt, see `onVoxelClick`). */
+  tool(kind: 'pen' | 'click'): void;
+  /** The drawing's grid (the background's native dims). */
+  dims(): Vec3;
+  /** The drawing as 0/1 voxels in the background's native order (i fastest). */
+  read(): Uint8Array;
+  /** Replaces the drawing with these 0/1 voxels (native order). */
+  write(mask: Uint8Array): void;
   /** The drawing as a gzipped NIfTI-1 uint8 file on the background's grid. */
   save(): Promise<Uint8Array>;
   stop(): void;
 }
+
+/** Moves the crosshair, in every view, to a voxel of the DWI grid. */
+export interface Navigator {
+  goToVoxel(v: readonly number[]): void;
+}
+
+/** The lesion-status layer: the mask layer `sourceKey` recoloured by its lesions' TP/FP (and the missed true lesions, FN, from 'truth'). */
+export interface StatusLayer {
+  sourceKey: string;
+  lesions: readonly Lesion[];
+  opacity: number;
+}
+
+const STATUS_NAME = 'lesion-status.nii';
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([new Uint8Array(bytes)]).stream().pipeThrough(new CompressionStream('gzip'));
@@ -33,9 +59,19 @@ async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
 
 export interface Readout {
   mm: number[];
+  /** The background's voxel, in the file's native order. */
   vox: number[];
+  /** The voxel on the DWI grid (the lesion lists' and refine's), when a layer on it is loaded. */
+  gridVox: Vec3 | null;
   values: { name: string; value: number }[];
 }
+
+const orderOf = (v: NVImage): RasOrder => ({ dims: [v.hdr!.dims[1]!, v.hdr!.dims[2]!, v.hdr!.dims[3]!], permRAS: v.permRAS! });
+const binary = (img: ArrayLike<number>) => {
+  const out = new Uint8Array(img.length);
+  for (let i = 0; i < img.length; i++) out[i] = img[i]! > 0.5 ? 1 : 0;
+  return out;
+};
 
 const SLICE: Record<Layout, SLICE_TYPE> = { multiplanar: SLICE_TYPE.MULTIPLANAR, axial: SLICE_TYPE.AXIAL, render: SLICE_TYPE.RENDER };
 
@@ -53,10 +89,17 @@ export default function NiivueCanvas(props: {
   onDrawing?: (controls: DrawingControls | null) => void;
   /** Called after each stroke while drawing. */
   onEdit?: () => void;
+  /** Receives the crosshair mover once NiiVue is attached (null when it goes). */
+  onNavigator?: (nav: Navigator | null) => void;
+  /** A left click (not a drag) on a 2D slice, as the DWI-grid voxel under the pointer. */
+  onVoxelClick?: (v: Vec3, shift: boolean) => void;
+  status?: StatusLayer | null;
 }) {
   const holder = useRef<HTMLDivElement>(null);
   const nvRef = useRef<Niivue | null>(null);
   const [loadedKeys, setLoadedKeys] = useState<string[]>([]);
+  const loadedRef = useRef<string[]>([]);
+  loadedRef.current = loadedKeys;
   const [error, setError] = useState<string | null>(null);
   const urls = props.volumes.map((v) => `${v.key}|${v.url}|${v.colormap}`).join(',');
   const latest = useRef(props);
@@ -77,14 +120,48 @@ export default function NiivueCanvas(props: {
     });
     nvRef.current = nv;
     let gone = false;
+    // the first loaded layer on the DWI grid: voxels are read from it and crosshairs set through it
+    const gridLayer = () => {
+      const keys = loadedRef.current;
+      const i = keys.findIndex((k) => latest.current.volumes.find((v) => v.key === k)?.dwiGrid);
+      return i >= 0 && nv.volumes[i] ? i : -1;
+    };
+    const gridVoxAt = (frac: ArrayLike<number>): Vec3 | null => {
+      const i = gridLayer();
+      if (i < 0) return null;
+      const vol = nv.volumes[i]!;
+      const ras = i === 0 ? nv.frac2vox(frac as never) : vol.mm2vox(Array.from(nv.frac2mm(frac as never, 0, true)).slice(0, 3));
+      return rasToNative(orderOf(vol), Array.from(ras));
+    };
     nv.onLocationChange = (loc: unknown) => {
-      const l = loc as { mm: ArrayLike<number>; vox: ArrayLike<number>; values: { name: string; value: number }[] };
+      const l = loc as {
+        mm: ArrayLike<number>;
+        vox: ArrayLike<number>;
+        frac: ArrayLike<number>;
+        values: { name: string; value: number }[];
+      };
       latest.current.onLocation?.({
         mm: Array.from(l.mm).slice(0, 3),
-        vox: Array.from(l.vox),
-        values: l.values.map((v) => ({ name: v.name, value: v.value })),
+        vox: nv.back ? rasToNative(orderOf(nv.back), Array.from(l.vox)) : Array.from(l.vox),
+        gridVox: gridVoxAt(l.frac),
+        values: l.values.filter((v) => v.name !== STATUS_NAME).map((v) => ({ name: v.name, value: v.value })),
       });
     };
+    const navigator: Navigator = {
+      goToVoxel(v) {
+        const i = gridLayer();
+        if (i < 0) return;
+        const vol = nv.volumes[i]!;
+        const ras = nativeToRas(orderOf(vol), v);
+        // through millimetres when the background is on another grid (FLAIR)
+        nv.scene.crosshairPos = i === 0 ? nv.vox2frac(ras) : nv.mm2frac(vol.convertFrac2MM(vol.convertVox2Frac(ras), true), 0, true);
+        nv.createOnLocationChange();
+        nv.drawScene();
+      },
+    };
+    // the drawing lives in the background's RAS order; callers see native order
+    let lut: Uint32Array | null = null;
+    const drawingLut = () => (lut ??= rasToNativeLut(orderOf(nv.back!)));
     const controls: DrawingControls = {
       async start(fromUrl) {
         if (fromUrl) {
@@ -93,6 +170,7 @@ export default function NiivueCanvas(props: {
         } else {
           nv.createEmptyDrawing();
         }
+        lut = null;
         // ITK-SNAP's label colours: label 1 (the pen) is red. NiiVue 0.69 has no '_draw' map; an
         // unknown name falls back to a grey ramp that drew label 1 almost black.
         nv.setDrawColormap('$itksnap');
@@ -103,7 +181,23 @@ export default function NiivueCanvas(props: {
         nv.opts.penSize = size;
         nv.setPenValue(erase ? 0 : 1, filled);
       },
-      undo: () => nv.drawUndo(),
+      tool(kind) {
+        nv.setDrawingEnabled(kind === 'pen');
+      },
+      dims: () => orderOf(nv.back!).dims,
+      read() {
+        const bitmap = nv.drawBitmap!;
+        const map = drawingLut();
+        const out = new Uint8Array(bitmap.length);
+        for (let r = 0; r < bitmap.length; r++) out[map[r]!] = bitmap[r]! > 0 ? 1 : 0;
+        return out;
+      },
+      write(mask) {
+        const bitmap = nv.drawBitmap!;
+        const map = drawingLut();
+        for (let r = 0; r < bitmap.length; r++) bitmap[r] = mask[map[r]!]!;
+        nv.refreshDrawing(true);
+      },
       async save() {
         const raw = await nv.saveImage({ filename: '', isSaveDrawing: true, volumeByIndex: 0 });
         if (!(raw instanceof Uint8Array)) throw new Error('NiiVue returned no drawing');
@@ -114,18 +208,40 @@ export default function NiivueCanvas(props: {
         nv.closeDrawing();
       },
     };
-    const stroke = () => {
-      if (nv.opts.drawingEnabled) latest.current.onEdit?.();
+    nv.onDrawingChanged = (action: string) => {
+      if (action === 'draw') latest.current.onEdit?.();
     };
-    canvas.addEventListener('pointerup', stroke);
+    // a click, not a drag: pressed and released within a few pixels, with the left button
+    let down: { x: number; y: number } | null = null;
+    const press = (e: PointerEvent) => {
+      down = e.button === 0 ? { x: e.clientX, y: e.clientY } : null;
+    };
+    const release = (e: PointerEvent) => {
+      if (!down || e.button !== 0 || Math.hypot(e.clientX - down.x, e.clientY - down.y) > 4) return;
+      down = null;
+      const rect = canvas.getBoundingClientRect();
+      const dpr = nv.uiData.dpr ?? 1;
+      const frac = nv.canvasPos2frac([(e.clientX - rect.left) * dpr, (e.clientY - rect.top) * dpr]);
+      if (!(frac[0]! >= 0)) return; // the 3D render, or outside every slice
+      const v = gridVoxAt(frac);
+      if (v) latest.current.onVoxelClick?.(v, e.shiftKey);
+    };
+    canvas.addEventListener('pointerdown', press);
+    canvas.addEventListener('pointerup', release);
     void nv
       .attachToCanvas(canvas)
-      .then(() => !gone && latest.current.onDrawing?.(controls))
+      .then(() => {
+        if (gone) return;
+        latest.current.onDrawing?.(controls);
+        latest.current.onNavigator?.(navigator);
+      })
       .catch((e: unknown) => !gone && setError(String((e as Error).message ?? e)));
     return () => {
       gone = true;
-      canvas.removeEventListener('pointerup', stroke);
+      canvas.removeEventListener('pointerdown', press);
+      canvas.removeEventListener('pointerup', release);
       latest.current.onDrawing?.(null);
+      latest.current.onNavigator?.(null);
       nvRef.current = null;
       try {
         nv.cleanup();
@@ -178,6 +294,46 @@ export default function NiivueCanvas(props: {
     }
     nv.setSliceType(SLICE[props.layout]);
   });
+
+  // The status layer: a label volume built here from the loaded mask and truth, added above them
+  // (a reload of the volumes drops it; loadedKeys changing brings it back).
+  const status = props.status ?? null;
+  useEffect(() => {
+    const nv = nvRef.current;
+    if (!nv || !status || loadedKeys.length === 0) return;
+    let stale = false;
+    let added: NVImage | null = null;
+    (async () => {
+      const source = nv.volumes[loadedKeys.indexOf(status.sourceKey)];
+      if (!source || loadedKeys.indexOf(status.sourceKey) < 0) return;
+      const truthAt = loadedKeys.indexOf('truth');
+      const truth = truthAt >= 0 ? nv.volumes[truthAt] : undefined;
+      const hdr = source.hdr!;
+      const dims: Vec3 = [hdr.dims[1]!, hdr.dims[2]!, hdr.dims[3]!];
+      const labels = statusLabels(binary(source.img!), truth ? binary(truth.img!) : null, dims, status.lesions);
+      const affine = hdr.affine.flatMap((row) => Array.from(row));
+      const bytes = NVImage.createNiftiArray(dims, [hdr.pixDims[1]!, hdr.pixDims[2]!, hdr.pixDims[3]!], affine, undefined, labels);
+      const image = await NVImage.loadFromUrl({ url: bytes, name: STATUS_NAME });
+      if (stale) return;
+      // label i (1 TP, 2 FP, 3 FN) gets colour i
+      const c = (['TP', 'FP', 'FN'] as const).map((k) => STATUS_COLOURS[k]);
+      image.setColormapLabel({
+        R: [0, ...c.map((x) => x[0])],
+        G: [0, ...c.map((x) => x[1])],
+        B: [0, ...c.map((x) => x[2])],
+        A: [0, 255, 255, 255],
+        I: [0, 1, 2, 3],
+        labels: ['', 'TP', 'FP', 'FN'],
+      });
+      image.opacity = status.opacity;
+      nv.addVolume(image);
+      added = image;
+    })().catch((e: unknown) => !stale && setError(`Could not colour the lesions: ${(e as Error).message ?? e}`));
+    return () => {
+      stale = true;
+      if (added && nv.volumes.includes(added)) nv.removeVolume(added);
+    };
+  }, [loadedKeys, status?.sourceKey, status?.lesions, status?.opacity]);
 
   return (
     <div className="viewer-holder" ref={holder} data-loaded={loadedKeys.join(',')}>

@@ -68,13 +68,25 @@ export function shownBackground<V extends CaseVolume>(volumes: V[], v: Pick<Case
 export function viewerVolumes(volumes: CaseVolume[], v: CaseViewer, versions: MaskVersionView[]): ViewerVolume[] {
   const vol = (role: VolumeRole) => volumes.find((x) => x.role === role);
   const bg = shownBackground(volumes, v);
-  const out: ViewerVolume[] = [{ key: 'background', url: bg.url, name: `${bg.role}.nii.gz`, colormap: 'gray', opacity: 1, visible: true }];
+  // DWI and ADC share a grid (the server checks it at import), and every mask is on it
+  const out: ViewerVolume[] = [
+    {
+      key: 'background',
+      url: bg.url,
+      name: `${bg.role}.nii.gz`,
+      colormap: 'gray',
+      opacity: 1,
+      visible: true,
+      dwiGrid: bg.role !== 'flair',
+    },
+  ];
   const gt = vol('mask');
-  if (gt) out.push({ key: 'truth', url: gt.url, name: 'truth.nii.gz', colormap: 'green', ...v.truth });
+  if (gt) out.push({ key: 'truth', url: gt.url, name: 'truth.nii.gz', colormap: 'green', dwiGrid: true, ...v.truth });
   if (v.result?.result)
-    out.push({ key: 'prediction', url: v.result.result.mask.url, name: 'prediction.nii.gz', colormap: 'red', ...v.pred });
+    out.push({ key: 'prediction', url: v.result.result.mask.url, name: 'prediction.nii.gz', colormap: 'red', dwiGrid: true, ...v.pred });
   const version = versions.find((x) => x.id === v.shownVersion);
-  if (version) out.push({ key: 'version', url: version.volume.url, name: 'corrected.nii.gz', colormap: 'blue', ...v.versionOverlay });
+  if (version)
+    out.push({ key: 'version', url: version.volume.url, name: 'corrected.nii.gz', colormap: 'blue', dwiGrid: true, ...v.versionOverlay });
   return out;
 }
 

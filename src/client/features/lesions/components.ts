@@ -1,0 +1,78 @@
+import type { Lesion } from '../../../shared/lesions.js';
+import { type Vec3, voxelIndex } from '../viewer/grid.js';
+
+// Lesions on the client: the 26-connected component of a mask around one voxel (the server's
+// lesions are 26-connected components too, segmentation/components.ts), found by a breadth-first
+// flood fill of our own — NiiVue's drawFloodFill works on its RAS drawing with intensity bounds
+// and its own undo buffer, and we need plain voxel indices on the native grid.
+
+/** The voxels (native indices) of the 26-connected component of `mask` holding `seed`; empty when the seed is outside the mask. */
+export function component26(mask: Uint8Array, dims: Vec3, seed: readonly number[]): Uint32Array {
+  const [nx, ny, nz] = dims;
+  const [si, sj, sk] = seed as Vec3;
+  if (si < 0 || sj < 0 || sk < 0 || si >= nx || sj >= ny || sk >= nz) return new Uint32Array(0);
+  const start = voxelIndex(dims, seed);
+  if (!mask[start]) return new Uint32Array(0);
+  const seen = new Uint8Array(mask.length);
+  let queue = new Uint32Array(1024);
+  let head = 0;
+  let tail = 0;
+  queue[tail++] = start;
+  seen[start] = 1;
+  const plane = nx * ny;
+  while (head < tail) {
+    const idx = queue[head++]!;
+    const k = Math.floor(idx / plane);
+    const j = Math.floor((idx - k * plane) / nx);
+    const i = idx - k * plane - j * nx;
+    for (let dk = -1; dk <= 1; dk++) {
+      const kk = k + dk;
+      if (kk < 0 || kk >= nz) continue;
+      for (let dj = -1; dj <= 1; dj++) {
+        const jj = j + dj;
+        if (jj < 0 || jj >= ny) continue;
+        for (let di = -1; di <= 1; di++) {
+          const ii = i + di;
+          if (ii < 0 || ii >= nx) continue;
+          const n = ii + nx * (jj + ny * kk);
+          if (seen[n] || !mask[n]) continue;
+          seen[n] = 1;
+          if (tail === queue.length) {
+            const grown = new Uint32Array(queue.length * 2);
+            grown.set(queue);
+            queue = grown;
+          }
+          queue[tail++] = n;
+        }
+      }
+    }
+  }
+  return queue.slice(0, tail);
+}
+
+/** Label values of the status layer. */
+export const STATUS_LABEL = { TP: 1, FP: 2, FN: 3 } as const;
+
+/** Colours of the status layer and its legend: none of them the truth's green or the prediction's red. */
+export const STATUS_COLOURS: Record<keyof typeof STATUS_LABEL, [number, number, number]> = {
+  TP: [255, 214, 0],
+  FP: [255, 40, 200],
+  FN: [0, 220, 255],
+};
+
+/**
+ * A label volume on the mask's grid: each listed lesion's voxels carry its status (TP, FP from the
+ * mask; FN from the ground truth, since a missed lesion is not in the mask). Lesions without a
+ * status (no ground truth) stay 0.
+ */
+export function statusLabels(mask: Uint8Array, truth: Uint8Array | null, dims: Vec3, lesions: readonly Lesion[]): Uint8Array {
+  const out = new Uint8Array(mask.length);
+  for (const l of lesions) {
+    if (!l.status) continue;
+    const from = l.status === 'FN' ? truth : mask;
+    if (!from) continue;
+    const value = STATUS_LABEL[l.status];
+    for (const idx of component26(from, dims, l.seedVoxel)) if (!out[idx]) out[idx] = value;
+  }
+  return out;
+}
