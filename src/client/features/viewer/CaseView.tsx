@@ -121,6 +121,10 @@ export function CaseView({ id }: { id: string }) {
               <option value="render">3D</option>
             </select>
           </label>
+          <label className="inline">
+            <input type="checkbox" checked={view.crosshair} onChange={(e) => view.setCrosshair(e.target.checked)} />
+            Crosshair
+          </label>
         </div>
         {webgl ? (
           <ErrorBoundary>
@@ -128,6 +132,7 @@ export function CaseView({ id }: { id: string }) {
               <NiivueCanvas
                 volumes={volumes}
                 layout={view.layout}
+                crosshair={view.crosshair}
                 onLocation={setReadout}
                 onDrawing={setDrawing}
                 onNavigator={setNav}

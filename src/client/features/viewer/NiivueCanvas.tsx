@@ -83,6 +83,8 @@ const SLICE: Record<Layout, SLICE_TYPE> = { multiplanar: SLICE_TYPE.MULTIPLANAR,
 export default function NiivueCanvas(props: {
   volumes: ViewerVolume[];
   layout: Layout;
+  /** The crosshair's lines are drawn (default); hidden, what lies under them shows. */
+  crosshair?: boolean;
   onLocation?: (r: Readout) => void;
   onLoaded?: () => void;
   /** Receives the drawing controls once NiiVue is attached (null when it goes). */
@@ -101,6 +103,7 @@ export default function NiivueCanvas(props: {
   const loadedRef = useRef<string[]>([]);
   loadedRef.current = loadedKeys;
   const [error, setError] = useState<string | null>(null);
+  const loading = useRef<Promise<unknown>>(Promise.resolve());
   const urls = props.volumes.map((v) => `${v.key}|${v.url}|${v.colormap}`).join(',');
   const latest = useRef(props);
   latest.current = props;
@@ -258,7 +261,9 @@ export default function NiivueCanvas(props: {
     let stale = false;
     const vols = latest.current.volumes;
     setLoadedKeys([]);
-    (async () => {
+    // one load at a time: two of NiiVue's loadVolumes in flight interleave their volumes (a quick
+    // change of URLs showed dwi, truth, dwi, truth, prediction), and the layers' indices are wrong
+    const load = async () => {
       // wait for attachToCanvas (it resolves on the next frames)
       while (!nv.gl && !stale) await new Promise((r) => setTimeout(r, 20));
       if (stale) return;
@@ -279,7 +284,10 @@ export default function NiivueCanvas(props: {
       nv.updateGLVolume();
       setLoadedKeys(vols.map((v) => v.key));
       latest.current.onLoaded?.();
-    })().catch((e: unknown) => !stale && setError(`Could not load the volumes: ${(e as Error).message ?? e}`));
+    };
+    loading.current = loading.current
+      .then(load)
+      .catch((e: unknown) => !stale && setError(`Could not load the volumes: ${(e as Error).message ?? e}`));
     return () => {
       stale = true;
     };
@@ -292,6 +300,9 @@ export default function NiivueCanvas(props: {
       const i = loadedKeys.indexOf(v.key);
       if (i >= 0 && nv.volumes[i]) nv.setOpacity(i, v.visible ? v.opacity : 0);
     }
+    // the 2D crosshair is NiiVue's 3D one seen edge-on, one voxel thick at width 1; at 0 it is not drawn
+    const width = props.crosshair === false ? 0 : 1;
+    if (nv.opts.crosshairWidth !== width) nv.setCrosshairWidth(width);
     nv.setSliceType(SLICE[props.layout]);
   });
 

@@ -17,6 +17,7 @@ type CaseVolume = { role: VolumeRole; url: string };
 export function useCaseViewer(latest: JobView | null) {
   const [background, setBackground] = useState<VolumeRole>('dwi');
   const [layout, setLayout] = useState<Layout>('multiplanar');
+  const [crosshair, setCrosshair] = useState(true);
   const [truth, setTruth] = useState<Overlay>({ visible: true, opacity: 0.5 });
   const [pred, setPred] = useState<Overlay>({ visible: true, opacity: 0.6 });
   const [versionOverlay, setVersionOverlay] = useState<Overlay>({ visible: true, opacity: 0.7 });
@@ -29,6 +30,9 @@ export function useCaseViewer(latest: JobView | null) {
     setBackground,
     layout,
     setLayout,
+    /** The crosshair's lines are drawn (hidden, a one-voxel lesion under them shows). */
+    crosshair,
+    setCrosshair,
     truth,
     setTruth,
     pred,
