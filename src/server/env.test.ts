@@ -39,6 +39,12 @@ describe('parseEnv', () => {
     }
   });
 
+  it('takes DICOMWEB_URL as the PACS_URL, and refuses two different ones', () => {
+    expect(parseEnv({ DICOMWEB_URL: 'http://pacs:8042/dicom-web' }).PACS_URL).toBe('http://pacs:8042/dicom-web');
+    expect(() => parseEnv({ DICOMWEB_URL: 'ftp://pacs' })).toThrow(/^DICOMWEB_URL: must be an http\(s\) URL/);
+    expect(() => parseEnv({ DICOMWEB_URL: 'http://a/dicom-web', PACS_URL: 'http://b/dicom-web' })).toThrow(/DICOMWEB_URL: and PACS_URL/);
+  });
+
   it('requires SECRET_KEY in production', () => {
     expect(() => parseEnv({ NODE_ENV: 'production' })).toThrow(/SECRET_KEY: is required when NODE_ENV=production/);
     expect(parseEnv({ NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(32) }).SECRET_KEY).toHaveLength(32);

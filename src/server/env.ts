@@ -151,7 +151,7 @@ export const envSchema = z.object({
    * DICOM studies, shown only to the case's owner and admins. Off: nothing identifying is stored.
    */
   DICOM_KEEP_PATIENT: withDefault(bool, 'false'),
-  /** A PACS's DICOMweb base URL (QIDO-RS, WADO-RS, STOW-RS), e.g. `http://orthanc:8042/dicom-web`; unset: no PACS. */
+  /** A PACS's DICOMweb base URL (QIDO-RS, WADO-RS, STOW-RS), e.g. `http://orthanc:8042/dicom-web`; unset: no PACS. `DICOMWEB_URL` is accepted for it. */
   PACS_URL: optional(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL (the DICOMweb base)' })),
   /** The Authorization header sent to the PACS (`Basic …`, `Bearer …`), if it needs one. Never logged. */
   PACS_AUTHORIZATION: optional(z.string().min(1)),
@@ -247,14 +247,19 @@ export class EnvError extends Error {
  * Parses the environment once, at boot. Every problem names its variable so the one line a
  * person reads says what to fix.
  */
-export function parseEnv(raw: Record<string, string | undefined> = process.env): Env {
+export function parseEnv(given: Record<string, string | undefined> = process.env): Env {
+  // DICOMWEB_URL is another name for PACS_URL (the name DICOMweb deployments use)
+  if (given.DICOMWEB_URL && given.PACS_URL && given.DICOMWEB_URL !== given.PACS_URL)
+    throw new EnvError([{ variable: 'DICOMWEB_URL', message: 'and PACS_URL name the same setting (the PACS); set one of them' }]);
+  const raw = given.DICOMWEB_URL && !given.PACS_URL ? { ...given, PACS_URL: given.DICOMWEB_URL } : given;
   const result = envSchema.safeParse(raw);
   if (!result.success) {
     throw new EnvError(
       result.error.issues.map((issue) => {
-        const variable = String(issue.path[0] ?? 'environment');
-        const given = raw[variable];
-        const shown = given === undefined || SECRETS.has(variable) ? '' : ` (got ${JSON.stringify(given.slice(0, 60))})`;
+        const named = String(issue.path[0] ?? 'environment');
+        const variable = named === 'PACS_URL' && !given.PACS_URL ? 'DICOMWEB_URL' : named;
+        const value = given[variable];
+        const shown = value === undefined || SECRETS.has(variable) ? '' : ` (got ${JSON.stringify(value.slice(0, 60))})`;
         return { variable, message: `${issue.message}${shown}` };
       }),
     );

@@ -11,6 +11,8 @@ export const systemRouter = router({
       uptimeSeconds: Math.round((Date.now() - ctx.process.startedAt) / 1000),
       /** Whether `auth.guest` works here (the viewer shows "Continue as guest" only then). */
       allowGuests: ctx.config.ALLOW_GUESTS,
+      /** Whether a PACS is configured (the viewer offers "Send to PACS" only then). */
+      pacs: Boolean(ctx.config.PACS_URL),
     };
   }),
 });

@@ -4,6 +4,7 @@ import { ADC_UNIT_LABELS } from '../../../shared/nifti.js';
 import { ErrorBoundary } from '../../components/ErrorBoundary.js';
 import { navigate } from '../../router.js';
 import { trpc } from '../../trpc.js';
+import { ExportPanel } from '../dicom/ExportPanel.js';
 import { JobHistory } from '../jobs/JobHistory.js';
 import { JobPanel } from '../jobs/JobPanel.js';
 import { useCase } from '../cases/useCase.js';
@@ -212,6 +213,18 @@ export function CaseView({ id }: { id: string }) {
           />
         )}
         <VersionsPanel versions={versions} shown={view.shownVersion} onShow={view.setShownVersion} />
+        {signedIn && (
+          <ExportPanel
+            dicomCase={!!c.dicom}
+            source={
+              version
+                ? { maskVersionId: version.id, label: `Corrected version ${version.version}` }
+                : result?.status === 'succeeded'
+                  ? { jobId: result.id, label: `The ${result.modelIds.join(' + ')} result` }
+                  : null
+            }
+          />
+        )}
         <JobHistory jobs={jobs} shown={result?.id ?? null} onOpen={view.setResult} />
         {c.owned && (
           <div className="panel">
