@@ -148,13 +148,24 @@ export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<Jo
 }
 
 /**
+ * pg-boss hands out work by priority (higher first), then by age. A single job outranks every job
+ * of a study run, so a job someone submits while a 250-case run is queued is taken by the next
+ * worker that frees up — it waits for at most one run job per worker, never for the whole run.
+ */
+export const SINGLE_JOB_PRIORITY = 0;
+export const RUN_JOB_PRIORITY = -10;
+
+/**
  * Puts a job row on the queue under its own id (pg-boss ignores a second send of one id), so
  * enqueueing is idempotent: `reconcileQueue` may repeat it for a row whose first send never
  * happened (the process died between the insert and the send) without making two.
  */
 export async function enqueue(db: Db, boss: PgBoss, row: JobRow): Promise<JobRow | undefined> {
   const data: QueueJobData = { jobId: row.id };
-  const queueId = await boss.send(SEGMENTATION_QUEUE, data, { id: row.id });
+  const queueId = await boss.send(SEGMENTATION_QUEUE, data, {
+    id: row.id,
+    priority: row.study_run_id ? RUN_JOB_PRIORITY : SINGLE_JOB_PRIORITY,
+  });
   return transition.enqueued(db, row.id, queueId ?? row.id);
 }
 
@@ -271,18 +282,26 @@ export async function createJob(
  */
 export async function cancelJob(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<JobRow> {
   const row = await visibleJob(db, viewer, id);
+  return (await cancelJobRow(db, jobs, row)) ?? (await visibleJob(db, viewer, id));
+}
+
+/**
+ * The cancel itself, for a row the caller may cancel (its owner, or a study run's editors):
+ * undefined when it ended meanwhile.
+ */
+export async function cancelJobRow(db: Db, jobs: JobSystem, row: JobRow): Promise<JobRow | undefined> {
   if (isTerminal(row.status)) return row;
   if (row.status === 'queued') {
-    const cancelled = await transition.cancelQueued(db, id);
+    const cancelled = await transition.cancelQueued(db, row.id);
     if (cancelled) {
       if (row.queue_job_id) await jobs.boss.cancel(SEGMENTATION_QUEUE, row.queue_job_id).catch(() => {});
       await publish(jobs.bus, cancelled);
       return cancelled;
     }
   }
-  const requested = await transition.requestCancel(db, id);
+  const requested = await transition.requestCancel(db, row.id);
   await publish(jobs.bus, requested);
-  return requested ?? (await visibleJob(db, viewer, id));
+  return requested;
 }
 
 /**
