@@ -240,6 +240,31 @@ describeEachDatabase('study runs', (current) => {
     expect((await until(viewer, next.id, (r) => r.status !== 'running')).status).toBe('succeeded');
   });
 
+  it('resume after a restart: the run is where its jobs are, and finishes on the next process', slow, async () => {
+    const held = gate('infer'); // never released: only the shutdown moves the held job
+    const database = current().handle;
+    const first: Running = [];
+    const a = await serveStack({ database, models, running: first, prefix: 'sv-runs-a-', hold: held.hold });
+    await seedDemoCases(database.db, a.store, 2);
+    const owner = new TestBrowser(a.server.url);
+    await owner.mutate('auth.register', { email: 'owner@x.org', password: 'correct horse battery' });
+    const study = (await owner.mutate<StudyDetail>('studies.create', { name: 'Restart' })).data;
+    const demos = (await owner.query<{ items: CaseSummary[] }>('cases.list')).data.items.filter((c) => c.demo);
+    await owner.mutate('studies.cases.add', { studyId: study.id, caseIds: demos.map((c) => c.id) });
+    const run = (await owner.mutate<StudyRunDetail>('studies.run', { studyId: study.id })).data;
+    const heldJob = await held.reached;
+    // the process stops: the held job is handed back to the queue, the other never started
+    for (const r of first.reverse()) await r.stop();
+
+    const b = await serveStack({ database, models, running, prefix: 'sv-runs-b-', store: a.store });
+    const again = new TestBrowser(b.server.url);
+    for (const [k, v] of owner.cookies) again.cookies.set(k, v);
+    const done = await until(again, run.id, (r) => r.status !== 'running');
+    expect(done).toMatchObject({ status: 'succeeded', succeeded: 2, total: 2 });
+    const resumed = (await again.query<JobView>('jobs.byId', { id: heldJob })).data;
+    expect(resumed).toMatchObject({ status: 'succeeded', attempts: 2 });
+  });
+
   it(
     'admission: a single job submitted mid-run starts before the rest of the run, and the run does not count against the single-job cap',
     slow,

@@ -26,13 +26,15 @@ export async function serveStack(opts: {
   prefix: string;
   /** Where uploads spool (a fresh temporary folder by default). */
   uploadDir?: string;
+  /** The volume store (another stack's, to restart on the same volumes); a new temporary one by default. */
+  store?: FsVolumeStore;
   /** Holds jobs at a stage until the test releases them (jobs/hold.ts). */
   hold?: JobHold;
   /** Configuration for the job runtime and the app, over the test defaults. */
   env?: Record<string, string>;
 }) {
   const { database, models, running } = opts;
-  const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), opts.prefix)));
+  const store = opts.store ?? new FsVolumeStore(mkdtempSync(path.join(tmpdir(), opts.prefix)));
   const runtime: JobRuntime = await startJobRuntime({
     database,
     store,
