@@ -145,3 +145,80 @@ export const onRunProgressSchema = z.object({
   id: z.uuid({ message: 'Not a valid run id' }),
   lastEventId: onProgressSchema.shape.lastEventId,
 });
+
+// ---- the study table (one row per case × run), its summary and inter-rater agreement ------------
+
+export const studyTableInputSchema = z.object({
+  studyId: z.uuid({ message: 'Not a valid study id' }),
+  /** One run; by default the newest run of each model. */
+  runId: z.uuid({ message: 'Not a valid run id' }).optional(),
+});
+
+/** The table's metric columns, in CSV order (definitions: README, "Study table and exports"). */
+export const TABLE_METRICS = ['dice', 'absVolumeDiffMl', 'lesionCountDiff', 'lesionF1', 'predictedMl', 'trueMl'] as const;
+export type TableMetric = (typeof TABLE_METRICS)[number];
+
+export const studyTableRowSchema = z.object({
+  runId: z.uuid(),
+  modelId: z.string(),
+  caseId: z.uuid(),
+  caseName: z.string(),
+  subjectId: z.string().nullable(),
+  jobId: z.uuid().nullable(),
+  status: jobStatusSchema,
+  dice: z.number().nullable(),
+  absVolumeDiffMl: z.number().nullable(),
+  lesionCountDiff: z.number().int().nullable(),
+  lesionF1: z.number().nullable(),
+  predictedMl: z.number().nullable(),
+  trueMl: z.number().nullable(),
+  lesionCountPredicted: z.number().int().nullable(),
+  lesionCountTrue: z.number().int().nullable(),
+});
+export type StudyTableRow = z.infer<typeof studyTableRowSchema>;
+
+export const metricStatsSchema = z.object({
+  n: z.number().int(),
+  mean: z.number().nullable(),
+  /** Sample standard deviation (n − 1); null below two values. */
+  sd: z.number().nullable(),
+  median: z.number().nullable(),
+  q1: z.number().nullable(),
+  q3: z.number().nullable(),
+});
+export type MetricStats = z.infer<typeof metricStatsSchema>;
+
+export const raterPairSchema = z.object({
+  a: z.string(),
+  b: z.string(),
+  dice: z.number().nullable(),
+  /** a's lesion volume − b's, mL. */
+  volumeDiffMl: z.number(),
+});
+
+export const caseAgreementSchema = z.object({
+  caseId: z.uuid(),
+  caseName: z.string(),
+  /** Each member's latest saved version of the case. */
+  raters: z.array(z.object({ email: z.string(), versionId: z.uuid(), volumeMl: z.number() })),
+  /** Every pair of raters. */
+  pairs: z.array(raterPairSchema),
+  /** Each rater against each shown run's predicted mask (a = the rater, b = the run's model). */
+  vsModel: z.array(raterPairSchema.extend({ runId: z.uuid() })),
+});
+
+export const studyTableSchema = z.object({
+  studyId: z.uuid(),
+  studyName: z.string(),
+  runs: z.array(z.object({ id: z.uuid(), modelId: z.string(), createdAt: z.string(), status: studyRunStatusSchema })),
+  rows: z.array(studyTableRowSchema),
+  /** Per run, each metric over its succeeded cases (nulls left out). */
+  summary: z.array(z.object({ runId: z.uuid(), modelId: z.string(), metrics: z.record(z.enum(TABLE_METRICS), metricStatsSchema) })),
+  /** Cases where two or more members saved versions. */
+  agreement: z.object({
+    cases: z.array(caseAgreementSchema),
+    /** Over every pair of raters of every such case. */
+    summary: z.object({ dice: metricStatsSchema, absVolumeDiffMl: metricStatsSchema }),
+  }),
+});
+export type StudyTable = z.infer<typeof studyTableSchema>;

@@ -121,6 +121,7 @@ export async function linkRunJobs(db: Db, runId: string, links: { caseId: string
 export interface RunCaseRow {
   case_id: string;
   case_name: string;
+  subject_id: string | null;
   job_id: string | null;
   reused: boolean;
   status: JobStatus | null;
@@ -141,6 +142,7 @@ export function runCaseRows(db: Db, runId: string): Promise<RunCaseRow[]> {
     .select([
       'srj.case_id',
       'c.name as case_name',
+      'c.subject_id',
       'srj.job_id',
       'srj.reused',
       'j.status',
@@ -178,4 +180,44 @@ export async function activeRunJobIds(db: Db, runId: string): Promise<string[]> 
     .where('j.status', 'in', [...ACTIVE_STATUSES])
     .execute();
   return rows.map((r) => r.id);
+}
+
+/** The stored file of each succeeded job's mask, by job id. */
+export async function jobMaskFiles(db: Db, jobIds: string[]): Promise<Map<string, string>> {
+  if (!jobIds.length) return new Map();
+  const rows = await db
+    .selectFrom('jobs as j')
+    .innerJoin('volumes as v', (join) => join.on(sql<boolean>`v.id = (j.result ->> 'maskVolumeId')::uuid`))
+    .select(['j.id', 'v.sha256'])
+    .where('j.id', 'in', jobIds)
+    .where('j.status', '=', 'succeeded')
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.sha256]));
+}
+
+/** Each study member's latest saved version of each of the study's cases, with its stored file. */
+export function latestVersionsByRater(db: Db, studyId: string) {
+  return db
+    .selectFrom('mask_versions as mv')
+    .innerJoin('study_cases as sc', (join) => join.onRef('sc.case_id', '=', 'mv.case_id').on('sc.study_id', '=', studyId))
+    .innerJoin('study_members as sm', (join) => join.onRef('sm.user_id', '=', 'mv.author_id').on('sm.study_id', '=', studyId))
+    .innerJoin('users as u', 'u.id', 'mv.author_id')
+    .innerJoin('cases as c', 'c.id', 'mv.case_id')
+    .innerJoin('volumes as v', 'v.id', 'mv.volume_id')
+    .distinctOn(['mv.case_id', 'mv.author_id'])
+    .select([
+      'mv.id',
+      'mv.case_id',
+      'c.name as case_name',
+      'c.subject_id',
+      'mv.author_id',
+      'u.email',
+      'v.sha256',
+      'mv.volume_ml',
+      'mv.created_at',
+    ])
+    .orderBy('mv.case_id')
+    .orderBy('mv.author_id')
+    .orderBy('mv.version', 'desc')
+    .execute();
 }

@@ -8,6 +8,8 @@ import {
   studyRunIdSchema,
   studyRunSummarySchema,
   studyRunsListSchema,
+  studyTableInputSchema,
+  studyTableSchema,
   removeStudyMemberSchema,
   studyCasesInputSchema,
   studyDetailSchema,
@@ -28,6 +30,7 @@ import {
 } from '../studies/service.js';
 import { cancelStudyRun, getStudyRun, listRunsOfStudy, startStudyRun } from '../studies/runs.js';
 import { runProgressStream } from '../studies/run-stream.js';
+import { studyTable } from '../studies/table.js';
 import { DEFAULT_MODEL_ID } from '../../shared/models.js';
 import { protectedProcedure, router } from '../trpc.js';
 
@@ -107,6 +110,23 @@ export const studiesRouter = router({
       ctx.log.info({ studyId: input.studyId, runId: id, modelId }, 'study run started');
       return getStudyRun(ctx.db, viewer, id);
     }),
+
+  /**
+   * The study table: one row per case × run (the newest run of each model, or `runId`) with the
+   * job's metrics, a summary per run, and inter-rater agreement. As CSV: GET /api/studies/{id}/table.csv.
+   */
+  table: protectedProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/studies/{studyId}/table',
+        tags,
+        summary: 'The study table: metrics per case and run, summary, agreement',
+      },
+    })
+    .input(studyTableInputSchema)
+    .output(studyTableSchema)
+    .query(({ ctx, input }) => studyTable({ db: ctx.db, store: ctx.store, cpu: ctx.cpu }, viewerOf(ctx.user), input)),
 
   runs: router({
     /** The study's runs, newest first, each with its progress. */

@@ -55,6 +55,7 @@ describe('the run summary (pure, on a scripted clock)', () => {
     const row = (status: 'queued' | 'running' | 'succeeded' | 'failed', started: number | null, finished: number | null) => ({
       case_id: 'c',
       case_name: 'c',
+      subject_id: null,
       job_id: 'j',
       reused: false,
       status,
