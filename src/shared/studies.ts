@@ -87,7 +87,7 @@ export const runStudySchema = z.object({
 export const studyRunIdSchema = z.object({ id: z.uuid({ message: 'Not a valid run id' }) });
 export const studyRunsListSchema = z.object({ studyId: z.uuid({ message: 'Not a valid study id' }) });
 
-/** A run's state, derived from its jobs: running while any is queued or running. */
+/** A run's state, derived from its jobs: running while any is queued or running; then cancelled, failed or succeeded by its jobs' ends. */
 export const STUDY_RUN_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
 export const studyRunStatusSchema = z.enum(STUDY_RUN_STATUSES);
 export type StudyRunStatus = z.infer<typeof studyRunStatusSchema>;
@@ -101,7 +101,7 @@ export const studyRunSummarySchema = z.object({
   createdBy: z.string().nullable(),
   rerun: z.boolean(),
   cancelRequested: z.boolean(),
-  /** running (some job queued or running), else cancelled (cancel was asked), failed (some job failed), succeeded. */
+  /** running (some job queued or running), else cancelled (some job was cancelled), failed (some job failed), succeeded. */
   status: studyRunStatusSchema,
   total: z.number().int(),
   queued: z.number().int(),

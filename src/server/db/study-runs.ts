@@ -160,13 +160,31 @@ export function runCaseRows(db: Db, runId: string): Promise<RunCaseRow[]> {
     .execute() as Promise<RunCaseRow[]>;
 }
 
-/** The run's jobs still queued or running that the run itself queued (what cancelling it stops). */
-export function activeRunJobs(db: Db, runId: string): Promise<JobRow[]> {
+/**
+ * What cancelling a run stops: its jobs still queued or running that some run queued (a single
+ * job it reused is its owner's to cancel) and that no other run still wants (one not being
+ * cancelled answers a case with the same job: it keeps it).
+ */
+export function cancellableRunJobs(db: Db, runId: string): Promise<JobRow[]> {
   return db
     .selectFrom('jobs')
-    .select(JOB_COLUMNS)
-    .where('study_run_id', '=', runId)
-    .where('status', 'in', [...ACTIVE_STATUSES])
+    .innerJoin('study_run_jobs as mine', 'mine.job_id', 'jobs.id')
+    .select(JOB_COLUMNS.map((c) => `jobs.${c}` as const))
+    .where('mine.run_id', '=', runId)
+    .where('jobs.study_run_id', 'is not', null)
+    .where('jobs.status', 'in', [...ACTIVE_STATUSES])
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('study_run_jobs as other')
+            .innerJoin('study_runs as r', 'r.id', 'other.run_id')
+            .select('other.run_id')
+            .whereRef('other.job_id', '=', 'jobs.id')
+            .where('other.run_id', '<>', runId)
+            .where('r.cancel_requested', '=', false),
+        ),
+      ),
+    )
     .execute();
 }
 

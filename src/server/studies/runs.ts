@@ -2,11 +2,11 @@ import { type Kysely, sql } from 'kysely';
 import type { z } from 'zod';
 import type { StudyRunCase, StudyRunDetail, StudyRunStatus, StudyRunSummary, runStudySchema } from '../../shared/studies.js';
 import type { Viewer } from '../db/cases.js';
-import { studyCaseRows } from '../db/studies.js';
+import { findStudy, studyCaseRows } from '../db/studies.js';
 import {
   type RunCaseRow,
   type StudyRunListed,
-  activeRunJobs,
+  cancellableRunJobs,
   findStudyRun,
   insertRunJobs,
   insertStudyRun,
@@ -72,7 +72,7 @@ export function summarizeRun(run: StudyRunListed, rows: RunCaseRow[], now: numbe
   }
   const meanJobMs = wall.length ? wall.reduce((a, b) => a + b, 0) / wall.length : null;
   const active = count.queued + count.running;
-  const status: StudyRunStatus = active > 0 ? 'running' : run.cancel_requested ? 'cancelled' : count.failed > 0 ? 'failed' : 'succeeded';
+  const status: StudyRunStatus = active > 0 ? 'running' : count.cancelled > 0 ? 'cancelled' : count.failed > 0 ? 'failed' : 'succeeded';
   const eta = estimateRunEta({ meanJobMs, queued: count.queued, runningStartedAt, now });
   return {
     id: run.id,
@@ -112,12 +112,9 @@ export function toRunCase(r: RunCaseRow): StudyRunCase {
 /** A run a viewer may read (any member of its study); NOT_FOUND otherwise, as for its study. */
 export async function visibleRun(db: Db, viewer: Viewer, id: string) {
   const run = await findStudyRun(db, id);
-  if (!run) throw notFound('No such study run', { field: 'id' });
-  try {
-    return { run, study: await studyFor(db, viewer, run.study_id) };
-  } catch {
-    throw notFound('No such study run', { field: 'id' });
-  }
+  const study = run ? await findStudy(db, viewer, run.study_id) : undefined;
+  if (!run || !study) throw notFound('No such study run', { field: 'id' });
+  return { run, study };
 }
 
 export async function getStudyRun(db: Db, viewer: Viewer, id: string, now = Date.now()): Promise<StudyRunDetail> {
@@ -193,15 +190,15 @@ export async function startStudyRun(
 }
 
 /**
- * Cancels a run as a whole: marked cancelled (so the run reads "cancelled" once its jobs end),
- * then every job it queued that is still queued (at once) or running (at its next stage). Jobs it
- * reused from elsewhere are left alone: they answer other runs too. Owners and editors only.
+ * Cancels a run as a whole: marked cancel-requested, then every job of it that is still queued
+ * (at once) or running (at its next stage) — except a single job it reused (its owner's) and a job
+ * another run, not being cancelled, shares (that run keeps it). Owners and editors only.
  */
 export async function cancelStudyRun(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<number> {
   const { study } = await visibleRun(db, viewer, id);
   requireRole(viewer, study, ['owner', 'editor'], 'cancel its runs');
   await markRunCancelRequested(db, id);
-  const active = await activeRunJobs(db, id);
+  const active = await cancellableRunJobs(db, id);
   for (const row of active) await cancelJobRow(db, jobs, row);
   return active.length;
 }
