@@ -239,3 +239,17 @@ export function latestVersionsByRater(db: Db, studyId: string) {
     .orderBy('mv.version', 'desc')
     .execute();
 }
+
+/** Whether this job answers a run of a study the user is a member of, on a case still in that study. */
+export async function jobInMembersRun(db: Db, userId: string, jobId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('study_run_jobs as srj')
+    .innerJoin('study_runs as r', 'r.id', 'srj.run_id')
+    .innerJoin('study_members as m', (join) => join.onRef('m.study_id', '=', 'r.study_id').on('m.user_id', '=', userId))
+    .innerJoin('study_cases as sc', (join) => join.onRef('sc.study_id', '=', 'r.study_id').onRef('sc.case_id', '=', 'srj.case_id'))
+    .select('srj.run_id')
+    .where('srj.job_id', '=', jobId)
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}

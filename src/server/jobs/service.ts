@@ -19,6 +19,7 @@ import {
   listJobs,
 } from '../db/jobs.js';
 import { toPage } from '../db/paging.js';
+import { jobInMembersRun } from '../db/study-runs.js';
 import { isTerminal } from '../../shared/job-status.js';
 import * as transition from './transitions.js';
 import type { Database, JobRow } from '../db/tables.js';
@@ -137,6 +138,18 @@ export async function listJobPage(
   const rows = await listJobs(db, viewer, { ...opts, limit: opts.limit + 1 });
   const { page, nextCursor } = toPage(rows, opts.limit);
   return { items: await toJobViews(db, page, links), nextCursor };
+}
+
+/**
+ * A job the viewer may read: one they may see (visibleJob), or one that answers a run of a study
+ * they are a member of, on a case still in it — a co-rater opens the run's result. Reading only:
+ * cancelling, following and listing stay the owner's (visibleJob).
+ */
+export async function readableJob(db: Db, viewer: Viewer, id: string): Promise<JobRow> {
+  const row = await findJob(db, id);
+  if (row && (viewer.admin || row.owner_id === viewer.userId)) return row;
+  if (row && viewer.userId && (await jobInMembersRun(db, viewer.userId, id))) return row;
+  throw notFound('No such job');
 }
 
 export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<JobRow> {

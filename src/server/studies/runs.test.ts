@@ -187,6 +187,13 @@ describeEachDatabase('study runs', (current) => {
         expect(row.status).toBe('succeeded');
       }
 
+      // a member opens a row's result (read only); an outsider learns nothing; cancelling stays the owner's
+      const aJob = done.cases[0]!.jobId!;
+      const read = await viewer.query<JobView>('jobs.byId', { id: aJob });
+      expect([read.status, read.data.result?.metrics]).toEqual([200, done.cases[0]!.metrics]);
+      expect((await outsider.query('jobs.byId', { id: aJob })).status).toBe(404);
+      expect((await viewer.mutate('jobs.cancel', { id: aJob })).status).toBe(404);
+
       // the same run again (by the owner): every case answered by the first run's job, nothing queued
       const again = await owner.mutate<StudyRunDetail>('studies.run', { studyId: study.id, modelId: 'adc-dwi-v2' });
       expect(again.data).toMatchObject({ status: 'succeeded', total: 3, reused: 3, succeeded: 3 });
