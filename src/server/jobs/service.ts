@@ -183,6 +183,35 @@ export async function enqueue(db: Db, boss: PgBoss, row: JobRow): Promise<JobRow
 }
 
 /**
+ * A study run's jobs on the queue in batches (one statement per 500, with the queue's own retry,
+ * lease and dead-letter settings, at the run priority), each under its own id like `enqueue` —
+ * so a batch repeated by reconcileQueue after a crash makes no second entry.
+ */
+export async function enqueueMany(db: Db, boss: PgBoss, rows: JobRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += 500) {
+    const batch = rows.slice(i, i + 500);
+    await boss.insert(
+      SEGMENTATION_QUEUE,
+      batch.map((row) => ({
+        id: row.id,
+        data: { jobId: row.id } satisfies QueueJobData,
+        priority: row.study_run_id ? RUN_JOB_PRIORITY : SINGLE_JOB_PRIORITY,
+      })),
+    );
+    await db
+      .updateTable('jobs')
+      .set({ queue_job_id: sql<string>`id::text`, version: sql<number>`version + 1` })
+      .where(
+        'id',
+        'in',
+        batch.map((r) => r.id),
+      )
+      .where('queue_job_id', 'is', null)
+      .execute();
+  }
+}
+
+/**
  * Queued rows with no queue entry — their process died between insert and send — are enqueued
  * (by their own id, so a row that was enqueued after all is not doubled). Runs at each worker
  * start and with the scheduled clean-up; `olderThanMs` leaves rows a live request is still sending.

@@ -19,7 +19,7 @@ import {
 import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
 import { invalid, notFound } from '../errors.js';
-import { type JobSystem, cancelJobRow, enqueue } from '../jobs/service.js';
+import { type JobSystem, cancelJobRow, enqueueMany } from '../jobs/service.js';
 import { requireRole, studyFor } from './service.js';
 
 // A study run (#27): one model over a study's cases, as ordinary jobs on the one queue and its
@@ -181,10 +181,8 @@ export async function startStudyRun(
     ]);
     return { runId: run.id, queued: fresh };
   });
-  for (const row of queued) {
-    // A failed send leaves the row queued without a queue entry: reconcileQueue sends it later.
-    await enqueue(db, jobs.boss, row).catch(() => {});
-  }
+  // A failed send leaves rows queued without a queue entry: reconcileQueue sends them later.
+  await enqueueMany(db, jobs.boss, queued).catch(() => {});
   jobs.wake?.();
   return runId;
 }
