@@ -527,6 +527,25 @@ studies
       process.off('SIGINT', onSigint);
     }
   });
+studies
+  .command('export <studyId>')
+  .description('the study table as CSV (one row per case × run) or its results as a BIDS derivatives zip')
+  .addOption(new Option('--format <format>', 'csv or bids').choices(['csv', 'bids']).default('csv'))
+  .requiredOption('-o, --output <file>', 'where to write it')
+  .option('--run <runId>', 'one run (default: the newest run of each model)')
+  .option('--corrected', "BIDS: add each rater's latest corrected mask")
+  .addHelpText(
+    'after',
+    '\nExamples:\n  $ strokeview studies export 3c9e…41 -o audit.csv\n  $ strokeview studies export 3c9e…41 --format bids --corrected -o audit-bids.zip',
+  )
+  .action(async (studyId: string, o: { format: 'csv' | 'bids'; output: string; run?: string; corrected?: boolean }) => {
+    const saved = await client().exportStudy(
+      studyId,
+      { format: o.format, ...(o.run ? { runId: o.run } : {}), ...(o.corrected ? { corrected: true } : {}) },
+      o.output,
+    );
+    print(saved, () => `wrote ${saved.path} (${saved.bytes} bytes)`);
+  });
 const studyRuns = studies.command('runs').description("a study's runs");
 studyRuns
   .command('list <studyId>')

@@ -57,6 +57,15 @@ export interface RunStudyOptions {
   pollIntervalMs?: number;
 }
 
+export interface StudyExportOptions {
+  /** `csv`: the study table, one row per case × run; `bids`: a zip of BIDS derivatives. */
+  format: 'csv' | 'bids';
+  /** One run (by default the newest run of each model). */
+  runId?: string;
+  /** BIDS: add each rater's latest corrected mask. */
+  corrected?: boolean;
+}
+
 /** One live update of a job, as the progress stream (or polling) reports it. */
 export interface JobProgress {
   id: string;
@@ -127,6 +136,12 @@ export interface Helpers {
   runStudy(studyId: string, opts?: RunStudyOptions): Promise<StudyRunDetail>;
   /** Waits for a study run to end: its progress stream, falling back to polling if the stream fails. */
   waitForRun(runId: string, opts?: Pick<RunStudyOptions, 'onProgress' | 'signal' | 'pollIntervalMs'>): Promise<StudyRunDetail>;
+  /**
+   * A study's table as CSV or its results as a BIDS derivatives zip (GET /api/studies/{id}/table.csv
+   * or bids.zip). With a path (Node, Deno, Bun) it streams to that file; without one it returns the bytes.
+   */
+  exportStudy(studyId: string, o: StudyExportOptions, path: string): Promise<{ path: string; bytes: number }>;
+  exportStudy(studyId: string, o: StudyExportOptions): Promise<Uint8Array>;
   /** Uploads a case (.nii or .nii.gz files); every file is checked before anything is stored. */
   uploadCase(input: UploadCaseInput): Promise<CaseDetail>;
   /**
@@ -205,6 +220,18 @@ async function dicomParts(source: string | FileInput[]): Promise<{ blob: Blob; n
   await walk(source);
   if (out.length === 0) throw new StrokeviewError(`${source} holds no files`, { code: 'BAD_REQUEST' });
   return out;
+}
+
+/** A response's body: its bytes, or streamed to a file (Node, Deno, Bun) with its size. */
+async function saveBody(res: Response, path?: string): Promise<Uint8Array | { path: string; bytes: number }> {
+  if (path === undefined) return new Uint8Array(await res.arrayBuffer());
+  const { createWriteStream } = await import('node:fs');
+  const { Readable } = await import('node:stream');
+  const { pipeline } = await import('node:stream/promises');
+  let bytes = 0;
+  const counted = Readable.fromWeb(res.body as never).on('data', (chunk: Buffer) => (bytes += chunk.length));
+  await pipeline(counted, createWriteStream(path));
+  return { path, bytes };
 }
 
 /** Creates a client: the typed tRPC client (`client.cases.list.query()` …) plus the helpers above. */
@@ -342,6 +369,31 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
 
     waitForRun,
 
+    exportStudy: (async (studyId: string, o: StudyExportOptions, path?: string) => {
+      const url = new URL(`${base}/api/studies/${encodeURIComponent(studyId)}/${o.format === 'csv' ? 'table.csv' : 'bids.zip'}`);
+      if (o.runId) url.searchParams.set('runId', o.runId);
+      if (o.corrected) url.searchParams.set('corrected', 'true');
+      let res: Response;
+      try {
+        res = await doFetch(url, { headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {} });
+      } catch (err) {
+        throw StrokeviewError.wrap(err);
+      }
+      if (!res.ok || !res.body) {
+        const body = (await res.json().catch(() => null)) as {
+          message?: string;
+          code?: string;
+          data?: { fieldErrors?: Record<string, string[]> };
+        } | null;
+        throw new StrokeviewError(body?.message ?? `Export failed: the server answered ${res.status}`, {
+          code: body?.code ?? `HTTP_${res.status}`,
+          status: res.status,
+          fieldErrors: body?.data?.fieldErrors ?? {},
+        });
+      }
+      return saveBody(res, path);
+    }) as Helpers['exportStudy'],
+
     async segment(caseId, o = {}) {
       if (o.signal?.aborted) throw abortError();
       const idempotencyKey = o.idempotencyKey ?? globalThis.crypto.randomUUID();
@@ -426,14 +478,7 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
           },
         );
       }
-      if (path === undefined) return new Uint8Array(await res.arrayBuffer());
-      const { createWriteStream } = await import('node:fs');
-      const { Readable } = await import('node:stream');
-      const { pipeline } = await import('node:stream/promises');
-      let bytes = 0;
-      const counted = Readable.fromWeb(res.body as never).on('data', (chunk: Buffer) => (bytes += chunk.length));
-      await pipeline(counted, createWriteStream(path));
-      return { path, bytes };
+      return saveBody(res, path);
     }) as Helpers['download'],
   };
 

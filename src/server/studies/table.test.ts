@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import yauzl from 'yauzl';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +8,7 @@ import type { CaseDetail, CaseSummary } from '../../shared/cases.js';
 import type { JobView } from '../../shared/jobs.js';
 import type { MaskVersionView } from '../../shared/masks.js';
 import type { MetricStats, StudyDetail, StudyRunDetail, StudyTable } from '../../shared/studies.js';
+import { type StrokeviewError, createClient } from '../../sdk/index.js';
 import { seedDemoCases } from '../cases/demo.js';
 import { readNifti } from '../nifti/read.js';
 import { writeNiftiGz } from '../nifti/write.js';
@@ -245,6 +248,37 @@ describeEachDatabase('the study table and its exports', (current) => {
         ),
       );
       expect(parsed).toEqual(table.rows.map((r) => Object.fromEntries(CSV_COLUMNS.map(([h, k]) => [h, r[k]]))));
+
+      // the SDK and the CLI write the same file
+      const viewerToken = (await viewer!.mutate<{ token: string }>('auth.tokens.create', { name: 'sdk' })).data.token;
+      const sv = createClient({ url: server.url, token: viewerToken, retry: false });
+      const dir = mkdtempSync(path.join(tmpdir(), 'sv-export-'));
+      const viaSdk = await sv.exportStudy(study.id, { format: 'csv' }, path.join(dir, 'sdk.csv'));
+      expect(parseCsv(readFileSync(viaSdk.path, 'utf8'))).toEqual([header, ...lines]);
+      const refused = await createClient({ url: server.url, token: viewerToken, retry: false })
+        .exportStudy(study.id, { format: 'csv', runId: study.id })
+        .catch((e: StrokeviewError) => e);
+      expect([(refused as StrokeviewError).code, (refused as StrokeviewError).status]).toEqual(['NOT_FOUND', 404]);
+      const cli = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const p = spawn(
+          process.execPath,
+          ['--import', 'tsx', 'src/cli/index.ts', 'studies', 'export', study.id, '--format', 'bids', '-o', path.join(dir, 'cli.zip')],
+          {
+            cwd: ROOT,
+            env: { PATH: process.env.PATH ?? '', STROKEVIEW_URL: server.url, STROKEVIEW_TOKEN: viewerToken },
+          },
+        );
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d: Buffer) => (stdout += d));
+        p.stderr.on('data', (d: Buffer) => (stderr += d));
+        p.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+      expect([cli.code, cli.stderr]).toEqual([0, '']);
+      expect(cli.stdout).toMatch(/^wrote .*cli\.zip \(\d+ bytes\)\n$/);
+      expect([...(await unzip(readFileSync(path.join(dir, 'cli.zip')))).keys()]).toContain(
+        'derivatives/strokeview-adc-dwi-v2/dataset_description.json',
+      );
 
       // the BIDS derivatives zip (with the raters' corrected masks)
       const zipRes = await viewer!.request(`/api/studies/${study.id}/bids.zip?corrected=true`);
