@@ -1,10 +1,17 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { type DicomUploadResult, type JobView, type SegExport, type StrokeviewClient, createClient } from '../sdk/index.js';
+import {
+  type DicomUploadResult,
+  type JobView,
+  type SegExport,
+  type StrokeviewClient,
+  type StudyRunDetail,
+  createClient,
+} from '../sdk/index.js';
 import type { ModelCheck } from '../server/segmentation/validate-model.js';
 import { VERSION } from '../server/version.js';
 import { CliError, EXIT, exitCodeOf, messageOf } from './exit.js';
-import { progressReporter } from './progress.js';
+import { progressReporter, runReporter } from './progress.js';
 
 // `strokeview`: remote commands go through the SDK (--url/--token or STROKEVIEW_URL/STROKEVIEW_TOKEN);
 // local ones (serve, worker, migrate, import, users, tokens) use the server's modules and its
@@ -450,6 +457,132 @@ studies
   .action(async (studyId: string, caseIds: string[]) => {
     const r = await client().studies.cases.add.mutate({ studyId, caseIds });
     print(r, () => `${r.added} case(s) added`);
+  });
+
+function runLines(r: StudyRunDetail): string {
+  const f = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? '—' : x.toFixed(digits));
+  return [
+    `run ${r.id}: ${r.status} (${r.modelId}) — ${r.succeeded}/${r.total} done, ${r.failed} failed, ${r.cancelled} cancelled${r.reused ? `, ${r.reused} reused` : ''}`,
+    ...(r.cases.length
+      ? [
+          table([
+            ['CASE', 'STATUS', 'DICE', 'PRED mL', 'TRUE mL', 'LESION F1'],
+            ...r.cases.map((c) => [
+              c.caseName,
+              c.status,
+              f(c.metrics?.dice),
+              f(c.metrics?.predictedMl, 2),
+              f(c.metrics?.trueMl, 2),
+              f(c.metrics?.lesionF1),
+            ]),
+          ]),
+        ]
+      : []),
+  ].join('\n');
+}
+
+studies
+  .command('run <studyId>')
+  .description("run a model over a study's cases (one study run); earlier results of the model are reused unless --rerun")
+  .option('--model <id>', 'the model (default: the server default)')
+  .option('--case <caseId...>', 'only these cases of the study')
+  .option('--rerun', 'queue every case again, even those with a result of this model')
+  .option('--wait', 'wait for the run to end, with one progress line (Ctrl-C cancels the rest of the run)')
+  .addHelpText(
+    'after',
+    '\nExamples:\n  $ strokeview studies run 3c9e…41 --model adc-dwi-v2 --wait\n  $ strokeview studies run 3c9e…41 --rerun --json',
+  )
+  .action(async (studyId: string, o: { model?: string; case?: string[]; rerun?: boolean; wait?: boolean }) => {
+    const sv = client();
+    const opts = { ...(o.model ? { modelId: o.model } : {}), ...(o.case ? { caseIds: o.case } : {}), ...(o.rerun ? { rerun: true } : {}) };
+    if (!o.wait) {
+      const run = await sv.studies.run.mutate({ studyId, ...opts });
+      print(
+        run,
+        () =>
+          `started run ${run.id} over ${run.total} case(s) (${run.reused} reused); follow it with \`strokeview studies runs show ${run.id}\``,
+      );
+      return;
+    }
+    const abort = new AbortController();
+    const onSigint = () => {
+      process.stderr.write('\ncancelling the run…\n');
+      abort.abort();
+    };
+    process.once('SIGINT', onSigint);
+    const progress = json() ? null : runReporter(process.stderr);
+    try {
+      const run = await sv.runStudy(studyId, {
+        ...opts,
+        signal: abort.signal,
+        ...(progress ? { onProgress: (r) => progress.update(r) } : {}),
+      });
+      progress?.stop();
+      print(run, () => runLines(run));
+      if (run.status !== 'succeeded') process.exitCode = EXIT.failed;
+    } catch (err) {
+      progress?.stop();
+      throw err;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  });
+studies
+  .command('export <studyId>')
+  .description('the study table as CSV (one row per case × run) or its results as a BIDS derivatives zip')
+  .addOption(new Option('--format <format>', 'csv or bids').choices(['csv', 'bids']).default('csv'))
+  .requiredOption('-o, --output <file>', 'where to write it')
+  .option('--run <runId>', 'one run (default: the newest run of each model)')
+  .option('--corrected', "BIDS: add each rater's latest corrected mask")
+  .addHelpText(
+    'after',
+    '\nExamples:\n  $ strokeview studies export 3c9e…41 -o audit.csv\n  $ strokeview studies export 3c9e…41 --format bids --corrected -o audit-bids.zip',
+  )
+  .action(async (studyId: string, o: { format: 'csv' | 'bids'; output: string; run?: string; corrected?: boolean }) => {
+    const saved = await client().exportStudy(
+      studyId,
+      { format: o.format, ...(o.run ? { runId: o.run } : {}), ...(o.corrected ? { corrected: true } : {}) },
+      o.output,
+    );
+    print(saved, () => `wrote ${saved.path} (${saved.bytes} bytes)`);
+  });
+const studyRuns = studies.command('runs').description("a study's runs");
+studyRuns
+  .command('list <studyId>')
+  .description("a study's runs, newest first")
+  .action(async (studyId: string) => {
+    const list = await client().studies.runs.list.query({ studyId });
+    print(list, () =>
+      list.length
+        ? table([
+            ['ID', 'MODEL', 'STATUS', 'DONE', 'FAILED', 'CANCELLED', 'TOTAL', 'CREATED'],
+            ...list.map((r) => [
+              r.id,
+              r.modelId,
+              r.status,
+              String(r.succeeded),
+              String(r.failed),
+              String(r.cancelled),
+              String(r.total),
+              r.createdAt,
+            ]),
+          ])
+        : 'no runs',
+    );
+  });
+studyRuns
+  .command('show <runId>')
+  .description('a run: its progress and a row per case with the metrics')
+  .action(async (id: string) => {
+    const run = await client().studies.runs.byId.query({ id });
+    print(run, () => runLines(run));
+  });
+studyRuns
+  .command('cancel <runId>')
+  .description('cancel the rest of a run')
+  .action(async (id: string) => {
+    const run = await client().studies.runs.cancel.mutate({ id });
+    print(run, () => runLines(run));
   });
 
 const masks = program.command('masks').description('predicted and corrected masks');

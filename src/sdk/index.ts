@@ -36,6 +36,36 @@ export type PacsStudy = RouterOutputs['pacs']['search'][number];
 /** A DICOM SEG's facts (without the base64 file the procedure returns). */
 export type SegExport = Omit<RouterOutputs['masks']['exportSeg'], 'data'>;
 
+/** A study run with its row per case (each case's job status and metrics). */
+export type StudyRunDetail = RouterOutputs['studies']['runs']['byId'];
+/** A study run's progress: N/M succeeded, failed, cancelled, the ETA. */
+export type StudyRunSummary = RouterOutputs['studies']['runs']['list'][number];
+export type RunStudyInput = RouterInputs['studies']['run'];
+
+export interface RunStudyOptions {
+  /** The model to run (the server's default model otherwise). */
+  modelId?: string;
+  /** Only these cases of the study. */
+  caseIds?: string[];
+  /** Queue every case again, even those with a result of this model already. */
+  rerun?: boolean;
+  /** Each change of the run (counts, progress, ETA). */
+  onProgress?: (run: StudyRunSummary) => void;
+  /** Aborting cancels the rest of the run on the server and rejects with code ABORTED. */
+  signal?: AbortSignal;
+  /** Polling interval when the progress stream is unavailable (default 2000 ms). */
+  pollIntervalMs?: number;
+}
+
+export interface StudyExportOptions {
+  /** `csv`: the study table, one row per case × run; `bids`: a zip of BIDS derivatives. */
+  format: 'csv' | 'bids';
+  /** One run (by default the newest run of each model). */
+  runId?: string;
+  /** BIDS: add each rater's latest corrected mask. */
+  corrected?: boolean;
+}
+
 /** One live update of a job, as the progress stream (or polling) reports it. */
 export interface JobProgress {
   id: string;
@@ -98,6 +128,20 @@ export interface Helpers {
   segment(caseId: string, opts?: SegmentOptions): Promise<JobView>;
   /** Waits for a job to end: the progress stream, falling back to polling if the stream fails. */
   waitForJob(jobId: string, opts?: WaitOptions): Promise<JobView>;
+  /**
+   * Runs a model over a study's cases (one study run: a job per case, earlier results of the same
+   * model reused unless `rerun`) and resolves with the finished run — whatever its status; look at
+   * `status` and each case's row. Aborting `signal` cancels the rest of the run.
+   */
+  runStudy(studyId: string, opts?: RunStudyOptions): Promise<StudyRunDetail>;
+  /** Waits for a study run to end: its progress stream, falling back to polling if the stream fails. */
+  waitForRun(runId: string, opts?: Pick<RunStudyOptions, 'onProgress' | 'signal' | 'pollIntervalMs'>): Promise<StudyRunDetail>;
+  /**
+   * A study's table as CSV or its results as a BIDS derivatives zip (GET /api/studies/{id}/table.csv
+   * or bids.zip). With a path (Node, Deno, Bun) it streams to that file; without one it returns the bytes.
+   */
+  exportStudy(studyId: string, o: StudyExportOptions, path: string): Promise<{ path: string; bytes: number }>;
+  exportStudy(studyId: string, o: StudyExportOptions): Promise<Uint8Array>;
   /** Uploads a case (.nii or .nii.gz files); every file is checked before anything is stored. */
   uploadCase(input: UploadCaseInput): Promise<CaseDetail>;
   /**
@@ -178,6 +222,18 @@ async function dicomParts(source: string | FileInput[]): Promise<{ blob: Blob; n
   return out;
 }
 
+/** A response's body: its bytes, or streamed to a file (Node, Deno, Bun) with its size. */
+async function saveBody(res: Response, path?: string): Promise<Uint8Array | { path: string; bytes: number }> {
+  if (path === undefined) return new Uint8Array(await res.arrayBuffer());
+  const { createWriteStream } = await import('node:fs');
+  const { Readable } = await import('node:stream');
+  const { pipeline } = await import('node:stream/promises');
+  let bytes = 0;
+  const counted = Readable.fromWeb(res.body as never).on('data', (chunk: Buffer) => (bytes += chunk.length));
+  await pipeline(counted, createWriteStream(path));
+  return { path, bytes };
+}
+
 /** Creates a client: the typed tRPC client (`client.cases.list.query()` …) plus the helpers above. */
 export function createClient(opts: ClientOptions): StrokeviewClient {
   const trpc = createTrpcClient(opts);
@@ -245,8 +301,98 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
     return isTerminal(job.status) ? job : poll(jobId, o);
   }
 
+  async function waitForRun(
+    runId: string,
+    o: Pick<RunStudyOptions, 'onProgress' | 'signal' | 'pollIntervalMs'> = {},
+  ): Promise<StudyRunDetail> {
+    if (o.signal?.aborted) throw abortError();
+    // the stream first; when it fails or closes early, poll (the run's state lives in the database)
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        reject(abortError());
+        sub.unsubscribe();
+      };
+      const finish = () => {
+        o.signal?.removeEventListener('abort', onAbort);
+        sub.unsubscribe();
+        resolve();
+      };
+      const sub = trpc.studies.runs.onProgress.subscribe(
+        { id: runId },
+        {
+          onData: ({ data }) => {
+            o.onProgress?.(data);
+            if (data.status !== 'running') finish();
+          },
+          onError: finish,
+          onComplete: finish,
+        },
+      );
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+    }).catch((err: unknown) => {
+      throw StrokeviewError.wrap(err);
+    });
+    for (;;) {
+      if (o.signal?.aborted) throw abortError();
+      const run = await trpc.studies.runs.byId.query({ id: runId });
+      if (run.status !== 'running') return run;
+      o.onProgress?.(run);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, o.pollIntervalMs ?? 2000);
+        o.signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+      });
+    }
+  }
+
   const helpers: Helpers = {
     url: base,
+
+    async runStudy(studyId, o = {}) {
+      if (o.signal?.aborted) throw abortError();
+      const run = await trpc.studies.run.mutate({
+        studyId,
+        ...(o.modelId ? { modelId: o.modelId } : {}),
+        ...(o.caseIds ? { caseIds: o.caseIds } : {}),
+        ...(o.rerun ? { rerun: true } : {}),
+      });
+      o.onProgress?.(run);
+      if (run.status !== 'running') return run;
+      try {
+        return await waitForRun(run.id, o);
+      } catch (err) {
+        const e = StrokeviewError.wrap(err);
+        // Aborting means "stop the work", not only "stop waiting".
+        if (e.code === 'ABORTED') await trpc.studies.runs.cancel.mutate({ id: run.id }).catch(() => {});
+        throw e;
+      }
+    },
+
+    waitForRun,
+
+    exportStudy: (async (studyId: string, o: StudyExportOptions, path?: string) => {
+      const url = new URL(`${base}/api/studies/${encodeURIComponent(studyId)}/${o.format === 'csv' ? 'table.csv' : 'bids.zip'}`);
+      if (o.runId) url.searchParams.set('runId', o.runId);
+      if (o.corrected) url.searchParams.set('corrected', 'true');
+      let res: Response;
+      try {
+        res = await doFetch(url, { headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {} });
+      } catch (err) {
+        throw StrokeviewError.wrap(err);
+      }
+      if (!res.ok || !res.body) {
+        const body = (await res.json().catch(() => null)) as {
+          message?: string;
+          code?: string;
+          data?: { fieldErrors?: Record<string, string[]> };
+        } | null;
+        throw new StrokeviewError(body?.message ?? `Export failed: the server answered ${res.status}`, {
+          code: body?.code ?? `HTTP_${res.status}`,
+          status: res.status,
+          fieldErrors: body?.data?.fieldErrors ?? {},
+        });
+      }
+      return saveBody(res, path);
+    }) as Helpers['exportStudy'],
 
     async segment(caseId, o = {}) {
       if (o.signal?.aborted) throw abortError();
@@ -332,14 +478,7 @@ export function createClient(opts: ClientOptions): StrokeviewClient {
           },
         );
       }
-      if (path === undefined) return new Uint8Array(await res.arrayBuffer());
-      const { createWriteStream } = await import('node:fs');
-      const { Readable } = await import('node:stream');
-      const { pipeline } = await import('node:stream/promises');
-      let bytes = 0;
-      const counted = Readable.fromWeb(res.body as never).on('data', (chunk: Buffer) => (bytes += chunk.length));
-      await pipeline(counted, createWriteStream(path));
-      return { path, bytes };
+      return saveBody(res, path);
     }) as Helpers['download'],
   };
 

@@ -17,6 +17,7 @@ import { homeRoute } from './http/home/index.js';
 import { type Metrics, createMetrics, procedureNames } from './http/metrics/index.js';
 import { metricsAccess } from './http/metrics-access/index.js';
 import { openApiRoutes } from './http/openapi/index.js';
+import { studyExportRoutes } from './http/study-exports/index.js';
 import { readyGate } from './http/ready-gate/index.js';
 import { requestLog } from './http/request-log/index.js';
 import { securityHeaders } from './http/security-headers/index.js';
@@ -108,6 +109,7 @@ export function buildApp(deps: AppDeps): Hono {
   // Procedures: multipart ones streamed to disk, the rest over tRPC, the main ones also as REST.
   app.route('/', uploadRoutes({ env, router, createContext, log, dir: deps.uploadDir, fleet: uploadLeases }));
   app.route('/', segRoutes({ createContext, log }));
+  app.route('/', studyExportRoutes({ createContext, log }));
   app.route('/', trpcRoutes({ router, createContext, log, maxBatchSize: env.TRPC_MAX_BATCH }));
   const baseUrl = (c: Parameters<typeof publicBaseUrl>[0]) => publicBaseUrl(c, env);
   app.route('/', openApiRoutes({ router, version: deps.process.version, baseUrl, createContext, log }));

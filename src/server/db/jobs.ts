@@ -23,6 +23,7 @@ export const JOB_COLUMNS = [
   'started_at',
   'finished_at',
   'expires_at',
+  'study_run_id',
 ] as const;
 
 export function findJob(db: Db, id: string): Promise<JobRow | undefined> {
@@ -94,10 +95,12 @@ export function listJobs(
 }
 
 export async function countActiveJobs(db: Db, ownerId?: string): Promise<number> {
+  // A study run's jobs are admitted apart (studies/runs.ts): they never fill the single-job queue.
   let q = db
     .selectFrom('jobs')
     .select(({ fn }) => fn.countAll<string>().as('n'))
-    .where('status', 'in', [...ACTIVE_STATUSES]);
+    .where('status', 'in', [...ACTIVE_STATUSES])
+    .where('study_run_id', 'is', null);
   if (ownerId) q = q.where('owner_id', '=', ownerId);
   return Number((await q.executeTakeFirstOrThrow()).n);
 }
@@ -125,7 +128,8 @@ const activeJobsWithOwners = (db: Db) =>
     .selectFrom('jobs')
     .innerJoin('users', 'users.id', 'jobs.owner_id')
     .select(({ fn }) => fn.countAll<string>().as('n'))
-    .where('jobs.status', 'in', [...ACTIVE_STATUSES]);
+    .where('jobs.status', 'in', [...ACTIVE_STATUSES])
+    .where('jobs.study_run_id', 'is', null);
 
 /**
  * "New" accounts: registered within `hours` and with no job that ever succeeded — what a flood of

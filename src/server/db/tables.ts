@@ -162,6 +162,8 @@ export interface JobsTable {
   started_at: Date | null;
   finished_at: Date | null;
   expires_at: ColumnType<Date, Date | string, Date | string>;
+  /** The study run that queued this job (admitted apart from single jobs, at a lower priority); null for single jobs. */
+  study_run_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 export type JobRow = Selectable<JobsTable>;
 
@@ -195,7 +197,29 @@ export interface StudyCasesTable {
   added_at: Timestamp;
 }
 
+/** A model run over a study's cases (#27): what was asked; its progress is derived from its jobs. */
+export interface StudyRunsTable {
+  id: Generated<string>;
+  study_id: string;
+  model_id: string;
+  created_by: string | null;
+  rerun: ColumnType<boolean, boolean | undefined, boolean>;
+  cancel_requested: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: Timestamp;
+}
+export type StudyRunRow = Selectable<StudyRunsTable>;
+
+/** A run's row per case: the job that answers it (queued by the run, or an earlier result reused). */
+export interface StudyRunJobsTable {
+  run_id: string;
+  case_id: string;
+  job_id: string | null;
+  reused: ColumnType<boolean, boolean | undefined, boolean>;
+}
+
 export interface Database {
+  study_runs: StudyRunsTable;
+  study_run_jobs: StudyRunJobsTable;
   jobs: JobsTable;
   job_volumes: JobVolumesTable;
   volumes: VolumesTable;

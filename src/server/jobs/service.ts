@@ -19,6 +19,7 @@ import {
   listJobs,
 } from '../db/jobs.js';
 import { toPage } from '../db/paging.js';
+import { jobInMembersRun } from '../db/study-runs.js';
 import { isTerminal } from '../../shared/job-status.js';
 import * as transition from './transitions.js';
 import type { Database, JobRow } from '../db/tables.js';
@@ -139,6 +140,18 @@ export async function listJobPage(
   return { items: await toJobViews(db, page, links), nextCursor };
 }
 
+/**
+ * A job the viewer may read: one they may see (visibleJob), or one that answers a run of a study
+ * they are a member of, on a case still in it — a co-rater opens the run's result. Reading only:
+ * cancelling, following and listing stay the owner's (visibleJob).
+ */
+export async function readableJob(db: Db, viewer: Viewer, id: string): Promise<JobRow> {
+  const row = await findJob(db, id);
+  if (row && (viewer.admin || row.owner_id === viewer.userId)) return row;
+  if (row && viewer.userId && (await jobInMembersRun(db, viewer.userId, id))) return row;
+  throw notFound('No such job');
+}
+
 export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<JobRow> {
   const row = await findJob(db, id);
   if (!row || (!viewer.admin && row.owner_id !== viewer.userId)) {
@@ -148,14 +161,54 @@ export async function visibleJob(db: Db, viewer: Viewer, id: string): Promise<Jo
 }
 
 /**
+ * pg-boss hands out work by priority (higher first), then by age. A single job outranks every job
+ * of a study run, so a job someone submits while a 250-case run is queued is taken by the next
+ * worker that frees up — it waits for at most one run job per worker, never for the whole run.
+ */
+export const SINGLE_JOB_PRIORITY = 0;
+export const RUN_JOB_PRIORITY = -10;
+
+/**
  * Puts a job row on the queue under its own id (pg-boss ignores a second send of one id), so
  * enqueueing is idempotent: `reconcileQueue` may repeat it for a row whose first send never
  * happened (the process died between the insert and the send) without making two.
  */
 export async function enqueue(db: Db, boss: PgBoss, row: JobRow): Promise<JobRow | undefined> {
   const data: QueueJobData = { jobId: row.id };
-  const queueId = await boss.send(SEGMENTATION_QUEUE, data, { id: row.id });
+  const queueId = await boss.send(SEGMENTATION_QUEUE, data, {
+    id: row.id,
+    priority: row.study_run_id ? RUN_JOB_PRIORITY : SINGLE_JOB_PRIORITY,
+  });
   return transition.enqueued(db, row.id, queueId ?? row.id);
+}
+
+/**
+ * A study run's jobs on the queue in batches (one statement per 500, with the queue's own retry,
+ * lease and dead-letter settings, at the run priority), each under its own id like `enqueue` —
+ * so a batch repeated by reconcileQueue after a crash makes no second entry.
+ */
+export async function enqueueMany(db: Db, boss: PgBoss, rows: JobRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += 500) {
+    const batch = rows.slice(i, i + 500);
+    await boss.insert(
+      SEGMENTATION_QUEUE,
+      batch.map((row) => ({
+        id: row.id,
+        data: { jobId: row.id } satisfies QueueJobData,
+        priority: row.study_run_id ? RUN_JOB_PRIORITY : SINGLE_JOB_PRIORITY,
+      })),
+    );
+    await db
+      .updateTable('jobs')
+      .set({ queue_job_id: sql<string>`id::text`, version: sql<number>`version + 1` })
+      .where(
+        'id',
+        'in',
+        batch.map((r) => r.id),
+      )
+      .where('queue_job_id', 'is', null)
+      .execute();
+  }
 }
 
 /**
@@ -271,18 +324,26 @@ export async function createJob(
  */
 export async function cancelJob(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<JobRow> {
   const row = await visibleJob(db, viewer, id);
+  return (await cancelJobRow(db, jobs, row)) ?? (await visibleJob(db, viewer, id));
+}
+
+/**
+ * The cancel itself, for a row the caller may cancel (its owner, or a study run's editors):
+ * undefined when it ended meanwhile.
+ */
+export async function cancelJobRow(db: Db, jobs: JobSystem, row: JobRow): Promise<JobRow | undefined> {
   if (isTerminal(row.status)) return row;
   if (row.status === 'queued') {
-    const cancelled = await transition.cancelQueued(db, id);
+    const cancelled = await transition.cancelQueued(db, row.id);
     if (cancelled) {
       if (row.queue_job_id) await jobs.boss.cancel(SEGMENTATION_QUEUE, row.queue_job_id).catch(() => {});
       await publish(jobs.bus, cancelled);
       return cancelled;
     }
   }
-  const requested = await transition.requestCancel(db, id);
+  const requested = await transition.requestCancel(db, row.id);
   await publish(jobs.bus, requested);
-  return requested ?? (await visibleJob(db, viewer, id));
+  return requested;
 }
 
 /**

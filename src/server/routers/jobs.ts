@@ -1,7 +1,7 @@
 import { createJobSchema, jobIdSchema, jobPageSchema, jobViewSchema, listJobsSchema, onProgressSchema } from '../../shared/jobs.js';
 import { DEFAULT_MODEL_ID } from '../../shared/models.js';
 import { viewerOf, volumeLinks } from '../context.js';
-import { cancelJob, createJob, listJobPage, toJobView, visibleJob } from '../jobs/service.js';
+import { cancelJob, createJob, listJobPage, readableJob, toJobView } from '../jobs/service.js';
 import { progressStream } from '../jobs/progress-stream.js';
 import { protectedProcedure, router } from '../trpc.js';
 
@@ -35,7 +35,7 @@ export const jobsRouter = router({
     })
     .input(jobIdSchema)
     .output(jobViewSchema)
-    .query(async ({ ctx, input }) => toJobView(ctx.db, await visibleJob(ctx.db, viewerOf(ctx.user), input.id), volumeLinks(ctx))),
+    .query(async ({ ctx, input }) => toJobView(ctx.db, await readableJob(ctx.db, viewerOf(ctx.user), input.id), volumeLinks(ctx))),
 
   list: protectedProcedure
     .meta({ openapi: { method: 'GET', path: '/jobs', tags: ['jobs'], summary: 'Your jobs, newest first (optionally of one case)' } })

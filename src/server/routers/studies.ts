@@ -2,6 +2,14 @@ import { z } from 'zod';
 import { okSchema } from '../../shared/errors.js';
 import {
   createStudySchema,
+  onRunProgressSchema,
+  runStudySchema,
+  studyRunDetailSchema,
+  studyRunIdSchema,
+  studyRunSummarySchema,
+  studyRunsListSchema,
+  studyTableInputSchema,
+  studyTableSchema,
   removeStudyMemberSchema,
   studyCasesInputSchema,
   studyDetailSchema,
@@ -20,6 +28,10 @@ import {
   removeStudyMember,
   setMember,
 } from '../studies/service.js';
+import { cancelStudyRun, getStudyRun, listRunsOfStudy, startStudyRun } from '../studies/runs.js';
+import { runProgressStream } from '../studies/run-stream.js';
+import { studyTable } from '../studies/table.js';
+import { DEFAULT_MODEL_ID } from '../../shared/models.js';
 import { protectedProcedure, router } from '../trpc.js';
 
 const tags = ['studies'];
@@ -81,6 +93,78 @@ export const studiesRouter = router({
         await removeStudyMember(ctx.db, viewerOf(ctx.user), input);
         return { ok: true as const };
       }),
+  }),
+
+  /**
+   * Runs a model over the study's cases (or `caseIds`) as one study run (owner, editor): a job per
+   * case on the one queue, a case with a result of this model reused unless `rerun`.
+   */
+  run: protectedProcedure
+    .meta({ openapi: { method: 'POST', path: '/studies/{studyId}/runs', tags, summary: 'Run a model over the cases of a study' } })
+    .input(runStudySchema)
+    .output(studyRunDetailSchema)
+    .mutation(async ({ ctx, input }) => {
+      const viewer = viewerOf(ctx.user);
+      const modelId = input.modelId ?? ctx.models.list()[0]?.id ?? DEFAULT_MODEL_ID;
+      const id = await startStudyRun(ctx.db, ctx.jobs, ctx.config, viewer, { ...input, modelId }, new Set(ctx.models.models.keys()));
+      ctx.log.info({ studyId: input.studyId, runId: id, modelId }, 'study run started');
+      return getStudyRun(ctx.db, viewer, id);
+    }),
+
+  /**
+   * The study table: one row per case × run (the newest run of each model, or `runId`) with the
+   * job's metrics, a summary per run, and inter-rater agreement. As CSV: GET /api/studies/{id}/table.csv.
+   */
+  table: protectedProcedure
+    .meta({
+      openapi: {
+        method: 'GET',
+        path: '/studies/{studyId}/table',
+        tags,
+        summary: 'The study table: metrics per case and run, summary, agreement',
+      },
+    })
+    .input(studyTableInputSchema)
+    .output(studyTableSchema)
+    .query(({ ctx, input }) => studyTable({ db: ctx.db, store: ctx.store, cpu: ctx.cpu }, viewerOf(ctx.user), input)),
+
+  runs: router({
+    /** The study's runs, newest first, each with its progress. */
+    list: protectedProcedure
+      .meta({ openapi: { method: 'GET', path: '/studies/{studyId}/runs', tags, summary: "A study's runs, newest first" } })
+      .input(studyRunsListSchema)
+      .output(z.array(studyRunSummarySchema))
+      .query(({ ctx, input }) => listRunsOfStudy(ctx.db, viewerOf(ctx.user), input.studyId)),
+    /** A run: N/M done, failed, cancelled, the ETA, and its row per case with the job's metrics. */
+    byId: protectedProcedure
+      .meta({ openapi: { method: 'GET', path: '/study-runs/{id}', tags, summary: 'A study run: progress, ETA and a row per case' } })
+      .input(studyRunIdSchema)
+      .output(studyRunDetailSchema)
+      .query(({ ctx, input }) => getStudyRun(ctx.db, viewerOf(ctx.user), input.id)),
+    /** Cancels the rest of a run (owner, editor): queued jobs at once, running ones at their next stage. */
+    cancel: protectedProcedure
+      .meta({ openapi: { method: 'POST', path: '/study-runs/{id}/cancel', tags, summary: 'Cancel the rest of a study run' } })
+      .input(studyRunIdSchema)
+      .output(studyRunDetailSchema)
+      .mutation(async ({ ctx, input }) => {
+        const viewer = viewerOf(ctx.user);
+        const stopped = await cancelStudyRun(ctx.db, ctx.jobs, viewer, input.id);
+        ctx.log.info({ runId: input.id, jobs: stopped }, 'study run cancelled');
+        return getStudyRun(ctx.db, viewer, input.id);
+      }),
+    /** Live progress of a run over SSE (studies/run-stream.ts), ending when it is no longer running. */
+    onProgress: protectedProcedure.input(onRunProgressSchema).subscription(({ ctx, input, signal }) =>
+      runProgressStream({
+        db: ctx.db,
+        jobs: ctx.jobs,
+        config: ctx.config,
+        user: ctx.user,
+        auth: ctx.auth,
+        runId: input.id,
+        lastEventId: input.lastEventId,
+        signal,
+      }),
+    ),
   }),
 
   cases: router({

@@ -46,13 +46,13 @@ function toSummary(s: StudyListed): StudySummary {
   };
 }
 
-async function studyFor(db: Db, viewer: Viewer, id: string): Promise<StudyListed> {
+export async function studyFor(db: Db, viewer: Viewer, id: string): Promise<StudyListed> {
   const s = await findStudy(db, viewer, id);
   if (!s) throw notFound('No such study', { field: 'studyId' });
   return s;
 }
 
-function requireRole(viewer: Viewer, s: StudyListed, allowed: StudyRole[], what: string): void {
+export function requireRole(viewer: Viewer, s: StudyListed, allowed: StudyRole[], what: string): void {
   if (viewer.admin || (s.role && allowed.includes(s.role))) return;
   const who = allowed.length === 1 ? "the study's owner" : "the study's owners and editors";
   throw forbidden(`Only ${who} may ${what}; you are ${s.role === 'editor' ? 'an editor' : 'a viewer'} of it`);

@@ -1,0 +1,202 @@
+import { type Kysely, sql } from 'kysely';
+import type { z } from 'zod';
+import type { StudyRunCase, StudyRunDetail, StudyRunStatus, StudyRunSummary, runStudySchema } from '../../shared/studies.js';
+import type { Viewer } from '../db/cases.js';
+import { findStudy, studyCaseRows } from '../db/studies.js';
+import {
+  type RunCaseRow,
+  type StudyRunListed,
+  cancellableRunJobs,
+  findStudyRun,
+  insertRunJobs,
+  insertStudyRun,
+  linkRunJobs,
+  listStudyRuns,
+  markRunCancelRequested,
+  reusableJobs,
+  runCaseRows,
+} from '../db/study-runs.js';
+import type { Database, JobRow } from '../db/tables.js';
+import type { Env } from '../env.js';
+import { invalid, notFound } from '../errors.js';
+import { type JobSystem, cancelJobRow, enqueueMany } from '../jobs/service.js';
+import { requireRole, studyFor } from './service.js';
+
+// A study run (#27): one model over a study's cases, as ordinary jobs on the one queue and its
+// workers. What a run is, in one place:
+// - Durable: the run row says what was asked; the jobs carry the work (pg-boss, leases, retries),
+//   and the run's state is only ever derived from them — after a restart it is where its jobs are.
+// - Idempotent per case: a case with a result of the same model (or a job of it still queued or
+//   running) that the caller or an earlier run of this study made is answered by that job, unless
+//   `rerun` is asked; a case's volumes never change once made, so the same case is the same input.
+// - Admission: its jobs are enqueued at a lower pg-boss priority than single jobs (see
+//   RUN_JOB_PRIORITY), so a worker that frees up takes a waiting single job first, and they are
+//   not counted against the single-job caps (MAX_ACTIVE_JOBS_PER_USER, MAX_QUEUED_JOBS), so a
+//   large run never makes `jobs.create` answer "the queue is full".
+// - Who: the study's owners and editors (and admins) start and cancel runs; any member reads them.
+
+type Db = Kysely<Database>;
+
+const iso = (d: Date | string | null) => (d ? new Date(d).toISOString() : null);
+
+/**
+ * Time left for a run, in ms: the work left (each queued job one mean wall time, each running one
+ * what remains of a mean wall time) shared among the jobs running now (how many workers the run
+ * has at the moment; at least one). Null before any job finished (no mean yet), 0 when nothing is
+ * left. `now` is the caller's clock.
+ */
+export function estimateRunEta(o: { meanJobMs: number | null; queued: number; runningStartedAt: number[]; now: number }): number | null {
+  const running = o.runningStartedAt.length;
+  if (o.queued + running === 0) return 0;
+  if (o.meanJobMs === null) return null;
+  const mean = o.meanJobMs;
+  const left = o.queued * mean + o.runningStartedAt.reduce((sum, started) => sum + Math.max(0, mean - (o.now - started)), 0);
+  return left / Math.max(1, running);
+}
+
+/** A run's counts, progress and ETA from its rows (a row whose job was deleted counts as failed). */
+export function summarizeRun(run: StudyRunListed, rows: RunCaseRow[], now: number): StudyRunSummary {
+  const count = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+  const wall: number[] = [];
+  const runningStartedAt: number[] = [];
+  let progress = 0;
+  let version = run.cancel_requested ? 1 : 0;
+  for (const r of rows) {
+    const status = r.status ?? 'failed';
+    count[status]++;
+    progress += status === 'succeeded' ? 100 : (r.progress ?? 0);
+    version += r.version ?? 0;
+    if (status === 'succeeded' && r.started_at && r.finished_at)
+      wall.push(new Date(r.finished_at).getTime() - new Date(r.started_at).getTime());
+    if (status === 'running') runningStartedAt.push(r.started_at ? new Date(r.started_at).getTime() : now);
+  }
+  const meanJobMs = wall.length ? wall.reduce((a, b) => a + b, 0) / wall.length : null;
+  const active = count.queued + count.running;
+  const status: StudyRunStatus = active > 0 ? 'running' : count.cancelled > 0 ? 'cancelled' : count.failed > 0 ? 'failed' : 'succeeded';
+  const eta = estimateRunEta({ meanJobMs, queued: count.queued, runningStartedAt, now });
+  return {
+    id: run.id,
+    studyId: run.study_id,
+    modelId: run.model_id,
+    createdAt: iso(run.created_at)!,
+    createdBy: run.created_by_email,
+    rerun: run.rerun,
+    cancelRequested: run.cancel_requested,
+    status,
+    total: rows.length,
+    ...count,
+    reused: rows.filter((r) => r.reused).length,
+    progress: rows.length ? Math.round((progress / rows.length) * 10) / 10 : 100,
+    meanJobSeconds: meanJobMs === null ? null : meanJobMs / 1000,
+    etaSeconds: eta === null ? null : Math.round(eta / 100) / 10,
+    version,
+  };
+}
+
+export function toRunCase(r: RunCaseRow): StudyRunCase {
+  return {
+    caseId: r.case_id,
+    caseName: r.case_name,
+    jobId: r.job_id,
+    reused: r.reused,
+    status: r.status ?? 'failed',
+    progress: r.status === 'succeeded' ? 100 : (r.progress ?? 0),
+    message: r.message ?? 'Its job was deleted (result retention)',
+    error: r.job_id ? r.error : 'The job of this case was deleted (result retention); run the study again',
+    metrics: r.metrics,
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+  };
+}
+
+/** A run a viewer may read (any member of its study); NOT_FOUND otherwise, as for its study. */
+export async function visibleRun(db: Db, viewer: Viewer, id: string) {
+  const run = await findStudyRun(db, id);
+  const study = run ? await findStudy(db, viewer, run.study_id) : undefined;
+  if (!run || !study) throw notFound('No such study run', { field: 'id' });
+  return { run, study };
+}
+
+export async function getStudyRun(db: Db, viewer: Viewer, id: string, now = Date.now()): Promise<StudyRunDetail> {
+  const { run } = await visibleRun(db, viewer, id);
+  const rows = await runCaseRows(db, id);
+  return { ...summarizeRun(run, rows, now), cases: rows.map(toRunCase) };
+}
+
+/** The summary alone (the progress stream sends it on every change). */
+export async function runSummary(db: Db, run: StudyRunListed, now = Date.now()): Promise<StudyRunSummary> {
+  return summarizeRun(run, await runCaseRows(db, run.id), now);
+}
+
+export async function listRunsOfStudy(db: Db, viewer: Viewer, studyId: string, now = Date.now()): Promise<StudyRunSummary[]> {
+  await studyFor(db, viewer, studyId);
+  const runs = await listStudyRuns(db, studyId);
+  return Promise.all(runs.map((r) => runSummary(db, r, now)));
+}
+
+/**
+ * Starts a run: in one transaction (under the study's run lock, so two runs started at once do
+ * not both queue a case) the run row, its new jobs and its row per case; then the new jobs go on
+ * the queue. A job whose send is lost (a crash here) is enqueued by reconcileQueue, at its run's
+ * priority. Returns the run's id.
+ */
+export async function startStudyRun(
+  db: Db,
+  jobs: JobSystem,
+  cfg: Pick<Env, 'RESULT_RETENTION_DAYS'>,
+  viewer: Viewer & { userId: string },
+  input: z.infer<typeof runStudySchema> & { modelId: string },
+  knownModels: Set<string>,
+): Promise<string> {
+  const study = await studyFor(db, viewer, input.studyId);
+  requireRole(viewer, study, ['owner', 'editor'], 'run models on it');
+  if (!knownModels.has(input.modelId)) throw invalid(`Unknown model: ${input.modelId}`, { field: 'modelId' });
+  const inStudy = (await studyCaseRows(db, input.studyId)).map((c) => c.id);
+  let caseIds = inStudy;
+  if (input.caseIds) {
+    const members = new Set(inStudy);
+    const asked = [...new Set(input.caseIds)];
+    const outside = asked.filter((id) => !members.has(id));
+    if (outside.length) throw invalid(`Not in this study: ${outside.join(', ')}`, { field: 'caseIds' });
+    caseIds = asked;
+  }
+  if (!caseIds.length) throw invalid('The study has no cases to run; add cases first', { field: 'studyId' });
+
+  const { runId, queued } = await db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext('study-run:' || ${input.studyId}))`.execute(trx);
+    const run = await insertStudyRun(trx, { studyId: input.studyId, modelId: input.modelId, createdBy: viewer.userId, rerun: input.rerun });
+    const reuse = input.rerun
+      ? new Map<string, JobRow>()
+      : await reusableJobs(trx, { studyId: input.studyId, userId: viewer.userId, modelId: input.modelId, caseIds });
+    const fresh = await insertRunJobs(trx, {
+      runId: run.id,
+      ownerId: viewer.userId,
+      modelId: input.modelId,
+      caseIds: caseIds.filter((id) => !reuse.has(id)),
+      expiresAt: new Date(Date.now() + cfg.RESULT_RETENTION_DAYS * 86_400_000),
+    });
+    await linkRunJobs(trx, run.id, [
+      ...[...reuse.values()].map((j) => ({ caseId: j.case_id, jobId: j.id, reused: true })),
+      ...fresh.map((j) => ({ caseId: j.case_id, jobId: j.id, reused: false })),
+    ]);
+    return { runId: run.id, queued: fresh };
+  });
+  // A failed send leaves rows queued without a queue entry: reconcileQueue sends them later.
+  await enqueueMany(db, jobs.boss, queued).catch(() => {});
+  jobs.wake?.();
+  return runId;
+}
+
+/**
+ * Cancels a run as a whole: marked cancel-requested, then every job of it that is still queued
+ * (at once) or running (at its next stage) — except a single job it reused (its owner's) and a job
+ * another run, not being cancelled, shares (that run keeps it). Owners and editors only.
+ */
+export async function cancelStudyRun(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<number> {
+  const { study } = await visibleRun(db, viewer, id);
+  requireRole(viewer, study, ['owner', 'editor'], 'cancel its runs');
+  await markRunCancelRequested(db, id);
+  const active = await cancellableRunJobs(db, id);
+  for (const row of active) await cancelJobRow(db, jobs, row);
+  return active.length;
+}
