@@ -213,7 +213,9 @@ export function jobRunner(
     try {
       const volumes = await caseVolumes(db, claimed.row.case_id);
       const bytes: Partial<Record<VolumeRole, Uint8Array>> = {};
-      for (const v of volumes) bytes[v.role as VolumeRole] = await deps.store.read(v.sha256);
+      // Read together: on an object store each read is a round trip, and they do not depend on each other.
+      const read = await Promise.all(volumes.map((v) => deps.store.read(v.sha256)));
+      for (const [i, v] of volumes.entries()) bytes[v.role as VolumeRole] = read[i]!;
       const result = await segmentInPool(deps.cpu, {
         volumes: bytes,
         models: claimed.models,
