@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import pg from 'pg';
-import { seedDemoCases } from '../src/server/cases/demo.js';
+import { phantomVolumes, seedDemoCases } from '../src/server/cases/demo.js';
 import { findJob } from '../src/server/db/jobs.js';
 import { parseEnv } from '../src/server/env.js';
 import { startJobRuntime } from '../src/server/jobs/runtime.js';
@@ -13,6 +13,8 @@ import { createLogger } from '../src/server/logger.js';
 import { builtInModelsDir, loadModelRegistry } from '../src/server/segmentation/models.js';
 import { makeTestApp } from '../src/server/test/app.js';
 import { TestBrowser } from '../src/server/test/browser.js';
+import { serveApp } from '../src/server/test/live.js';
+import { withStoredVolumes } from '../src/server/volumes/service.js';
 import { type TestDatabaseKind, openTestDatabase } from '../src/server/test/databases.js';
 import { ROOT } from '../src/server/test/process.js';
 import { type TestS3, startTestS3 } from '../src/server/test/s3.js';
@@ -70,6 +72,7 @@ try {
   row('get (whole)', fs.get, obj.get);
   row('ranged read (header)', fs.range, obj.range);
   await jobWallTimes(s3);
+  await firstBytes(s3);
 } finally {
   await s3.close();
   rmSync(dir, { recursive: true, force: true });
@@ -194,5 +197,62 @@ async function jobWallTimes(s3: TestS3) {
     apart.close();
     await models.close();
     rmSync(jobDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A signed volume link's first byte, as a browser would get it (fetch following redirects): the
+ * folder store through the API, the S3 store streamed through the API (`STORAGE_SERVE=proxy`), and
+ * a 302 to a presigned GET that s3rver answers (`redirect`). The demo DWI (3.3 MB .nii.gz),
+ * BENCH_STORE_LINKS (default 15) fetches each in turns after a warm-up, medians.
+ */
+async function firstBytes(s3: TestS3) {
+  const links = Number(process.env.BENCH_STORE_LINKS ?? 15);
+  const database = await openTestDatabase('pglite');
+  await s3.createBucket('bench-links');
+  const dir = mkdtempSync(path.join(tmpdir(), 'sv-bench-links-'));
+  const dwi = phantomVolumes(1).find((v) => v.role === 'dwi')!;
+  const stores = { fs: new FsVolumeStore(dir), s3: s3.store('bench-links', { prefix: 'links/' }) };
+  const servers: { close(): Promise<void> }[] = [];
+  try {
+    const ways: Record<string, string> = {};
+    for (const [name, store, serve] of [
+      ['fs, through the API', stores.fs, 'proxy'],
+      ['s3, STORAGE_SERVE=proxy', stores.s3, 'proxy'],
+      ['s3, STORAGE_SERVE=redirect (302 + GET)', stores.s3, 'redirect'],
+    ] as const) {
+      const [id] = await withStoredVolumes(database.handle.db, store, [dwi], async (_trx, ids) => ids);
+      const t = makeTestApp({ database: database.handle, volumeStore: store, env: { STORAGE_SERVE: serve, LOG_LEVEL: 'silent' } });
+      const server = await serveApp(t.app);
+      servers.push(server);
+      ways[name] = `${server.url}/files/v/${t.signer.sign(id!)}/dwi.nii.gz`;
+    }
+    const firstByte = async (url: string) => {
+      const t0 = performance.now();
+      const res = await fetch(url);
+      const reader = res.body!.getReader();
+      await reader.read();
+      const ms = performance.now() - t0;
+      await reader.cancel();
+      if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
+      return ms;
+    };
+    const names = Object.keys(ways);
+    const times = Object.fromEntries(names.map((n) => [n, [] as number[]]));
+    for (const n of names) await firstByte(ways[n]!);
+    for (let i = 0; i < links; i++) for (const n of names) times[n]!.push(await firstByte(ways[n]!));
+    const base = median(times[names[0]!]!);
+    console.log(
+      `\nSigned link → first byte, demo DWI (${(dwi.stored.length / 1e6).toFixed(1)} MB), ${links} fetches each in turns, median`,
+    );
+    for (const n of names) {
+      const m = median(times[n]!);
+      console.log(`  ${n.padEnd(40)} ${m.toFixed(1).padStart(6)} ms   ${(m / base).toFixed(2)}× the folder store`);
+    }
+  } finally {
+    for (const s of servers) await s.close();
+    stores.s3.close();
+    await database.dispose();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
