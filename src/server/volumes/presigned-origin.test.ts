@@ -3,7 +3,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { describe, expect, it } from 'vitest';
 import { parseEnv } from '../env.js';
 import { redirectOrigin } from './backends.js';
-import { presignedOrigin } from './s3-store.js';
+import { S3VolumeStore, presignedOrigin } from './s3-store.js';
 
 // STORAGE_SERVE=redirect: the page's CSP connect-src must name the store's origin before any link
 // is presigned. presignedOrigin resolves it by the SDK's endpoint rules; here each layout is checked
@@ -58,5 +58,38 @@ describe('presignedOrigin', () => {
     );
     expect(redirectOrigin(env(s3))).toBeUndefined();
     expect(redirectOrigin(env({ STORAGE_SERVE: 'redirect' }))).toBeUndefined();
+  });
+});
+
+describe('presignedGet', () => {
+  process.env.AWS_ACCESS_KEY_ID ??= 'AKIDEXAMPLE';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'secret';
+  const store = new S3VolumeStore({
+    bucket: 'sv-volumes',
+    prefix: 'p/',
+    endpoint: 'http://127.0.0.1:4569',
+    region: 'us-east-1',
+    forcePathStyle: true,
+  });
+  const sha = 'ab'.repeat(32);
+  const link = (now: number) => store.presignedGet(sha, 120, 'dwi.nii.gz', false, now);
+  const signedAt = (url: string) => new URL(url).searchParams.get('X-Amz-Date');
+  const t0 = Date.UTC(2026, 11, 2, 7, 0, 0); // the start of a 60 s window
+
+  it('the same URL for every redirect within half the TTL (the browser cache can serve the second fetch), a new one after', async () => {
+    const first = await link(t0 + 1_000);
+    expect(await link(t0 + 59_999)).toBe(first);
+    expect(signedAt(first)).toBe('20261202T070000Z');
+    const next = await link(t0 + 60_000);
+    expect(next).not.toBe(first);
+    expect(signedAt(next)).toBe('20261202T070100Z');
+  });
+
+  it('valid for the TTL from its window: at least half the TTL left whenever it is handed out', async () => {
+    const url = new URL(await link(t0 + 59_999));
+    expect(url.searchParams.get('X-Amz-Expires')).toBe('120');
+    const expiresAt =
+      Date.parse(signedAt(url.href)!.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z')) + 120_000;
+    expect(expiresAt - (t0 + 59_999)).toBeGreaterThanOrEqual(60_000);
   });
 });
