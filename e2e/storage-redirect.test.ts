@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+import { type Server, createServer, request } from 'node:http';
 import path from 'node:path';
 import { DeleteBucketCorsCommand, PutBucketCorsCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Browser, Page } from 'playwright-core';
@@ -21,6 +22,34 @@ let admin: S3Client;
 let server: ServerProcess;
 let browser: Browser;
 let origin: string;
+/** The store as the server and the browser reach it: s3rver behind a proxy that counts the GETs it answers. */
+let front: { endpoint: string; gets: string[]; close(): Promise<void> };
+
+async function countingProxy(target: string): Promise<typeof front> {
+  const to = new URL(target);
+  const gets: string[] = [];
+  const server: Server = createServer((req, res) => {
+    if (req.method === 'GET') gets.push(new URL(req.url ?? '/', 'http://x').pathname);
+    // The Host header goes through unchanged: the presigned URL's signature covers it.
+    const up = request({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    gets,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
 
 /** The bucket's CORS rule as a production bucket needs it (docs/fleet.md). */
 const corsFor = (allowedOrigin: string) =>
@@ -46,8 +75,15 @@ beforeAll(async () => {
   const port = await freePort();
   origin = `http://127.0.0.1:${port}`;
   await admin.send(corsFor(origin));
+  front = await countingProxy(s3.endpoint);
   [server, browser] = await Promise.all([
-    startServer({ PORT: String(port), ...s3.env(BUCKET, 'e2e/'), STORAGE_SERVE: 'redirect', STORAGE_REDIRECT_TTL_S: '120' }),
+    startServer({
+      PORT: String(port),
+      ...s3.env(BUCKET, 'e2e/'),
+      S3_ENDPOINT: front.endpoint,
+      STORAGE_SERVE: 'redirect',
+      STORAGE_REDIRECT_TTL_S: '120',
+    }),
     launchBrowser(),
   ]);
 }, 240_000);
@@ -56,6 +92,7 @@ afterAll(async () => {
   await browser?.close();
   await server?.stop();
   admin?.destroy();
+  await front?.close();
   await s3?.close();
 });
 
@@ -66,7 +103,7 @@ function volumeTraffic(page: Page) {
   page.on('response', (r) => {
     const url = r.url();
     if (url.startsWith(`${origin}/files/v/`) && r.status() === 302) redirects.push(r.headers().location ?? '');
-    if (url.startsWith(`${s3.endpoint}/${BUCKET}/`))
+    if (url.startsWith(`${front.endpoint}/${BUCKET}/`))
       fromStore.push({ status: r.status(), url, acao: r.headers()['access-control-allow-origin'] });
   });
   return { redirects, fromStore };
@@ -97,7 +134,7 @@ describe('the viewer through STORAGE_SERVE=redirect (s3rver), cross-origin isola
     // the bytes came from the store, by a presigned redirect, CORS-approved for this origin only
     expect(traffic.redirects.length).toBeGreaterThanOrEqual(2);
     for (const location of traffic.redirects) {
-      expect(location.startsWith(`${s3.endpoint}/${BUCKET}/e2e/volumes/`)).toBe(true);
+      expect(location.startsWith(`${front.endpoint}/${BUCKET}/e2e/volumes/`)).toBe(true);
       expect(location).toContain('X-Amz-Signature=');
     }
     expect(traffic.fromStore.length).toBeGreaterThanOrEqual(2);
@@ -106,8 +143,12 @@ describe('the viewer through STORAGE_SERVE=redirect (s3rver), cross-origin isola
       expect(r.acao).toBe(origin);
     }
     await page.screenshot({ path: path.join(SCREENSHOTS, 'storage-redirect-case.png') });
+    // the viewer asks for DWI and the truth twice (its prefetch, then NiiVue): the same presigned URL
+    // within half the TTL, so the browser's cache answers the second (informational: a window may
+    // turn between the two)
+    const volumeGets = front.gets.filter((p) => p.endsWith('.nii.gz'));
     console.info(
-      `storage-redirect: ${traffic.redirects.length} redirects, ${traffic.fromStore.length} answers from the store for the case`,
+      `storage-redirect: ${traffic.redirects.length} redirects to ${new Set(traffic.redirects).size} distinct presigned URLs; the store answered ${volumeGets.length} GETs for ${new Set(volumeGets).size} volumes`,
     );
 
     // the built-in model on the in-process worker: the mask it writes to the store loads by redirect too
