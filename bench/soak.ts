@@ -5,6 +5,7 @@ import pg from 'pg';
 import { seededRandom } from '../src/server/nifti/fuzz.js';
 import { createThrowawayPostgres } from '../src/server/test/databases.js';
 import { type ServerProcess, freePort, startProcess } from '../src/server/test/process.js';
+import { type TestS3, startTestS3 } from '../src/server/test/s3.js';
 
 // #16 soak: an API process and two worker processes (npm start's build) on a throwaway database
 // of the local PostgreSQL, sharing one DATA_DIR. SOAK_JOBS jobs (default 200) are created by
@@ -13,9 +14,17 @@ import { type ServerProcess, freePort, startProcess } from '../src/server/test/p
 // terminal, every succeeded job's masks in the database and on disk, no file without a
 // referenced row, no row without its file. The baseline is the same jobs with no kills and no
 // cancels, measured first in the same run (throughput ratio).
+//
+// SOAK_LAYOUT=fleet (#28) runs the same on the fleet layout instead: no shared DATA_DIR (each
+// process its own, empty), every volume in an s3rver bucket on loopback (STORAGE_URL=s3://…), the
+// workers `strokeview worker`; the invariants then hold between the rows and the bucket's objects,
+// and no DATA_DIR may hold a volume. SOAK_BASELINE=0 skips the baseline run (a busy machine).
 
 const JOBS = Number(process.env.SOAK_JOBS ?? 200);
 const KILLS = Number(process.env.SOAK_KILLS ?? 2);
+const FLEET = process.env.SOAK_LAYOUT === 'fleet';
+const BASELINE = process.env.SOAK_BASELINE !== '0';
+const BUCKET = 'soak-volumes';
 const rand = seededRandom(20261130);
 process.env.TEST_DATABASE_URL ??= process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -23,14 +32,32 @@ interface Cluster {
   api: ServerProcess;
   workers: (ServerProcess | undefined)[];
   startWorker(i: number): Promise<void>;
+  /** The API's DATA_DIR (shared by the workers unless on the fleet layout). */
   dataDir: string;
+  /** Every process's DATA_DIR (fleet: one each). */
+  dataDirs: string[];
+  /** The volumes' SHA-256s the store holds: files under the shared DATA_DIR, or the bucket's objects. */
+  storedVolumes(): Promise<Set<string>>;
   url: string;
   stop(): Promise<void>;
 }
 
 async function cluster(databaseUrl: string): Promise<Cluster> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-soak-'));
-  const common = { DATABASE_URL: databaseUrl, DATA_DIR: dataDir, SECRET_KEY: 's'.repeat(40), JOB_LEASE_S: '10', LOG_LEVEL: 'error' };
+  const dataDirs = [dataDir];
+  let s3: TestS3 | undefined;
+  if (FLEET) {
+    s3 = await startTestS3();
+    await s3.createBucket(BUCKET);
+  }
+  const common = {
+    DATABASE_URL: databaseUrl,
+    DATA_DIR: dataDir,
+    SECRET_KEY: 's'.repeat(40),
+    JOB_LEASE_S: '10',
+    LOG_LEVEL: 'error',
+    ...(s3 ? s3.env(BUCKET, 'soak/') : {}),
+  };
   const api = startProcess({
     ...common,
     PORT: String(await freePort()),
@@ -42,11 +69,14 @@ async function cluster(databaseUrl: string): Promise<Cluster> {
   });
   await api.waitReady();
   const workers: (ServerProcess | undefined)[] = [undefined, undefined];
+  const workerDirs = FLEET ? [0, 1].map((i) => mkdtempSync(path.join(tmpdir(), `sv-soak-w${i}-`))) : [dataDir, dataDir];
+  if (FLEET) dataDirs.push(...workerDirs);
   const startWorker = async (i: number) => {
-    const w = startProcess(
-      { ...common, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '1', CPU_THREADS: '1', ORT_THREADS: '1' },
-      'src/server/worker.ts',
-    );
+    const env = { ...common, DATA_DIR: workerDirs[i]!, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '1', CPU_THREADS: '1', ORT_THREADS: '1' };
+    // the fleet's workers as a deployment starts them: `strokeview worker`, migrations already done
+    const w = FLEET
+      ? startProcess({ ...env, MIGRATE_ON_BOOT: 'false' }, 'src/cli/index.ts', ['worker'])
+      : startProcess(env, 'src/server/worker.ts');
     workers[i] = w;
     // ready when it says so (a worker has no HTTP port)
     for (;;) {
@@ -60,10 +90,27 @@ async function cluster(databaseUrl: string): Promise<Cluster> {
     workers,
     startWorker,
     dataDir,
+    dataDirs,
+    async storedVolumes() {
+      if (s3) {
+        const store = s3.store(BUCKET, { prefix: 'soak/' });
+        const out = new Set<string>();
+        for await (const o of store.list()) out.add(o.sha256);
+        return out;
+      }
+      const root = path.join(dataDir, 'volumes');
+      return new Set(
+        readdirSync(root, { recursive: true })
+          .map(String)
+          .filter((f) => f.endsWith('.nii.gz'))
+          .map((f) => path.basename(f, '.nii.gz')),
+      );
+    },
     url: api.url,
     async stop() {
       await Promise.all(workers.map((w) => w?.stop('SIGTERM')));
       await api.stop('SIGTERM');
+      await s3?.close();
     },
   };
 }
@@ -165,14 +212,14 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
           `select v.sha256, (exists (select 1 from case_volumes cv where cv.volume_id = v.id) or exists (select 1 from job_volumes jv where jv.volume_id = v.id) or exists (select 1 from mask_versions mv where mv.volume_id = v.id)) as referenced from volumes v`,
         )
       ).rows;
-      const root = path.join(c.dataDir, 'volumes');
-      const files = new Set(
-        readdirSync(root, { recursive: true })
-          .map(String)
-          .filter((f) => f.endsWith('.nii.gz'))
-          .map((f) => path.basename(f, '.nii.gz')),
-      );
-      const rowsWithoutFile = volumes.filter((v) => !existsSync(path.join(root, v.sha256.slice(0, 2), `${v.sha256}.nii.gz`))).length;
+      const files = await c.storedVolumes();
+      const rowsWithoutFile = volumes.filter((v) => !files.has(v.sha256)).length;
+      // the fleet keeps no volume on any machine's disk
+      const onDisk = FLEET
+        ? c.dataDirs
+            .flatMap((d) => (existsSync(d) ? readdirSync(d, { recursive: true }).map(String) : []))
+            .filter((f) => f.endsWith('.nii.gz')).length
+        : 0;
       const referenced = new Set(volumes.filter((v) => v.referenced).map((v) => v.sha256));
       const filesUnreferenced = [...files].filter((f) => !referenced.has(f)).length;
       const terminal = (byStatus.succeeded ?? 0) + (byStatus.failed ?? 0) + (byStatus.cancelled ?? 0);
@@ -188,9 +235,9 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
         `            terminal ${terminal}/${JOBS} (succeeded ${byStatus.succeeded ?? 0}, failed ${byStatus.failed ?? 0}, cancelled ${byStatus.cancelled ?? 0}); attempts max ${attempts.m}, total ${attempts.s}; ${attempts.retried} jobs ran again after their worker was killed`,
       );
       console.log(
-        `            succeeded without a mask ${succeededWithoutMask}; volume rows without a file ${rowsWithoutFile}; files without a referenced row ${filesUnreferenced} (files ${files.size}, rows ${volumes.length})`,
+        `            succeeded without a mask ${succeededWithoutMask}; volume rows without ${FLEET ? 'an object' : 'a file'} ${rowsWithoutFile}; ${FLEET ? 'objects' : 'files'} without a referenced row ${filesUnreferenced} (${FLEET ? 'objects' : 'files'} ${files.size}, rows ${volumes.length})${FLEET ? `; volumes in any DATA_DIR ${onDisk}` : ''}`,
       );
-      const ok = terminal === JOBS && succeededWithoutMask === 0 && rowsWithoutFile === 0 && filesUnreferenced === 0;
+      const ok = terminal === JOBS && succeededWithoutMask === 0 && rowsWithoutFile === 0 && filesUnreferenced === 0 && onDisk === 0;
       return { seconds, ok };
     } finally {
       await client.end();
@@ -201,9 +248,13 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
   }
 }
 
-console.log(`\nSoak — ${JOBS} jobs, an API process and two worker processes on the local PostgreSQL, one DATA_DIR`);
-const base = await run('baseline', { cancels: false, kills: 0 });
+console.log(
+  FLEET
+    ? `\nSoak (fleet layout) — ${JOBS} jobs, an API process and two \`strokeview worker\` processes on the local PostgreSQL, each its own empty DATA_DIR, volumes in an s3rver bucket`
+    : `\nSoak — ${JOBS} jobs, an API process and two worker processes on the local PostgreSQL, one DATA_DIR`,
+);
+const base = BASELINE ? await run('baseline', { cancels: false, kills: 0 }) : undefined;
 const soak = await run('soak', { cancels: true, kills: KILLS });
 console.log(
-  `  throughput ratio soak/baseline ${(base.seconds / soak.seconds).toFixed(2)}×; invariants: ${base.ok && soak.ok ? 'ok' : 'MISSED'}`,
+  `  ${base ? `throughput ratio soak/baseline ${(base.seconds / soak.seconds).toFixed(2)}×; ` : ''}invariants: ${(base?.ok ?? true) && soak.ok ? 'ok' : 'MISSED'}`,
 );

@@ -1,19 +1,41 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { text } from 'node:stream/consumers';
-import { startTestS3 } from '../src/server/test/s3.js';
+import pg from 'pg';
+import { phantomVolumes, seedDemoCases } from '../src/server/cases/demo.js';
+import { findJob } from '../src/server/db/jobs.js';
+import { parseEnv } from '../src/server/env.js';
+import { startJobRuntime } from '../src/server/jobs/runtime.js';
+import { createLogger } from '../src/server/logger.js';
+import { builtInModelsDir, loadModelRegistry } from '../src/server/segmentation/models.js';
+import { makeTestApp } from '../src/server/test/app.js';
+import { TestBrowser } from '../src/server/test/browser.js';
+import { serveApp } from '../src/server/test/live.js';
+import { withStoredVolumes } from '../src/server/volumes/service.js';
+import { type TestDatabaseKind, openTestDatabase } from '../src/server/test/databases.js';
+import { ROOT } from '../src/server/test/process.js';
+import { type TestS3, startTestS3 } from '../src/server/test/s3.js';
+import { S3VolumeStore } from '../src/server/volumes/s3-store.js';
 import { FsVolumeStore, type VolumeStore, sha256Hex } from '../src/server/volumes/store.js';
 
 // #28: the object-store backend against the filesystem, same run, same bytes: put and get of a
 // BENCH_STORE_MB (default 50) MiB volume, best of BENCH_STORE_RUNS (default 3), and the ratio.
-// The S3 side is s3rver on loopback (a JavaScript server persisting to a folder), so the ratio is
-// the protocol's and the SDK's cost, not a real store's network.
+// Then a segmentation job's wall time on each backend (goal: S3 ≤ 1.15× the folder): API and
+// worker in this process, the same demo case stored in each, BENCH_STORE_JOBS (default 7) jobs per
+// backend after one warm-up, taken in turns (fs, s3, fs, s3, …) so the machine's load falls on
+// both alike; the job row's created_at → finished_at (enqueue, reading the inputs from the store,
+// the pipeline, storing the mask), medians. On PostgreSQL when TEST_DATABASE_URL (or the local
+// server) answers, else PGlite. The S3 side is s3rver on loopback (a JavaScript server persisting
+// to a folder), so the ratios are the protocol's and the SDK's cost, not a real store's network.
 
 const MiB = 1048576;
 const sizeMb = Number(process.env.BENCH_STORE_MB ?? 50);
 const runs = Number(process.env.BENCH_STORE_RUNS ?? 3);
+const jobRuns = Number(process.env.BENCH_STORE_JOBS ?? 7);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function measure(store: VolumeStore) {
   let put = Infinity;
@@ -49,7 +71,189 @@ try {
   row('put', fs.put, obj.put);
   row('get (whole)', fs.get, obj.get);
   row('ranged read (header)', fs.range, obj.range);
+  await jobWallTimes(s3);
+  await firstBytes(s3);
 } finally {
   await s3.close();
   rmSync(dir, { recursive: true, force: true });
+}
+
+async function postgresReachable(): Promise<boolean> {
+  const url = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  try {
+    await c.connect();
+    await c.end();
+    process.env.TEST_DATABASE_URL = url;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One backend's job system: a database of its own, the demo case stored in `store`, a signed-in user. */
+async function jobBench(kind: TestDatabaseKind, store: VolumeStore, models: Awaited<ReturnType<typeof loadModelRegistry>>) {
+  const database = await openTestDatabase(kind);
+  const envVars = { MAX_ACTIVE_JOBS_PER_USER: '100', ORT_THREADS: '1' };
+  const runtime = await startJobRuntime({
+    database: database.handle,
+    store,
+    models,
+    env: parseEnv({ NODE_ENV: 'test', ...envVars }),
+    log: createLogger({ level: 'silent' }),
+    runWorker: true,
+  });
+  const t = makeTestApp({ database: database.handle, models, volumeStore: store, jobs: runtime.jobs, env: envVars });
+  await seedDemoCases(database.handle.db, store, 1);
+  const b = new TestBrowser(t.app);
+  await b.mutate('auth.register', { email: 'bench@x.org', password: 'correct horse battery' });
+  const caseId = (await b.query<{ items: { id: string }[] }>('cases.list')).data.items[0]!.id;
+  return {
+    /** One job, created through the API, waited for on its row: created_at → finished_at, ms. */
+    async job(): Promise<number> {
+      const created = await b.mutate<{ id: string }>('jobs.create', { caseId });
+      if (created.status !== 200) throw new Error(`jobs.create: ${created.status} ${JSON.stringify(created.body)}`);
+      for (;;) {
+        const row = await findJob(database.handle.db, created.data.id);
+        if (row && ['succeeded', 'failed', 'cancelled'].includes(row.status)) {
+          if (row.status !== 'succeeded') throw new Error(`job ${row.status}: ${row.error}`);
+          return new Date(row.finished_at!).getTime() - new Date(row.created_at).getTime();
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    async close() {
+      await runtime.stop(2000);
+      await database.dispose();
+    },
+  };
+}
+
+/**
+ * s3rver in a process of its own (on the same machine): a store whose work does not share the
+ * worker's event loop, as no real store does. The in-process s3rver's JavaScript (request parsing,
+ * file writes, MD5s) otherwise runs on the very thread that waits for it.
+ */
+async function s3rverProcess(bucket: string): Promise<{ store: S3VolumeStore; close(): void }> {
+  const directory = mkdtempSync(path.join(tmpdir(), 'sv-bench-s3rver-'));
+  const script = `import S3rver from 's3rver';
+const s = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: process.argv[1], configureBuckets: [{ name: '${bucket}' }] });
+const { port } = await s.run();
+console.log(port);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, directory], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+    child.once('exit', (code) => reject(new Error(`s3rver exited (${code})`)));
+  });
+  const store = new S3VolumeStore({
+    bucket,
+    prefix: 'jobs/',
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'us-east-1',
+    forcePathStyle: true,
+  });
+  return {
+    store,
+    close: () => {
+      store.close();
+      child.kill('SIGKILL');
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+async function jobWallTimes(s3: TestS3) {
+  const kind: TestDatabaseKind = (await postgresReachable()) ? 'postgres' : 'pglite';
+  const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
+  await s3.createBucket('bench-jobs');
+  const jobDir = mkdtempSync(path.join(tmpdir(), 'sv-bench-jobs-'));
+  const apart = await s3rverProcess('bench-jobs-apart');
+  const benches = {
+    fs: await jobBench(kind, new FsVolumeStore(jobDir), models),
+    's3 (s3rver in this process)': await jobBench(kind, s3.store('bench-jobs', { prefix: 'jobs/' }), models),
+    's3 (s3rver in its own process)': await jobBench(kind, apart.store, models),
+  };
+  const names = Object.keys(benches) as (keyof typeof benches)[];
+  try {
+    const times = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<keyof typeof benches, number[]>;
+    for (const n of names) await benches[n].job(); // warm-up: model sessions, pool threads, the SDK's connections
+    for (let i = 0; i < jobRuns; i++) {
+      // in turns, each backend first as often as the others
+      const order = names.map((_, j) => names[(i + j) % names.length]!);
+      for (const n of order) times[n].push(await benches[n].job());
+    }
+    const fsMedian = median(times.fs);
+    console.log(`\nJob wall time, demo case, adc-dwi-v2, ${jobRuns} jobs per backend in turns, median (${kind}; created → finished)`);
+    for (const n of names) {
+      const m = median(times[n]);
+      const ratio = n === 'fs' ? '' : `   ${(m / fsMedian).toFixed(2)}× fs (goal ≤ 1.15×: ${m / fsMedian <= 1.15 ? 'met' : 'MISSED'})`;
+      console.log(`  ${n.padEnd(31)} ${m.toFixed(0).padStart(5)} ms${ratio}   [${times[n].map((x) => x.toFixed(0)).join(', ')}]`);
+    }
+  } finally {
+    for (const n of names) await benches[n].close();
+    apart.close();
+    await models.close();
+    rmSync(jobDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A signed volume link's first byte, as a browser would get it (fetch following redirects): the
+ * folder store through the API, the S3 store streamed through the API (`STORAGE_SERVE=proxy`), and
+ * a 302 to a presigned GET that s3rver answers (`redirect`). The demo DWI (3.3 MB .nii.gz),
+ * BENCH_STORE_LINKS (default 15) fetches each in turns after a warm-up, medians.
+ */
+async function firstBytes(s3: TestS3) {
+  const links = Number(process.env.BENCH_STORE_LINKS ?? 15);
+  const database = await openTestDatabase('pglite');
+  await s3.createBucket('bench-links');
+  const dir = mkdtempSync(path.join(tmpdir(), 'sv-bench-links-'));
+  const dwi = phantomVolumes(1).find((v) => v.role === 'dwi')!;
+  const stores = { fs: new FsVolumeStore(dir), s3: s3.store('bench-links', { prefix: 'links/' }) };
+  const servers: { close(): Promise<void> }[] = [];
+  try {
+    const ways: Record<string, string> = {};
+    for (const [name, store, serve] of [
+      ['fs, through the API', stores.fs, 'proxy'],
+      ['s3, STORAGE_SERVE=proxy', stores.s3, 'proxy'],
+      ['s3, STORAGE_SERVE=redirect (302 + GET)', stores.s3, 'redirect'],
+    ] as const) {
+      const [id] = await withStoredVolumes(database.handle.db, store, [dwi], async (_trx, ids) => ids);
+      const t = makeTestApp({ database: database.handle, volumeStore: store, env: { STORAGE_SERVE: serve, LOG_LEVEL: 'silent' } });
+      const server = await serveApp(t.app);
+      servers.push(server);
+      ways[name] = `${server.url}/files/v/${t.signer.sign(id!)}/dwi.nii.gz`;
+    }
+    const firstByte = async (url: string) => {
+      const t0 = performance.now();
+      const res = await fetch(url);
+      const reader = res.body!.getReader();
+      await reader.read();
+      const ms = performance.now() - t0;
+      // read to the end (not cancelled): s3rver would log a cut request after the bench closed it
+      while (!(await reader.read()).done);
+      if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
+      return ms;
+    };
+    const names = Object.keys(ways);
+    const times = Object.fromEntries(names.map((n) => [n, [] as number[]]));
+    for (const n of names) await firstByte(ways[n]!);
+    for (let i = 0; i < links; i++) for (const n of names) times[n]!.push(await firstByte(ways[n]!));
+    const base = median(times[names[0]!]!);
+    console.log(
+      `\nSigned link → first byte, demo DWI (${(dwi.stored.length / 1e6).toFixed(1)} MB), ${links} fetches each in turns, median`,
+    );
+    for (const n of names) {
+      const m = median(times[n]!);
+      console.log(`  ${n.padEnd(40)} ${m.toFixed(1).padStart(6)} ms   ${(m / base).toFixed(2)}× the folder store`);
+    }
+  } finally {
+    for (const s of servers) await s.close();
+    stores.s3.close();
+    await database.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

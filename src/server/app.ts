@@ -30,6 +30,7 @@ import { wellFormedPath } from './http/well-formed-path/index.js';
 import type { Logger } from './logger.js';
 import type { Readiness } from './readiness.js';
 import { appRouter } from './routers/_app.js';
+import { redirectOrigin } from './volumes/backends.js';
 
 export interface AppDeps {
   env: Env;
@@ -65,9 +66,10 @@ export function buildApp(deps: AppDeps): Hono {
   app.use(requestLog({ logger: log, redactPath: (p) => p.replace(/^\/files\/v\/[^/]+/, '/files/v/[token]') }));
   const isolation = crossOriginIsolationOn(env);
   const https = (c: Parameters<typeof requestIsHttps>[0]) => requestIsHttps(c, env);
-  app.use(
-    securityHeaders({ embedOrigins: env.EMBED_ORIGINS, crossOriginIsolation: isolation, connectSrc: env.ALLOWED_ORIGINS, isHttps: https }),
-  );
+  // STORAGE_SERVE=redirect: the viewer's fetch of a volume follows a 302 to the object store.
+  const storeOrigin = redirectOrigin(env);
+  const connectSrc = [...env.ALLOWED_ORIGINS, ...(storeOrigin ? [storeOrigin] : [])];
+  app.use(securityHeaders({ embedOrigins: env.EMBED_ORIGINS, crossOriginIsolation: isolation, connectSrc, isHttps: https }));
   app.use(
     corsAllowlist({ allowedOrigins: env.ALLOWED_ORIGINS, exposeHeaders: ['content-range', 'content-length', 'accept-ranges', 'etag'] }),
   );

@@ -5,7 +5,7 @@ import type { Context as HonoContext } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type ErrorData, INTERNAL_ERROR_MESSAGE } from '../shared/errors.js';
 import { DATABASE_RETRY_AFTER_S, databaseUnavailableMessage, isDatabaseUnavailable } from './db/unavailable.js';
-import { DomainError, type DomainErrorKind } from './errors.js';
+import { DomainError, type DomainErrorKind, STORAGE_RETRY_AFTER_S, STORAGE_UNAVAILABLE_MESSAGE, isStorageUnavailable } from './errors.js';
 import type { Logger } from './logger.js';
 
 // How an error looks on the wire, in one place for both surfaces: tRPC's error shape (`/trpc`,
@@ -28,13 +28,14 @@ export const TRPC_CODES: Record<DomainErrorKind, TRPC_ERROR_CODE_KEY> = {
   cancelled: 'CLIENT_CLOSED_REQUEST',
 };
 
-/** Anything thrown, as the tRPC error a client sees: a domain error by its kind, the database being down as 503, the rest as it is. */
+/** Anything thrown, as the tRPC error a client sees: a domain error by its kind, the database or the object store being down as 503, the rest as it is. */
 export function toTRPCError(err: unknown): TRPCError {
   const error = getTRPCErrorFromUnknown(err);
   if (error.code !== 'INTERNAL_SERVER_ERROR') return error;
   const cause = error.cause;
   if (isDatabaseUnavailable(cause))
     return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: databaseUnavailableMessage(cause), cause });
+  if (isStorageUnavailable(cause)) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: STORAGE_UNAVAILABLE_MESSAGE, cause });
   if (cause instanceof DomainError) return new TRPCError({ code: TRPC_CODES[cause.kind], message: cause.message, cause });
   return error;
 }
@@ -45,6 +46,7 @@ export function retryAfterOf(error: TRPCError): number | undefined {
     return Math.max(1, Math.ceil(error.cause.retryAfterSeconds));
   }
   if (error.code === 'SERVICE_UNAVAILABLE' && isDatabaseUnavailable(error.cause)) return DATABASE_RETRY_AFTER_S;
+  if (error.code === 'SERVICE_UNAVAILABLE' && isStorageUnavailable(error.cause)) return STORAGE_RETRY_AFTER_S;
   return undefined;
 }
 
@@ -80,6 +82,8 @@ export function isUnexplained(error: TRPCError): boolean {
 export function reportError(log: Logger, error: TRPCError, where: { reqId?: string | undefined; path?: string | undefined }): void {
   if (error.code === 'SERVICE_UNAVAILABLE' && isDatabaseUnavailable(error.cause)) {
     log.warn({ ...where, err: (error.cause as Error).message }, 'database unavailable');
+  } else if (error.code === 'SERVICE_UNAVAILABLE' && isStorageUnavailable(error.cause)) {
+    log.warn({ ...where, err: (error.cause as Error).message }, 'object store unavailable');
   } else if (isUnexplained(error)) {
     log.error({ ...where, err: error.cause ?? error }, 'procedure failed');
   }

@@ -116,3 +116,19 @@ export function systemErrorPhrase(err: unknown): string | undefined {
   if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return undefined;
   return SYSTEM_ERRORS[code] ?? `a system error (${code})`;
 }
+
+/**
+ * The object store could not answer (volumes/s3-store.ts: unreachable, timed out, 5xx), anywhere in
+ * the cause chain: an outage like the database's, answered 503 + Retry-After naming the storage
+ * wherever it surfaces (a procedure reading a volume, an upload storing one), never a 500.
+ */
+export function isStorageUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === 'ESTORAGE') return true;
+  }
+  return false;
+}
+
+export const STORAGE_UNAVAILABLE_MESSAGE = 'The object store (STORAGE_URL) is not answering right now; retry in a few seconds';
+/** A store outage is usually a blip (a restart, a failover), unlike a full disk: come back soon. */
+export const STORAGE_RETRY_AFTER_S = 5;

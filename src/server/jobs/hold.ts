@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { cancelled } from '../errors.js';
 import type { Stage } from '../segmentation/pipeline.js';
 
@@ -40,6 +40,8 @@ export function gate(stage: Stage = 'infer') {
  * `STROKEVIEW_TEST_HOLD=<stage>:<file>` holds every job at `stage` until `<file>` exists. Several
  * gates, comma-separated (`infer:<a>,postprocess:<b>`), hold a job at each stage until its own
  * file exists — a test can then act while the job is past one stage but provably not finished.
+ * A job that has to wait writes `<file>.held` (`{"pid", "jobId"}`), so a test running several
+ * workers knows which process holds it. Deleting `<file>` again re-arms the gate for later jobs.
  * Ignored with NODE_ENV=production.
  */
 export function holdFromEnv(env: NodeJS.ProcessEnv = process.env): JobHold | undefined {
@@ -53,6 +55,12 @@ export function holdFromEnv(env: NodeJS.ProcessEnv = process.env): JobHold | und
   return async (at) => {
     const file = gates.get(at.stage);
     if (!file) return;
+    if (existsSync(file)) return;
+    try {
+      writeFileSync(`${file}.held`, JSON.stringify({ pid: process.pid, jobId: at.jobId }));
+    } catch {
+      // the marker is a convenience for the test; the hold itself is the file's absence
+    }
     const aborted = untilAborted(at.signal);
     aborted.catch(() => {});
     while (!existsSync(file)) {

@@ -5,6 +5,7 @@ import { caseVolumes } from '../db/cases.js';
 import { isTerminal } from '../../shared/job-status.js';
 import { findJob } from '../db/jobs.js';
 import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { isStorageUnavailable } from '../errors.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
 import type { LoadedModel, ModelRegistry } from '../segmentation/models.js';
@@ -212,7 +213,9 @@ export function jobRunner(
     try {
       const volumes = await caseVolumes(db, claimed.row.case_id);
       const bytes: Partial<Record<VolumeRole, Uint8Array>> = {};
-      for (const v of volumes) bytes[v.role as VolumeRole] = await deps.store.read(v.sha256);
+      // Read together: on an object store each read is a round trip, and they do not depend on each other.
+      const read = await Promise.all(volumes.map((v) => deps.store.read(v.sha256)));
+      for (const [i, v] of volumes.entries()) bytes[v.role as VolumeRole] = read[i]!;
       const result = await segmentInPool(deps.cpu, {
         volumes: bytes,
         models: claimed.models,
@@ -240,8 +243,14 @@ export function jobRunner(
         else if (outcome.kind === 'cancelled') await finished(deps, await transition.end(db, lease, { status: 'cancelled' }));
         else {
           const outage = isDatabaseUnavailable(err);
-          // An outage is the database's, not a bug: a warning (watchJob already logged its own).
-          if (outcome.kind === 'retry' && !outage) log.error({ jobId, err }, 'segmentation failed unexpectedly; it will be retried');
+          // An outage is the database's or the object store's, not a bug: a warning (for the
+          // database, watchJob already logged its own).
+          if (outcome.kind === 'retry' && isStorageUnavailable(err))
+            log.warn(
+              { jobId, attempt: lease.attempt, err: (err as Error).message },
+              'the object store is unavailable; the job will be retried',
+            );
+          else if (outcome.kind === 'retry' && !outage) log.error({ jobId, err }, 'segmentation failed unexpectedly; it will be retried');
           else if (outcome.kind === 'retry' && watch.failure() === undefined)
             log.warn({ jobId, attempt: lease.attempt, err: (err as Error).message }, 'database error during the job; it will be retried');
           // The real error is kept on the row while it waits: if the retries run out, it is what the user reads.

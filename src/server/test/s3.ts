@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,10 @@ export interface TestS3 {
   env(bucket: string, prefix?: string): Record<string, string>;
   createBucket(name: string): Promise<void>;
   store(bucket: string, opts?: { prefix?: string; multipartThresholdBytes?: number }): S3VolumeStore;
+  /** Stops the server (nothing answers on its port); its folder, and so every object, stays. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port over the same folder: the same store, back. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -21,8 +26,17 @@ let buckets = 0;
 
 export async function startTestS3(): Promise<TestS3> {
   const directory = mkdtempSync(path.join(tmpdir(), 'sv-s3rver-'));
-  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: process.env.S3RVER_LOUD !== '1', directory });
-  const { port } = (await server.run()) as { port: number };
+  const make = (port: number) => new S3rver({ port, address: '127.0.0.1', silent: process.env.S3RVER_LOUD !== '1', directory });
+  type Running = { run(): Promise<{ port: number }>; close(): Promise<void>; httpServer?: Server };
+  const first: Running = make(0);
+  let server: Running | undefined = first;
+  // A stop cuts the clients' kept-alive sockets too: nothing answers on the port from then on.
+  const halt = async () => {
+    server?.httpServer?.closeAllConnections();
+    await server?.close();
+    server = undefined;
+  };
+  const { port } = await first.run();
   const endpoint = `http://127.0.0.1:${port}`;
   process.env.AWS_ACCESS_KEY_ID ??= 'S3RVER';
   process.env.AWS_SECRET_ACCESS_KEY ??= 'S3RVER';
@@ -53,10 +67,17 @@ export async function startTestS3(): Promise<TestS3> {
       stores.push(s);
       return s;
     },
+    stop: halt,
+    restart: async () => {
+      await halt();
+      const next: Running = make(port);
+      await next.run();
+      server = next;
+    },
     close: async () => {
       for (const s of stores) s.close();
       admin.destroy();
-      await server.close();
+      await halt();
       rmSync(directory, { recursive: true, force: true });
     },
   };

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Env } from '../env.js';
-import { S3VolumeStore, parseS3Url } from './s3-store.js';
+import { S3VolumeStore, parseS3Url, presignedOrigin } from './s3-store.js';
 import { FsVolumeStore, type VolumeStore } from './store.js';
 
 /** The store STORAGE_URL names: `s3://bucket/prefix`, `file:///folder`, or (unset) DATA_DIR/volumes. */
@@ -24,4 +24,20 @@ export function openVolumeStore(
 /** Where the store is, for logs and /readyz (no credentials: they never appear in the URL). */
 export function describeVolumeStore(store: VolumeStore): string {
   return store instanceof S3VolumeStore ? store.description : store instanceof FsVolumeStore ? store.root : 'volume store';
+}
+
+/**
+ * Where the browser fetches volumes from besides the API itself: the object store's origin when
+ * STORAGE_SERVE=redirect sends it there (for the page's CSP `connect-src`); none otherwise.
+ */
+export function redirectOrigin(
+  env: Pick<Env, 'STORAGE_URL' | 'STORAGE_SERVE' | 'S3_ENDPOINT' | 'S3_REGION' | 'S3_FORCE_PATH_STYLE'>,
+): string | undefined {
+  if (env.STORAGE_SERVE !== 'redirect' || !env.STORAGE_URL?.startsWith('s3:')) return undefined;
+  return presignedOrigin({
+    bucket: parseS3Url(env.STORAGE_URL).bucket,
+    endpoint: env.S3_ENDPOINT,
+    region: env.S3_REGION,
+    forcePathStyle: env.S3_FORCE_PATH_STYLE,
+  });
 }

@@ -220,8 +220,15 @@ export class S3VolumeStore implements VolumeStore {
     return removed;
   }
 
-  /** A presigned GET of the object, valid `seconds` (STORAGE_SERVE=redirect). */
-  presignedGet(sha256: string, seconds: number, fileName: string, download: boolean): Promise<string> {
+  /**
+   * A presigned GET of the object (STORAGE_SERVE=redirect), valid between `seconds / 2` and
+   * `seconds` from now. It is signed at the start of the current half-`seconds` window, so every
+   * redirect to the same volume in that window is the same URL: the browser's HTTP cache then
+   * serves a volume the viewer asks for twice (its prefetch, then NiiVue) instead of a second
+   * download from the store, as it does for the API's own immutable links.
+   */
+  presignedGet(sha256: string, seconds: number, fileName: string, download: boolean, now = Date.now()): Promise<string> {
+    const windowMs = Math.max(1, Math.floor(seconds / 2)) * 1000;
     return getSignedUrl(
       this.client,
       new GetObjectCommand({
@@ -231,7 +238,7 @@ export class S3VolumeStore implements VolumeStore {
         ResponseContentDisposition: `${download ? 'attachment' : 'inline'}; filename="${fileName}"`,
         ResponseCacheControl: `private, max-age=${seconds}, immutable`,
       }),
-      { expiresIn: seconds },
+      { expiresIn: seconds, signingDate: new Date(Math.floor(now / windowMs) * windowMs) },
     );
   }
 
@@ -252,6 +259,34 @@ export class S3VolumeStore implements VolumeStore {
 
   close(): void {
     this.client.destroy();
+  }
+}
+
+/**
+ * The origin a presigned GET of this bucket points at, resolved by the SDK's own endpoint rules
+ * (virtual-hosted `https://<bucket>.s3.<region>.amazonaws.com`, path-style on `S3_ENDPOINT`, …)
+ * without a request. With STORAGE_SERVE=redirect the viewer's fetch follows the API's 302 there, so
+ * the page's CSP `connect-src` must name it, and it must be known before the first page is served.
+ */
+export function presignedOrigin(options: Pick<S3StoreOptions, 'bucket' | 'endpoint' | 'region' | 'forcePathStyle'>): string {
+  const client = new S3Client({
+    region: options.region,
+    forcePathStyle: options.forcePathStyle,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+  });
+  try {
+    const { url } = client.config.endpointProvider({
+      Bucket: options.bucket,
+      Region: options.region,
+      ForcePathStyle: options.forcePathStyle,
+      UseFIPS: false,
+      UseDualStack: false,
+      Accelerate: false,
+      ...(options.endpoint ? { Endpoint: options.endpoint } : {}),
+    });
+    return url.origin;
+  } finally {
+    client.destroy();
   }
 }
 

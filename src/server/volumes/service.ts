@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/tables.js';
 import { deleteVolumeIfUnreferenced, findUnreferencedVolumes, insertVolume, knownShas, lockVolumeHashes } from '../db/volumes.js';
-import { systemErrorPhrase, unavailable } from '../errors.js';
+import { STORAGE_RETRY_AFTER_S, isStorageUnavailable, systemErrorPhrase, unavailable } from '../errors.js';
 import type { VolumeFacts } from '../../shared/nifti.js';
 import { type VolumeStore, sha256Hex } from './store.js';
 
@@ -41,9 +41,14 @@ export async function withStoredVolumes<T>(
       }
     });
   } catch (err) {
-    // The disk, not the request, is the problem: say so (without paths) and when to come back.
+    // The disk or the store, not the request, is the problem: say so (without paths) and when to
+    // come back (a full disk takes a while; a store outage is usually a blip).
     const phrase = systemErrorPhrase(err);
-    if (phrase) throw unavailable(`The files could not be stored: ${phrase}; try again later`, 60);
+    if (phrase)
+      throw unavailable(
+        `The files could not be stored: ${phrase}; try again later`,
+        isStorageUnavailable(err) ? STORAGE_RETRY_AFTER_S : 60,
+      );
     throw err;
   }
 }
