@@ -77,7 +77,8 @@ export function StudyDashboard({ id }: { id: string }) {
   if (study.isError) return <p className="error">{study.error.message}</p>;
   const s = study.data;
   const canRun = s.role === 'owner' || s.role === 'editor';
-  const progress = live.data ?? active;
+  // the live run, else the newest one (finished: its final N/M)
+  const progress = live.data ?? active ?? runs.data?.[0] ?? null;
   const done = progress ? progress.succeeded + progress.failed + progress.cancelled : 0;
 
   const header = (key: SortKey, label: string) => (
@@ -136,26 +137,21 @@ export function StudyDashboard({ id }: { id: string }) {
       </div>
       {start.isError && <p className="error">{start.error.message}</p>}
 
-      {progress && progress.status === 'running' && (
+      {progress && (
         <div className="run-progress row" data-testid="run-progress">
           <span>
             {progress.modelId}: <strong data-testid="run-count">{`${done}/${progress.total}`}</strong>
             {progress.failed ? ` · ${progress.failed} failed` : ''}
-            {progress.etaSeconds !== null ? ` · about ${Math.ceil(progress.etaSeconds)} s left` : ''}
+            {progress.status === 'running' && progress.etaSeconds !== null ? ` · about ${Math.ceil(progress.etaSeconds)} s left` : ''}
           </span>
           <progress max={progress.total || 1} value={done} aria-label="Run progress" />
-          {canRun && (
+          {progress.status !== 'running' && <span data-testid="run-status">{progress.status}</span>}
+          {canRun && progress.status === 'running' && (
             <button disabled={cancel.isPending || progress.cancelRequested} onClick={() => cancel.mutate({ id: progress.id })}>
               Cancel
             </button>
           )}
         </div>
-      )}
-      {!active && runs.data?.[0] && (
-        <p className="empty" data-testid="last-run">
-          Last run: {runs.data[0].modelId}, {runs.data[0].status}, {runs.data[0].succeeded + runs.data[0].failed + runs.data[0].cancelled}/
-          {runs.data[0].total}
-        </p>
       )}
 
       {table.isError && <p className="error">{table.error.message}</p>}
