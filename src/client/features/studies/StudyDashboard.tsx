@@ -83,6 +83,7 @@ export function StudyDashboard({ id }: { id: string }) {
 
   const header = (key: SortKey, label: string) => (
     <th
+      key={key}
       className="sortable"
       aria-sort={sort.key === key ? (sort.dir === 1 ? 'ascending' : 'descending') : 'none'}
       onClick={() => setSort((o) => ({ key, dir: o.key === key ? (-o.dir as 1 | -1) : 1 }))}
@@ -290,7 +291,7 @@ function Plots({ rows, runs }: { rows: StudyTableRow[]; runs: Runs }) {
   const done = useMemo(() => rows.filter((r) => r.status === 'succeeded'), [rows]);
   const several = runs.length > 1;
   const color = several ? { legend: true } : undefined;
-  const byModel = several ? 'modelId' : undefined;
+  const byModel: string | undefined = several ? 'modelId' : undefined;
 
   const volume = useMemo<PlotNs.PlotOptions>(() => {
     const v = done.filter((r) => r.predictedMl !== null && r.trueMl !== null);
@@ -311,7 +312,16 @@ function Plots({ rows, runs }: { rows: StudyTableRow[]; runs: Runs }) {
           ],
           { stroke: '#888', strokeDasharray: '4,3' },
         ),
-        Plot.dot(v, { x: 'trueMl', y: 'predictedMl', stroke: byModel, fill: byModel, r: 4, tip: true, title: 'caseName' }),
+        Plot.dot(v, {
+          x: 'trueMl',
+          y: 'predictedMl',
+          stroke: byModel ?? '#1f4e9c',
+          fill: byModel ?? '#1f4e9c',
+          fillOpacity: 0.7,
+          r: 4,
+          tip: true,
+          title: 'caseName',
+        }),
       ],
     };
   }, [done, several]);
@@ -338,8 +348,17 @@ function Plots({ rows, runs }: { rows: StudyTableRow[]; runs: Runs }) {
       marks: [
         Plot.ruleY([0], { stroke: '#ccc' }),
         ...rules.map((r) => Plot.ruleY([r.y], { stroke: '#c0392b', strokeDasharray: r.dash })),
-        Plot.text(rules, { x: () => Infinity, frameAnchor: 'right', y: 'y', text: 'label', textAnchor: 'start', dx: 4, fill: '#c0392b' }),
-        Plot.dot(points, { x: 'mean', y: 'diff', stroke: byModel, fill: byModel, r: 4, tip: true, title: 'caseName' }),
+        Plot.text(rules, { frameAnchor: 'right', y: 'y', text: 'label', textAnchor: 'start', dx: 4, fill: '#c0392b' }),
+        Plot.dot(points, {
+          x: 'mean',
+          y: 'diff',
+          stroke: byModel ?? '#1f4e9c',
+          fill: byModel ?? '#1f4e9c',
+          fillOpacity: 0.7,
+          r: 4,
+          tip: true,
+          title: 'caseName',
+        }),
       ],
     };
   }, [done, ba, several]);
