@@ -1,5 +1,5 @@
 /// <reference lib="dom" />
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
@@ -108,6 +108,9 @@ describe('study dashboard', () => {
       page.getByTestId('plot-dice-distribution').getByRole('button', { name: 'Download SVG' }).click(),
     ]);
     expect(svgDownload.suggestedFilename()).toBe('dice-distribution.svg');
+    const svgText = readFileSync((await svgDownload.path())!, 'utf8');
+    expect(svgText).toMatch(/^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(svgText).toContain('Dice');
     const [pngDownload] = await Promise.all([
       page.waitForEvent('download'),
       page.getByTestId('plot-bland-altman').getByRole('button', { name: 'Download PNG' }).click(),
@@ -118,6 +121,36 @@ describe('study dashboard', () => {
     const csv = await page.request.get(`${server.url}/api/studies/${study.id}/table.csv`);
     expect(csv.status()).toBe(200);
     expect((await csv.text()).trim().split('\n')).toHaveLength(N + 1);
+
+    // a second model on the same cases: a row per case × run and the paired comparison with its Wilcoxon p-value
+    await page.getByLabel('Model', { exact: true }).selectOption('adc-core-v1');
+    await page.getByRole('button', { name: /^Run / }).click();
+    await expect
+      .poll(
+        async () =>
+          (await page
+            .getByTestId('run-progress')
+            .textContent()
+            .catch(() => null)) ?? '',
+        { timeout: 600_000, interval: 250 },
+      )
+      .toMatch(new RegExp(`^adc-core-v1: ${N}/${N}.*succeeded`));
+    await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(2 * N);
+    await page.getByTestId('paired').getByTestId('plot-paired-dice').locator('svg').first().waitFor();
+    expect(await page.getByTestId('wilcoxon').textContent()).toMatch(
+      new RegExp(`^${N} paired cases .*Wilcoxon signed-rank (V = \\d+(\\.\\d+)?, p = [\\d.e+-]+|not computable)`),
+    );
+    for (const model of ['adc-dwi-v2', 'adc-core-v1'])
+      await page.getByTestId(`plot-bland-altman-${model}`).locator('svg').first().waitFor();
+    // with a legend, Download SVG takes the plot's own svg, not a legend swatch
+    const [both] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('plot-volume-scatter').getByRole('button', { name: 'Download SVG' }).click(),
+    ]);
+    expect(readFileSync((await both.path())!, 'utf8')).toContain('Predicted volume');
+    await page.getByLabel('Filter cases').fill('phantom 1');
+    await expect.poll(() => rows.count()).toBe(2);
+    await page.getByLabel('Filter cases').fill('');
 
     await page.screenshot({ path: path.join(DOCS, 'study-dashboard.png'), fullPage: true });
 

@@ -61,11 +61,16 @@ export function PlotFigure({ title, name, options }: { title: string; name: stri
     el.replaceChildren(plot);
     return () => plot.remove();
   }, [options]);
-  const svg = () => ref.current?.querySelector<SVGSVGElement>('svg') ?? null;
+  // the plot's own <svg>: the root, or (with a legend, Plot wraps it in a <figure>) its direct child — not a swatch's
+  const svg = () => {
+    const root = ref.current?.firstElementChild;
+    if (!root) return null;
+    return root instanceof SVGSVGElement ? root : root.querySelector<SVGSVGElement>(':scope > svg');
+  };
   return (
     <figure className="plot" data-testid={`plot-${name}`}>
       <figcaption>{title}</figcaption>
-      <div ref={ref} />
+      <div ref={ref} className="plot-body" />
       <div className="row">
         <button
           type="button"

@@ -128,7 +128,7 @@ export function StudyDashboard({ id }: { id: string }) {
                 ))}
             </select>
             <button disabled={start.isPending || !!active} onClick={() => start.mutate({ studyId: id, ...(modelId ? { modelId } : {}) })}>
-              Run {modelId ? (models.data?.find((m) => m.id === modelId)?.name ?? modelId) : 'model'}
+              Run {modelId ? (models.data?.find((m) => m.id === modelId)?.name ?? modelId) : (models.data?.[0]?.name ?? 'model')}
             </button>
           </>
         )}
@@ -326,43 +326,6 @@ function Plots({ rows, runs }: { rows: StudyTableRow[]; runs: Runs }) {
     };
   }, [done, several]);
 
-  const ba = useMemo(() => blandAltman(done), [done]);
-  const baOptions = useMemo<PlotNs.PlotOptions>(() => {
-    const points = done
-      .filter((r) => r.predictedMl !== null && r.trueMl !== null)
-      .map((r) => ({ ...r, mean: (r.predictedMl! + r.trueMl!) / 2, diff: r.predictedMl! - r.trueMl! }));
-    const rules = [
-      ba.meanDiff !== null ? { y: ba.meanDiff, label: `mean ${ba.meanDiff.toFixed(2)}`, dash: '0' } : null,
-      ba.upper !== null ? { y: ba.upper, label: `+1.96 SD ${ba.upper.toFixed(2)}`, dash: '4,3' } : null,
-      ba.lower !== null ? { y: ba.lower, label: `−1.96 SD ${ba.lower.toFixed(2)}`, dash: '4,3' } : null,
-    ].filter((x): x is { y: number; label: string; dash: string } => x !== null);
-    return {
-      style: PLOT_STYLE,
-      width: 420,
-      height: 360,
-      grid: true,
-      color,
-      marginRight: 90,
-      x: { label: 'Mean of predicted and true (mL)' },
-      y: { label: 'Predicted − true (mL)' },
-      marks: [
-        Plot.ruleY([0], { stroke: '#ccc' }),
-        ...rules.map((r) => Plot.ruleY([r.y], { stroke: '#c0392b', strokeDasharray: r.dash })),
-        Plot.text(rules, { frameAnchor: 'right', y: 'y', text: 'label', textAnchor: 'start', dx: 4, fill: '#c0392b' }),
-        Plot.dot(points, {
-          x: 'mean',
-          y: 'diff',
-          stroke: byModel ?? '#1f4e9c',
-          fill: byModel ?? '#1f4e9c',
-          fillOpacity: 0.7,
-          r: 4,
-          tip: true,
-          title: 'caseName',
-        }),
-      ],
-    };
-  }, [done, ba, several]);
-
   const diceOptions = useMemo<PlotNs.PlotOptions>(() => {
     const d = done.filter((r) => r.dice !== null);
     return {
@@ -383,7 +346,14 @@ function Plots({ rows, runs }: { rows: StudyTableRow[]; runs: Runs }) {
   return (
     <div className="plots">
       <PlotFigure title="Predicted vs true lesion volume (dashed: identity)" name="volume-scatter" options={volume} />
-      <PlotFigure title="Bland–Altman of lesion volume (bias, 95 % limits of agreement)" name="bland-altman" options={baOptions} />
+      {runs.map((run) => (
+        <BlandAltmanFigure
+          key={run.id}
+          rows={done.filter((r) => r.runId === run.id)}
+          title={`Bland–Altman of lesion volume${several ? ` (${run.modelId})` : ''}: bias, 95 % limits of agreement`}
+          name={several ? `bland-altman-${run.modelId}` : 'bland-altman'}
+        />
+      ))}
       <PlotFigure title="Dice distribution" name="dice-distribution" options={diceOptions} />
       {several && <Paired rows={rows} runs={runs} />}
     </div>
@@ -433,4 +403,42 @@ function Paired({ rows, runs }: { rows: StudyTableRow[]; runs: Runs }) {
       {cmp.diffs.length > 0 && <PlotFigure title="Per-case Dice differences" name="paired-dice" options={options} />}
     </div>
   );
+}
+
+/** Bland–Altman of one run's volumes: mean vs difference, the bias and ±1.96 SD limits. */
+function BlandAltmanFigure({ rows, title, name }: { rows: StudyTableRow[]; title: string; name: string }) {
+  const options = useMemo<PlotNs.PlotOptions>(() => {
+    const ba = blandAltman(rows);
+    const rules = [
+      ba.meanDiff !== null ? { y: ba.meanDiff, label: `mean ${ba.meanDiff.toFixed(2)}`, dash: '0' } : null,
+      ba.upper !== null ? { y: ba.upper, label: `+1.96 SD ${ba.upper.toFixed(2)}`, dash: '4,3' } : null,
+      ba.lower !== null ? { y: ba.lower, label: `−1.96 SD ${ba.lower.toFixed(2)}`, dash: '4,3' } : null,
+    ].filter((x): x is { y: number; label: string; dash: string } => x !== null);
+    return {
+      style: PLOT_STYLE,
+      width: 420,
+      height: 360,
+      grid: true,
+      marginRight: 110,
+      x: { label: 'Mean of predicted and true (mL)' },
+      y: { label: 'Predicted − true (mL)' },
+      marks: [
+        Plot.ruleY([0], { stroke: '#ccc' }),
+        ...rules.map((r) => Plot.ruleY([r.y], { stroke: '#c0392b', strokeDasharray: r.dash })),
+        Plot.text(rules, { frameAnchor: 'right', y: 'y', text: 'label', textAnchor: 'start', dx: 4, fill: '#c0392b' }),
+        Plot.dot(ba.points, {
+          x: 'mean',
+          y: 'diff',
+          stroke: '#1f4e9c',
+          fill: '#1f4e9c',
+          fillOpacity: 0.7,
+          r: 4,
+          tip: true,
+          title: 'caseName',
+        }),
+      ],
+    };
+  }, [rows]);
+  if (rows.length === 0) return null;
+  return <PlotFigure title={title} name={name} options={options} />;
 }
