@@ -420,6 +420,7 @@ function BlandAltmanFigure({ rows, title, name }: { rows: StudyTableRow[]; title
       height: 360,
       grid: true,
       marginRight: 110,
+      marginLeft: 56,
       x: { label: 'Mean of predicted and true (mL)' },
       y: { label: 'Predicted − true (mL)' },
       marks: [
