@@ -3,6 +3,8 @@ import { ErrorBoundary } from './components/ErrorBoundary.js';
 import { Account } from './features/auth/Account.js';
 import { SignIn } from './features/auth/SignIn.js';
 import { CaseList } from './features/cases/CaseList.js';
+import { StudyDashboard } from './features/studies/StudyDashboard.js';
+import { StudyList } from './features/studies/StudyList.js';
 import { CaseView } from './features/viewer/CaseView.js';
 import { matchRoute, navigate, usePath } from './router.js';
 import { useWake } from './wake.js';
@@ -28,8 +30,14 @@ export function App() {
       <WakeBanner />
       <main>
         <ErrorBoundary>
-          {route.name === 'cases' && <CaseList />}
+          {route.name === 'cases' && (
+            <>
+              <StudyList />
+              <CaseList />
+            </>
+          )}
           {route.name === 'case' && <CaseView id={route.id} key={route.id} />}
+          {route.name === 'study' && <StudyDashboard id={route.id} key={route.id} />}
           {route.name === 'sign-in' && <SignIn />}
           {route.name === 'not-found' && (
             <p className="error">

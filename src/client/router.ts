@@ -33,12 +33,15 @@ export function usePath(): string {
   );
 }
 
-export type Route = { name: 'cases' } | { name: 'case'; id: string } | { name: 'sign-in' } | { name: 'not-found' };
+export type Route =
+  { name: 'cases' } | { name: 'case'; id: string } | { name: 'study'; id: string } | { name: 'sign-in' } | { name: 'not-found' };
 
 export function matchRoute(path: string): Route {
   if (path === '/' || path === '') return { name: 'cases' };
   if (path === '/sign-in') return { name: 'sign-in' };
   const m = /^\/cases\/([^/]+)\/?$/.exec(path);
   if (m) return { name: 'case', id: decodeURIComponent(m[1]!) };
+  const st = /^\/studies\/([^/]+)\/?$/.exec(path);
+  if (st) return { name: 'study', id: decodeURIComponent(st[1]!) };
   return { name: 'not-found' };
 }

@@ -1,0 +1,165 @@
+/// <reference lib="dom" />
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../src/server/test/process.js';
+import { newPage, serverAndBrowser, watch } from './helpers.js';
+
+// The study dashboard in real Chromium against a real server: a study of three demo phantoms is
+// run from the page, its N/M progress reaches M/M, the table sorts by Dice, the plots render, a row
+// opens its case.
+
+const DOCS = path.join(ROOT, 'docs', 'screenshots');
+mkdirSync(DOCS, { recursive: true });
+const N = 3;
+
+/** A tRPC call from the page (its session cookie, same origin). */
+async function call<T>(page: Page, proc: string, input: unknown, mutation = false): Promise<T> {
+  return page.evaluate(
+    async ({ proc, input, mutation }) => {
+      const res = mutation
+        ? await fetch(`/trpc/${proc}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(input) })
+        : await fetch(`/trpc/${proc}?input=${encodeURIComponent(JSON.stringify(input))}`);
+      const body = (await res.json()) as { result?: { data: unknown }; error?: unknown };
+      if (!res.ok) throw new Error(`${proc}: ${res.status} ${JSON.stringify(body)}`);
+      return body.result!.data as never;
+    },
+    { proc, input, mutation },
+  ) as Promise<T>;
+}
+
+describe('study dashboard', () => {
+  const env = serverAndBrowser({ DEMO_CASES: String(N) });
+
+  it('runs a study with live N/M progress, sorts by Dice, draws the plots, opens a case', async () => {
+    const { server, browser } = env;
+    const { page, context } = await newPage(browser, { viewport: { width: 1400, height: 1600 } });
+    const seen = watch(page);
+    await page.goto(`${server.url}/sign-in`);
+    await page.getByRole('button', { name: 'No account? Register' }).click();
+    await page.getByLabel('Email').fill('study@x.org');
+    await page.getByLabel('Password').fill('correct horse battery');
+    await page.getByRole('button', { name: 'Register' }).click();
+    await page.getByTestId('account').getByText('study@x.org').waitFor();
+
+    const cases = await call<{ items: { id: string; name: string }[] }>(page, 'cases.list', { limit: 20 });
+    expect(cases.items).toHaveLength(N);
+    const study = await call<{ id: string }>(page, 'studies.create', { name: 'Phantom study' }, true);
+    await call(page, 'studies.cases.add', { studyId: study.id, caseIds: cases.items.map((c) => c.id) }, true);
+
+    // the case list links to the study
+    await page.goto(server.url);
+    await page.getByTestId('study-list').getByRole('link', { name: 'Phantom study' }).click();
+    await page.getByTestId('study-dashboard').getByRole('heading', { name: 'Phantom study' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe(`/studies/${study.id}`);
+
+    // run it: N/M counts up to M/M
+    await page.getByRole('button', { name: /^Run / }).click();
+    const counts = new Set<string>();
+    await expect
+      .poll(
+        async () => {
+          const t =
+            (await page
+              .getByTestId('run-count')
+              .textContent()
+              .catch(() => null)) ?? '';
+          if (t) counts.add(t);
+          return t;
+        },
+        { timeout: 600_000, interval: 250 },
+      )
+      .toBe(`${N}/${N}`);
+    await page.getByTestId('run-status').getByText('succeeded').waitFor();
+    const seenCounts = [...counts].map((c) => Number(c.split('/')[0]));
+    expect(seenCounts, 'monotone').toEqual([...seenCounts].sort((a, b) => a - b));
+
+    // one row per case, all succeeded, each with a Dice
+    const rows = page.getByTestId('study-table').locator('tbody tr');
+    await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(N);
+    await expect
+      .poll(() => page.getByTestId('study-table').locator('tbody td:nth-child(3)').allTextContents())
+      .toEqual(Array(N).fill('succeeded'));
+    const dice = async () => (await page.locator('tbody td[data-metric=dice]').allTextContents()).map(Number);
+    expect((await dice()).every((d) => d >= 0 && d <= 1)).toBe(true);
+
+    // sort by Dice: ascending, then descending
+    await page.getByRole('columnheader', { name: /^Dice/ }).click();
+    const asc = await dice();
+    expect(asc).toEqual([...asc].sort((a, b) => a - b));
+    await page.getByRole('columnheader', { name: /^Dice/ }).click();
+    const desc = await dice();
+    expect(desc).toEqual([...desc].sort((a, b) => b - a));
+
+    // the summary row: mean ± SD, median [IQR], N
+    const summary = await page.locator('tfoot tr.summary').first().textContent();
+    expect(summary).toMatch(/±/);
+    expect(summary).toContain(`N = ${N}`);
+
+    // the plots: an <svg> in each
+    for (const name of ['volume-scatter', 'bland-altman', 'dice-distribution']) {
+      await page.getByTestId(`plot-${name}`).locator('svg').first().waitFor();
+      expect(await page.getByTestId(`plot-${name}`).locator('svg circle').count(), name).toBeGreaterThan(0);
+    }
+    // Download SVG gives an SVG file
+    const [svgDownload] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('plot-dice-distribution').getByRole('button', { name: 'Download SVG' }).click(),
+    ]);
+    expect(svgDownload.suggestedFilename()).toBe('dice-distribution.svg');
+    const svgText = readFileSync((await svgDownload.path())!, 'utf8');
+    expect(svgText).toMatch(/^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(svgText).toContain('Dice');
+    const [pngDownload] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('plot-bland-altman').getByRole('button', { name: 'Download PNG' }).click(),
+    ]);
+    expect(pngDownload.suggestedFilename()).toBe('bland-altman.png');
+
+    // the CSV link downloads with the session cookie
+    const csv = await page.request.get(`${server.url}/api/studies/${study.id}/table.csv`);
+    expect(csv.status()).toBe(200);
+    expect((await csv.text()).trim().split('\n')).toHaveLength(N + 1);
+
+    // a second model on the same cases: a row per case × run and the paired comparison with its Wilcoxon p-value
+    await page.getByLabel('Model', { exact: true }).selectOption('adc-core-v1');
+    await page.getByRole('button', { name: /^Run / }).click();
+    await expect
+      .poll(
+        async () =>
+          (await page
+            .getByTestId('run-progress')
+            .textContent()
+            .catch(() => null)) ?? '',
+        { timeout: 600_000, interval: 250 },
+      )
+      .toMatch(new RegExp(`^adc-core-v1: ${N}/${N}.*succeeded`));
+    await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(2 * N);
+    await page.getByTestId('paired').getByTestId('plot-paired-dice').locator('svg').first().waitFor();
+    expect(await page.getByTestId('wilcoxon').textContent()).toMatch(
+      new RegExp(`^${N} paired cases .*Wilcoxon signed-rank (V = \\d+(\\.\\d+)?, p = [\\d.e+-]+|not computable)`),
+    );
+    for (const model of ['adc-dwi-v2', 'adc-core-v1'])
+      await page.getByTestId(`plot-bland-altman-${model}`).locator('svg').first().waitFor();
+    // with a legend, Download SVG takes the plot's own svg, not a legend swatch
+    const [both] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByTestId('plot-volume-scatter').getByRole('button', { name: 'Download SVG' }).click(),
+    ]);
+    expect(readFileSync((await both.path())!, 'utf8')).toContain('Predicted volume');
+    await page.getByLabel('Filter cases').fill('phantom 1');
+    await expect.poll(() => rows.count()).toBe(2);
+    await page.getByLabel('Filter cases').fill('');
+
+    await page.screenshot({ path: path.join(DOCS, 'study-dashboard.png'), fullPage: true });
+
+    // the worst case (lowest Dice: the last row while descending) opens
+    const worst = (await rows.last().locator('td').first().textContent())!;
+    await rows.last().click();
+    await expect.poll(() => new URL(page.url()).pathname).toBe(`/cases/${cases.items.find((c) => c.name === worst)!.id}`);
+
+    seen.expectNone();
+    await context.close();
+  }, 900_000);
+});
