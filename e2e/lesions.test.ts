@@ -37,6 +37,7 @@ function count(img: Png, cx: number, cy: number, r: number, test: (p: readonly [
 const isRed = ([r, g, b]: readonly number[]) => r! > 120 && r! > g! + 60 && r! > b! + 60;
 const isCrosshair = ([r, g, b]: readonly number[]) => b! > 200 && g! > 100 && g! < 190 && r! < 120;
 // the status layer's colours (lesions/components.ts) over the grey image
+const isWhite = ([r, g, b]: readonly number[]) => r! === 255 && g! === 255 && b! === 255;
 const isYellow = ([r, g, b]: readonly number[]) => r! > 180 && g! > 150 && b! < 90;
 const isMagenta = ([r, g, b]: readonly number[]) => r! > 180 && b! > 130 && g! < 100;
 
@@ -135,6 +136,18 @@ describe.skipIf(!HAVE_ISLES22)(`review and refine: ${ISLES22_TITLE}`, () => {
     await page.getByTestId(`lesion-row-${tp.id}`).click();
     await expect.poll(() => voxel(page), { timeout: 60_000 }).toBe(tp.seedVoxel.join(','));
     expect(await page.getByTestId(`lesion-row-${tp.id}`).getAttribute('aria-selected')).toBe('true');
+    // and outlines it: a white ring (the grey image is never pure white at the seed of a lesion's ring)
+    await expect
+      .poll(
+        async () => {
+          const c = await crosshairAt(page);
+          const n = count(await png(page), c.x, c.y, 30, isWhite);
+          await page.getByLabel('Crosshair').check();
+          return n;
+        },
+        { timeout: 60_000, message: 'the selected lesion is outlined' },
+      )
+      .toBeGreaterThan(0);
     // N / P: the next and previous row in the table's order (by id until sorted)
     const byId = [...list.items].sort((a, b) => a.id - b.id);
     const after = byId[(byId.findIndex((l) => l.id === tp.id) + 1) % byId.length]!;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Lesion } from '../../../shared/lesions.js';
 import { type Vec3, nativeToRas, rasToNative, rasToNativeLut, voxelIndex } from '../viewer/grid.js';
-import { STATUS_LABEL, component26, statusLabels } from './components.js';
+import { STATUS_LABEL, component26, ringAround, statusLabels } from './components.js';
 
 const dims: Vec3 = [6, 5, 4];
 const put = (m: Uint8Array, ...vs: Vec3[]) => vs.forEach((v) => (m[voxelIndex(dims, v)] = 1));
@@ -22,6 +22,22 @@ describe('connected components on the client', () => {
     );
     expect(component26(m, dims, [0, 0, 0]).length, 'outside the mask').toBe(0);
     expect(component26(m, dims, [9, 0, 0]).length, 'outside the grid').toBe(0);
+  });
+
+  it('outlines a lesion with the ring of voxels around it, never on it, clipped at the grid', () => {
+    const m = new Uint8Array(6 * 5 * 4);
+    put(m, [2, 2, 1], [3, 2, 1]);
+    const ring = ringAround(component26(m, dims, [2, 2, 1]), dims);
+    // a 4×3×3 box around the 2×1×1 lesion, less the lesion
+    expect(ring.reduce((a, b) => a + b, 0)).toBe(4 * 3 * 3 - 2);
+    expect(ring[voxelIndex(dims, [2, 2, 1])]).toBe(0);
+    expect(ring[voxelIndex(dims, [1, 1, 0])]).toBe(1);
+    expect(ring[voxelIndex(dims, [5, 2, 1])]).toBe(0);
+    const corner = ringAround(component26((put(m, [0, 0, 0]), m), dims, [0, 0, 0]), dims);
+    expect(
+      corner.reduce((a, b) => a + b, 0),
+      'clipped: 2×2×2 less the voxel',
+    ).toBe(7);
   });
 
   it('labels TP and FP from the mask and FN from the truth', () => {

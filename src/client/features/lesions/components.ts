@@ -76,3 +76,30 @@ export function statusLabels(mask: Uint8Array, truth: Uint8Array | null, dims: V
   }
   return out;
 }
+
+/** The outline's colour: white, unlike every overlay and the crosshair. */
+export const OUTLINE_COLOUR: [number, number, number] = [255, 255, 255];
+
+/**
+ * A one-voxel ring around a lesion: the voxels 26-adjacent to the component but outside it, as a
+ * 0/1 volume. Drawn over the image it outlines the lesion in every view without covering it.
+ */
+export function ringAround(component: Uint32Array, dims: Vec3): Uint8Array {
+  const [nx, ny, nz] = dims;
+  const inside = new Uint8Array(nx * ny * nz);
+  for (const idx of component) inside[idx] = 1;
+  const out = new Uint8Array(inside.length);
+  const plane = nx * ny;
+  for (const idx of component) {
+    const k = Math.floor(idx / plane);
+    const j = Math.floor((idx - k * plane) / nx);
+    const i = idx - k * plane - j * nx;
+    for (let kk = Math.max(0, k - 1); kk <= Math.min(nz - 1, k + 1); kk++)
+      for (let jj = Math.max(0, j - 1); jj <= Math.min(ny - 1, j + 1); jj++)
+        for (let ii = Math.max(0, i - 1); ii <= Math.min(nx - 1, i + 1); ii++) {
+          const n = ii + nx * (jj + ny * kk);
+          if (!inside[n]) out[n] = 1;
+        }
+  }
+  return out;
+}

@@ -13,10 +13,14 @@ const byKey: Record<LesionSort, (a: Lesion, b: Lesion) => number> = {
   position: (a, b) => a.centroidMm[2] - b.centroidMm[2] || a.centroidMm[1] - b.centroidMm[1] || a.centroidMm[0] - b.centroidMm[0],
 };
 
-/** Whether a key press belongs to a text field (or a select): the viewer's shortcuts leave those alone. */
+/**
+ * Whether a key press belongs to a text field (or a select): the viewer's shortcuts leave those
+ * alone. A checkbox or radio just clicked (Crosshair, Colour by status) keeps the focus but takes
+ * no letters, so N / P still work after it.
+ */
 export function typing(e: KeyboardEvent): boolean {
   const t = e.target as HTMLElement | null;
-  return !!t && (!!t.closest?.('input, textarea, select') || t.isContentEditable);
+  return !!t && (!!t.closest?.('input:not([type=checkbox]):not([type=radio]), textarea, select') || t.isContentEditable);
 }
 
 /**

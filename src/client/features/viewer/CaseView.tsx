@@ -14,7 +14,7 @@ import { useLesionTable } from '../lesions/useLesionTable.js';
 import { type EditTool, EditPanel, VersionsPanel } from '../masks/EditPanel.js';
 import { RefineBar } from '../masks/RefineBar.js';
 import { useWorkingMask } from '../masks/useWorkingMask.js';
-import type { DrawingControls, Layout, Navigator, Readout, StatusLayer } from './NiivueCanvas.js';
+import type { DrawingControls, Layout, Navigator, OutlineLayer, Readout, StatusLayer } from './NiivueCanvas.js';
 import { type Overlay, shownBackground, useCaseViewer, useLeaveGuard, viewerVolumes } from './useCaseViewer.js';
 import { hasWebGL2 } from './webgl.js';
 
@@ -55,6 +55,12 @@ export function CaseView({ id }: { id: string }) {
         ? { sourceKey: version ? 'version' : 'prediction', lesions: shown.list.items, opacity: 0.85 }
         : null,
     [byStatus, statusUnavailable, shown?.list, version],
+  );
+  // the selected row's lesion outlined in every view (not while editing: the working mask has moved on from the list's source)
+  const selectedLesion = shown?.list?.items.find((l) => l.id === table.selected) ?? null;
+  const outline = useMemo<OutlineLayer | null>(
+    () => (selectedLesion && !view.editing ? { sourceKey: version ? 'version' : 'prediction', lesion: selectedLesion } : null),
+    [selectedLesion, view.editing, version],
   );
   const utils = trpc.useUtils();
   const remove = trpc.cases.delete.useMutation({
@@ -143,6 +149,7 @@ export function CaseView({ id }: { id: string }) {
                 }}
                 onVoxelClick={(v, shift) => view.editing && tool === 'click' && void work.refine(v, !shift)}
                 status={status}
+                outline={outline}
               />
             </Suspense>
           </ErrorBoundary>

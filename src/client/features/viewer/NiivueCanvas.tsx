@@ -1,7 +1,7 @@
 import { NVImage, Niivue, SHOW_RENDER, SLICE_TYPE } from '@niivue/niivue';
 import { useEffect, useRef, useState } from 'react';
 import type { Lesion } from '../../../shared/lesions.js';
-import { STATUS_COLOURS, statusLabels } from '../lesions/components.js';
+import { OUTLINE_COLOUR, STATUS_COLOURS, component26, ringAround, statusLabels } from '../lesions/components.js';
 import { type RasOrder, type Vec3, nativeToRas, rasToNative, rasToNativeLut } from './grid.js';
 import { releaseCanvas } from './webgl.js';
 
@@ -51,6 +51,34 @@ export interface StatusLayer {
 }
 
 const STATUS_NAME = 'lesion-status.nii';
+const OUTLINE_NAME = 'lesion-outline.nii';
+/** Layers this component adds itself: not in the readout. */
+const OWN_LAYERS = new Set([STATUS_NAME, OUTLINE_NAME]);
+
+/** The selected lesion's outline: a ring around its component in the layer `sourceKey` (an FN's in 'truth'). */
+export interface OutlineLayer {
+  sourceKey: string;
+  lesion: Lesion;
+}
+
+/** A label volume on `like`'s grid, label i coloured colours[i - 1], ready to add above the others. */
+async function labelLayer(like: NVImage, labels: Uint8Array, name: string, colours: [number, number, number][], opacity: number) {
+  const hdr = like.hdr!;
+  const dims: Vec3 = [hdr.dims[1]!, hdr.dims[2]!, hdr.dims[3]!];
+  const affine = hdr.affine.flatMap((row) => Array.from(row));
+  const bytes = NVImage.createNiftiArray(dims, [hdr.pixDims[1]!, hdr.pixDims[2]!, hdr.pixDims[3]!], affine, undefined, labels);
+  const image = await NVImage.loadFromUrl({ url: bytes, name });
+  image.setColormapLabel({
+    R: [0, ...colours.map((x) => x[0])],
+    G: [0, ...colours.map((x) => x[1])],
+    B: [0, ...colours.map((x) => x[2])],
+    A: [0, ...colours.map(() => 255)],
+    I: [0, ...colours.map((_, i) => i + 1)],
+    labels: ['', ...colours.map((_, i) => String(i + 1))],
+  });
+  image.opacity = opacity;
+  return image;
+}
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([new Uint8Array(bytes)]).stream().pipeThrough(new CompressionStream('gzip'));
@@ -96,6 +124,7 @@ export default function NiivueCanvas(props: {
   /** A left click (not a drag) on a 2D slice, as the DWI-grid voxel under the pointer. */
   onVoxelClick?: (v: Vec3, shift: boolean) => void;
   status?: StatusLayer | null;
+  outline?: OutlineLayer | null;
 }) {
   const holder = useRef<HTMLDivElement>(null);
   const nvRef = useRef<Niivue | null>(null);
@@ -147,7 +176,7 @@ export default function NiivueCanvas(props: {
         mm: Array.from(l.mm).slice(0, 3),
         vox: nv.back ? rasToNative(orderOf(nv.back), Array.from(l.vox)) : Array.from(l.vox),
         gridVox: gridVoxAt(l.frac),
-        values: l.values.filter((v) => v.name !== STATUS_NAME).map((v) => ({ name: v.name, value: v.value })),
+        values: l.values.filter((v) => !OWN_LAYERS.has(v.name)).map((v) => ({ name: v.name, value: v.value })),
       });
     };
     const navigator: Navigator = {
@@ -322,21 +351,15 @@ export default function NiivueCanvas(props: {
       const hdr = source.hdr!;
       const dims: Vec3 = [hdr.dims[1]!, hdr.dims[2]!, hdr.dims[3]!];
       const labels = statusLabels(binary(source.img!), truth ? binary(truth.img!) : null, dims, status.lesions);
-      const affine = hdr.affine.flatMap((row) => Array.from(row));
-      const bytes = NVImage.createNiftiArray(dims, [hdr.pixDims[1]!, hdr.pixDims[2]!, hdr.pixDims[3]!], affine, undefined, labels);
-      const image = await NVImage.loadFromUrl({ url: bytes, name: STATUS_NAME });
-      if (stale) return;
       // label i (1 TP, 2 FP, 3 FN) gets colour i
-      const c = (['TP', 'FP', 'FN'] as const).map((k) => STATUS_COLOURS[k]);
-      image.setColormapLabel({
-        R: [0, ...c.map((x) => x[0])],
-        G: [0, ...c.map((x) => x[1])],
-        B: [0, ...c.map((x) => x[2])],
-        A: [0, 255, 255, 255],
-        I: [0, 1, 2, 3],
-        labels: ['', 'TP', 'FP', 'FN'],
-      });
-      image.opacity = status.opacity;
+      const image = await labelLayer(
+        source,
+        labels,
+        STATUS_NAME,
+        [STATUS_COLOURS.TP, STATUS_COLOURS.FP, STATUS_COLOURS.FN],
+        status.opacity,
+      );
+      if (stale) return;
       nv.addVolume(image);
       added = image;
     })().catch((e: unknown) => !stale && setError(`Could not colour the lesions: ${(e as Error).message ?? e}`));
@@ -345,6 +368,32 @@ export default function NiivueCanvas(props: {
       if (added && nv.volumes.includes(added)) nv.removeVolume(added);
     };
   }, [loadedKeys, status?.sourceKey, status?.lesions, status?.opacity]);
+
+  // The selected lesion's outline, added above everything (the status layer too)
+  const outline = props.outline ?? null;
+  useEffect(() => {
+    const nv = nvRef.current;
+    if (!nv || !outline || loadedKeys.length === 0) return;
+    let stale = false;
+    let added: NVImage | null = null;
+    (async () => {
+      const key = outline.lesion.status === 'FN' ? 'truth' : outline.sourceKey;
+      const source = loadedKeys.indexOf(key) >= 0 ? nv.volumes[loadedKeys.indexOf(key)] : undefined;
+      if (!source) return;
+      const hdr = source.hdr!;
+      const dims: Vec3 = [hdr.dims[1]!, hdr.dims[2]!, hdr.dims[3]!];
+      const voxels = component26(binary(source.img!), dims, outline.lesion.seedVoxel);
+      if (voxels.length === 0) return;
+      const image = await labelLayer(source, ringAround(voxels, dims), OUTLINE_NAME, [OUTLINE_COLOUR], 1);
+      if (stale) return;
+      nv.addVolume(image);
+      added = image;
+    })().catch((e: unknown) => !stale && setError(`Could not outline the lesion: ${(e as Error).message ?? e}`));
+    return () => {
+      stale = true;
+      if (added && nv.volumes.includes(added)) nv.removeVolume(added);
+    };
+  }, [loadedKeys, outline?.sourceKey, outline?.lesion]);
 
   return (
     <div className="viewer-holder" ref={holder} data-loaded={loadedKeys.join(',')}>
