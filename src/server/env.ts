@@ -194,6 +194,11 @@ export const envSchema = z.object({
   JOB_LEASE_S: withDefault(z.coerce.number().int().min(10).max(3600), 30),
   /** Jobs one user may have queued or running at once (429 past it). */
   MAX_ACTIVE_JOBS_PER_USER: withDefault(z.coerce.number().int().min(1), 3),
+  /**
+   * Study-run jobs one user may have queued or running at once, over all their runs (429 past it).
+   * Run jobs do not count against the two caps here.
+   */
+  MAX_RUN_JOBS_PER_USER: withDefault(z.coerce.number().int().min(1), 2000),
   /** Jobs queued or running across all users (429 past it). */
   MAX_QUEUED_JOBS: withDefault(z.coerce.number().int().min(1), 100),
   /**

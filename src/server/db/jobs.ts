@@ -105,6 +105,18 @@ export async function countActiveJobs(db: Db, ownerId?: string): Promise<number>
   return Number((await q.executeTakeFirstOrThrow()).n);
 }
 
+/** A user's study-run jobs that are queued or running (the run admission cap, MAX_RUN_JOBS_PER_USER). */
+export async function activeRunJobCount(db: Db, ownerId: string): Promise<number> {
+  const row = await db
+    .selectFrom('jobs')
+    .select(({ fn }) => fn.countAll<string>().as('n'))
+    .where('status', 'in', [...ACTIVE_STATUSES])
+    .where('study_run_id', 'is not', null)
+    .where('owner_id', '=', ownerId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /** The ids of a user's jobs that are queued or running. */
 export async function activeJobIdsOf(db: Db, ownerId: string): Promise<string[]> {
   const rows = await db

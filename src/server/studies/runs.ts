@@ -18,7 +18,8 @@ import {
 } from '../db/study-runs.js';
 import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
-import { invalid, notFound } from '../errors.js';
+import { invalid, notFound, tooMany } from '../errors.js';
+import { activeRunJobCount } from '../db/jobs.js';
 import { type JobSystem, cancelJobRow, enqueueMany } from '../jobs/service.js';
 import { requireRole, studyFor } from './service.js';
 
@@ -143,7 +144,7 @@ export async function listRunsOfStudy(db: Db, viewer: Viewer, studyId: string, n
 export async function startStudyRun(
   db: Db,
   jobs: JobSystem,
-  cfg: Pick<Env, 'RESULT_RETENTION_DAYS'>,
+  cfg: Pick<Env, 'RESULT_RETENTION_DAYS'> & Partial<Pick<Env, 'MAX_RUN_JOBS_PER_USER'>>,
   viewer: Viewer & { userId: string },
   input: z.infer<typeof runStudySchema> & { modelId: string },
   knownModels: Set<string>,
@@ -164,6 +165,16 @@ export async function startStudyRun(
 
   const { runId, queued } = await db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(hashtext('study-run:' || ${input.studyId}))`.execute(trx);
+    // admission: a cap on a user's run jobs in flight (across their studies, under the user's own
+    // lock), so runs cannot grow the queue without bound (a case reused from a live run counts too)
+    await sql`select pg_advisory_xact_lock(hashtext('study-run-user:' || ${viewer.userId}))`.execute(trx);
+    const userJobs = await activeRunJobCount(trx, viewer.userId);
+    const cap = cfg.MAX_RUN_JOBS_PER_USER ?? 2000;
+    if (userJobs + caseIds.length > cap)
+      throw tooMany(
+        `You have ${userJobs} study-run job(s) queued or running; this run would add up to ${caseIds.length} (at most ${cap} at once): wait for your runs to finish`,
+        60,
+      );
     const run = await insertStudyRun(trx, { studyId: input.studyId, modelId: input.modelId, createdBy: viewer.userId, rerun: input.rerun });
     const reuse = input.rerun
       ? new Map<string, JobRow>()
@@ -182,7 +193,9 @@ export async function startStudyRun(
     return { runId: run.id, queued: fresh };
   });
   // A failed send leaves rows queued without a queue entry: reconcileQueue sends them later.
-  await enqueueMany(db, jobs.boss, queued).catch(() => {});
+  await enqueueMany(db, jobs.boss, queued).catch((err: unknown) =>
+    console.warn(`study run ${runId}: queueing its jobs failed (reconcileQueue sends them later): ${(err as Error).message}`),
+  );
   jobs.wake?.();
   return runId;
 }
@@ -195,6 +208,9 @@ export async function startStudyRun(
 export async function cancelStudyRun(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<number> {
   const { study } = await visibleRun(db, viewer, id);
   requireRole(viewer, study, ['owner', 'editor'], 'cancel its runs');
+  // Not under the study's run lock: cancelling a job talks to the queue and the event bus, which
+  // on PGlite (one connection) cannot run inside a transaction. A run started in the same instant
+  // may reuse a job this cancel stops; its case then shows cancelled (run it again with rerun).
   await markRunCancelRequested(db, id);
   const active = await cancellableRunJobs(db, id);
   for (const row of active) await cancelJobRow(db, jobs, row);
