@@ -45,6 +45,7 @@ async function pixels(page: Page, test: (r: number, g: number, b: number) => boo
 const isBlue = (r: number, g: number, b: number) => b > 150 && r < 110 && g < 110;
 
 describe('masks and uploads in Chromium', () => {
+  // 300 s each: a browser on a machine whose 2 cores are busy (test:busy) needs more than the 120 s default
   it('upload a case through the dialog: a bad file shows its error and creates nothing; a good case opens and renders', async () => {
     const { page, context } = await newPage(suite.browser);
     const seen = watch(page);
@@ -90,7 +91,7 @@ describe('masks and uploads in Chromium', () => {
     await loaded(page, 'truth');
     seen.expectNone([/HTTP 422: POST .*cases\.upload/, /status of 422/]);
     await context.close();
-  });
+  }, 300_000);
 
   it('draw a stroke, save it, reload: the version is listed and its pixels are where they were drawn; its download has the DWI grid', async () => {
     const { page, context } = await newPage(suite.browser);
@@ -146,7 +147,7 @@ describe('masks and uploads in Chromium', () => {
     expect(toFloat32(back).reduce((a, b) => a + b, 0)).toBeGreaterThan(10);
     seen.expectNone();
     await context.close();
-  });
+  }, 300_000);
 
   it('job history lists two runs after running twice; opening the older one shows its overlay', async () => {
     const { page, context } = await newPage(suite.browser);
@@ -166,5 +167,5 @@ describe('masks and uploads in Chromium', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'job-history.png') });
     seen.expectNone();
     await context.close();
-  });
+  }, 300_000);
 });

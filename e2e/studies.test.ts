@@ -137,9 +137,10 @@ describe('study dashboard', () => {
       .toMatch(new RegExp(`^adc-core-v1: ${N}/${N}.*succeeded`));
     await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(2 * N);
     await page.getByTestId('paired').getByTestId('plot-paired-dice').locator('svg').first().waitFor();
-    expect(await page.getByTestId('wilcoxon').textContent()).toMatch(
-      new RegExp(`^${N} paired cases .*Wilcoxon signed-rank (V = \\d+(\\.\\d+)?, p = [\\d.e+-]+|not computable)`),
-    );
+    // the table refetches after the run's last job: the pairs reach N once it has
+    await expect
+      .poll(() => page.getByTestId('wilcoxon').textContent(), { timeout: 60_000 })
+      .toMatch(new RegExp(`^${N} paired cases .*Wilcoxon signed-rank (V = \\d+(\\.\\d+)?, p = [\\d.e+-]+|not computable)`));
     for (const model of ['adc-dwi-v2', 'adc-core-v1'])
       await page.getByTestId(`plot-bland-altman-${model}`).locator('svg').first().waitFor();
     // with a legend, Download SVG takes the plot's own svg, not a legend swatch

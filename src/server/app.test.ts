@@ -60,6 +60,7 @@ describeEachDatabase('HTTP app', (db) => {
       database: db().kind === 'pglite' ? 'embedded' : 'postgres',
       uptimeSeconds: 5,
       allowGuests: true,
+      pacs: false,
     });
   });
 
