@@ -48,7 +48,7 @@ export function StudyDashboard({ id }: { id: string }) {
     if (ended) void utils.studies.runs.list.invalidate({ studyId: id });
   });
 
-  const t = useStudyRows(table.data);
+  const t = useStudyRows(table.data, id);
   const rows = t.filtered;
 
   if (study.isPending) return <p>Loading the study…</p>;

@@ -108,4 +108,22 @@ describe('the study table rows', () => {
     act(() => result.current.goTo(99));
     expect(result.current.page.page).toBe(1);
   });
+
+  it("remembers a study table's sort, filter and page when the dashboard comes back (Back from a case)", () => {
+    const first = renderHook(() => useStudyRows(table, 'study-1'));
+    act(() => first.result.current.sortBy('dice'));
+    act(() => first.result.current.setStatus('succeeded'));
+    act(() => first.result.current.goTo(3));
+    const shown = first.result.current.page.rows.map((r) => `${r.runId}:${r.caseId}`);
+    first.unmount();
+    const again = renderHook(() => useStudyRows(table, 'study-1'));
+    expect(again.result.current.sort).toEqual({ key: 'dice', dir: 1 });
+    expect(again.result.current.status).toBe('succeeded');
+    expect(again.result.current.page.page).toBe(3);
+    expect(again.result.current.page.rows.map((r) => `${r.runId}:${r.caseId}`)).toEqual(shown);
+    // another study starts fresh
+    const other = renderHook(() => useStudyRows(table, 'study-2'));
+    expect(other.result.current.page.page).toBe(0);
+    expect(other.result.current.sort).toEqual({ key: 'caseName', dir: 1 });
+  });
 });

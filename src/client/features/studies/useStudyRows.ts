@@ -1,4 +1,4 @@
-import { useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { TABLE_METRICS, type MetricStats, type StudyTable, type StudyTableRow, type TableMetric } from '../../../shared/studies.js';
 
 // The study table's rows as the dashboard shows them: filtered (status, case name), sorted, then
@@ -81,16 +81,33 @@ export function summarize(rows: readonly StudyTableRow[], runs: readonly { id: s
   });
 }
 
+type TableState = { sort: Sort; status: string; search: string; size: PageSize; page: number };
+
+/** Each study's table state for this page's lifetime: opening a case and coming back keeps the sort, filter and page. */
+const remembered = new Map<string, TableState>();
+
 /**
  * The dashboard table's state: filter, sort, page. Changing the filter, the sort or the page size
- * goes back to the first page; the summary follows the filter.
+ * goes back to the first page; the summary follows the filter. With a `memoryKey` (the study id)
+ * the state outlives the dashboard (Back from a case returns to the same page of the table).
  */
-export function useStudyRows(table: Pick<StudyTable, 'rows' | 'runs' | 'summary'> | undefined, initialSize: PageSize = 50) {
-  const [sort, setSortState] = useState<Sort>({ key: 'caseName', dir: 1 });
-  const [status, setStatusState] = useState('');
-  const [search, setSearchState] = useState('');
-  const [size, setSizeState] = useState<PageSize>(initialSize);
-  const [page, setPage] = useState(0);
+export function useStudyRows(
+  table: Pick<StudyTable, 'rows' | 'runs' | 'summary'> | undefined,
+  memoryKey?: string,
+  initialSize: PageSize = 50,
+) {
+  const [initial] = useState<TableState>(
+    () =>
+      (memoryKey && remembered.get(memoryKey)) || { sort: { key: 'caseName', dir: 1 }, status: '', search: '', size: initialSize, page: 0 },
+  );
+  const [sort, setSortState] = useState<Sort>(initial.sort);
+  const [status, setStatusState] = useState(initial.status);
+  const [search, setSearchState] = useState(initial.search);
+  const [size, setSizeState] = useState<PageSize>(initial.size);
+  const [page, setPage] = useState(initial.page);
+  useEffect(() => {
+    if (memoryKey) remembered.set(memoryKey, { sort, status, search, size, page });
+  }, [memoryKey, sort, status, search, size, page]);
   const all = table?.rows;
   const filtered = useMemo(() => filterRows(all ?? [], status, search), [all, status, search]);
   const sorted = useMemo(() => sortRows(filtered, sort.key, sort.dir), [filtered, sort]);
