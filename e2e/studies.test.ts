@@ -7,8 +7,9 @@ import { ROOT } from '../src/server/test/process.js';
 import { newPage, serverAndBrowser, watch } from './helpers.js';
 
 // The study dashboard in real Chromium against a real server: a study of three demo phantoms is
-// run from the page, its N/M progress reaches M/M, the table sorts by Dice, the plots render, a row
-// opens its case.
+// run from the page, its N/M progress (the run's SSE stream) reaches M/M, the table sorts by Dice,
+// the plots render, the CSV downloads, and the worst row opens its case with that run's result
+// (by click, by Enter, by a shared link) — Back returns to the study.
 
 const DOCS = path.join(ROOT, 'docs', 'screenshots');
 mkdirSync(DOCS, { recursive: true });
@@ -32,7 +33,7 @@ async function call<T>(page: Page, proc: string, input: unknown, mutation = fals
 describe('study dashboard', () => {
   const env = serverAndBrowser({ DEMO_CASES: String(N) });
 
-  it('runs a study with live N/M progress, sorts by Dice, draws the plots, opens a case', async () => {
+  it('runs a study with live N/M progress, sorts by Dice, draws the plots, downloads the CSV, opens the worst case with its run', async () => {
     const { server, browser } = env;
     const { page, context } = await newPage(browser, { viewport: { width: 1400, height: 1600 } });
     const seen = watch(page);
@@ -75,9 +76,10 @@ describe('study dashboard', () => {
     const seenCounts = [...counts].map((c) => Number(c.split('/')[0]));
     expect(seenCounts, 'monotone').toEqual([...seenCounts].sort((a, b) => a - b));
 
-    // one row per case, all succeeded, each with a Dice
+    // one row per case, all succeeded, each with a Dice; one page of them
     const rows = page.getByTestId('study-table').locator('tbody tr');
     await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(N);
+    expect(await page.getByTestId('page-range').textContent()).toBe(`Rows 1–${N} of ${N}`);
     await expect
       .poll(() => page.getByTestId('study-table').locator('tbody td:nth-child(3)').allTextContents())
       .toEqual(Array(N).fill('succeeded'));
@@ -117,10 +119,20 @@ describe('study dashboard', () => {
     ]);
     expect(pngDownload.suggestedFilename()).toBe('bland-altman.png');
 
-    // the CSV link downloads with the session cookie
-    const csv = await page.request.get(`${server.url}/api/studies/${study.id}/table.csv`);
-    expect(csv.status()).toBe(200);
-    expect((await csv.text()).trim().split('\n')).toHaveLength(N + 1);
+    // the Download CSV link downloads the table with the session cookie: a header and a row per case
+    const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download CSV' }).click()]);
+    const csvLines = readFileSync((await csvDownload.path())!, 'utf8')
+      .trim()
+      .split(/\r?\n/);
+    expect(csvLines).toHaveLength(N + 1);
+    const diceCol = csvLines[0]!.split(',').indexOf('dice');
+    expect(diceCol).toBeGreaterThanOrEqual(0);
+    expect(
+      csvLines
+        .slice(1)
+        .map((l) => Number(l.split(',')[diceCol]).toFixed(3))
+        .sort(),
+    ).toEqual(desc.map((d) => d.toFixed(3)).sort());
 
     // a second model on the same cases: a row per case × run and the paired comparison with its Wilcoxon p-value
     await page.getByLabel('Model', { exact: true }).selectOption('adc-core-v1');
@@ -155,10 +167,63 @@ describe('study dashboard', () => {
 
     await page.screenshot({ path: path.join(DOCS, 'study-dashboard.png'), fullPage: true });
 
-    // the worst case (lowest Dice: the last row while descending) opens
-    const worst = (await rows.last().locator('td').first().textContent())!;
-    await rows.last().click();
-    await expect.poll(() => new URL(page.url()).pathname).toBe(`/cases/${cases.items.find((c) => c.name === worst)!.id}`);
+    // the worst case (lowest Dice: the last row while still sorted descending) opens with that run's result
+    expect(await page.getByRole('columnheader', { name: /^Dice/ }).getAttribute('aria-sort')).toBe('descending');
+    await expect.poll(() => page.getByTestId('page-range').textContent()).toBe(`Rows 1–${2 * N} of ${2 * N}`);
+    const worstRow = rows.last();
+    const worst = (await worstRow.locator('td').first().textContent())!;
+    const worstModel = (await worstRow.locator('td').nth(1).textContent())!;
+    const worstDice = (await worstRow.locator('td[data-metric=dice]').textContent())!;
+    const worstJob = (await worstRow.getAttribute('data-job'))!;
+    expect(worstJob).toMatch(/^[0-9a-f-]{36}$/);
+    expect(Math.min(...(await dice()))).toBeCloseTo(Number(worstDice), 3);
+    const caseId = cases.items.find((c) => c.name === worst)!.id;
+    const caseUrl = `/cases/${caseId}?job=${worstJob}&study=${study.id}`;
+    const expectCaseWithJob = async () => {
+      await expect.poll(() => new URL(page.url()).pathname + new URL(page.url()).search).toBe(caseUrl);
+      // the viewer's metrics are that run's job's: its model, its Dice — the row's
+      await expect.poll(() => page.getByTestId('metrics').locator('h3').textContent(), { timeout: 60_000 }).toBe(`Result (${worstModel})`);
+      expect(await page.getByTestId('metrics').getByTestId('dice').textContent()).toBe(worstDice);
+    };
+    await worstRow.click();
+    await expectCaseWithJob();
+    // Back returns to the study, its table as it was
+    await page.goBack();
+    await page.getByTestId('study-dashboard').getByRole('heading', { name: 'Phantom study' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe(`/studies/${study.id}`);
+    await expect.poll(() => rows.count(), { timeout: 60_000 }).toBe(2 * N);
+    expect(await page.getByRole('columnheader', { name: /^Dice/ }).getAttribute('aria-sort'), 'the sort is kept').toBe('descending');
+    expect(await rows.last().getAttribute('data-job')).toBe(worstJob);
+
+    // the keyboard: a row is focusable and Enter opens it
+    const worstAgain = page.getByTestId('study-table').locator(`tbody tr[data-job="${worstJob}"]`);
+    await worstAgain.focus();
+    await page.keyboard.press('Enter');
+    await expectCaseWithJob();
+    // the case page's own way back
+    await page.getByTestId('back-to-study').click();
+    await page.getByTestId('study-dashboard').getByRole('heading', { name: 'Phantom study' }).waitFor();
+
+    // a shared link lands on the same screen
+    await page.goto(`${server.url}${caseUrl}`);
+    await expectCaseWithJob();
+
+    // the same case's row of the other run opens that run's job, not the case's newest result
+    await page.goto(`${server.url}/studies/${study.id}`);
+    const otherRow = page
+      .getByTestId('study-table')
+      .locator('tbody tr')
+      .filter({ has: page.locator('td:first-child', { hasText: new RegExp(`^${worst}$`) }) })
+      .filter({ hasNot: page.locator('td:nth-child(2)', { hasText: new RegExp(`^${worstModel}$`) }) });
+    await expect.poll(() => otherRow.count(), { timeout: 60_000 }).toBe(1);
+    const otherModel = (await otherRow.locator('td').nth(1).textContent())!;
+    const otherDice = (await otherRow.locator('td[data-metric=dice]').textContent())!;
+    const otherJob = (await otherRow.getAttribute('data-job'))!;
+    expect(otherJob).not.toBe(worstJob);
+    await otherRow.click();
+    await expect.poll(() => new URL(page.url()).searchParams.get('job')).toBe(otherJob);
+    await expect.poll(() => page.getByTestId('metrics').locator('h3').textContent(), { timeout: 60_000 }).toBe(`Result (${otherModel})`);
+    expect(await page.getByTestId('metrics').getByTestId('dice').textContent()).toBe(otherDice);
 
     seen.expectNone();
     await context.close();

@@ -33,6 +33,17 @@ export function usePath(): string {
   );
 }
 
+/** One query parameter of the current URL (null when absent): `?job=` on a case, `?study=` to go back to. */
+export function useSearchParam(name: string): string | null {
+  return useSyncExternalStore(
+    (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    () => new URLSearchParams(location.search).get(name),
+  );
+}
+
 export type Route =
   { name: 'cases' } | { name: 'case'; id: string } | { name: 'study'; id: string } | { name: 'sign-in' } | { name: 'not-found' };
 

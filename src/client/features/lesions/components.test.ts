@@ -52,6 +52,23 @@ describe('connected components on the client', () => {
     expect(out[voxelIndex(dims, [3, 2, 1])]).toBe(STATUS_LABEL.FN);
     expect(out.reduce((a, b) => a + (b ? 1 : 0), 0)).toBe(4);
   });
+
+  it('reuses one scratch volume across flood fills: the same components, and the scratch zero again after each', () => {
+    const m = new Uint8Array(6 * 5 * 4);
+    put(m, [1, 1, 1], [2, 2, 2], [3, 3, 3]);
+    put(m, [5, 0, 0], [5, 1, 0]);
+    const seen = new Uint8Array(m.length);
+    for (const seed of [
+      [2, 2, 2],
+      [5, 0, 0],
+      [0, 0, 0],
+      [3, 3, 3],
+    ] as Vec3[]) {
+      const sorted = (c: Uint32Array) => Array.from(c).sort((a, b) => a - b);
+      expect(sorted(component26(m, dims, seed, seen))).toEqual(sorted(component26(m, dims, seed)));
+      expect(seen.every((v) => v === 0)).toBe(true);
+    }
+  });
 });
 
 describe("NiiVue's RAS voxel order and the file's", () => {

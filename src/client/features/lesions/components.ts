@@ -6,19 +6,24 @@ import { type Vec3, voxelIndex } from '../viewer/grid.js';
 // flood fill of our own — NiiVue's drawFloodFill works on its RAS drawing with intensity bounds
 // and its own undo buffer, and we need plain voxel indices on the native grid.
 
-/** The voxels (native indices) of the 26-connected component of `mask` holding `seed`; empty when the seed is outside the mask. */
-export function component26(mask: Uint8Array, dims: Vec3, seed: readonly number[]): Uint32Array {
+/**
+ * The voxels (native indices) of the 26-connected component of `mask` holding `seed`; empty when
+ * the seed is outside the mask. `seen` (all zero, the mask's length) is scratch space a caller
+ * finding many components passes to every call, so each does not allocate a volume: it is zero
+ * again on return.
+ */
+export function component26(mask: Uint8Array, dims: Vec3, seed: readonly number[], seen?: Uint8Array): Uint32Array {
   const [nx, ny, nz] = dims;
   const [si, sj, sk] = seed as Vec3;
   if (si < 0 || sj < 0 || sk < 0 || si >= nx || sj >= ny || sk >= nz) return new Uint32Array(0);
   const start = voxelIndex(dims, seed);
   if (!mask[start]) return new Uint32Array(0);
-  const seen = new Uint8Array(mask.length);
+  const visited = seen ?? new Uint8Array(mask.length);
   let queue = new Uint32Array(1024);
   let head = 0;
   let tail = 0;
   queue[tail++] = start;
-  seen[start] = 1;
+  visited[start] = 1;
   const plane = nx * ny;
   while (head < tail) {
     const idx = queue[head++]!;
@@ -35,8 +40,8 @@ export function component26(mask: Uint8Array, dims: Vec3, seed: readonly number[
           const ii = i + di;
           if (ii < 0 || ii >= nx) continue;
           const n = ii + nx * (jj + ny * kk);
-          if (seen[n] || !mask[n]) continue;
-          seen[n] = 1;
+          if (visited[n] || !mask[n]) continue;
+          visited[n] = 1;
           if (tail === queue.length) {
             const grown = new Uint32Array(queue.length * 2);
             grown.set(queue);
@@ -47,6 +52,8 @@ export function component26(mask: Uint8Array, dims: Vec3, seed: readonly number[
       }
     }
   }
+  // exactly the queued voxels were marked: clear them, the scratch is ready for the next call
+  if (seen) for (let q = 0; q < tail; q++) visited[queue[q]!] = 0;
   return queue.slice(0, tail);
 }
 
@@ -67,12 +74,14 @@ export const STATUS_COLOURS: Record<keyof typeof STATUS_LABEL, [number, number, 
  */
 export function statusLabels(mask: Uint8Array, truth: Uint8Array | null, dims: Vec3, lesions: readonly Lesion[]): Uint8Array {
   const out = new Uint8Array(mask.length);
+  // one scratch volume for every lesion's flood fill (component26 leaves it zeroed), not one each
+  const seen = new Uint8Array(mask.length);
   for (const l of lesions) {
     if (!l.status) continue;
     const from = l.status === 'FN' ? truth : mask;
     if (!from) continue;
     const value = STATUS_LABEL[l.status];
-    for (const idx of component26(from, dims, l.seedVoxel)) if (!out[idx]) out[idx] = value;
+    for (const idx of component26(from, dims, l.seedVoxel, seen)) if (!out[idx]) out[idx] = value;
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import type * as PlotNs from '@observablehq/plot';
 import * as Plot from '@observablehq/plot';
-import { useEffect, useMemo, useState } from 'react';
+import { useMemo, useState } from 'react';
 import { JOB_STATUSES } from '../../../shared/jobs.js';
 import { TABLE_METRICS, type StudyTable, type StudyTableRow, type TableMetric } from '../../../shared/studies.js';
 import { useApiUrl } from '../../api-url.js';
@@ -8,6 +8,8 @@ import { navigate } from '../../router.js';
 import { trpc } from '../../trpc.js';
 import { PlotFigure } from './PlotFigure.js';
 import { blandAltman, fmt, pairedDice } from './stats.js';
+import { finishedOf, useOnFinishedChange, useRunProgress } from './useRunProgress.js';
+import { PAGE_SIZES, type PageSize, type SortKey, useStudyRows } from './useStudyRows.js';
 
 export const METRIC_LABEL: Record<TableMetric, string> = {
   dice: 'Dice',
@@ -17,21 +19,6 @@ export const METRIC_LABEL: Record<TableMetric, string> = {
   predictedMl: 'Predicted (mL)',
   trueMl: 'True (mL)',
 };
-
-type SortKey = 'caseName' | 'modelId' | 'status' | TableMetric;
-
-/** Sorts rows by a column; nulls always last. */
-export function sortRows(rows: readonly StudyTableRow[], key: SortKey, dir: 1 | -1): StudyTableRow[] {
-  return [...rows].sort((a, b) => {
-    const x = a[key];
-    const y = b[key];
-    if (x === null && y === null) return 0;
-    if (x === null) return 1;
-    if (y === null) return -1;
-    if (typeof x === 'number' && typeof y === 'number') return (x - y) * dir;
-    return String(x).localeCompare(String(y)) * dir;
-  });
-}
 
 const PLOT_STYLE = { background: 'white', color: '#111', fontSize: '12px' } as const;
 
@@ -45,7 +32,7 @@ export function StudyDashboard({ id }: { id: string }) {
   const [modelId, setModelId] = useState<string>('');
   const runs = trpc.studies.runs.list.useQuery({ studyId: id });
   const active = runs.data?.find((r) => r.status === 'running') ?? null;
-  const live = trpc.studies.runs.byId.useQuery({ id: active?.id ?? '' }, { enabled: !!active, refetchInterval: 1000 });
+  const live = useRunProgress(active?.id ?? null).run;
   const table = trpc.studies.table.useQuery({ studyId: id, ...(runId ? { runId } : {}) });
   const start = trpc.studies.run.useMutation({
     onSuccess: () => utils.studies.runs.list.invalidate({ studyId: id }),
@@ -54,39 +41,35 @@ export function StudyDashboard({ id }: { id: string }) {
     onSuccess: () => utils.studies.runs.list.invalidate({ studyId: id }),
   });
 
-  // a live run: refresh the table and the run list as cases finish and when it ends
-  const liveVersion = live.data?.version;
-  const liveStatus = live.data?.status;
-  useEffect(() => {
-    if (liveVersion === undefined) return;
+  // a live run: the table is fetched again when a case finishes and when the run ends — not on
+  // every progress event (each fetch compares the raters' masks again)
+  useOnFinishedChange(live, (ended) => {
     void utils.studies.table.invalidate({ studyId: id });
-    if (liveStatus !== 'running') void utils.studies.runs.list.invalidate({ studyId: id });
-  }, [liveVersion, liveStatus, id, utils]);
+    if (ended) void utils.studies.runs.list.invalidate({ studyId: id });
+  });
 
-  const [sort, setSort] = useState<{ key: SortKey; dir: 1 | -1 }>({ key: 'caseName', dir: 1 });
-  const [status, setStatus] = useState('');
-  const [search, setSearch] = useState('');
-  const rows = useMemo(() => {
-    const all = table.data?.rows ?? [];
-    const q = search.trim().toLowerCase();
-    const shown = all.filter((r) => (!status || r.status === status) && (!q || r.caseName.toLowerCase().includes(q)));
-    return sortRows(shown, sort.key, sort.dir);
-  }, [table.data, status, search, sort]);
+  const t = useStudyRows(table.data, id);
+  const rows = t.filtered;
 
   if (study.isPending) return <p>Loading the study…</p>;
   if (study.isError) return <p className="error">{study.error.message}</p>;
   const s = study.data;
   const canRun = s.role === 'owner' || s.role === 'editor';
   // the live run, else the newest one (finished: its final N/M)
-  const progress = live.data ?? active ?? runs.data?.[0] ?? null;
-  const done = progress ? progress.succeeded + progress.failed + progress.cancelled : 0;
+  const progress = live ?? active ?? runs.data?.[0] ?? null;
+  const done = progress ? finishedOf(progress) : 0;
+  const sort = t.sort;
+  const open = (r: StudyTableRow) => {
+    if (r.jobId) navigate(`/cases/${r.caseId}?job=${r.jobId}&study=${id}`);
+    else navigate(`/cases/${r.caseId}?study=${id}`);
+  };
 
   const header = (key: SortKey, label: string) => (
     <th
       key={key}
       className="sortable"
       aria-sort={sort.key === key ? (sort.dir === 1 ? 'ascending' : 'descending') : 'none'}
-      onClick={() => setSort((o) => ({ key, dir: o.key === key ? (-o.dir as 1 | -1) : 1 }))}
+      onClick={() => t.sortBy(key)}
     >
       {label}
       {sort.key === key ? (sort.dir === 1 ? ' ▲' : ' ▼') : ''}
@@ -159,7 +142,7 @@ export function StudyDashboard({ id }: { id: string }) {
       {table.data && (
         <>
           <div className="row">
-            <select aria-label="Filter by status" value={status} onChange={(e) => setStatus(e.target.value)}>
+            <select aria-label="Filter by status" value={t.status} onChange={(e) => t.setStatus(e.target.value)}>
               <option value="">All statuses</option>
               {JOB_STATUSES.map((st) => (
                 <option key={st} value={st}>
@@ -171,13 +154,14 @@ export function StudyDashboard({ id }: { id: string }) {
               type="search"
               placeholder="Filter cases"
               aria-label="Filter cases"
-              value={search}
-              onChange={(e) => setSearch(e.target.value)}
+              value={t.search}
+              onChange={(e) => t.setSearch(e.target.value)}
             />
             <span className="roles">
               {rows.length} of {table.data.rows.length} rows
             </span>
           </div>
+          <Pager t={t} />
           <div className="table-scroll study-table">
             <table className="lesion-list" data-testid="study-table">
               <thead>
@@ -189,8 +173,18 @@ export function StudyDashboard({ id }: { id: string }) {
                 </tr>
               </thead>
               <tbody>
-                {rows.map((r) => (
-                  <tr key={`${r.runId}:${r.caseId}`} onClick={() => navigate(`/cases/${r.caseId}`)} title="Open the case">
+                {t.page.rows.map((r) => (
+                  <tr
+                    key={`${r.runId}:${r.caseId}`}
+                    className="link-row"
+                    tabIndex={0}
+                    data-job={r.jobId ?? ''}
+                    onClick={() => open(r)}
+                    onKeyDown={(e) => {
+                      if (e.key === 'Enter') open(r);
+                    }}
+                    title={r.jobId ? "Open the case with this run's result" : 'Open the case'}
+                  >
                     <td>{r.caseName}</td>
                     <td>{r.modelId}</td>
                     <td>{r.status}</td>
@@ -210,7 +204,7 @@ export function StudyDashboard({ id }: { id: string }) {
                 )}
               </tbody>
               <tfoot>
-                {table.data.summary.map((sum) => (
+                {t.summary.map((sum) => (
                   <tr key={sum.runId} className="summary">
                     <td>Summary</td>
                     <td>{sum.modelId}</td>
@@ -238,12 +232,51 @@ export function StudyDashboard({ id }: { id: string }) {
               </tfoot>
             </table>
           </div>
-          <p className="empty">Summary rows: mean ± SD, median [IQR], N over succeeded cases.</p>
+          <p className="empty">
+            Summary rows: mean ± SD, median [IQR], N over the succeeded cases{' '}
+            {t.status || t.search.trim() ? 'the filter keeps' : 'of each run'} (every page).
+          </p>
           <Agreement table={table.data} />
           <Plots rows={table.data.rows} runs={table.data.runs} />
         </>
       )}
     </section>
+  );
+}
+
+/** "Rows 101–200 of 1,000", the page size, and the page controls. */
+function Pager({ t }: { t: ReturnType<typeof useStudyRows> }) {
+  const { page, pages, from, to, total } = t.page;
+  const n = (x: number) => x.toLocaleString('en-US');
+  return (
+    <nav className="row pager" aria-label="Table pages" data-testid="pager">
+      <span data-testid="page-range">{total ? `Rows ${n(from)}–${n(to)} of ${n(total)}` : 'No rows'}</span>
+      <button className="secondary" onClick={() => t.goTo(0)} disabled={page === 0} aria-label="First page">
+        «
+      </button>
+      <button className="secondary" onClick={() => t.goTo(page - 1)} disabled={page === 0} aria-label="Previous page">
+        ‹ Previous
+      </button>
+      <span>
+        Page {page + 1} of {pages}
+      </span>
+      <button className="secondary" onClick={() => t.goTo(page + 1)} disabled={page >= pages - 1} aria-label="Next page">
+        Next ›
+      </button>
+      <button className="secondary" onClick={() => t.goTo(pages - 1)} disabled={page >= pages - 1} aria-label="Last page">
+        »
+      </button>
+      <label>
+        Rows per page{' '}
+        <select aria-label="Rows per page" value={t.size} onChange={(e) => t.setSize(Number(e.target.value) as PageSize)}>
+          {PAGE_SIZES.map((size) => (
+            <option key={size} value={size}>
+              {size}
+            </option>
+          ))}
+        </select>
+      </label>
+    </nav>
   );
 }
 

@@ -1,8 +1,9 @@
+import { skipToken } from '@tanstack/react-query';
 import { Suspense, lazy, useEffect, useMemo, useState } from 'react';
 import type { VolumeRole } from '../../../shared/cases.js';
 import { ADC_UNIT_LABELS } from '../../../shared/nifti.js';
 import { ErrorBoundary } from '../../components/ErrorBoundary.js';
-import { navigate } from '../../router.js';
+import { navigate, useSearchParam } from '../../router.js';
 import { trpc } from '../../trpc.js';
 import { ExportPanel } from '../dicom/ExportPanel.js';
 import { JobHistory } from '../jobs/JobHistory.js';
@@ -25,7 +26,13 @@ const NiivueCanvas = lazy(loadNiivue);
 
 export function CaseView({ id }: { id: string }) {
   const { detail, signedIn, notFound, jobs, versions, latest } = useCase(id);
-  const view = useCaseViewer(latest);
+  // `?job=<id>` (a study row, a shared link) shows that job's result instead of the case's newest;
+  // `?study=<id>` offers the way back to the study
+  const jobParam = useSearchParam('job');
+  const studyParam = useSearchParam('study');
+  const pinned = trpc.jobs.byId.useQuery(jobParam && detail.isSuccess ? { id: jobParam } : skipToken, { retry: false });
+  const pinnedJob = pinned.data && pinned.data.caseId === id && pinned.data.status === 'succeeded' ? pinned.data : null;
+  const view = useCaseViewer(jobParam ? pinnedJob : latest);
   const [readout, setReadout] = useState<Readout | null>(null);
   const [drawing, setDrawing] = useState<DrawingControls | null>(null);
   const [nav, setNav] = useState<Navigator | null>(null);
@@ -107,7 +114,29 @@ export function CaseView({ id }: { id: string }) {
     <div className="case-view">
       <div className="viewer-column">
         <div className="toolbar">
+          {studyParam && (
+            <a
+              href={`/studies/${encodeURIComponent(studyParam)}`}
+              data-testid="back-to-study"
+              onClick={(e) => {
+                e.preventDefault();
+                navigate(`/studies/${encodeURIComponent(studyParam)}`);
+              }}
+            >
+              ← Back to the study
+            </a>
+          )}
           <h1>{c.name}</h1>
+          {jobParam && pinned.isError && (
+            <p className="error" data-testid="job-param-error">
+              The linked result is not available: {pinned.error.message}
+            </p>
+          )}
+          {jobParam && pinned.data && !pinnedJob && (
+            <p className="error" data-testid="job-param-error">
+              The linked job is {pinned.data.caseId === id ? pinned.data.status : 'of another case'}: it has no result to show.
+            </p>
+          )}
           <label>
             Image
             <select value={bg.role} onChange={(e) => view.setBackground(e.target.value as VolumeRole)} aria-label="Background image">
