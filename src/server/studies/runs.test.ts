@@ -261,6 +261,36 @@ describeEachDatabase('study runs', (current) => {
     expect((await until(viewer, next.id, (r) => r.status !== 'running')).status).toBe('succeeded');
   });
 
+  it('deleting a study with a run in flight cancels the run first: its jobs do not live on as single jobs', slow, async () => {
+    const held = gate('infer');
+    const { study, owner, editor } = await setup({ hold: held });
+    const started = (await editor.mutate<StudyRunDetail>('studies.run', { studyId: study.id })).data;
+    const heldJob = await held.reached;
+    // the runs, a page at a time
+    const page = await editor.query<{ items: StudyRunSummary[]; nextCursor: string | null }>('studies.runs.page', {
+      studyId: study.id,
+      limit: 1,
+    });
+    expect([page.status, page.data.items.map((r) => r.id), page.data.nextCursor]).toEqual([200, [started.id], null]);
+    expect((await editor.mutate('studies.delete', { id: study.id })).status).toBe(403);
+    expect((await owner.mutate('studies.delete', { id: study.id })).status).toBe(200);
+    held.release();
+    const jobIds = started.cases.map((c) => c.jobId!);
+    const deadline = Date.now() + DEADLINE_MS;
+    for (;;) {
+      const jobs = await Promise.all(jobIds.map(async (id) => (await editor.query<JobView>('jobs.byId', { id })).data));
+      if (jobs.every((j) => ['succeeded', 'failed', 'cancelled'].includes(j.status))) {
+        // the queued ones at once, the held one at its next stage: none ran on
+        expect(jobs.map((j) => j.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+        expect(jobs.find((j) => j.id === heldJob)!.status).toBe('cancelled');
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`the jobs never ended: ${JSON.stringify(jobs.map((j) => j.status))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await editor.query('studies.runs.byId', { id: started.id })).status).toBe(404);
+  });
+
   it('resume after a restart: the run is where its jobs are, and finishes on the next process', slow, async () => {
     const held = gate('infer'); // never released: only the shutdown moves the held job
     const database = current().handle;
