@@ -1,7 +1,6 @@
 import { type Kysely, sql } from 'kysely';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
-  type StudyRunListed,
   cancelRunJobs,
   insertRunJobs,
   insertStudyRun,
@@ -20,72 +19,6 @@ import { aggregateRows, reuseMinLifeMs, summarizeRun, summaryOf } from './runs.j
 // summary computed from the rows), and the set-based cancel.
 
 type Db = Kysely<Database>;
-
-const run0 = {
-  id: '00000000-0000-4000-8000-000000000001',
-  study_id: '00000000-0000-4000-8000-000000000002',
-  model_id: 'm',
-  created_by: null,
-  created_by_email: 'a@x.org',
-  rerun: false,
-  cancel_requested: false,
-  created_at: new Date(0),
-} satisfies StudyRunListed;
-
-const row = (
-  status: JobStatus | null,
-  o: { started?: number | null; finished?: number | null; reused?: boolean; progress?: number } = {},
-) => ({
-  case_id: 'c',
-  case_name: 'c',
-  subject_id: null,
-  job_id: status === null ? null : 'j',
-  reused: o.reused ?? false,
-  status,
-  progress: o.progress ?? 0,
-  message: '',
-  error: null,
-  version: status === null ? null : 2,
-  metrics: null,
-  started_at: o.started === undefined || o.started === null ? null : new Date(o.started),
-  finished_at: o.finished === undefined || o.finished === null ? null : new Date(o.finished),
-});
-
-describe('the run summary (review findings)', () => {
-  it('a finished run is 100 % done: failed, cancelled and deleted cases count as done, not as 0', () => {
-    const s = summarizeRun(
-      run0,
-      [row('succeeded', { started: 0, finished: 1 }), row('failed', { progress: 40 }), row('cancelled'), row(null)],
-      5,
-    );
-    expect(s).toMatchObject({ status: 'cancelled', progress: 100, failed: 2, cancelled: 1, succeeded: 1, etaSeconds: 0 });
-    // while running, a failed case is its whole share too: 2 of 4 done + one at 50 %
-    const mid = summarizeRun(run0, [row('failed'), row('succeeded'), row('running', { progress: 50, started: 0 }), row('queued')], 5);
-    expect(mid.progress).toBe(62.5);
-  });
-
-  it("the ETA's mean job time leaves out reused results (they took no time of this run)", () => {
-    const s = summarizeRun(
-      run0,
-      [
-        row('succeeded', { started: 0, finished: 10_000 }),
-        // reused: finished long ago in another run, as if it took 0 s or any time: not this run's
-        row('succeeded', { started: 5_000, finished: 5_000, reused: true }),
-        row('succeeded', { started: 0, finished: 90_000, reused: true }),
-        row('queued'),
-      ],
-      20_000,
-    );
-    expect(s.meanJobSeconds).toBe(10);
-    expect(s.etaSeconds).toBe(10);
-    expect(s.reused).toBe(2);
-  });
-
-  it('reuse wants a result kept for at least a day (half the retention when that is shorter)', () => {
-    expect(reuseMinLifeMs(30)).toBe(86_400_000);
-    expect(reuseMinLifeMs(1)).toBe(43_200_000);
-  });
-});
 
 describeEachDatabase('study runs at the database', (current) => {
   async function fixture(db: Db, cases: number) {
