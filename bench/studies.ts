@@ -225,7 +225,10 @@ try {
       if (e.level === 'query') statements.push({ sql: e.query.sql, parameters: e.query.parameters });
     },
   });
+  // the first call: every rater comparison made (later calls find them in the table's cache)
+  const c0 = performance.now();
   const table = await studyTable({ db: logged, store, cpu }, viewer, { studyId: dashboardStudy });
+  const coldMs = performance.now() - c0;
   console.log(
     `  studies.table: ${table.rows.length} rows, ${table.agreement.cases.length} rated cases, ${statements.length} SQL statements`,
   );
