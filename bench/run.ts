@@ -14,6 +14,8 @@ const all = [
   'viewer',
   'unet',
   'storage',
+  'studies',
+  'study-run',
 ];
 for (const name of which.length ? which : all) {
   await import(`./${name}.js`);

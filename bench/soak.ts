@@ -1,11 +1,8 @@
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
 import pg from 'pg';
 import { seededRandom } from '../src/server/nifti/fuzz.js';
 import { createThrowawayPostgres } from '../src/server/test/databases.js';
-import { type ServerProcess, freePort, startProcess } from '../src/server/test/process.js';
-import { type TestS3, startTestS3 } from '../src/server/test/s3.js';
+import { cluster, session } from './cluster.js';
 
 // #16 soak: an API process and two worker processes (npm start's build) on a throwaway database
 // of the local PostgreSQL, sharing one DATA_DIR. SOAK_JOBS jobs (default 200) are created by
@@ -28,122 +25,9 @@ const BUCKET = 'soak-volumes';
 const rand = seededRandom(20261130);
 process.env.TEST_DATABASE_URL ??= process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-interface Cluster {
-  api: ServerProcess;
-  workers: (ServerProcess | undefined)[];
-  startWorker(i: number): Promise<void>;
-  /** The API's DATA_DIR (shared by the workers unless on the fleet layout). */
-  dataDir: string;
-  /** Every process's DATA_DIR (fleet: one each). */
-  dataDirs: string[];
-  /** The volumes' SHA-256s the store holds: files under the shared DATA_DIR, or the bucket's objects. */
-  storedVolumes(): Promise<Set<string>>;
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function cluster(databaseUrl: string): Promise<Cluster> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-soak-'));
-  const dataDirs = [dataDir];
-  let s3: TestS3 | undefined;
-  if (FLEET) {
-    s3 = await startTestS3();
-    await s3.createBucket(BUCKET);
-  }
-  const common = {
-    DATABASE_URL: databaseUrl,
-    DATA_DIR: dataDir,
-    SECRET_KEY: 's'.repeat(40),
-    JOB_LEASE_S: '10',
-    LOG_LEVEL: 'error',
-    ...(s3 ? s3.env(BUCKET, 'soak/') : {}),
-  };
-  const api = startProcess({
-    ...common,
-    PORT: String(await freePort()),
-    RUN_WORKER: 'false',
-    DEMO_CASES: '1',
-    MAX_ACTIVE_JOBS_PER_USER: '1000',
-    MAX_QUEUED_JOBS: '10000',
-    AUTH_RATE_PER_MIN: '1000',
-  });
-  await api.waitReady();
-  const workers: (ServerProcess | undefined)[] = [undefined, undefined];
-  const workerDirs = FLEET ? [0, 1].map((i) => mkdtempSync(path.join(tmpdir(), `sv-soak-w${i}-`))) : [dataDir, dataDir];
-  if (FLEET) dataDirs.push(...workerDirs);
-  const startWorker = async (i: number) => {
-    const env = { ...common, DATA_DIR: workerDirs[i]!, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '1', CPU_THREADS: '1', ORT_THREADS: '1' };
-    // the fleet's workers as a deployment starts them: `strokeview worker`, migrations already done
-    const w = FLEET
-      ? startProcess({ ...env, MIGRATE_ON_BOOT: 'false' }, 'src/cli/index.ts', ['worker'])
-      : startProcess(env, 'src/server/worker.ts');
-    workers[i] = w;
-    // ready when it says so (a worker has no HTTP port)
-    for (;;) {
-      if (w.output().includes('worker ready')) return;
-      if (w.child.exitCode !== null) throw new Error(`worker exited:\n${w.output()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  return {
-    api,
-    workers,
-    startWorker,
-    dataDir,
-    dataDirs,
-    async storedVolumes() {
-      if (s3) {
-        const store = s3.store(BUCKET, { prefix: 'soak/' });
-        const out = new Set<string>();
-        for await (const o of store.list()) out.add(o.sha256);
-        return out;
-      }
-      const root = path.join(dataDir, 'volumes');
-      return new Set(
-        readdirSync(root, { recursive: true })
-          .map(String)
-          .filter((f) => f.endsWith('.nii.gz'))
-          .map((f) => path.basename(f, '.nii.gz')),
-      );
-    },
-    url: api.url,
-    async stop() {
-      await Promise.all(workers.map((w) => w?.stop('SIGTERM')));
-      await api.stop('SIGTERM');
-      await s3?.close();
-    },
-  };
-}
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a bench client reading JSON it just asked for
-type Json = any;
-
-async function session(url: string, email: string): Promise<(proc: string, input?: unknown) => Promise<Json>> {
-  const post = (proc: string, body: unknown, cookie?: string) =>
-    fetch(`${url}/trpc/${proc}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'sec-fetch-site': 'same-origin', ...(cookie ? { cookie } : {}) },
-      body: JSON.stringify(body),
-    });
-  const reg = await post('auth.register', { email, password: 'correct horse battery staple' });
-  const cookie = reg.headers
-    .getSetCookie()
-    .map((c) => c.split(';')[0])
-    .join('; ');
-  return async (proc, input) => {
-    const isQuery = proc.endsWith('.list') || proc.endsWith('.byId');
-    const res = isQuery
-      ? await fetch(`${url}/trpc/${proc}?input=${encodeURIComponent(JSON.stringify(input ?? {}))}`, { headers: { cookie } })
-      : await post(proc, input ?? {}, cookie);
-    const body = (await res.json()) as { result?: { data: unknown }; error?: { message: string } };
-    if (!res.ok) throw new Error(`${proc}: ${res.status} ${body.error?.message}`);
-    return body.result!.data;
-  };
-}
-
 async function run(label: string, opts: { cancels: boolean; kills: number }) {
   const db = await createThrowawayPostgres();
-  const c = await cluster(db.url);
+  const c = await cluster(db.url, { fleet: FLEET, bucket: BUCKET });
   const t0 = performance.now();
   let killed = 0;
   let cancelled = 0;

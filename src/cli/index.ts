@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import type { StudyRunSummary } from '../shared/studies.js';
 import { Command, CommanderError, Option } from 'commander';
 import {
   type DicomUploadResult,
@@ -551,7 +552,14 @@ studyRuns
   .command('list <studyId>')
   .description("a study's runs, newest first")
   .action(async (studyId: string) => {
-    const list = await client().studies.runs.list.query({ studyId });
+    // every run, a page at a time (runs.list stops at the newest 100)
+    const list: StudyRunSummary[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client().studies.runs.page.query({ studyId, limit: 100, ...(cursor ? { cursor } : {}) });
+      list.push(...page.items);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
     print(list, () =>
       list.length
         ? table([

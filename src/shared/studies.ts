@@ -111,9 +111,9 @@ export const studyRunSummarySchema = z.object({
   cancelled: z.number().int(),
   /** Cases answered by an earlier result of the same model instead of a new job. */
   reused: z.number().int(),
-  /** Mean progress of the run's jobs, 0–100. */
+  /** Mean progress of the run's cases, 0–100: a finished case (succeeded, failed, cancelled) counts 100, a finished run is 100. */
   progress: z.number(),
-  /** Mean wall time (start to end) of its succeeded jobs; null before one finished. */
+  /** Mean wall time (start to end) of the succeeded jobs it ran (not the reused ones); null before one finished. */
   meanJobSeconds: z.number().nullable(),
   /** Time left: see estimateRunEta (studies/runs.ts); null while nothing finished yet, 0 when done. */
   etaSeconds: z.number().nullable(),
@@ -121,6 +121,14 @@ export const studyRunSummarySchema = z.object({
   version: z.number().int(),
 });
 export type StudyRunSummary = z.infer<typeof studyRunSummarySchema>;
+
+/** runs.page: a study's runs, newest first, `limit` at a time; `cursor` is the previous page's nextCursor. */
+export const studyRunsPageSchema = z.object({
+  studyId: z.uuid({ message: 'Not a valid study id' }),
+  cursor: z.uuid({ message: 'Not a valid cursor (pass the nextCursor of the previous page)' }).optional(),
+  limit: z.number().int().min(1).max(100).default(20),
+});
+export const studyRunsPageOutputSchema = z.object({ items: z.array(studyRunSummarySchema), nextCursor: z.uuid().nullable() });
 
 export const studyRunCaseSchema = z.object({
   caseId: z.uuid(),

@@ -8,6 +8,8 @@ import {
   studyRunIdSchema,
   studyRunSummarySchema,
   studyRunsListSchema,
+  studyRunsPageSchema,
+  studyRunsPageOutputSchema,
   studyTableInputSchema,
   studyTableSchema,
   removeStudyMemberSchema,
@@ -21,14 +23,13 @@ import { viewerOf } from '../context.js';
 import {
   addCasesToStudy,
   createStudy,
-  deleteStudy,
   getStudy,
   listStudySummaries,
   removeCaseFromStudy,
   removeStudyMember,
   setMember,
 } from '../studies/service.js';
-import { cancelStudyRun, getStudyRun, listRunsOfStudy, startStudyRun } from '../studies/runs.js';
+import { cancelStudyRun, deleteStudyAndRuns, getStudyRun, listRunsOfStudy, pageRunsOfStudy, startStudyRun } from '../studies/runs.js';
 import { runProgressStream } from '../studies/run-stream.js';
 import { studyTable } from '../studies/table.js';
 import { DEFAULT_MODEL_ID } from '../../shared/models.js';
@@ -63,13 +64,14 @@ export const studiesRouter = router({
       return getStudy(ctx.db, viewer, id);
     }),
 
-  /** Deletes a study (owner): its cases, masks and results stay. */
+  /** Deletes a study (owner): its runs still in flight are cancelled; its cases, masks and results stay. */
   delete: protectedProcedure
     .meta({ openapi: { method: 'DELETE', path: '/studies/{id}', tags, summary: 'Delete a study (its cases stay)' } })
     .input(studyIdSchema)
     .output(okSchema)
     .mutation(async ({ ctx, input }) => {
-      await deleteStudy(ctx.db, viewerOf(ctx.user), input.id);
+      const stopped = await deleteStudyAndRuns(ctx.db, ctx.jobs, viewerOf(ctx.user), input.id);
+      ctx.log.info({ studyId: input.id, jobsCancelled: stopped }, 'study deleted');
       return { ok: true as const };
     }),
 
@@ -129,12 +131,18 @@ export const studiesRouter = router({
     .query(({ ctx, input }) => studyTable({ db: ctx.db, store: ctx.store, cpu: ctx.cpu }, viewerOf(ctx.user), input)),
 
   runs: router({
-    /** The study's runs, newest first, each with its progress. */
+    /** The study's newest runs (at most 100), each with its progress; one query. For all of them page with runs.page. */
     list: protectedProcedure
-      .meta({ openapi: { method: 'GET', path: '/studies/{studyId}/runs', tags, summary: "A study's runs, newest first" } })
+      .meta({ openapi: { method: 'GET', path: '/studies/{studyId}/runs', tags, summary: "A study's newest runs (at most 100)" } })
       .input(studyRunsListSchema)
       .output(z.array(studyRunSummarySchema))
       .query(({ ctx, input }) => listRunsOfStudy(ctx.db, viewerOf(ctx.user), input.studyId)),
+    /** The study's runs, newest first, a page at a time (`{ items, nextCursor }`), each with its progress; one query a page. */
+    page: protectedProcedure
+      .meta({ openapi: { method: 'GET', path: '/studies/{studyId}/runs/page', tags, summary: "A page of a study's runs, newest first" } })
+      .input(studyRunsPageSchema)
+      .output(studyRunsPageOutputSchema)
+      .query(({ ctx, input }) => pageRunsOfStudy(ctx.db, viewerOf(ctx.user), input)),
     /** A run: N/M done, failed, cancelled, the ETA, and its row per case with the job's metrics. */
     byId: protectedProcedure
       .meta({ openapi: { method: 'GET', path: '/study-runs/{id}', tags, summary: 'A study run: progress, ETA and a row per case' } })

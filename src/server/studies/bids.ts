@@ -1,4 +1,5 @@
-import { gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import type { Kysely } from 'kysely';
 import type { StudyTableRow } from '../../shared/studies.js';
 import type { Viewer } from '../db/cases.js';
@@ -48,7 +49,9 @@ const tsv = (rows: (string | number | null)[][]) =>
   new TextEncoder().encode(
     rows.map((r) => r.map((v) => (v === null ? 'n/a' : String(v).replace(/[\t\r\n]/g, ' '))).join('\t')).join('\n') + '\n',
   );
-const gz = (b: Buffer) => (isGzip(b) ? new Uint8Array(b) : new Uint8Array(gzipSync(b)));
+const gzipAsync = promisify(gzip);
+/** A mask as a .nii.gz: stored gzipped already, or compressed off the event loop (zlib's thread pool). */
+const gz = async (b: Buffer) => (isGzip(b) ? new Uint8Array(b) : new Uint8Array(await gzipAsync(b)));
 
 const METRIC_COLUMNS = [
   ['dice', 'dice', 'Dice coefficient of the predicted and the true mask (1 when both are empty)'],
@@ -136,7 +139,7 @@ export async function bidsExport(
       };
       for (const r of done) {
         const base = `${root}/${anat(labels.get(r.caseId)!)}_desc-lesion_mask`;
-        yield { name: `${base}.nii.gz`, compress: false, data: gz(await deps.store.read(masks.get(r.jobId!)!)) };
+        yield { name: `${base}.nii.gz`, compress: false, data: await gz(await deps.store.read(masks.get(r.jobId!)!)) };
         yield {
           name: `${base}.json`,
           compress: true,
@@ -176,7 +179,7 @@ export async function bidsExport(
       yield { name: `${root}/raters.tsv`, compress: true, data: tsv([['rater', 'email'], ...raters.map((e) => [rater(e), e])]) };
       for (const v of versions) {
         const base = `${root}/${anat(labels.get(v.case_id)!)}_desc-${rater(v.email)}_mask`;
-        yield { name: `${base}.nii.gz`, compress: false, data: gz(await deps.store.read(v.sha256)) };
+        yield { name: `${base}.nii.gz`, compress: false, data: await gz(await deps.store.read(v.sha256)) };
         yield {
           name: `${base}.json`,
           compress: true,

@@ -12,7 +12,7 @@ import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
 import { ROOT } from '../test/process.js';
 import { type Running, serveStack } from '../test/stack.js';
-import { estimateRunEta, summarizeRun } from './runs.js';
+import { estimateRunEta, reuseMinLifeMs, summarizeRun } from './runs.js';
 
 // Study runs (#27): a model over a study's cases as ordinary jobs on the one queue — rows that are
 // the jobs' own metrics, reuse and rerun, cancel as a whole, roles, priority over single jobs,
@@ -41,32 +41,38 @@ describe('the run summary (pure, on a scripted clock)', () => {
     expect(estimateRunEta({ meanJobMs: 10_000, queued: 1, runningStartedAt: [0], now: 100_000 })).toBe(10_000);
   });
 
+  const run = {
+    id: '00000000-0000-4000-8000-000000000001',
+    study_id: '00000000-0000-4000-8000-000000000002',
+    model_id: 'm',
+    created_by: null,
+    created_by_email: 'a@x.org',
+    rerun: false,
+    cancel_requested: false,
+    created_at: new Date(0),
+  } satisfies StudyRunListed;
+  const row = (
+    status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | null,
+    started: number | null,
+    finished: number | null,
+    o: { reused?: boolean; progress?: number } = {},
+  ) => ({
+    case_id: 'c',
+    case_name: 'c',
+    subject_id: null,
+    job_id: status === null ? null : 'j',
+    reused: o.reused ?? false,
+    status,
+    progress: o.progress ?? (status === 'running' ? 50 : 0),
+    message: '',
+    error: null,
+    version: 2,
+    metrics: null,
+    started_at: started === null ? null : new Date(started),
+    finished_at: finished === null ? null : new Date(finished),
+  });
+
   it('counts, status and the mean wall time from the rows', () => {
-    const run = {
-      id: '00000000-0000-4000-8000-000000000001',
-      study_id: '00000000-0000-4000-8000-000000000002',
-      model_id: 'm',
-      created_by: null,
-      created_by_email: 'a@x.org',
-      rerun: false,
-      cancel_requested: false,
-      created_at: new Date(0),
-    } satisfies StudyRunListed;
-    const row = (status: 'queued' | 'running' | 'succeeded' | 'failed', started: number | null, finished: number | null) => ({
-      case_id: 'c',
-      case_name: 'c',
-      subject_id: null,
-      job_id: 'j',
-      reused: false,
-      status,
-      progress: status === 'running' ? 50 : 0,
-      message: '',
-      error: null,
-      version: 2,
-      metrics: null,
-      started_at: started === null ? null : new Date(started),
-      finished_at: finished === null ? null : new Date(finished),
-    });
     const s = summarizeRun(
       run,
       [row('succeeded', 0, 8_000), row('succeeded', 10_000, 22_000), row('running', 25_000, null), row('queued', null, null)],
@@ -88,6 +94,40 @@ describe('the run summary (pure, on a scripted clock)', () => {
     expect(summarizeRun(run, [row('succeeded', 0, 1), row('failed', 0, 1)], 5).status).toBe('failed');
     // a cancel asked too late to stop anything leaves a run that succeeded
     expect(summarizeRun({ ...run, cancel_requested: true }, [row('succeeded', 0, 1)], 5).status).toBe('succeeded');
+  });
+
+  it('a finished run is 100 % done: failed, cancelled and deleted cases count as done, not as 0', () => {
+    const s = summarizeRun(
+      run,
+      [row('succeeded', 0, 1), row('failed', null, null, { progress: 40 }), row('cancelled', null, null), row(null, null, null)],
+      5,
+    );
+    expect(s).toMatchObject({ status: 'cancelled', progress: 100, failed: 2, cancelled: 1, succeeded: 1, etaSeconds: 0 });
+    // while running, a failed case is its whole share too: 2 of 4 done + one at 50 %
+    expect(
+      summarizeRun(run, [row('failed', null, null), row('succeeded', 0, 1), row('running', 0, null), row('queued', null, null)], 5)
+        .progress,
+    ).toBe(62.5);
+  });
+
+  it("the ETA's mean job time leaves out reused results (they took no time of this run)", () => {
+    const s = summarizeRun(
+      run,
+      [
+        row('succeeded', 0, 10_000),
+        // reused: done in another run, in 0 s or in any time: none of it this run's
+        row('succeeded', 5_000, 5_000, { reused: true }),
+        row('succeeded', 0, 90_000, { reused: true }),
+        row('queued', null, null),
+      ],
+      20_000,
+    );
+    expect([s.meanJobSeconds, s.etaSeconds, s.reused]).toEqual([10, 10, 2]);
+  });
+
+  it('reuse wants a result kept for at least a day (half the retention when that is shorter)', () => {
+    expect(reuseMinLifeMs(30)).toBe(86_400_000);
+    expect(reuseMinLifeMs(1)).toBe(43_200_000);
   });
 });
 
@@ -259,6 +299,36 @@ describeEachDatabase('study runs', (current) => {
     const next = (await editor.mutate<StudyRunDetail>('studies.run', { studyId: study.id, caseIds: [end.cases[0]!.caseId] })).data;
     expect(next).toMatchObject({ reused: 0, total: 1 });
     expect((await until(viewer, next.id, (r) => r.status !== 'running')).status).toBe('succeeded');
+  });
+
+  it('deleting a study with a run in flight cancels the run first: its jobs do not live on as single jobs', slow, async () => {
+    const held = gate('infer');
+    const { study, owner, editor } = await setup({ hold: held });
+    const started = (await editor.mutate<StudyRunDetail>('studies.run', { studyId: study.id })).data;
+    const heldJob = await held.reached;
+    // the runs, a page at a time
+    const page = await editor.query<{ items: StudyRunSummary[]; nextCursor: string | null }>('studies.runs.page', {
+      studyId: study.id,
+      limit: 1,
+    });
+    expect([page.status, page.data.items.map((r) => r.id), page.data.nextCursor]).toEqual([200, [started.id], null]);
+    expect((await editor.mutate('studies.delete', { id: study.id })).status).toBe(403);
+    expect((await owner.mutate('studies.delete', { id: study.id })).status).toBe(200);
+    held.release();
+    const jobIds = started.cases.map((c) => c.jobId!);
+    const deadline = Date.now() + DEADLINE_MS;
+    for (;;) {
+      const jobs = await Promise.all(jobIds.map(async (id) => (await editor.query<JobView>('jobs.byId', { id })).data));
+      if (jobs.every((j) => ['succeeded', 'failed', 'cancelled'].includes(j.status))) {
+        // the queued ones at once, the held one at its next stage: none ran on
+        expect(jobs.map((j) => j.status)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+        expect(jobs.find((j) => j.id === heldJob)!.status).toBe('cancelled');
+        break;
+      }
+      if (Date.now() > deadline) throw new Error(`the jobs never ended: ${JSON.stringify(jobs.map((j) => j.status))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await editor.query('studies.runs.byId', { id: started.id })).status).toBe(404);
   });
 
   it('resume after a restart: the run is where its jobs are, and finishes on the next process', slow, async () => {

@@ -2,17 +2,20 @@ import { type Kysely, sql } from 'kysely';
 import type { z } from 'zod';
 import type { StudyRunCase, StudyRunDetail, StudyRunStatus, StudyRunSummary, runStudySchema } from '../../shared/studies.js';
 import type { Viewer } from '../db/cases.js';
-import { findStudy, studyCaseRows } from '../db/studies.js';
+import { deleteStudyRow, findStudy, studyCaseRows } from '../db/studies.js';
+import { toPage } from '../db/paging.js';
 import {
+  type RunAggregate,
   type RunCaseRow,
   type StudyRunListed,
-  cancellableRunJobs,
+  activeRunIdsOfStudy,
+  cancelRunJobs,
   findStudyRun,
   insertRunJobs,
   insertStudyRun,
   linkRunJobs,
-  listStudyRuns,
-  markRunCancelRequested,
+  listStudyRunAggregates,
+  markRunsCancelRequested,
   reusableJobs,
   runCaseRows,
 } from '../db/study-runs.js';
@@ -20,7 +23,8 @@ import type { Database, JobRow } from '../db/tables.js';
 import type { Env } from '../env.js';
 import { invalid, notFound, tooMany } from '../errors.js';
 import { activeRunJobCount } from '../db/jobs.js';
-import { type JobSystem, cancelJobRow, enqueueMany } from '../jobs/service.js';
+import { type JobSystem, enqueueMany, publish } from '../jobs/service.js';
+import { SEGMENTATION_QUEUE } from '../jobs/queue.js';
 import { requireRole, studyFor } from './service.js';
 
 // A study run (#27): one model over a study's cases, as ordinary jobs on the one queue and its
@@ -37,6 +41,9 @@ import { requireRole, studyFor } from './service.js';
 // - Who: the study's owners and editors (and admins) start and cancel runs; any member reads them.
 
 type Db = Kysely<Database>;
+
+export const RUNS_PAGE_DEFAULT = 20;
+export const RUNS_PAGE_MAX = 100;
 
 const iso = (d: Date | string | null) => (d ? new Date(d).toISOString() : null);
 
@@ -55,26 +62,48 @@ export function estimateRunEta(o: { meanJobMs: number | null; queued: number; ru
   return left / Math.max(1, running);
 }
 
-/** A run's counts, progress and ETA from its rows (a row whose job was deleted counts as failed). */
-export function summarizeRun(run: StudyRunListed, rows: RunCaseRow[], now: number): StudyRunSummary {
-  const count = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+/**
+ * A run's counts from its rows, as listStudyRunAggregates computes them in the database: a row
+ * whose job was deleted counts as failed; a finished case (succeeded, failed, cancelled) is 100 %
+ * of its share of the progress; the mean job time is over the succeeded jobs the run itself ran
+ * (a reused result took none of its time).
+ */
+export function aggregateRows(rows: RunCaseRow[]): RunAggregate {
+  const a: RunAggregate = {
+    total: rows.length,
+    queued: 0,
+    running: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+    reused: 0,
+    progress_sum: 0,
+    version_sum: 0,
+    mean_job_ms: null,
+    running_started: [],
+  };
   const wall: number[] = [];
-  const runningStartedAt: number[] = [];
-  let progress = 0;
-  let version = run.cancel_requested ? 1 : 0;
   for (const r of rows) {
     const status = r.status ?? 'failed';
-    count[status]++;
-    progress += status === 'succeeded' ? 100 : (r.progress ?? 0);
-    version += r.version ?? 0;
-    if (status === 'succeeded' && r.started_at && r.finished_at)
+    a[status]++;
+    if (r.reused) a.reused++;
+    a.progress_sum += status === 'queued' || status === 'running' ? (r.progress ?? 0) : 100;
+    a.version_sum += r.version ?? 0;
+    if (status === 'succeeded' && !r.reused && r.started_at && r.finished_at)
       wall.push(new Date(r.finished_at).getTime() - new Date(r.started_at).getTime());
-    if (status === 'running') runningStartedAt.push(r.started_at ? new Date(r.started_at).getTime() : now);
+    if (status === 'running') a.running_started!.push(r.started_at);
   }
-  const meanJobMs = wall.length ? wall.reduce((a, b) => a + b, 0) / wall.length : null;
-  const active = count.queued + count.running;
-  const status: StudyRunStatus = active > 0 ? 'running' : count.cancelled > 0 ? 'cancelled' : count.failed > 0 ? 'failed' : 'succeeded';
-  const eta = estimateRunEta({ meanJobMs, queued: count.queued, runningStartedAt, now });
+  a.mean_job_ms = wall.length ? wall.reduce((x, y) => x + y, 0) / wall.length : null;
+  return a;
+}
+
+/** A run's summary from its aggregate: status, N/M, progress (100 once nothing is left to do) and the ETA. */
+export function summaryOf(run: StudyRunListed, a: RunAggregate, now: number): StudyRunSummary {
+  const active = a.queued + a.running;
+  const status: StudyRunStatus = active > 0 ? 'running' : a.cancelled > 0 ? 'cancelled' : a.failed > 0 ? 'failed' : 'succeeded';
+  const runningStartedAt = (a.running_started ?? []).map((d) => (d ? new Date(d).getTime() : now));
+  const eta = estimateRunEta({ meanJobMs: a.mean_job_ms, queued: a.queued, runningStartedAt, now });
+  const progress = active === 0 || !a.total ? 100 : Math.round((a.progress_sum / a.total) * 10) / 10;
   return {
     id: run.id,
     studyId: run.study_id,
@@ -84,14 +113,23 @@ export function summarizeRun(run: StudyRunListed, rows: RunCaseRow[], now: numbe
     rerun: run.rerun,
     cancelRequested: run.cancel_requested,
     status,
-    total: rows.length,
-    ...count,
-    reused: rows.filter((r) => r.reused).length,
-    progress: rows.length ? Math.round((progress / rows.length) * 10) / 10 : 100,
-    meanJobSeconds: meanJobMs === null ? null : meanJobMs / 1000,
+    total: a.total,
+    queued: a.queued,
+    running: a.running,
+    succeeded: a.succeeded,
+    failed: a.failed,
+    cancelled: a.cancelled,
+    reused: a.reused,
+    progress,
+    meanJobSeconds: a.mean_job_ms === null ? null : a.mean_job_ms / 1000,
     etaSeconds: eta === null ? null : Math.round(eta / 100) / 10,
-    version,
+    version: (run.cancel_requested ? 1 : 0) + a.version_sum,
   };
+}
+
+/** A run's counts, progress and ETA from its rows. */
+export function summarizeRun(run: StudyRunListed, rows: RunCaseRow[], now: number): StudyRunSummary {
+  return summaryOf(run, aggregateRows(rows), now);
 }
 
 export function toRunCase(r: RunCaseRow): StudyRunCase {
@@ -129,10 +167,22 @@ export async function runSummary(db: Db, run: StudyRunListed, now = Date.now()):
   return summarizeRun(run, await runCaseRows(db, run.id), now);
 }
 
+/** A page of a study's runs, newest first, with their progress: one query (listStudyRunAggregates). */
+export async function pageRunsOfStudy(
+  db: Db,
+  viewer: Viewer,
+  input: { studyId: string; limit?: number | undefined; cursor?: string | undefined },
+  now = Date.now(),
+): Promise<{ items: StudyRunSummary[]; nextCursor: string | null }> {
+  await studyFor(db, viewer, input.studyId);
+  const limit = input.limit ?? RUNS_PAGE_DEFAULT;
+  const { page, nextCursor } = toPage(await listStudyRunAggregates(db, input.studyId, { limit, cursor: input.cursor }), limit);
+  return { items: page.map((r) => summaryOf(r, r, now)), nextCursor };
+}
+
+/** runs.list (an array, kept for its callers): the newest RUNS_PAGE_MAX runs, one query. */
 export async function listRunsOfStudy(db: Db, viewer: Viewer, studyId: string, now = Date.now()): Promise<StudyRunSummary[]> {
-  await studyFor(db, viewer, studyId);
-  const runs = await listStudyRuns(db, studyId);
-  return Promise.all(runs.map((r) => runSummary(db, r, now)));
+  return (await pageRunsOfStudy(db, viewer, { studyId, limit: RUNS_PAGE_MAX }, now)).items;
 }
 
 /**
@@ -178,7 +228,13 @@ export async function startStudyRun(
     const run = await insertStudyRun(trx, { studyId: input.studyId, modelId: input.modelId, createdBy: viewer.userId, rerun: input.rerun });
     const reuse = input.rerun
       ? new Map<string, JobRow>()
-      : await reusableJobs(trx, { studyId: input.studyId, userId: viewer.userId, modelId: input.modelId, caseIds });
+      : await reusableJobs(trx, {
+          studyId: input.studyId,
+          userId: viewer.userId,
+          modelId: input.modelId,
+          caseIds,
+          liveUntil: new Date(Date.now() + reuseMinLifeMs(cfg.RESULT_RETENTION_DAYS)),
+        });
     const fresh = await insertRunJobs(trx, {
       runId: run.id,
       ownerId: viewer.userId,
@@ -201,18 +257,64 @@ export async function startStudyRun(
 }
 
 /**
- * Cancels a run as a whole: marked cancel-requested, then every job of it that is still queued
- * (at once) or running (at its next stage) — except a single job it reused (its owner's) and a job
- * another run, not being cancelled, shares (that run keeps it). Owners and editors only.
+ * How long a result must still be kept for a run to reuse it: a day, or half the retention
+ * period when that is shorter (a result younger than that is always reused). A result retention
+ * deletes sooner would leave the run's row "deleted" days later; the case runs again instead.
+ */
+export function reuseMinLifeMs(retentionDays: number): number {
+  return Math.min(86_400_000, (retentionDays * 86_400_000) / 2);
+}
+
+/**
+ * Cancels runs' jobs in bulk: the runs marked cancel-requested, then their cancellable jobs in
+ * two set-based updates (queued → cancelled now, running → asked to stop at their next stage),
+ * the queued ones taken off pg-boss's queue in one call, every changed job announced on the bus.
+ * Returns how many jobs it stopped.
+ */
+export async function cancelRuns(db: Db, jobs: JobSystem, runIds: string[]): Promise<number> {
+  // Not under the study's run lock: announcing a cancel talks to the event bus, which on PGlite
+  // (one connection) cannot run inside a transaction. A run started in the same instant may reuse
+  // a job this cancel stops; its case then shows cancelled (run it again with rerun).
+  await markRunsCancelRequested(db, runIds);
+  return announceCancelled(jobs, await cancelRunJobs(db, runIds));
+}
+
+/** After the rows changed: the cancelled jobs off pg-boss's queue in one call, every changed job on the bus. */
+async function announceCancelled(jobs: JobSystem, changed: { cancelled: JobRow[]; requested: JobRow[] }): Promise<number> {
+  const queueIds = changed.cancelled.flatMap((r) => (r.queue_job_id ? [r.queue_job_id] : []));
+  if (queueIds.length) await jobs.boss.cancel(SEGMENTATION_QUEUE, queueIds).catch(() => {});
+  for (const row of [...changed.cancelled, ...changed.requested]) await publish(jobs.bus, row);
+  return changed.cancelled.length + changed.requested.length;
+}
+
+/**
+ * Cancels a run as a whole: every job of it that is still queued (at once) or running (at its
+ * next stage) — except a single job it reused (its owner's) and a job another run, not being
+ * cancelled, shares (that run keeps it). Owners and editors only.
  */
 export async function cancelStudyRun(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<number> {
   const { study } = await visibleRun(db, viewer, id);
   requireRole(viewer, study, ['owner', 'editor'], 'cancel its runs');
-  // Not under the study's run lock: cancelling a job talks to the queue and the event bus, which
-  // on PGlite (one connection) cannot run inside a transaction. A run started in the same instant
-  // may reuse a job this cancel stops; its case then shows cancelled (run it again with rerun).
-  await markRunCancelRequested(db, id);
-  const active = await cancellableRunJobs(db, id);
-  for (const row of active) await cancelJobRow(db, jobs, row);
-  return active.length;
+  return cancelRuns(db, jobs, [id]);
+}
+
+/**
+ * Deletes a study (its owner; its cases, masks and results stay). Its runs still in flight are
+ * cancelled first, as their cancel would: otherwise the run rows' deletion would leave their jobs
+ * running on as single jobs nobody asked for, each in its author's job list. A researcher who
+ * deletes a study means its work to stop; refusing until they cancel each run would only add a
+ * step. The cancel and the delete are one transaction under the study's run lock (a run started
+ * at the same moment waits, then finds no study); the queue and the bus hear of it after.
+ */
+export async function deleteStudyAndRuns(db: Db, jobs: JobSystem, viewer: Viewer, id: string): Promise<number> {
+  requireRole(viewer, await studyFor(db, viewer, id), ['owner'], 'delete it');
+  const changed = await db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtext('study-run:' || ${id}))`.execute(trx);
+    const runIds = await activeRunIdsOfStudy(trx, id);
+    await markRunsCancelRequested(trx, runIds);
+    const out = await cancelRunJobs(trx, runIds);
+    await deleteStudyRow(trx, id);
+    return out;
+  });
+  return announceCancelled(jobs, changed);
 }

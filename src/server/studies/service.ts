@@ -8,7 +8,6 @@ import {
   countOwners,
   findOwnedStudyByName,
   sharableCaseIds,
-  deleteStudyRow,
   findStudy,
   insertStudy,
   listStudies,
@@ -75,11 +74,6 @@ export async function getStudy(db: Db, viewer: Viewer, id: string): Promise<Stud
     memberList: members.map((m) => ({ userId: m.user_id, email: m.email, role: m.role, addedAt: iso(m.added_at) })),
     caseList: cases.map((c) => ({ id: c.id, name: c.name, subjectId: c.subject_id, addedAt: iso(c.added_at) })),
   };
-}
-
-export async function deleteStudy(db: Db, viewer: Viewer, id: string): Promise<void> {
-  requireRole(viewer, await studyFor(db, viewer, id), ['owner'], 'delete it');
-  await deleteStudyRow(db, id);
 }
 
 /** Adds a member by email, or changes a member's role. */

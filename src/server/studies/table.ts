@@ -21,7 +21,7 @@ import type { Database } from '../db/tables.js';
 import { notFound } from '../errors.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { CpuPool } from '../workers/pool.js';
-import { compareMasksTask } from './compare-masks.js';
+import { type CompareMasksOutput, compareMasksTask } from './compare-masks.js';
 import { summarizeRun } from './runs.js';
 import { studyFor } from './service.js';
 import { describe } from './stats.js';
@@ -81,6 +81,26 @@ export function summarizeRows(rows: StudyTableRow[]): Record<TableMetric, Metric
   >;
 }
 
+/** Comparisons of stored masks, by their SHA-256s in order (content-addressed: an entry never goes stale). */
+const COMPARE_CACHE_MAX = 10_000;
+const compareCache = new Map<string, CompareMasksOutput>();
+
+async function compareCached(deps: TableDeps, hashes: string[]): Promise<CompareMasksOutput> {
+  const key = hashes.join(',');
+  const hit = compareCache.get(key);
+  if (hit) {
+    // most recently used last: the oldest entry is the first to go
+    compareCache.delete(key);
+    compareCache.set(key, hit);
+    return hit;
+  }
+  const masks = await Promise.all(hashes.map((h) => deps.store.read(h)));
+  const cmp = await deps.cpu.run(compareMasksTask, { masks: masks.map((b) => new Uint8Array(b)) });
+  compareCache.set(key, cmp);
+  if (compareCache.size > COMPARE_CACHE_MAX) compareCache.delete(compareCache.keys().next().value!);
+  return cmp;
+}
+
 async function agreement(
   deps: TableDeps,
   studyId: string,
@@ -99,15 +119,22 @@ async function agreement(
     deps.db,
     rated.flatMap((vs) => (predictedJobs.get(vs[0]!.case_id) ?? []).map((p) => p.jobId)),
   );
+  // Each case's comparison reads its masks and runs in the CPU pool; the cases run side by side
+  // (the pool's threads share them) and a comparison already made is taken from the cache: its
+  // inputs are stored files named by their SHA-256, which never change.
+  const compared = await Promise.all(
+    rated.map(async (vs) => {
+      vs.sort((a, b) => a.email.localeCompare(b.email));
+      const models = (predictedJobs.get(vs[0]!.case_id) ?? []).filter((p) => files.has(p.jobId));
+      const hashes = [...vs.map((v) => v.sha256), ...models.map((p) => files.get(p.jobId)!)];
+      return { vs, models, cmp: await compareCached(deps, hashes) };
+    }),
+  );
   const cases: StudyTable['agreement']['cases'] = [];
   const pairDice: number[] = [];
   const pairAbsDiff: number[] = [];
-  for (const vs of rated) {
-    vs.sort((a, b) => a.email.localeCompare(b.email));
+  for (const { vs, models, cmp } of compared) {
     const caseId = vs[0]!.case_id;
-    const models = (predictedJobs.get(caseId) ?? []).filter((p) => files.has(p.jobId));
-    const masks = await Promise.all([...vs.map((v) => v.sha256), ...models.map((p) => files.get(p.jobId)!)].map((h) => deps.store.read(h)));
-    const cmp = await deps.cpu.run(compareMasksTask, { masks: masks.map((b) => new Uint8Array(b)) });
     const pairs: StudyTable['agreement']['cases'][number]['pairs'] = [];
     for (let i = 0; i < vs.length; i++)
       for (let j = i + 1; j < vs.length; j++) {

@@ -83,6 +83,7 @@ describeEachDatabase('REST routes and /api/openapi.json', (current) => {
         'studies-runs-byId',
         'studies-runs-cancel',
         'studies-runs-list',
+        'studies-runs-page',
         'studies-table',
         'pacs-search',
         'pacs-pull',
