@@ -91,7 +91,7 @@ describe('boot and shutdown of the real server process', { timeout: 300_000 }, (
     // and closes the database, so the next process on the folder gets the lock.
     const second = startProcess({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'info' });
     running.push(second);
-    await second.waitForOutput('"msg":"listening"');
+    await second.waitForOutput!('"msg":"listening"');
     expect(await second.stop('SIGTERM')).toBe(0);
     const third = startProcess({ PORT: String(await freePort()), DATA_DIR: dataDir });
     running.push(third);

@@ -3,6 +3,7 @@ import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { BootError } from '../data-dir.js';
 import { type OpenedEmbedded, openPglite } from './embedded.js';
+import { ReadCache } from './read-cache.js';
 import type { Database } from './tables.js';
 
 export type DatabaseKind = 'embedded' | 'postgres';
@@ -14,6 +15,11 @@ export interface DatabaseHandle {
   readonly pglite?: PGlite;
   /** The PostgreSQL connection string, for things that open their own pool (the job queue). */
   readonly url?: string;
+  /**
+   * Embedded only (one process holds the database: its lock): hot reads' results, dropped by any
+   * write through `db` (read-cache.ts). PostgreSQL has none: other replicas write unseen.
+   */
+  readonly readCache?: ReadCache;
   close(): Promise<void>;
 }
 
@@ -55,11 +61,13 @@ export async function connectPostgres(url: string, opts: { max?: number } = {}):
  * isolated from queries issued meanwhile; db.test.ts holds it to that.
  */
 export function fromPglite(pglite: PGlite, onClose?: () => void): DatabaseHandle {
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  const readCache = new ReadCache();
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: [readCache.plugin()] });
   return {
     db,
     kind: 'embedded',
     pglite,
+    readCache,
     async close() {
       try {
         await db.destroy();
