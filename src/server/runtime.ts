@@ -12,7 +12,6 @@ import type { Services } from './readiness.js';
 import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
 import { type VolumeSigner, createVolumeSigner } from './volumes/signing.js';
 import { describeVolumeStore, openVolumeStore } from './volumes/backends.js';
-import { S3VolumeStore } from './volumes/s3-store.js';
 import type { VolumeStore } from './volumes/store.js';
 import { CpuPool, poolSize } from './workers/pool.js';
 
@@ -149,8 +148,8 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
       log?.info({ applied }, 'migrations done');
     }
     await next();
-    const store = openVolumeStore(env, dataDir);
-    if (store instanceof S3VolumeStore) closers.push({ name: 'the object store client', close: async () => store.close() });
+    const store = await openVolumeStore(env, dataDir);
+    if (store.close) closers.push({ name: 'the object store client', close: async () => store.close?.() });
     log?.info({ storage: describeVolumeStore(store) }, 'volume store open');
     const base: TaskRuntime = { env, dataDir, database, applied, store, stop: closeAll };
     if (role === 'task') return base;
