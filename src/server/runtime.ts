@@ -70,6 +70,8 @@ export interface RuntimeOptions {
    * modules load); used when DATABASE_URL is unset. Its phase is then `awaitDatabase`: the wait left.
    */
   embedded?: Promise<OpenedEmbedded>;
+  /** The model sessions, already loading (start-early.ts); its `models` phase is measured there. */
+  models?: Promise<ModelRegistry>;
 }
 
 /** Boot phase → milliseconds it took, in the order they ran. */
@@ -127,7 +129,7 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
   // restart these are the two longest waits before ready, and onnxruntime builds its sessions off
   // the event loop. Closed with everything else when boot fails.
   if (role !== 'task' && !log) throw new TypeError(`openRuntime(env, '${role}') needs a logger`);
-  const modelsLoading = role === 'task' ? undefined : timed('models', () => loadConfiguredModels(env, log!));
+  const modelsLoading = role === 'task' ? undefined : (opts.models ?? timed('models', () => loadConfiguredModels(env, log!)));
   if (modelsLoading) {
     modelsLoading.catch(() => {}); // awaited (and its failure thrown) below
     closers.push({ name: 'the models', close: async () => (await modelsLoading.catch(() => undefined))?.close() });

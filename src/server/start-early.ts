@@ -2,15 +2,18 @@ import type { Service } from './boot.js';
 import { ensureWritableDataDir } from './data-dir.js';
 import { type OpenedEmbedded, openPglite } from './db/embedded.js';
 import type { Env } from './env.js';
+import { createLogger } from './logger.js';
+import type { ModelRegistry } from './segmentation/models.js';
 import type { BootPhases } from './runtime.js';
 
 /**
  * The server as its entry starts it (`node dist/src/server/index.js`, `strokeview serve`): with the
  * embedded database, PGlite starts opening first — most of its start is WebAssembly compilation off
  * the event loop — and the server's modules (Kysely, pg-boss, the router tree: ~0.5 s) load
- * meanwhile, so a warm restart pays the longer of the two rather than both (#29). The phases
- * `loadModules` and `openDatabase` in the `ready` line are measured from this function's start and
- * overlap; `awaitDatabase` is what was left of the open when the runtime needed it.
+ * meanwhile, and the model sessions start loading too, so a warm restart pays the longest of
+ * the three rather than their sum (#29). The phases `loadModules`, `openDatabase` and `models` in
+ * the `ready` line are measured from this function's start and overlap; `awaitDatabase` is what
+ * was left of the open when the runtime needed it.
  */
 export async function startServerEarly(env: Env): Promise<Service> {
   const t0 = performance.now();
@@ -23,11 +26,24 @@ export async function startServerEarly(env: Env): Promise<Service> {
       () => {}, // the runtime awaits it and reports the failure
     );
   }
+  // The model sessions too (onnxruntime builds them on its own threads): they need nothing else.
+  const models: Promise<ModelRegistry> = import('./segmentation/models.js').then(async (m) => {
+    try {
+      return await m.loadConfiguredModels(env, createLogger({ level: env.LOG_LEVEL }));
+    } finally {
+      phases.models = Math.round(performance.now() - t0);
+    }
+  });
+  models.catch(() => {}); // the runtime awaits it and reports the failure
   try {
     const { startServer } = await import('./start-server.js');
     phases.loadModules = Math.round(performance.now() - t0);
-    return await startServer(env, { ...(embedded ? { embedded } : {}), phases });
+    return await startServer(env, { ...(embedded ? { embedded } : {}), models, phases });
   } catch (err) {
+    void models.then(
+      (registry) => registry.close(),
+      () => {},
+    );
     // The boot failed before the runtime took the database: nothing else closes it.
     void embedded?.then(
       (opened) => opened.pglite.close().finally(() => opened.release()),

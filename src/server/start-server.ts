@@ -9,6 +9,7 @@ import { collectOrphanFiles } from './volumes/service.js';
 import { BootError, ensureWritableDataDir, removeStaleUploads, resolveSecretKey } from './data-dir.js';
 import type { OpenedEmbedded } from './db/embedded.js';
 import type { Env } from './env.js';
+import type { ModelRegistry } from './segmentation/models.js';
 import { createMetrics, procedureNames } from './http/metrics/index.js';
 import { loadOpenApiLibrary } from './http/openapi/index.js';
 import { findClientDir } from './http/viewer/index.js';
@@ -28,6 +29,8 @@ export async function startServer(
   early: {
     /** The embedded database, already opening (start-early.ts). */
     embedded?: Promise<OpenedEmbedded>;
+    /** The model sessions, already loading (start-early.ts). */
+    models?: Promise<ModelRegistry>;
     /** Phases measured before this function ran (start-early.ts: loadModules, openDatabase). */
     phases?: BootPhases;
   } = {},
@@ -99,6 +102,7 @@ export async function startServer(
         onJobFinished: metrics.jobFinished,
         phases,
         ...(early.embedded ? { embedded: early.embedded } : {}),
+        ...(early.models ? { models: early.models } : {}),
       });
       readiness.markReady(runtime.services);
       // Files a crash left between writing and committing (and half-written temporaries), swept
