@@ -62,6 +62,14 @@ describeEachDatabase('the read cache (cases.list)', (current) => {
     await current().handle.db.updateTable('cases').set({ owner_id: null }).where('id', '=', up.data.id).execute();
     expect(await names(anon)).toEqual([...demo, 'Patient 8'].sort());
 
+    // A select whose WITH writes (a data-modifying CTE) is a write too.
+    await current()
+      .handle.db.with('renamed', (db) => db.updateTable('cases').set({ name: 'Patient 9' }).where('id', '=', up.data.id).returning('id'))
+      .selectFrom('renamed')
+      .selectAll()
+      .execute();
+    expect(await names(anon)).toEqual([...demo, 'Patient 9'].sort());
+
     const userId = (await user.query<{ id: string }>('auth.me')).data.id;
     await current().handle.db.updateTable('cases').set({ owner_id: userId }).where('id', '=', up.data.id).execute();
     expect(await names(anon)).toEqual(demo);

@@ -1,16 +1,27 @@
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
+import type {
+  KyselyPlugin,
+  OperationNode,
+  PluginTransformQueryArgs,
+  PluginTransformResultArgs,
+  QueryResult,
+  RawNode,
+  RootOperationNode,
+  SelectQueryNode,
+  UnknownRow,
+} from 'kysely';
 
 /**
  * Results of hot reads (the case list), kept while nothing has written — embedded database only
  * (#29): its lock makes this process the database's one user, and every statement this process
  * runs through Kysely passes `plugin()`, so no write can happen that the cache does not see. Any
  * statement that is not a plain read (insert, update, delete, DDL, raw SQL that is not a bare
- * `select`), inside a transaction or not, from any module, drops every entry — before it runs and
+ * `select`, a select with a data-modifying WITH), inside a transaction or not, from any module, drops every entry — before it runs and
  * again after it finished (or failed) — so a read that overlapped a write is never kept, and a
  * transaction's rollback cannot leave its uncommitted rows behind. Coarse on purpose: on a
  * classroom demo reads outnumber writes by far, and one counter is easy to prove right.
  * pg-boss writes through its own adapter, unseen: a cached read must not read its `pgboss` tables
- * (the case list reads cases, case_volumes, study_cases, study_members).
+ * (the case list reads cases, case_volumes, study_cases, study_members); nor may one depend on a
+ * function that writes when selected (none in this schema).
  * Values are shared between requests: callers must not change them.
  */
 export class ReadCache {
@@ -81,11 +92,14 @@ const READ_ONLY_RAW = /^\s*select\b/i;
 const WRITE_WORD =
   /\b(insert|update|delete|merge|truncate|copy|call|do|alter|create|drop|grant|revoke|vacuum|reindex|cluster|refresh|lock)\b/i;
 
-/** Everything but a select (and raw SQL that is a bare select with no writing word in it) may write. */
-function mayWrite(node: RootOperationNode): boolean {
-  if (node.kind === 'SelectQueryNode') return false;
+/**
+ * Everything but a select may write — and a select whose WITH holds anything but selects (a
+ * data-modifying CTE); raw SQL counts as a read only when it is a bare select with no writing word.
+ */
+function mayWrite(node: OperationNode): boolean {
+  if (node.kind === 'SelectQueryNode') return ((node as SelectQueryNode).with?.expressions ?? []).some((cte) => mayWrite(cte.expression));
   if (node.kind === 'RawNode') {
-    const text = node.sqlFragments.join(' ');
+    const text = (node as RawNode).sqlFragments.join(' ');
     return !(READ_ONLY_RAW.test(text) && !WRITE_WORD.test(text));
   }
   return true;
