@@ -11,7 +11,9 @@ import { ROOT } from '../src/server/test/process.js';
 // makes the folder (migrations, demo cases), then BENCH_RESTARTS (default 5) restarts, each
 // stopped with SIGTERM; the median, with each boot's phases from its `ready` log line. For
 // reference, the same process's first `/healthz` 200 (it listens before it opens anything).
-// Goal: median ≤ 1 s.
+// Goal: median ≤ 1 s. BENCH_RESTART_BASELINE=<another build's dist/src/server/index.js> (e.g. main's,
+// built in a copy of the tree) interleaves its restarts with ours on the same folder and prints
+// the ratio: on a shared machine the load moves between runs, not within one pair.
 
 const RESTARTS = Number(process.env.BENCH_RESTARTS ?? 5);
 const entry = path.join(ROOT, 'dist/src/server/index.js');
@@ -37,10 +39,12 @@ async function until(url: string, child: ChildProcess): Promise<void> {
   }
 }
 
-async function boot(dataDir: string) {
+const baselineEntry = process.env.BENCH_RESTART_BASELINE;
+
+async function boot(dataDir: string, script = entry) {
   const port = await freePort();
   const t0 = performance.now();
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [script], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -81,7 +85,13 @@ try {
   const first = await boot(dataDir);
   console.log(`  first boot (creates the folder): /readyz 200 after ${first.readyMs.toFixed(0)} ms`);
   const runs = [];
+  const baseline: number[] = [];
   for (let i = 0; i < RESTARTS; i++) {
+    if (baselineEntry) {
+      const b = await boot(dataDir, baselineEntry);
+      baseline.push(b.readyMs);
+      console.log(`  baseline restart ${i + 1}: /healthz ${b.healthMs.toFixed(0)} ms, /readyz ${b.readyMs.toFixed(0)} ms`);
+    }
     const r = await boot(dataDir);
     runs.push(r);
     const phases = Object.entries(r.ready?.phases ?? {})
@@ -97,6 +107,12 @@ try {
   console.log(
     `  median: /readyz 200 after ${ready.toFixed(0)} ms; /healthz (listening) ${health.toFixed(0)} ms, ratio ${(ready / health).toFixed(2)}× (goal /readyz ≤ 1,000 ms): ${ready <= 1000 ? 'ok' : 'MISSED'}`,
   );
+  if (baselineEntry) {
+    const b = median(baseline);
+    console.log(
+      `  baseline (${baselineEntry}) median /readyz ${b.toFixed(0)} ms; ours ${ready.toFixed(0)} ms: ${(ready / b).toFixed(2)}× the baseline`,
+    );
+  }
 } finally {
   rmSync(dataDir, { recursive: true, force: true });
 }

@@ -103,8 +103,8 @@ program
   .description('run the server (API, viewer, in-process workers) with the configuration in the environment')
   .addHelpText('after', '\nExample:\n  $ PORT=7860 DATA_DIR=./data strokeview serve')
   .action(async () => {
-    const [{ runService }, { startServer }] = await Promise.all([import('../server/boot.js'), import('../server/start-server.js')]);
-    await runService(startServer);
+    const [{ runService }, { startServerEarly }] = await Promise.all([import('../server/boot.js'), import('../server/start-early.js')]);
+    await runService(startServerEarly);
   });
 
 program

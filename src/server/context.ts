@@ -10,6 +10,7 @@ import { API_TOKEN_PREFIX, SESSION_TOKEN_PREFIX } from './auth/tokens.js';
 import type { VolumeLinks } from './volumes/descriptors.js';
 import type { Viewer } from './db/cases.js';
 import type { DatabaseKind } from './db/connect.js';
+import type { ReadCache } from './db/read-cache.js';
 import type { Database } from './db/tables.js';
 import type { Env } from './env.js';
 import type { Logger } from './logger.js';
@@ -43,6 +44,8 @@ export interface SessionCookies {
 export interface Context {
   db: Kysely<Database>;
   dbKind: DatabaseKind;
+  /** Embedded only: hot reads' results, dropped by any write through `db` (db/read-cache.ts). */
+  readCache: ReadCache | undefined;
   /** The parsed environment. (Not `env`: @hono/trpc-server overwrites that key with Hono's bindings.) */
   config: Env;
   log: Logger;
@@ -95,6 +98,7 @@ export function createInnerContext(opts: InnerContextOptions): Context {
   return {
     db: opts.services.database.db,
     dbKind: opts.services.database.kind,
+    readCache: opts.services.database.readCache,
     config: opts.env,
     log: opts.log,
     process: opts.process,

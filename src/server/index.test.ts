@@ -68,6 +68,38 @@ describe('boot and shutdown of the real server process', { timeout: 300_000 }, (
     expect(await again.stop('SIGINT')).toBe(0);
   });
 
+  it('embedded: the database opens while the modules load (#29); the ready line names the phases; a SIGTERM mid-boot exits 0 and unlocks the folder', async () => {
+    const dataDir = tmp();
+    const first = startProcess({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'info' });
+    running.push(first);
+    await first.waitReady();
+    expect((await fetch(`${first.url}/trpc/system.info`)).status).toBe(200);
+    const ready = first
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; phases?: Record<string, number> })
+      .find((l) => l.msg === 'ready');
+    expect(Object.keys(ready?.phases ?? {})).toEqual(
+      expect.arrayContaining(['loadModules', 'openDatabase', 'awaitDatabase', 'migrations', 'queue', 'models', 'workers']),
+    );
+    // The open started before the modules loaded: what the runtime still waited for is part of it.
+    expect(ready!.phases!.awaitDatabase).toBeLessThanOrEqual(ready!.phases!.openDatabase!);
+    expect(await first.stop('SIGTERM')).toBe(0);
+
+    // Stopped while its boot is under way (listening, the database opening or just open): exits 0
+    // and closes the database, so the next process on the folder gets the lock.
+    const second = startProcess({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'info' });
+    running.push(second);
+    await second.waitForOutput!('"msg":"listening"');
+    expect(await second.stop('SIGTERM')).toBe(0);
+    const third = startProcess({ PORT: String(await freePort()), DATA_DIR: dataDir });
+    running.push(third);
+    await third.waitReady();
+    expect(await third.stop('SIGTERM')).toBe(0);
+    expect(third.output()).not.toMatch(/"level":(50|60)/);
+  });
+
   it('finishes a request in flight after SIGTERM, then exits 0', async () => {
     const port = await freePort();
     const p = startProcess({ PORT: String(port), DATA_DIR: tmp() });

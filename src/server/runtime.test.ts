@@ -4,6 +4,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEnv } from './env.js';
 import { BootAborted, openRuntime } from './runtime.js';
+import { startTestS3 } from './test/s3.js';
+import { S3VolumeStore } from './volumes/s3-store.js';
 
 const env = () => parseEnv({ DATA_DIR: mkdtempSync(path.join(tmpdir(), 'sv-runtime-')) });
 
@@ -28,5 +30,22 @@ describe('openRuntime', { timeout: 120_000 }, () => {
     const again = await openRuntime(e, 'task');
     expect(again.applied.length).toBeGreaterThan(0); // the aborted open migrated nothing
     await again.stop();
+  });
+
+  it('an s3:// STORAGE_URL opens the object store (its module loaded at that moment, #29), usable, closed by stop()', async () => {
+    const s3 = await startTestS3();
+    try {
+      await s3.createBucket('sv-runtime');
+      const rt = await openRuntime(
+        parseEnv({ DATA_DIR: mkdtempSync(path.join(tmpdir(), 'sv-runtime-')), ...s3.env('sv-runtime') }),
+        'task',
+      );
+      expect(rt.store).toBeInstanceOf(S3VolumeStore);
+      const { sha256 } = await rt.store.put(new Uint8Array([1, 2, 3]));
+      expect([...(await rt.store.read(sha256))]).toEqual([1, 2, 3]);
+      await rt.stop();
+    } finally {
+      await s3.close();
+    }
   });
 });

@@ -2,15 +2,16 @@ import { DEFAULT_REFINE_LIMITS, RefineSessions } from './refine/sessions.js';
 import { SessionCache, pgliteCredentialChanges } from './auth/session-cache.js';
 import { BootError, ensureWritableDataDir, resolveSecretKey } from './data-dir.js';
 import { type DatabaseHandle, connectDatabase, redactUrl } from './db/connect.js';
+import type { OpenedEmbedded } from './db/embedded.js';
 import { migrateToLatest } from './db/migrate.js';
 import type { Env } from './env.js';
 import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
+import { startQueue } from './jobs/queue.js';
 import type { Logger } from './logger.js';
 import type { Services } from './readiness.js';
 import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
 import { type VolumeSigner, createVolumeSigner } from './volumes/signing.js';
 import { describeVolumeStore, openVolumeStore } from './volumes/backends.js';
-import { S3VolumeStore } from './volumes/s3-store.js';
 import type { VolumeStore } from './volumes/store.js';
 import { CpuPool, poolSize } from './workers/pool.js';
 
@@ -64,6 +65,13 @@ export interface RuntimeOptions {
   onJobFinished?: (status: string, seconds: number) => void;
   /** Filled with each boot phase's duration in ms as it finishes (the server logs them at ready). */
   phases?: BootPhases;
+  /**
+   * The embedded database, already opening (the server's entry starts it before the rest of its
+   * modules load); used when DATABASE_URL is unset. Its phase is then `awaitDatabase`: the wait left.
+   */
+  embedded?: Promise<OpenedEmbedded>;
+  /** The model sessions, already loading (start-early.ts); its `models` phase is measured there. */
+  models?: Promise<ModelRegistry>;
 }
 
 /** Boot phase → milliseconds it took, in the order they ran. */
@@ -121,14 +129,17 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
   // restart these are the two longest waits before ready, and onnxruntime builds its sessions off
   // the event loop. Closed with everything else when boot fails.
   if (role !== 'task' && !log) throw new TypeError(`openRuntime(env, '${role}') needs a logger`);
-  const modelsLoading = role === 'task' ? undefined : timed('models', () => loadConfiguredModels(env, log!));
+  const modelsLoading = role === 'task' ? undefined : (opts.models ?? timed('models', () => loadConfiguredModels(env, log!)));
   if (modelsLoading) {
     modelsLoading.catch(() => {}); // awaited (and its failure thrown) below
     closers.push({ name: 'the models', close: async () => (await modelsLoading.catch(() => undefined))?.close() });
   }
   try {
     const dataDir = opts.dataDir ?? ensureWritableDataDir(env.DATA_DIR);
-    const database = await timed('openDatabase', () => connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir }));
+    const embedded = env.DATABASE_URL ? undefined : opts.embedded;
+    const database = await timed(embedded ? 'awaitDatabase' : 'openDatabase', () =>
+      connectDatabase({ databaseUrl: env.DATABASE_URL, dataDir, ...(embedded ? { embedded } : {}) }),
+    );
     closers.push({ name: 'the database', close: () => database.close() });
     await next();
     log?.info({ database: database.kind, where: env.DATABASE_URL ? redactUrl(env.DATABASE_URL) : `${dataDir}/pgdata` }, 'database open');
@@ -139,13 +150,25 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
       log?.info({ applied }, 'migrations done');
     }
     await next();
-    const store = openVolumeStore(env, dataDir);
-    if (store instanceof S3VolumeStore) closers.push({ name: 'the object store client', close: async () => store.close() });
+    const store = await openVolumeStore(env, dataDir);
+    if (store.close) closers.push({ name: 'the object store client', close: async () => store.close?.() });
     log?.info({ storage: describeVolumeStore(store) }, 'volume store open');
     const base: TaskRuntime = { env, dataDir, database, applied, store, stop: closeAll };
     if (role === 'task') return base;
     if (!log) throw new TypeError(`openRuntime(env, '${role}') needs a logger`);
 
+    // The queue starts (pg-boss's schema check, its queues) while the server prepares and the models
+    // load: it needs only the migrated database. Stopped here if boot fails before the job system owns it.
+    let queueOwned = false;
+    const queueStarting = timed('queue', () => startQueue({ database, env, log }));
+    queueStarting.catch(() => {}); // awaited (and its failure thrown) by startJobRuntime
+    closers.push({
+      name: 'the job queue',
+      close: async () => {
+        const boss = await queueStarting.catch(() => undefined);
+        if (boss && !queueOwned) await boss.stop({ graceful: false, close: database.kind === 'postgres', timeout: 1000 });
+      },
+    });
     await timed('prepare', () => opts.prepare?.({ database, store }));
     await next();
     const models = await modelsLoading!;
@@ -154,6 +177,7 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     const cpu = await timed('cpuPool', () => new CpuPool(poolSize(env)));
     closers.push({ name: 'the CPU pool', close: () => cpu.destroy() });
     const jobs = await startJobRuntime({
+      boss: queueStarting,
       cpu,
       database,
       store,
@@ -164,6 +188,7 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
       ...(opts.onJobFinished ? { onFinished: opts.onJobFinished } : {}),
       ...(phases ? { phases } : {}),
     });
+    queueOwned = true;
     drainJobs = (graceMs) => jobs.stop(graceMs);
     await next();
     const worker: WorkerRuntime = { ...base, models, cpu, jobs };

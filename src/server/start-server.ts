@@ -7,7 +7,9 @@ import { type Service, settledWithin } from './boot.js';
 import { seedDemoCases } from './cases/demo.js';
 import { collectOrphanFiles } from './volumes/service.js';
 import { BootError, ensureWritableDataDir, removeStaleUploads, resolveSecretKey } from './data-dir.js';
+import type { OpenedEmbedded } from './db/embedded.js';
 import type { Env } from './env.js';
+import type { ModelRegistry } from './segmentation/models.js';
 import { createMetrics, procedureNames } from './http/metrics/index.js';
 import { loadOpenApiLibrary } from './http/openapi/index.js';
 import { findClientDir } from './http/viewer/index.js';
@@ -22,7 +24,17 @@ import { VERSION } from './version.js';
  * connection — answering /healthz and 503 on /trpc until the runtime is open; then it is ready.
  * Resolves once listening; a boot failure after that marks readiness failed and rejects `ready`.
  */
-export async function startServer(env: Env): Promise<Service> {
+export async function startServer(
+  env: Env,
+  early: {
+    /** The embedded database, already opening (start-early.ts). */
+    embedded?: Promise<OpenedEmbedded>;
+    /** The model sessions, already loading (start-early.ts). */
+    models?: Promise<ModelRegistry>;
+    /** Phases measured before this function ran (start-early.ts: loadModules, openDatabase). */
+    phases?: BootPhases;
+  } = {},
+): Promise<Service> {
   const dataDir = ensureWritableDataDir(env.DATA_DIR);
   const secretKey = resolveSecretKey(dataDir, env.SECRET_KEY);
   const logger = createLogger({ level: env.LOG_LEVEL });
@@ -53,7 +65,7 @@ export async function startServer(env: Env): Promise<Service> {
   logger.info({ port: env.PORT, host: env.HOST, version: VERSION }, 'listening');
 
   const abort = new AbortController();
-  const phases: BootPhases = { beforeListen: listenedAt - startedAt };
+  const phases: BootPhases = Object.assign(early.phases ?? {}, { beforeListen: listenedAt - startedAt });
   let settle!: { resolve: () => void; reject: (err: Error) => void };
   const ready = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   const sweepOrphans = async (runtime: ServerRuntime) => {
@@ -89,6 +101,8 @@ export async function startServer(env: Env): Promise<Service> {
         },
         onJobFinished: metrics.jobFinished,
         phases,
+        ...(early.embedded ? { embedded: early.embedded } : {}),
+        ...(early.models ? { models: early.models } : {}),
       });
       readiness.markReady(runtime.services);
       // Files a crash left between writing and committing (and half-written temporaries), swept

@@ -1,10 +1,9 @@
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { BootError } from '../data-dir.js';
-import { type DirectoryLock, lockDirectory } from './lock.js';
+import { type OpenedEmbedded, openPglite } from './embedded.js';
+import { ReadCache } from './read-cache.js';
 import type { Database } from './tables.js';
 
 export type DatabaseKind = 'embedded' | 'postgres';
@@ -16,6 +15,11 @@ export interface DatabaseHandle {
   readonly pglite?: PGlite;
   /** The PostgreSQL connection string, for things that open their own pool (the job queue). */
   readonly url?: string;
+  /**
+   * Embedded only (one process holds the database: its lock): hot reads' results, dropped by any
+   * write through `db` (read-cache.ts). PostgreSQL has none: other replicas write unseen.
+   */
+  readonly readCache?: ReadCache;
   close(): Promise<void>;
 }
 
@@ -57,11 +61,13 @@ export async function connectPostgres(url: string, opts: { max?: number } = {}):
  * isolated from queries issued meanwhile; db.test.ts holds it to that.
  */
 export function fromPglite(pglite: PGlite, onClose?: () => void): DatabaseHandle {
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  const readCache = new ReadCache();
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: [readCache.plugin()] });
   return {
     db,
     kind: 'embedded',
     pglite,
+    readCache,
     async close() {
       try {
         await db.destroy();
@@ -73,22 +79,21 @@ export function fromPglite(pglite: PGlite, onClose?: () => void): DatabaseHandle
   };
 }
 
-export async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
-  const folder = path.join(path.resolve(dataDir), 'pgdata');
-  const lock: DirectoryLock = lockDirectory(folder);
-  try {
-    mkdirSync(folder, { recursive: true });
-    const pglite = await PGlite.create({ dataDir: folder });
-    return fromPglite(pglite, () => lock.release());
-  } catch (err) {
-    lock.release();
-    if (err instanceof BootError) throw err;
-    throw new BootError(`cannot open the embedded database in ${folder}: ${(err as Error).message}`);
-  }
+export async function openEmbedded(dataDir: string, opening?: Promise<OpenedEmbedded>): Promise<DatabaseHandle> {
+  const { pglite, release } = await (opening ?? openPglite(dataDir));
+  return fromPglite(pglite, release);
 }
 
-export function connectDatabase(opts: { databaseUrl?: string; dataDir: string }): Promise<DatabaseHandle> {
-  return opts.databaseUrl ? connectPostgres(opts.databaseUrl) : openEmbedded(opts.dataDir);
+/**
+ * PostgreSQL when `databaseUrl` is set, else the embedded engine in `dataDir` — or the one
+ * `embedded` is already opening there (the server's entry starts it before its modules load).
+ */
+export function connectDatabase(opts: {
+  databaseUrl?: string;
+  dataDir: string;
+  embedded?: Promise<OpenedEmbedded>;
+}): Promise<DatabaseHandle> {
+  return opts.databaseUrl ? connectPostgres(opts.databaseUrl) : openEmbedded(opts.dataDir, opts.embedded);
 }
 
 export async function pingDatabase(db: Kysely<Database>): Promise<void> {

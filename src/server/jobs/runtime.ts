@@ -7,6 +7,7 @@ import { CpuPool, poolSize } from '../workers/pool.js';
 import { type JobEventBus, localEventBus, postgresEventBus } from './events.js';
 import { type JobHold, holdFromEnv } from './hold.js';
 import { ensurePushQueue, startPushWorker } from '../pacs/push.js';
+import type { PgBoss } from 'pg-boss';
 import { CLEANUP_QUEUE, startQueue } from './queue.js';
 import { runRetention } from './retention.js';
 import { reconcileQueue } from './service.js';
@@ -37,6 +38,8 @@ export async function startJobRuntime(opts: {
   hold?: JobHold;
   /** The process's CPU pool; without one the runtime makes (and closes) its own. */
   cpu?: CpuPool;
+  /** The queue, already starting (the server's boot starts it early); else started here. */
+  boss?: Promise<PgBoss>;
   /** Boot phases: how long the queue, the event bus and the workers took to start (ms). */
   phases?: Record<string, number>;
 }): Promise<JobRuntime> {
@@ -49,7 +52,7 @@ export async function startJobRuntime(opts: {
       if (opts.phases) opts.phases[name] = Math.round(performance.now() - t0);
     }
   };
-  const boss = await timed('queue', () => startQueue({ database, env, log }));
+  const boss = await (opts.boss ?? timed('queue', () => startQueue({ database, env, log })));
   await ensurePushQueue(boss, env);
   const bus: JobEventBus = await timed('eventBus', async () =>
     database.kind === 'embedded' ? localEventBus() : await postgresEventBus(database.url!, log),

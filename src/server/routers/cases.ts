@@ -39,9 +39,15 @@ export const casesRouter = router({
     })
     .input(listCasesSchema)
     .output(casePageSchema)
-    .query(({ ctx, input }) =>
-      listCasePage(ctx.db, viewerOf(ctx.user), { search: input?.search, cursor: input?.cursor, limit: input?.limit ?? 50 }),
-    ),
+    .query(({ ctx, input }) => {
+      const viewer = viewerOf(ctx.user);
+      const opts = { search: input?.search, cursor: input?.cursor, limit: input?.limit ?? 50 };
+      const load = () => listCasePage(ctx.db, viewer, opts);
+      // Embedded: the page is kept until any write (db/read-cache.ts); keyed by everything it depends on.
+      return ctx.readCache
+        ? ctx.readCache.read(`cases.list\0${JSON.stringify([viewer.userId, viewer.admin, viewer.guest ?? false, opts])}`, load)
+        : load();
+    }),
 
   /** Public for shared cases; another user's case is NOT_FOUND. Volume URLs are signed and short-lived. */
   byId: publicProcedure

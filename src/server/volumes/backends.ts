@@ -1,16 +1,20 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Env } from '../env.js';
-import { S3VolumeStore, parseS3Url, presignedOrigin } from './s3-store.js';
+import { parseS3Url, presignedOrigin } from './s3-url.js';
 import { FsVolumeStore, type VolumeStore } from './store.js';
 
-/** The store STORAGE_URL names: `s3://bucket/prefix`, `file:///folder`, or (unset) DATA_DIR/volumes. */
-export function openVolumeStore(
+/**
+ * The store STORAGE_URL names: `s3://bucket/prefix`, `file:///folder`, or (unset) DATA_DIR/volumes.
+ * The object store's module (and with it the AWS SDK) is loaded only for an s3:// store (#29).
+ */
+export async function openVolumeStore(
   env: Pick<Env, 'STORAGE_URL' | 'S3_ENDPOINT' | 'S3_REGION' | 'S3_FORCE_PATH_STYLE'>,
   dataDir: string,
-): VolumeStore {
+): Promise<VolumeStore & { close?: () => void }> {
   const url = env.STORAGE_URL;
   if (url?.startsWith('s3:')) {
+    const { S3VolumeStore } = await import('./s3-store.js');
     return new S3VolumeStore({
       ...parseS3Url(url),
       endpoint: env.S3_ENDPOINT,
@@ -23,7 +27,9 @@ export function openVolumeStore(
 
 /** Where the store is, for logs and /readyz (no credentials: they never appear in the URL). */
 export function describeVolumeStore(store: VolumeStore): string {
-  return store instanceof S3VolumeStore ? store.description : store instanceof FsVolumeStore ? store.root : 'volume store';
+  if (store instanceof FsVolumeStore) return store.root;
+  const { description } = store as { description?: unknown };
+  return typeof description === 'string' ? description : 'volume store'; // S3VolumeStore's
 }
 
 /**

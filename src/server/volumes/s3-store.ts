@@ -262,37 +262,4 @@ export class S3VolumeStore implements VolumeStore {
   }
 }
 
-/**
- * The origin a presigned GET of this bucket points at, resolved by the SDK's own endpoint rules
- * (virtual-hosted `https://<bucket>.s3.<region>.amazonaws.com`, path-style on `S3_ENDPOINT`, …)
- * without a request. With STORAGE_SERVE=redirect the viewer's fetch follows the API's 302 there, so
- * the page's CSP `connect-src` must name it, and it must be known before the first page is served.
- */
-export function presignedOrigin(options: Pick<S3StoreOptions, 'bucket' | 'endpoint' | 'region' | 'forcePathStyle'>): string {
-  const client = new S3Client({
-    region: options.region,
-    forcePathStyle: options.forcePathStyle,
-    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-  });
-  try {
-    const { url } = client.config.endpointProvider({
-      Bucket: options.bucket,
-      Region: options.region,
-      ForcePathStyle: options.forcePathStyle,
-      UseFIPS: false,
-      UseDualStack: false,
-      Accelerate: false,
-      ...(options.endpoint ? { Endpoint: options.endpoint } : {}),
-    });
-    return url.origin;
-  } finally {
-    client.destroy();
-  }
-}
-
-/** `s3://bucket/some/prefix` → bucket and a prefix ending in `/` (or empty). */
-export function parseS3Url(url: string): { bucket: string; prefix: string } {
-  const u = new URL(url);
-  const prefix = decodeURIComponent(u.pathname).replace(/^\/+|\/+$/g, '');
-  return { bucket: u.hostname, prefix: prefix ? `${prefix}/` : '' };
-}
+export { parseS3Url, presignedOrigin } from './s3-url.js';
