@@ -151,8 +151,8 @@ export class CachedVolumeStore implements VolumeStore {
     if (this.#bytes > this.maxBytes) await this.#evict(await this.#scan(STALE_TEMP_MS));
   }
 
-  put(bytes: Uint8Array, sha256?: string) {
-    return this.inner.put(bytes, sha256);
+  put(bytes: Uint8Array, sha256?: string, hints?: { likelyAbsent?: boolean }) {
+    return this.inner.put(bytes, sha256, hints);
   }
 
   stream(sha256: string, range?: { start: number; end: number }): Readable {

@@ -112,10 +112,11 @@ export class S3VolumeStore implements VolumeStore {
     return `${this.options.prefix}volumes/${sha256.slice(0, 2)}/${sha256}.nii.gz`;
   }
 
-  async put(bytes: Uint8Array, known?: string) {
+  async put(bytes: Uint8Array, known?: string, hints: { likelyAbsent?: boolean } = {}) {
     const sha256 = known ?? sha256Hex(bytes);
     const Key = this.keyOf(sha256);
-    if ((await this.size(sha256)) === bytes.length) return { sha256, created: false };
+    // No row names these bytes (the caller checked under the hash's lock): skip the HEAD, one round trip.
+    if (!hints.likelyAbsent && (await this.size(sha256)) === bytes.length) return { sha256, created: false };
     const Bucket = this.options.bucket;
     try {
       if (bytes.length <= this.#threshold) {

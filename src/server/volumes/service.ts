@@ -76,11 +76,14 @@ export async function storeVolumesIn(
 ): Promise<{ ids: string[]; created: string[] }> {
   const shas = volumes.map((v) => v.sha256 ?? sha256Hex(v.stored));
   await lockVolumeHashes(trx, shas);
+  // Under the locks, a hash without a row is (but for a crash's orphan) not stored: the store may
+  // skip its look-up. A hash with a row keeps the look-up, which also heals a lost object.
+  const known = await knownShas(trx, shas);
   const created: string[] = [];
   try {
     const ids: string[] = [];
     for (const [i, v] of volumes.entries()) {
-      const put = await store.put(v.stored, shas[i]);
+      const put = await store.put(v.stored, shas[i], { likelyAbsent: !known.has(shas[i]!) });
       if (put.created) created.push(put.sha256);
       ids.push(
         await insertVolume(trx, {
