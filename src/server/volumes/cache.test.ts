@@ -129,6 +129,7 @@ describe('the volume cache in front of S3', () => {
       await run();
       const inputs = b.proxy.counts.GET ?? 0;
       expect(inputs).toBeGreaterThan(0); // the first job read its inputs from the store
+      await store.idle(); // its copies written (behind the job's back)
       b.proxy.reset();
       await run();
       expect(b.proxy.counts.GET ?? 0).toBe(0);
@@ -150,6 +151,7 @@ describe('the cache files', () => {
       const bytes = randomBytes(300_000);
       const { sha256 } = await store.put(bytes);
       expect((await store.read(sha256)).equals(bytes)).toBe(true);
+      await store.idle();
       const file = store.pathOf(sha256);
       expect(readFileSync(file).equals(bytes)).toBe(true);
       // A flipped byte on disk, same length: only the hash tells.
@@ -160,10 +162,31 @@ describe('the cache files', () => {
       expect((await store.read(sha256)).equals(bytes)).toBe(true);
       expect(b.proxy.counts.GET).toBe(1);
       expect(store.stats.corrupt).toBe(1);
+      await store.idle();
       expect(readFileSync(file).equals(bytes)).toBe(true); // repaired
       b.proxy.reset();
       await store.read(sha256);
       expect(b.proxy.counts.GET ?? 0).toBe(0);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('reads of one volume at once fetch it once, and each caller owns its bytes (a job moves them to a thread)', async () => {
+    const b = await freshBucket();
+    try {
+      const store = new CachedVolumeStore(b.remote, cacheDir(), 64 * 1048576);
+      const bytes = randomBytes(500_000);
+      const { sha256 } = await store.put(bytes);
+      b.proxy.reset();
+      const [x, y, z] = await Promise.all([store.read(sha256), store.read(sha256), store.read(sha256)]);
+      expect(b.proxy.counts.GET).toBe(1);
+      // Detach the first caller's memory, as a transfer to a worker thread does: the others keep theirs.
+      structuredClone(x.buffer, { transfer: [x.buffer] });
+      expect(x.length).toBe(0);
+      expect(y.equals(bytes) && z.equals(bytes)).toBe(true);
+      await store.idle();
+      expect(readFileSync(store.pathOf(sha256)).equals(bytes)).toBe(true);
     } finally {
       await b.close();
     }
@@ -181,6 +204,7 @@ describe('the cache files', () => {
       let clock = 0;
       const touch = async (i: number) => {
         await store.read(shas[i]!);
+        await store.idle();
         const t = new Date(Date.UTC(2026, 0, 1, 0, 0, (clock += 2)));
         const { utimesSync } = await import('node:fs');
         utimesSync(store.pathOf(shas[i]!), t, t);
@@ -189,6 +213,7 @@ describe('the cache files', () => {
       await touch(0); // 0 used again: now 1 is the oldest
       expect(await store.cachedBytes()).toBe(3 * size);
       await store.read(shas[3]!); // over the bound: 1 goes
+      await store.idle();
       const cached = (i: number) => {
         try {
           return statSync(store.pathOf(shas[i]!)).size === size;
@@ -199,6 +224,7 @@ describe('the cache files', () => {
       expect([0, 1, 2, 3].map(cached)).toEqual([true, false, true, true]);
       expect(await store.cachedBytes()).toBeLessThanOrEqual(3 * size + 1000);
       await store.read(shas[4]!);
+      await store.idle();
       expect(await store.cachedBytes()).toBeLessThanOrEqual(3 * size + 1000);
       expect(store.stats.evicted).toBe(2);
       // A volume removed from the store is removed from this process's cache too.
@@ -207,6 +233,7 @@ describe('the cache files', () => {
       // A volume larger than the whole cache is read through, not kept.
       const tiny = new CachedVolumeStore(b.remote, cacheDir(), 1000);
       expect((await tiny.read(shas[0]!)).length).toBe(size);
+      await tiny.idle();
       expect(await tiny.cachedBytes()).toBe(0);
     } finally {
       await b.close();
@@ -250,6 +277,7 @@ const remote = new S3VolumeStore({ bucket, prefix: 'c/', endpoint, region: 'us-e
 const store = new CachedVolumeStore(remote, dir, 64 * 1048576);
 // Every volume three times over, all at once: fills race each other and the sibling process's.
 const read = await Promise.all([...shas, ...shas, ...shas].map((s) => store.read(s)));
+await store.idle();
 const bad = read.filter((bytes, i) => createHash('sha256').update(bytes).digest('hex') !== [...shas, ...shas, ...shas][i]).length;
 remote.close();
 console.log(JSON.stringify({ bad, ...store.stats }));

@@ -24,8 +24,8 @@ export interface VolumeCacheStats {
 /**
  * A worker-local read-through cache of volumes in front of a remote store (S3): volumes are
  * content-addressed, so a copy at `<dir>/<ab>/<sha256>.nii.gz` can never be stale. A read of a
- * cached volume never touches the store; a miss reads the store, checks the bytes hash to their
- * address, and writes the copy atomically (a temp file, then a rename: a sibling process sharing the
+ * cached volume never touches the store; a miss reads the store and, behind the caller's back
+ * (a copy of the bytes), checks they hash to their address and writes them atomically (a temp file, then a rename: a sibling process sharing the
  * folder sees no file or the whole file). Every cached read is hashed again (off the event loop), so
  * a file damaged on disk is dropped and fetched again, never returned. Bounded: past `maxBytes`
  * the least recently used copies (by mtime, touched on each hit) go, so a volume the store has
@@ -38,6 +38,7 @@ export class CachedVolumeStore implements VolumeStore {
   #bytes = 0;
   #ready: Promise<void>;
   readonly #filling = new Map<string, Promise<Buffer>>();
+  readonly #background = new Set<Promise<void>>();
   readonly check?: () => Promise<void>;
   readonly presignedGet?: VolumeStore['presignedGet'];
 
@@ -119,22 +120,35 @@ export class CachedVolumeStore implements VolumeStore {
       this.#bytes = Math.max(0, this.#bytes - cached.length);
     }
     this.stats.misses++;
-    // Two reads of one volume at once (a job's inputs, two jobs on one case) fetch it once.
-    let filling = this.#filling.get(sha256);
-    if (!filling) {
-      filling = this.#fetch(sha256, file).finally(() => this.#filling.delete(sha256));
-      this.#filling.set(sha256, filling);
-    }
-    return filling;
+    // Reads of one volume at once (two jobs on one case) fetch it once. Each caller gets bytes of
+    // its own: the worker moves its inputs to a CPU thread (detaching them), so none is shared.
+    const joining = this.#filling.get(sha256);
+    if (joining) return Buffer.from(await joining);
+    const fetched = this.inner.read(sha256);
+    const copy = fetched.then((b) => Buffer.from(b));
+    copy.catch(() => {}); // the store's error reaches the caller through `fetched`
+    this.#filling.set(sha256, copy);
+    // The copy is checked and written behind the caller's back: a cold read costs what a read
+    // from the store costs, not the hash and the write too. Only bytes that are the volume are kept.
+    const fill: Promise<void> = copy
+      .then(
+        async (c) => {
+          if (c.length <= this.maxBytes && (await digestHex(c)) === sha256) await this.#fill(file, c);
+        },
+        () => {},
+      )
+      .catch((err: unknown) => this.options.onError?.(err, 'filling the volume cache'))
+      .finally(() => {
+        this.#filling.delete(sha256);
+        this.#background.delete(fill);
+      });
+    this.#background.add(fill);
+    return fetched;
   }
 
-  async #fetch(sha256: string, file: string): Promise<Buffer> {
-    const bytes = await this.inner.read(sha256);
-    // Only bytes that are the volume are kept; anything else is returned as the store gave it (as without a cache).
-    if (bytes.length <= this.maxBytes && (await digestHex(bytes)) === sha256) {
-      await this.#fill(file, bytes).catch((err: unknown) => this.options.onError?.(err, 'filling the volume cache'));
-    }
-    return bytes;
+  /** Resolves once the fills under way are written (tests; a clean shutdown). */
+  async idle(): Promise<void> {
+    while (this.#background.size > 0) await Promise.all([...this.#background]);
   }
 
   async #fill(file: string, bytes: Buffer): Promise<void> {
