@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { seededRandom } from '../src/server/nifti/fuzz.js';
 import { createThrowawayPostgres } from '../src/server/test/databases.js';
@@ -98,11 +99,11 @@ async function run(label: string, opts: { cancels: boolean; kills: number }) {
       ).rows;
       const files = await c.storedVolumes();
       const rowsWithoutFile = volumes.filter((v) => !files.has(v.sha256)).length;
-      // the fleet keeps no volume on any machine's disk
+      // the fleet keeps no volume on any machine's disk (outside each worker's read-through cache, VOLUME_CACHE_MB)
       const onDisk = FLEET
         ? c.dataDirs
             .flatMap((d) => (existsSync(d) ? readdirSync(d, { recursive: true }).map(String) : []))
-            .filter((f) => f.endsWith('.nii.gz')).length
+            .filter((f) => f.endsWith('.nii.gz') && !f.startsWith(path.join('cache', 'volumes'))).length
         : 0;
       const referenced = new Set(volumes.filter((v) => v.referenced).map((v) => v.sha256));
       const filesUnreferenced = [...files].filter((f) => !referenced.has(f)).length;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { text } from 'node:stream/consumers';
@@ -19,7 +19,14 @@ import { type TestDatabaseKind, openTestDatabase } from '../src/server/test/data
 import { ROOT } from '../src/server/test/process.js';
 import { type TestS3, startTestS3 } from '../src/server/test/s3.js';
 import { S3VolumeStore } from '../src/server/volumes/s3-store.js';
+import { CachedVolumeStore } from '../src/server/volumes/cache.js';
 import { FsVolumeStore, type VolumeStore, sha256Hex } from '../src/server/volumes/store.js';
+
+/** Empties a volume cache's folder (its files, not the folder: the cache keeps it). */
+function clearCache(dir: string): Promise<void> {
+  for (const d of readdirSync(dir)) rmSync(path.join(dir, d), { recursive: true, force: true });
+  return Promise.resolve();
+}
 
 // #28: the object-store backend against the filesystem, same run, same bytes: put and get of a
 // BENCH_STORE_MB (default 50) MiB volume, best of BENCH_STORE_RUNS (default 3), and the ratio.
@@ -35,6 +42,8 @@ const MiB = 1048576;
 const sizeMb = Number(process.env.BENCH_STORE_MB ?? 50);
 const runs = Number(process.env.BENCH_STORE_RUNS ?? 3);
 const jobRuns = Number(process.env.BENCH_STORE_JOBS ?? 7);
+/** Which parts run: BENCH_STORE_PARTS, a comma list of store, jobs, links (default all). */
+const parts = new Set((process.env.BENCH_STORE_PARTS ?? 'store,jobs,links').split(','));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function measure(store: VolumeStore) {
@@ -59,25 +68,6 @@ async function measure(store: VolumeStore) {
   return { put, get, range };
 }
 
-const dir = mkdtempSync(path.join(tmpdir(), 'sv-bench-fs-'));
-const s3 = await startTestS3();
-try {
-  await s3.createBucket('bench-volumes');
-  const fs = await measure(new FsVolumeStore(dir));
-  const obj = await measure(s3.store('bench-volumes', { prefix: 'bench/' }));
-  const row = (name: string, a: number, b: number) =>
-    console.log(`  ${name.padEnd(22)} fs ${a.toFixed(0).padStart(6)} ms   s3 ${b.toFixed(0).padStart(6)} ms   ${(b / a).toFixed(2)}×`);
-  console.log(`\nVolume store, ${sizeMb} MiB, best of ${runs} (s3: s3rver on loopback; > 64 MiB goes multipart)`);
-  row('put', fs.put, obj.put);
-  row('get (whole)', fs.get, obj.get);
-  row('ranged read (header)', fs.range, obj.range);
-  await jobWallTimes(s3);
-  await firstBytes(s3);
-} finally {
-  await s3.close();
-  rmSync(dir, { recursive: true, force: true });
-}
-
 async function postgresReachable(): Promise<boolean> {
   const url = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
@@ -92,8 +82,14 @@ async function postgresReachable(): Promise<boolean> {
 }
 
 /** One backend's job system: a database of its own, the demo case stored in `store`, a signed-in user. */
-async function jobBench(kind: TestDatabaseKind, store: VolumeStore, models: Awaited<ReturnType<typeof loadModelRegistry>>) {
+async function jobBench(
+  kind: TestDatabaseKind,
+  inner: VolumeStore,
+  models: Awaited<ReturnType<typeof loadModelRegistry>>,
+  beforeJob?: () => Promise<void>,
+) {
   const database = await openTestDatabase(kind);
+  const store = new TimedStore(inner);
   const envVars = { MAX_ACTIVE_JOBS_PER_USER: '100', ORT_THREADS: '1' };
   const runtime = await startJobRuntime({
     database: database.handle,
@@ -110,7 +106,10 @@ async function jobBench(kind: TestDatabaseKind, store: VolumeStore, models: Awai
   const caseId = (await b.query<{ items: { id: string }[] }>('cases.list')).data.items[0]!.id;
   return {
     /** One job, created through the API, waited for on its row: created_at → finished_at, ms. */
+    phases: store,
     async job(): Promise<number> {
+      await beforeJob?.();
+      store.reset();
       const created = await b.mutate<{ id: string }>('jobs.create', { caseId });
       if (created.status !== 200) throw new Error(`jobs.create: ${created.status} ${JSON.stringify(created.body)}`);
       for (;;) {
@@ -130,11 +129,79 @@ async function jobBench(kind: TestDatabaseKind, store: VolumeStore, models: Awai
 }
 
 /**
+ * The job's phases as the worker sees them through the VolumeStore interface: the input reads
+ * (run in parallel: their wall span), the mask's put (lookup + write + check, for S3 the HEAD, PUT,
+ * HEAD), and each S3 request by kind (SDK middleware: HeadObject, GetObject, PutObject…).
+ */
+class TimedStore implements VolumeStore {
+  reads: { start: number; end: number }[] = [];
+  putMs = 0;
+  requests = new Map<string, number[]>();
+  constructor(readonly inner: VolumeStore) {
+    const s3 = inner instanceof CachedVolumeStore ? inner.inner : inner;
+    if (s3 instanceof S3VolumeStore)
+      s3.client.middlewareStack.add(
+        (next, context) => async (args) => {
+          const t0 = performance.now();
+          try {
+            return await next(args);
+          } finally {
+            const name = context.commandName ?? '?';
+            this.requests.set(name, [...(this.requests.get(name) ?? []), performance.now() - t0]);
+          }
+        },
+        { step: 'initialize', name: 'benchTiming' },
+      );
+  }
+  reset() {
+    this.reads = [];
+    this.putMs = 0;
+    this.requests.clear();
+  }
+  /** ms of this job's input reads (first start → last end) and of its mask put. */
+  snapshot() {
+    const readMs = this.reads.length ? Math.max(...this.reads.map((r) => r.end)) - Math.min(...this.reads.map((r) => r.start)) : 0;
+    return { readMs, putMs: this.putMs, requests: new Map(this.requests) };
+  }
+  async put(bytes: Uint8Array, sha256?: string, hints?: { likelyAbsent?: boolean }) {
+    const t0 = performance.now();
+    try {
+      return await this.inner.put(bytes, sha256, hints);
+    } finally {
+      this.putMs += performance.now() - t0;
+    }
+  }
+  async read(sha256: string) {
+    const start = performance.now();
+    try {
+      return await this.inner.read(sha256);
+    } finally {
+      this.reads.push({ start, end: performance.now() });
+    }
+  }
+  stream(sha256: string, range?: { start: number; end: number }) {
+    return this.inner.stream(sha256, range);
+  }
+  size(sha256: string) {
+    return this.inner.size(sha256);
+  }
+  remove(sha256: string) {
+    return this.inner.remove(sha256);
+  }
+  list() {
+    return this.inner.list();
+  }
+  removeStaleTemps(olderThanMs: number) {
+    return this.inner.removeStaleTemps(olderThanMs);
+  }
+}
+
+/**
  * s3rver in a process of its own (on the same machine): a store whose work does not share the
  * worker's event loop, as no real store does. The in-process s3rver's JavaScript (request parsing,
  * file writes, MD5s) otherwise runs on the very thread that waits for it.
  */
-async function s3rverProcess(bucket: string): Promise<{ store: S3VolumeStore; close(): void }> {
+async function s3rverProcess(bucket: string): Promise<{ store: S3VolumeStore; another(): S3VolumeStore; close(): void }> {
   const directory = mkdtempSync(path.join(tmpdir(), 'sv-bench-s3rver-'));
   const script = `import S3rver from 's3rver';
 const s = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: process.argv[1], configureBuckets: [{ name: '${bucket}' }] });
@@ -148,17 +215,23 @@ console.log(port);`;
     child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
     child.once('exit', (code) => reject(new Error(`s3rver exited (${code})`)));
   });
-  const store = new S3VolumeStore({
-    bucket,
-    prefix: 'jobs/',
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    forcePathStyle: true,
-  });
+  const stores: S3VolumeStore[] = [];
+  const another = () => {
+    const s = new S3VolumeStore({
+      bucket,
+      prefix: 'jobs/',
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'us-east-1',
+      forcePathStyle: true,
+    });
+    stores.push(s);
+    return s;
+  };
   return {
-    store,
+    store: another(),
+    another,
     close: () => {
-      store.close();
+      for (const s of stores) s.close();
       child.kill('SIGKILL');
       rmSync(directory, { recursive: true, force: true });
     },
@@ -171,29 +244,86 @@ async function jobWallTimes(s3: TestS3) {
   await s3.createBucket('bench-jobs');
   const jobDir = mkdtempSync(path.join(tmpdir(), 'sv-bench-jobs-'));
   const apart = await s3rverProcess('bench-jobs-apart');
-  const benches = {
-    fs: await jobBench(kind, new FsVolumeStore(jobDir), models),
-    's3 (s3rver in this process)': await jobBench(kind, s3.store('bench-jobs', { prefix: 'jobs/' }), models),
-    's3 (s3rver in its own process)': await jobBench(kind, apart.store, models),
-  };
-  const names = Object.keys(benches) as (keyof typeof benches)[];
+  const cacheDir = (name: string) => path.join(jobDir, name);
+  const benches: Record<string, Awaited<ReturnType<typeof jobBench>>> = {};
   try {
-    const times = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<keyof typeof benches, number[]>;
-    for (const n of names) await benches[n].job(); // warm-up: model sessions, pool threads, the SDK's connections
+    benches.fs = await jobBench(kind, new FsVolumeStore(path.join(jobDir, 'volumes')), models);
+    benches['s3 (s3rver in this process)'] = await jobBench(kind, s3.store('bench-jobs', { prefix: 'jobs/' }), models);
+    benches['s3 (s3rver in its own process)'] = await jobBench(kind, apart.store, models);
+    // The worker-local cache (VOLUME_CACHE_MB): emptied before every job (a worker's first job on a
+    // case), and kept (every later job on it: a study run, a re-run, another model).
+    benches['s3 own process + cache, cold'] = await jobBench(
+      kind,
+      new CachedVolumeStore(apart.another(), cacheDir('cold'), 1024 * MiB),
+      models,
+      () => clearCache(cacheDir('cold')),
+    );
+    benches['s3 own process + cache, warm'] = await jobBench(
+      kind,
+      new CachedVolumeStore(apart.another(), cacheDir('warm'), 1024 * MiB),
+      models,
+    );
+  } catch (err) {
+    for (const b of Object.values(benches)) await b.close();
+    apart.close();
+    throw err;
+  }
+  const names = Object.keys(benches);
+  try {
+    const times = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<string, number[]>;
+    type Phases = ReturnType<TimedStore['snapshot']>;
+    const phases = Object.fromEntries(names.map((n) => [n, [] as Phases[]])) as Record<string, Phases[]>;
+    for (const n of names) await benches[n]!.job(); // warm-up: model sessions, pool threads, the SDK's connections
     for (let i = 0; i < jobRuns; i++) {
       // in turns, each backend first as often as the others
       const order = names.map((_, j) => names[(i + j) % names.length]!);
-      for (const n of order) times[n].push(await benches[n].job());
+      for (const n of order) {
+        times[n]!.push(await benches[n]!.job());
+        phases[n]!.push(benches[n]!.phases.snapshot());
+      }
     }
-    const fsMedian = median(times.fs);
+    const fsMedian = median(times.fs!);
     console.log(`\nJob wall time, demo case, adc-dwi-v2, ${jobRuns} jobs per backend in turns, median (${kind}; created → finished)`);
     for (const n of names) {
-      const m = median(times[n]);
+      const m = median(times[n]!);
       const ratio = n === 'fs' ? '' : `   ${(m / fsMedian).toFixed(2)}× fs (goal ≤ 1.15×: ${m / fsMedian <= 1.15 ? 'met' : 'MISSED'})`;
-      console.log(`  ${n.padEnd(31)} ${m.toFixed(0).padStart(5)} ms${ratio}   [${times[n].map((x) => x.toFixed(0)).join(', ')}]`);
+      console.log(`  ${n.padEnd(31)} ${m.toFixed(0).padStart(5)} ms${ratio}   [${times[n]!.map((x) => x.toFixed(0)).join(', ')}]`);
+    }
+    // Paired: each round runs every backend back to back, so a round's ratio shares the machine's
+    // load of that moment; their median drifts less than the ratio of medians on a busy machine.
+    console.log('  median of the per-round ratios (each round: every backend back to back)');
+    for (const n of names.filter((x) => x !== 'fs')) {
+      const r = median(times[n]!.map((t, i) => t / times.fs![i]!));
+      console.log(`    ${n.padEnd(31)} ${r.toFixed(2)}× fs (goal ≤ 1.15×: ${r <= 1.15 ? 'met' : 'MISSED'})`);
+    }
+    console.log('  phases, medians per job: input reads (parallel, wall) · mask put · the rest (queue, pipeline, rows)');
+    for (const n of names) {
+      const ps = phases[n]!;
+      const read = median(ps.map((p) => p.readMs));
+      const put = median(ps.map((p) => p.putMs));
+      const rest = median(ps.map((p, i) => times[n]![i]! - p.readMs - p.putMs));
+      const kinds = [...new Set(ps.flatMap((p) => [...p.requests.keys()]))].sort();
+      const reqs = kinds
+        .map((k) => {
+          const all = ps.flatMap((p) => p.requests.get(k) ?? []);
+          return `${k.replace('Command', '')} ×${(all.length / ps.length).toFixed(1)} ${median(all).toFixed(1)} ms`;
+        })
+        .join(', ');
+      console.log(
+        `    ${n.padEnd(31)} reads ${read.toFixed(1).padStart(6)} ms · put ${put.toFixed(1).padStart(6)} ms · rest ${rest.toFixed(0).padStart(5)} ms${reqs ? `   requests/job: ${reqs}` : ''}`,
+      );
+    }
+    // The store's own share, without the pipeline's noise: (this backend's reads + put) − the
+    // folder's, added to the folder's median job. On a loaded machine the whole-job medians swing by
+    // more than the store costs; this is the figure the phases support.
+    const storeMs = (n: string) => median(phases[n]!.map((p) => p.readMs)) + median(phases[n]!.map((p) => p.putMs));
+    console.log("  the store's share: fs median job + (reads + put − the folder's reads + put)");
+    for (const n of names.filter((x) => x !== 'fs')) {
+      const extra = storeMs(n) - storeMs('fs');
+      console.log(`    ${n.padEnd(31)} +${extra.toFixed(0).padStart(4)} ms → ${((fsMedian + extra) / fsMedian).toFixed(3)}× fs`);
     }
   } finally {
-    for (const n of names) await benches[n].close();
+    for (const n of names) await benches[n]!.close();
     apart.close();
     await models.close();
     rmSync(jobDir, { recursive: true, force: true });
@@ -256,4 +386,25 @@ async function firstBytes(s3: TestS3) {
     await database.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), 'sv-bench-fs-'));
+const s3 = await startTestS3();
+try {
+  await s3.createBucket('bench-volumes');
+  if (parts.has('store')) {
+    const fs = await measure(new FsVolumeStore(dir));
+    const obj = await measure(s3.store('bench-volumes', { prefix: 'bench/' }));
+    const row = (name: string, a: number, b: number) =>
+      console.log(`  ${name.padEnd(22)} fs ${a.toFixed(0).padStart(6)} ms   s3 ${b.toFixed(0).padStart(6)} ms   ${(b / a).toFixed(2)}×`);
+    console.log(`\nVolume store, ${sizeMb} MiB, best of ${runs} (s3: s3rver on loopback; > 64 MiB goes multipart)`);
+    row('put', fs.put, obj.put);
+    row('get (whole)', fs.get, obj.get);
+    row('ranged read (header)', fs.range, obj.range);
+  }
+  if (parts.has('jobs')) await jobWallTimes(s3);
+  if (parts.has('links')) await firstBytes(s3);
+} finally {
+  await s3.close();
+  rmSync(dir, { recursive: true, force: true });
 }

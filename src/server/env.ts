@@ -130,6 +130,11 @@ export const envSchema = z.object({
    * `redirect` sends a short-lived presigned GET so they flow from the store (its CORS and CORP must allow the viewer).
    */
   STORAGE_SERVE: withDefault(z.enum(['proxy', 'redirect']), 'proxy'),
+  /**
+   * With an object store: MiB of volumes each process keeps under DATA_DIR/cache/volumes, read
+   * through (content-addressed, so never stale), least recently used out first; 0 disables it.
+   */
+  VOLUME_CACHE_MB: withDefault(z.coerce.number().int().min(0), 1024),
   /** Seconds a presigned GET (STORAGE_SERVE=redirect) stays valid. */
   STORAGE_REDIRECT_TTL_S: withDefault(z.coerce.number().int().min(10).max(3600), 300),
   /** Below this much free space under DATA_DIR, /readyz answers 503 naming the disk. */

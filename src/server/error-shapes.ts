@@ -5,7 +5,15 @@ import type { Context as HonoContext } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { type ErrorData, INTERNAL_ERROR_MESSAGE } from '../shared/errors.js';
 import { DATABASE_RETRY_AFTER_S, databaseUnavailableMessage, isDatabaseUnavailable } from './db/unavailable.js';
-import { DomainError, type DomainErrorKind, STORAGE_RETRY_AFTER_S, STORAGE_UNAVAILABLE_MESSAGE, isStorageUnavailable } from './errors.js';
+import {
+  DomainError,
+  type DomainErrorKind,
+  STORAGE_RETRY_AFTER_S,
+  STORAGE_UNAVAILABLE_MESSAGE,
+  isStorageUnavailable,
+  storageMisconfiguration,
+  storageMisconfiguredMessage,
+} from './errors.js';
 import type { Logger } from './logger.js';
 
 // How an error looks on the wire, in one place for both surfaces: tRPC's error shape (`/trpc`,
@@ -36,6 +44,9 @@ export function toTRPCError(err: unknown): TRPCError {
   if (isDatabaseUnavailable(cause))
     return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: databaseUnavailableMessage(cause), cause });
   if (isStorageUnavailable(cause)) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: STORAGE_UNAVAILABLE_MESSAGE, cause });
+  const misconfigured = storageMisconfiguration(cause);
+  // No Retry-After: retrying will not help until an operator creates the bucket.
+  if (misconfigured) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: storageMisconfiguredMessage(misconfigured), cause });
   if (cause instanceof DomainError) return new TRPCError({ code: TRPC_CODES[cause.kind], message: cause.message, cause });
   return error;
 }
@@ -84,6 +95,8 @@ export function reportError(log: Logger, error: TRPCError, where: { reqId?: stri
     log.warn({ ...where, err: (error.cause as Error).message }, 'database unavailable');
   } else if (error.code === 'SERVICE_UNAVAILABLE' && isStorageUnavailable(error.cause)) {
     log.warn({ ...where, err: (error.cause as Error).message }, 'object store unavailable');
+  } else if (error.code === 'SERVICE_UNAVAILABLE' && storageMisconfiguration(error.cause)) {
+    log.error({ ...where, err: storageMisconfiguration(error.cause) }, 'object store misconfigured (STORAGE_URL)');
   } else if (isUnexplained(error)) {
     log.error({ ...where, err: error.cause ?? error }, 'procedure failed');
   }

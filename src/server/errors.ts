@@ -114,6 +114,8 @@ const SYSTEM_ERRORS: Record<string, string> = {
 export function systemErrorPhrase(err: unknown): string | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return undefined;
+  // volumes/s3-store.ts StorageMisconfigured: its message names the bucket (no path, no secret)
+  if (code === 'EBUCKET' && err instanceof Error) return err.message;
   return SYSTEM_ERRORS[code] ?? `a system error (${code})`;
 }
 
@@ -127,6 +129,23 @@ export function isStorageUnavailable(err: unknown): boolean {
     if ((e as { code?: unknown }).code === 'ESTORAGE') return true;
   }
   return false;
+}
+
+/**
+ * The object store answered that STORAGE_URL's bucket does not exist (volumes/s3-store.ts
+ * StorageMisconfigured), anywhere in the cause chain: a configuration error, answered 503 naming
+ * the bucket but without Retry-After. Returns the phrase ("the bucket … does not exist") or undefined.
+ */
+export function storageMisconfiguration(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    if ((e as { code?: unknown }).code === 'EBUCKET' && e instanceof Error) return e.message;
+  }
+  return undefined;
+}
+
+/** What a client reads when the store's bucket is missing: whose problem it is and what fixes it. */
+export function storageMisconfiguredMessage(phrase: string): string {
+  return `The object store is misconfigured: ${phrase} (STORAGE_URL); an operator must create the bucket or correct STORAGE_URL`;
 }
 
 export const STORAGE_UNAVAILABLE_MESSAGE = 'The object store (STORAGE_URL) is not answering right now; retry in a few seconds';

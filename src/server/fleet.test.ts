@@ -43,7 +43,9 @@ async function signUp(url: string): Promise<string> {
 }
 
 const filesUnder = (dir: string): string[] => readdirSync(dir, { recursive: true }).map(String);
-const volumeFiles = (dir: string) => filesUnder(dir).filter((f) => f.endsWith('.nii.gz') || f.endsWith('.nii'));
+/** Volumes kept in a DATA_DIR as storage: everything but the read-through cache's copies (VOLUME_CACHE_MB). */
+const volumeFiles = (dir: string) =>
+  filesUnder(dir).filter((f) => (f.endsWith('.nii.gz') || f.endsWith('.nii')) && !f.startsWith(path.join('cache', 'volumes')));
 const nonzero = (data: ArrayLike<number>): number => {
   let n = 0;
   for (let i = 0; i < data.length; i++) if (data[i]) n++;

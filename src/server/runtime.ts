@@ -11,7 +11,8 @@ import type { Logger } from './logger.js';
 import type { Services } from './readiness.js';
 import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
 import { type VolumeSigner, createVolumeSigner } from './volumes/signing.js';
-import { describeVolumeStore, openVolumeStore } from './volumes/backends.js';
+import { describeVolumeStore, openVolumeStore, s3StoreOf } from './volumes/backends.js';
+import { storageMisconfiguration } from './errors.js';
 import type { VolumeStore } from './volumes/store.js';
 import { CpuPool, poolSize } from './workers/pool.js';
 
@@ -150,9 +151,19 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
       log?.info({ applied }, 'migrations done');
     }
     await next();
-    const store = await openVolumeStore(env, dataDir);
-    if (store.close) closers.push({ name: 'the object store client', close: async () => store.close?.() });
+    const store = await openVolumeStore(env, dataDir, {
+      onCacheError: (err, what) => log?.warn({ err: (err as Error).message }, `${what} failed; the volume was read from the store`),
+    });
+    const s3 = s3StoreOf(store);
+    if (s3) closers.push({ name: 'the object store client', close: async () => s3.close() });
     log?.info({ storage: describeVolumeStore(store) }, 'volume store open');
+    // A missing bucket is a configuration error: said at boot, plainly (readyz keeps saying it
+    // until the bucket exists; the store may be created after the app starts, so boot goes on).
+    store.check?.().catch((err: unknown) => {
+      const misconfigured = storageMisconfiguration(err);
+      if (misconfigured) log?.error({ storage: describeVolumeStore(store) }, `STORAGE_URL is misconfigured: ${misconfigured}`);
+      else log?.warn({ storage: describeVolumeStore(store), err: (err as Error).message }, 'the object store is not answering yet');
+    });
     const base: TaskRuntime = { env, dataDir, database, applied, store, stop: closeAll };
     if (role === 'task') return base;
     if (!log) throw new TypeError(`openRuntime(env, '${role}') needs a logger`);

@@ -45,6 +45,23 @@ export class StorageUnavailable extends Error {
   }
 }
 
+/**
+ * The bucket STORAGE_URL names does not exist: a configuration error, not an outage — answered 503
+ * naming the bucket without Retry-After (retrying will not help until someone creates it), and
+ * reported by /readyz as `misconfigured`. Checked again on every use: creating the bucket fixes it
+ * without a restart.
+ */
+export class StorageMisconfigured extends Error {
+  override name = 'StorageMisconfigured';
+  readonly code = 'EBUCKET';
+  constructor(
+    readonly bucket: string,
+    options?: { cause: unknown },
+  ) {
+    super(`the bucket ${bucket} does not exist`, options);
+  }
+}
+
 function statusOf(err: unknown): number | undefined {
   return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
 }
@@ -56,7 +73,8 @@ function isNotFound(err: unknown): boolean {
 }
 
 /** Anything that is not the store's considered 4xx answer is the store being unavailable. */
-function translate(err: unknown, what: string): unknown {
+function translate(err: unknown, what: string, bucket: string): unknown {
+  if ((err as { name?: string } | undefined)?.name === 'NoSuchBucket') return new StorageMisconfigured(bucket, { cause: err });
   if (isNotFound(err)) return new StorageUnavailable('ENOENT', `${what}: no such object`, { cause: err });
   const s = statusOf(err);
   if (s !== undefined && s >= 400 && s < 500) return err;
@@ -94,10 +112,11 @@ export class S3VolumeStore implements VolumeStore {
     return `${this.options.prefix}volumes/${sha256.slice(0, 2)}/${sha256}.nii.gz`;
   }
 
-  async put(bytes: Uint8Array, known?: string) {
+  async put(bytes: Uint8Array, known?: string, hints: { likelyAbsent?: boolean } = {}) {
     const sha256 = known ?? sha256Hex(bytes);
     const Key = this.keyOf(sha256);
-    if ((await this.size(sha256)) === bytes.length) return { sha256, created: false };
+    // No row names these bytes (the caller checked under the hash's lock): skip the HEAD, one round trip.
+    if (!hints.likelyAbsent && (await this.size(sha256)) === bytes.length) return { sha256, created: false };
     const Bucket = this.options.bucket;
     try {
       if (bytes.length <= this.#threshold) {
@@ -123,7 +142,7 @@ export class S3VolumeStore implements VolumeStore {
         }).done();
       }
     } catch (err) {
-      throw translate(err, 'storing a volume');
+      throw translate(err, 'storing a volume', this.options.bucket);
     }
     // Whatever the store's checksum support, what is there now must be exactly these bytes' length.
     const stored = await this.size(sha256);
@@ -140,7 +159,7 @@ export class S3VolumeStore implements VolumeStore {
       const r = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key }));
       return Buffer.from(await r.Body!.transformToByteArray());
     } catch (err) {
-      throw translate(err, 'reading a volume');
+      throw translate(err, 'reading a volume', this.options.bucket);
     }
   }
 
@@ -151,11 +170,11 @@ export class S3VolumeStore implements VolumeStore {
       .send(new GetObjectCommand({ Bucket: this.options.bucket, Key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }))
       .then((r) => {
         const body = r.Body as Readable;
-        body.on('error', (err) => out.destroy(translate(err, 'reading a volume') as Error));
+        body.on('error', (err) => out.destroy(translate(err, 'reading a volume', this.options.bucket) as Error));
         out.on('close', () => body.destroy());
         body.pipe(out);
       })
-      .catch((err: unknown) => out.destroy(translate(err, 'reading a volume') as Error));
+      .catch((err: unknown) => out.destroy(translate(err, 'reading a volume', this.options.bucket) as Error));
     return out;
   }
 
@@ -166,7 +185,7 @@ export class S3VolumeStore implements VolumeStore {
       return r.ContentLength;
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw translate(err, 'looking up a volume');
+      throw translate(err, 'looking up a volume', this.options.bucket);
     }
   }
 
@@ -176,7 +195,7 @@ export class S3VolumeStore implements VolumeStore {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key }));
     } catch (err) {
       if (isNotFound(err)) return;
-      throw translate(err, 'removing a volume');
+      throw translate(err, 'removing a volume', this.options.bucket);
     }
   }
 
@@ -188,7 +207,7 @@ export class S3VolumeStore implements VolumeStore {
       try {
         page = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix, ContinuationToken }));
       } catch (err) {
-        throw translate(err, 'listing volumes');
+        throw translate(err, 'listing volumes', this.options.bucket);
       }
       for (const o of page.Contents ?? []) {
         const m = /\/([0-9a-f]{64})\.nii\.gz$/.exec(o.Key ?? '');
@@ -208,7 +227,7 @@ export class S3VolumeStore implements VolumeStore {
     } catch (err) {
       // Stores without the listing (s3rver) keep no half-written parts worth collecting.
       if (statusOf(err) === 501 || (err as { name?: string }).name === 'NotImplemented') return 0;
-      throw translate(err, 'listing unfinished uploads');
+      throw translate(err, 'listing unfinished uploads', this.options.bucket);
     }
     let removed = 0;
     for (const u of page.Uploads ?? []) {
@@ -251,9 +270,7 @@ export class S3VolumeStore implements VolumeStore {
     } catch (err) {
       const name = (err as { name?: string }).name;
       if (name === 'NoSuchKey') return;
-      if (name === 'NoSuchBucket')
-        throw new StorageUnavailable('ESTORAGE', `the bucket ${this.options.bucket} does not exist`, { cause: err });
-      throw translate(err, 'reaching the object store');
+      throw translate(err, 'reaching the object store', this.options.bucket);
     }
   }
 

@@ -1,7 +1,15 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/tables.js';
 import { deleteVolumeIfUnreferenced, findUnreferencedVolumes, insertVolume, knownShas, lockVolumeHashes } from '../db/volumes.js';
-import { STORAGE_RETRY_AFTER_S, isStorageUnavailable, systemErrorPhrase, unavailable } from '../errors.js';
+import {
+  DomainError,
+  STORAGE_RETRY_AFTER_S,
+  isStorageUnavailable,
+  storageMisconfiguration,
+  storageMisconfiguredMessage,
+  systemErrorPhrase,
+  unavailable,
+} from '../errors.js';
 import type { VolumeFacts } from '../../shared/nifti.js';
 import { type VolumeStore, sha256Hex } from './store.js';
 
@@ -43,6 +51,9 @@ export async function withStoredVolumes<T>(
   } catch (err) {
     // The disk or the store, not the request, is the problem: say so (without paths) and when to
     // come back (a full disk takes a while; a store outage is usually a blip).
+    const misconfigured = storageMisconfiguration(err);
+    // The bucket is missing: an operator's fix, not a blip — 503 naming it, no Retry-After.
+    if (misconfigured) throw new DomainError('unavailable', `The files could not be stored: ${storageMisconfiguredMessage(misconfigured)}`);
     const phrase = systemErrorPhrase(err);
     if (phrase)
       throw unavailable(
@@ -65,11 +76,14 @@ export async function storeVolumesIn(
 ): Promise<{ ids: string[]; created: string[] }> {
   const shas = volumes.map((v) => v.sha256 ?? sha256Hex(v.stored));
   await lockVolumeHashes(trx, shas);
+  // Under the locks, a hash without a row is (but for a crash's orphan) not stored: the store may
+  // skip its look-up. A hash with a row keeps the look-up, which also heals a lost object.
+  const known = await knownShas(trx, shas);
   const created: string[] = [];
   try {
     const ids: string[] = [];
     for (const [i, v] of volumes.entries()) {
-      const put = await store.put(v.stored, shas[i]);
+      const put = await store.put(v.stored, shas[i], { likelyAbsent: !known.has(shas[i]!) });
       if (put.created) created.push(put.sha256);
       ids.push(
         await insertVolume(trx, {

@@ -12,8 +12,11 @@ export interface VolumeStore {
   /**
    * Stores the bytes (atomically); `created` is false when identical bytes were already there.
    * `sha256`: the bytes' digest when the caller computed it already (off the event loop).
+   * `likelyAbsent`: the caller holds the hash's lock and the database has no row for it, so the
+   * bytes are almost surely not stored: a store whose look-up is a round trip (S3's HEAD) may skip
+   * it and write at once (rewriting an orphan's identical bytes at worst, reported as created).
    */
-  put(bytes: Uint8Array, sha256?: string): Promise<{ sha256: string; created: boolean }>;
+  put(bytes: Uint8Array, sha256?: string, hints?: { likelyAbsent?: boolean }): Promise<{ sha256: string; created: boolean }>;
   read(sha256: string): Promise<Buffer>;
   /** A byte range [start, end] inclusive, or the whole file. */
   stream(sha256: string, range?: { start: number; end: number }): Readable;

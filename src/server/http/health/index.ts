@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Hono } from 'hono';
 import { MiB } from '../../../shared/units.js';
 import { pingDatabase } from '../../db/connect.js';
-import { systemErrorPhrase } from '../../errors.js';
+import { storageMisconfiguration, systemErrorPhrase } from '../../errors.js';
 import type { Readiness } from '../../readiness.js';
 
 export interface HealthOptions {
@@ -80,6 +80,10 @@ export function healthRoutes(options: HealthOptions): Hono {
       try {
         await withTimeout(services.store.check(), options.pingTimeoutMs ?? 2000);
       } catch (err) {
+        const misconfigured = storageMisconfiguration(err);
+        // A missing bucket is the operator's to fix (it may be created after the app starts: checked on every call).
+        if (misconfigured)
+          return c.json({ status: 'unavailable', database: 'ok', storage: `misconfigured: ${misconfigured.replace(/^the /, '')}` }, 503);
         c.header('Retry-After', '5');
         return c.json(
           {
