@@ -216,6 +216,12 @@ describe.skipIf(!HAVE_ORTHANC || !HAVE_PHILIPS)(`PACS over DICOMweb with Orthanc
       expect(check.unplaced).toBe(0);
       expect(check.differ, check.firstDifference ?? '').toBe(0);
 
+      // The study pulled again now holds strokeview's own ADC: the import computes the ADC anew (the same case), naming why.
+      const again = await client.pacs.pull.mutate({ studyInstanceUid: studyUid });
+      expect(await sha256sOf(database.db, again.case!.id)).toEqual(await sha256sOf(database.db, pulled.case!.id));
+      const ownRow = again.import.series.find((s) => s.seriesInstanceUid === pushed.adcSeriesInstanceUid)!;
+      expect(ownRow.reason).toMatch(/^no role: strokeview's own derived ADC/);
+
       // The CLI: `pacs search` and `pacs push <jobId>` (a second SEG into the same study).
       const env = { STROKEVIEW_URL: server.url, STROKEVIEW_TOKEN: token };
       const listed = await cli(['pacs', 'search', '--json'], env);
