@@ -14,6 +14,7 @@ const all = [
   'viewer',
   'unet',
   'storage',
+  'dicom',
 ];
 for (const name of which.length ? which : all) {
   await import(`./${name}.js`);
