@@ -16,6 +16,7 @@ const all = [
   'storage',
   'studies',
   'study-run',
+  'dicom',
 ];
 for (const name of which.length ? which : all) {
   await import(`./${name}.js`);

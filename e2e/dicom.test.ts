@@ -105,14 +105,15 @@ describe.skipIf(!HAVE_PHILIPS || !HAVE_ORTHANC)(`DICOM in the viewer: import, SE
     await exportPanel.getByRole('button', { name: 'Send to PACS' }).click();
     const pushed = page.getByTestId('pacs-push');
     await expect.poll(() => pushed.getAttribute('data-status'), { timeout: 180_000 }).toBe('succeeded');
-    expect(await pushed.textContent()).toContain('Sent to the PACS');
-    // the PACS has a SEG series in the source study
+    expect(await pushed.textContent()).toContain('Sent to the PACS: the SEG and the computed ADC (a derived MR series)');
+    // the PACS has a SEG series and the derived ADC (MR) in the source study
     const res = await fetch(`${orthanc.dicomWeb}/studies/${detail.dicom!.studyInstanceUid}/series`, {
       headers: { accept: 'application/dicom+json' },
     });
     expect(res.status).toBe(200);
     const modalities = ((await res.json()) as { '00080060'?: { Value?: string[] } }[]).map((s) => s['00080060']?.Value?.[0]);
     expect(modalities).toContain('SEG');
+    expect(modalities).toContain('MR');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'dicom-sent.png'), fullPage: true });
     seen.expectNone();
     await context.close();

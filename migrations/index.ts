@@ -12,6 +12,7 @@ import * as m20261202_200000_studies from './20261202_200000_studies.js';
 import * as m20261202_210000_pacs_pushes from './20261202_210000_pacs_pushes.js';
 import * as m20261203_100000_fleet_limits from './20261203_100000_fleet_limits.js';
 import * as m20261204_100000_study_runs from './20261204_100000_study_runs.js';
+import * as m20261205_100000_pacs_push_adc from './20261205_100000_pacs_push_adc.js';
 
 /**
  * Every migration, by name. A static list (rather than reading the folder) works the same from
@@ -31,4 +32,5 @@ export const migrations: Record<string, Migration> = {
   '20261202_210000_pacs_pushes': m20261202_210000_pacs_pushes,
   '20261203_100000_fleet_limits': m20261203_100000_fleet_limits,
   '20261204_100000_study_runs': m20261204_100000_study_runs,
+  '20261205_100000_pacs_push_adc': m20261205_100000_pacs_push_adc,
 };

@@ -691,7 +691,8 @@ pacs
     }
     print(push, () =>
       push.status === 'succeeded'
-        ? `stored in the PACS: study ${push.studyInstanceUid}, SEG series ${push.seriesInstanceUid}, instance ${push.sopInstanceUid}`
+        ? `stored in the PACS: study ${push.studyInstanceUid}, SEG series ${push.seriesInstanceUid}, instance ${push.sopInstanceUid}` +
+          (push.adcSeriesInstanceUid ? `\nand the computed ADC as derived MR series ${push.adcSeriesInstanceUid}` : '')
         : `not stored: ${push.error ?? 'no reason given'}`,
     );
     if (push.status !== 'succeeded') process.exitCode = EXIT.failed;

@@ -58,6 +58,8 @@ export const pacsPushSchema = z.object({
   studyInstanceUid: z.string().nullable(),
   seriesInstanceUid: z.string().nullable(),
   sopInstanceUid: z.string().nullable(),
+  /** The computed ADC sent with the SEG as a derived MR series (null when the ADC is the scanner's, or not sent yet). */
+  adcSeriesInstanceUid: z.string().nullable(),
   createdAt: z.string(),
   finishedAt: z.string().nullable(),
 });

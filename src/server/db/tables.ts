@@ -130,6 +130,8 @@ export interface PacsPushesTable {
   study_instance_uid: string | null;
   series_instance_uid: string | null;
   sop_instance_uid: string | null;
+  /** The derived ADC series stored with the SEG (only when the import computed the ADC). */
+  adc_series_instance_uid: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
   finished_at: Date | null;
 }

@@ -11,6 +11,7 @@ import { findMaskVersion } from '../masks/service.js';
 import { VERSION } from '../version.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { CpuPool } from '../workers/pool.js';
+import { buildAdcSeriesTask } from './adc-series.js';
 import { type SegAlgorithmType, buildSegTask } from './seg.js';
 
 /**
@@ -115,4 +116,46 @@ export async function exportSeg(
     frames: seg.frames,
     algorithmType: from.algorithm.type,
   };
+}
+
+export interface AdcSeriesExport {
+  files: Uint8Array[];
+  seriesInstanceUid: string;
+}
+
+/**
+ * A DICOM-origin case's ADC as a derived MR series (adc-series.ts, in the CPU pool) — only when
+ * the import computed it (a scanner's own ADC is in the PACS already): null otherwise. The patient
+ * and study modules follow the SEG's rule (kept at import and the caller the owner or an admin).
+ */
+export async function exportComputedAdc(
+  deps: { db: Db; store: VolumeStore; cpu: CpuPool; now?: () => number },
+  viewer: Viewer,
+  caseId: string,
+): Promise<AdcSeriesExport | null> {
+  const { db, store, cpu } = deps;
+  const row = await findCase(db, viewer, caseId);
+  if (!row) throw notFound('No such case');
+  const origin = await findCaseDicom(db, caseId);
+  const source = origin?.series.find((s) => s.role === 'adc');
+  if (!origin || !source || source.how !== 'computed') return null;
+  const adc = await db
+    .selectFrom('case_volumes as cv')
+    .innerJoin('volumes as v', 'v.id', 'cv.volume_id')
+    .select('v.sha256')
+    .where('cv.case_id', '=', caseId)
+    .where('cv.role', '=', 'adc')
+    .executeTakeFirst();
+  if (!adc) throw notFound('The ADC file is missing');
+  const patientVisible = viewer.admin || (row.owner_id !== null && row.owner_id === viewer.userId);
+  const built = await cpu.run(buildAdcSeriesTask, {
+    adc: await store.read(adc.sha256),
+    studyInstanceUid: origin.studyInstanceUid,
+    frameOfReferenceUid: origin.frameOfReferenceUid ?? source.frameOfReferenceUid,
+    source,
+    patient: patientVisible ? origin.patient : null,
+    softwareVersion: VERSION,
+    now: (deps.now ?? Date.now)(),
+  });
+  return { files: built.files, seriesInstanceUid: built.seriesInstanceUid };
 }

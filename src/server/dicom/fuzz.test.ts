@@ -2,52 +2,18 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isDomainError } from '../errors.js';
-import { seededRandom } from '../nifti/fuzz.js';
 import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
 import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, tempDir, zipOf } from '../test/dicom.js';
 import { serveApp } from '../test/live.js';
+import { fuzzDicomCases } from './fuzz.js';
 import { scanFile } from './scan.js';
 
 // #26 beside #17's NIfTI fuzzer: real DICOM files with seeded lies — flipped bytes, cuts,
 // element lengths rewritten to anything up to 4 GiB, inserted junk — and zips of them mutated.
 // The header scan reads or refuses each one with a message naming the file, and an upload of
 // them is a 4xx with a message (never a 5xx), leaving nothing behind.
-
-type Mutation = (b: Buffer, rnd: () => number) => Buffer;
-
-const MUTATIONS: Record<string, Mutation> = {
-  'flip-bytes': (b, rnd) => {
-    const out = Buffer.from(b);
-    for (let i = 0, n = 1 + Math.floor(rnd() * 20); i < n; i++) out[Math.floor(rnd() * out.length)] = Math.floor(rnd() * 256);
-    return out;
-  },
-  cut: (b, rnd) => b.subarray(0, Math.floor(rnd() * b.length)),
-  'lie-length': (b, rnd) => {
-    // Rewrite a 16- or 32-bit field somewhere in the header part with a large number.
-    const out = Buffer.from(b);
-    const at = 132 + Math.floor(rnd() * Math.min(out.length - 140, 9000));
-    if (rnd() < 0.5) out.writeUInt16LE(Math.floor(rnd() * 0x10000), at);
-    else out.writeUInt32LE(Math.floor(rnd() * 0x100000000), at);
-    return out;
-  },
-  'insert-junk': (b, rnd) => {
-    const at = 132 + Math.floor(rnd() * (b.length - 132));
-    const junk = Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256)));
-    return Buffer.concat([b.subarray(0, at), junk, b.subarray(at)]);
-  },
-  'no-preamble': (b) => b.subarray(132),
-};
-
-function* fuzzDicomCases(seed: number, count: number, sources: Buffer[]) {
-  const rnd = seededRandom(seed);
-  const kinds = Object.keys(MUTATIONS);
-  for (let index = 0; index < count; index++) {
-    const kind = kinds[index % kinds.length]!;
-    yield { index, kind, bytes: MUTATIONS[kind]!(sources[index % sources.length]!, rnd) };
-  }
-}
 
 describe.skipIf(!HAVE_PHILIPS)(`DICOM header scan under fuzzing${PHILIPS_SKIP_NOTE}`, () => {
   it('1,000 hostile files: each scanned or refused with a message naming it, nothing else thrown', () => {

@@ -88,6 +88,16 @@ function describeB(b: number[]): string {
     .join(', ');
 }
 
+/**
+ * The derived ADC series a PACS push stored (dicom/adc-series.ts: Manufacturer "strokeview",
+ * SeriesDescription "strokeview ADC …"). A study pulled again after a push holds it; the import
+ * computes the ADC again from the diffusion series rather than take its own rounded copy, so a
+ * study gives the same case before and after a push.
+ */
+function isOwnDerivedAdc(series: Pick<ConvertedSeries, 'description'>, out: ConvertedOutput): boolean {
+  return String(out.sidecar.Manufacturer ?? '').toLowerCase() === 'strokeview' || /^strokeview ADC\b/.test(series.description);
+}
+
 /** What one output is, with the facts that say so. */
 export function classifyOutput(
   series: Pick<ConvertedSeries, 'description' | 'imageType'>,
@@ -95,6 +105,9 @@ export function classifyOutput(
 ): Omit<Classified, 'output'> {
   const imageType = upper([...strings(out.sidecar.ImageType), ...series.imageType]);
   const text = `${series.description} ${String(out.sidecar.ProtocolName ?? '')} ${String(out.sidecar.SeriesDescription ?? '')}`;
+  if (isOwnDerivedAdc(series, out)) {
+    return { kind: 'adc', why: "strokeview's own derived ADC (sent with a SEG before; the ADC is computed again unless it is chosen)" };
+  }
   if (imageType.includes('ADC') || /(^|[^a-z])adc([^a-z]|$)|apparent diffusion/i.test(text) || /_ADC$/i.test(out.stem)) {
     return {
       kind: 'adc',
@@ -229,7 +242,10 @@ export function chooseRoles(all: ConvertedSeries[], choice: SeriesChoice, extra:
       throw unprocessable(`The series chosen for ADC, ${nameOf(s)}, is not an ADC map (${c.why})`, { field: 'series' });
     adc = { series: s, output: c.output, how: 'scanner', reason: `${nameOf(s)} used as it is: ${c.why}` };
   } else {
-    const scanner = latest(of('adc').filter((c) => onDwiGrid(c.output)));
+    const onGrid = of('adc').filter((c) => onDwiGrid(c.output));
+    const theirs = onGrid.filter((c) => !isOwnDerivedAdc(c.series, c.output));
+    // strokeview's own derived ADC only when no other can be had (chosen with `series`, or nothing to compute from).
+    const scanner = latest(theirs) ?? (computedFrom() ? undefined : latest(onGrid));
     adc = scanner
       ? {
           series: scanner.series,

@@ -69,7 +69,7 @@ export function newUid(): string {
   return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
 }
 
-function invertAffine(a: Affine): number[][] {
+export function invertAffine(a: Affine): number[][] {
   const [m00, m01, m02] = a[0]!;
   const [m10, m11, m12] = a[1]!;
   const [m20, m21, m22] = a[2]!;
@@ -116,7 +116,7 @@ export function sliceOfMask(
 }
 
 /** The patient and study modules of the SEG: the case's when it kept them, else empty (type 2) and marked de-identified. */
-function patientAndStudy(patient: DicomPatient | null): DicomDataset {
+export function patientAndStudy(patient: DicomPatient | null): DicomDataset {
   if (!patient) {
     return {
       PatientName: '',

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { unavailable, unprocessable } from '../errors.js';
+import { isDomainError, unavailable, unprocessable } from '../errors.js';
+import { type MultipartSink, readMultipart } from './multipart.js';
 import type { PacsStudyView } from '../../shared/pacs.js';
 
 /**
@@ -88,23 +89,31 @@ export class DicomWebClient {
     }));
   }
 
-  /** WADO-RS: every instance of a study, each handed to `onInstance` as Part 10 bytes. */
-  async retrieveStudy(studyUid: string, onInstance: (bytes: Uint8Array, index: number) => Promise<void>): Promise<number> {
+  /**
+   * WADO-RS: every instance of a study, streamed part by part into `sink` as the answer arrives
+   * (never held whole); what the sink throws (a limit) cuts the answer off. Answers the instance count.
+   */
+  async retrieveStudy(studyUid: string, sink: MultipartSink): Promise<number> {
+    const what = `the retrieval of study ${studyUid}`;
     const res = await this.request(`/studies/${encodeURIComponent(studyUid)}`, {
       method: 'GET',
       headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
-      what: `the retrieval of study ${studyUid}`,
+      what,
     });
     const type = res.headers.get('content-type') ?? '';
     const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1];
-    if (!/^multipart\/related/i.test(type) || !boundary) {
+    if (!/^multipart\/related/i.test(type) || !boundary || !res.body) {
+      await res.body?.cancel().catch(() => undefined);
       throw unprocessable(`The PACS answered the retrieval with ${type || 'no content type'}, not multipart/related DICOM`);
     }
-    const body = Buffer.from(await res.arrayBuffer());
-    const parts = splitMultipart(body, boundary);
-    let i = 0;
-    for (const part of parts) await onInstance(part, i++);
-    return i;
+    try {
+      return await readMultipart(chunksOf(res.body), boundary, sink, what);
+    } catch (err) {
+      if (isDomainError(err)) throw err;
+      const why =
+        (err as Error).name === 'TimeoutError' ? `no answer in ${Math.round(this.config.timeoutMs / 1000)} s` : (err as Error).message;
+      throw unavailable(`The PACS's answer to ${what} broke off (${why})`, 30);
+    }
   }
 
   /** STOW-RS: stores Part 10 files (into their study); answers the PACS's failed SOP instances, if any. */
@@ -132,7 +141,22 @@ export class DicomWebClient {
   }
 }
 
-/** The bodies of a multipart/related message. */
+/** A response body's chunks; leaving early (a limit, a bad part) cancels the rest of the answer, unread. */
+async function* chunksOf(body: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+}
+
+/** The bodies of a multipart/related message held whole (tests read small answers with it; a study is streamed by readMultipart). */
 export function splitMultipart(body: Buffer, boundary: string): Uint8Array[] {
   const delimiter = Buffer.from(`--${boundary}`);
   const parts: Uint8Array[] = [];

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DicomUploadResult } from '../../shared/dicom.js';
@@ -7,21 +7,23 @@ import type { JobView } from '../../shared/jobs.js';
 import type { MaskVersionView } from '../../shared/masks.js';
 import type { PacsPush } from '../../shared/pacs.js';
 import { createClient } from '../../sdk/index.js';
+import { compareAdcSeries, readAdcImage } from '../dicom/adc-series.js';
 import { readSeg } from '../dicom/seg-read.js';
 import { parseEnv } from '../env.js';
 import { type JobRuntime, startJobRuntime } from '../jobs/runtime.js';
 import { createLogger } from '../logger.js';
+import { readNifti } from '../nifti/read.js';
 import { encodeNifti } from '../nifti/write.js';
 import { type ModelRegistry, builtInModelsDir, loadModelRegistry } from '../segmentation/models.js';
 import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { describeEachDatabase } from '../test/databases.js';
-import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, folderForm, tempDir } from '../test/dicom.js';
+import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, dciodvfyErrors, folderForm, tempDir } from '../test/dicom.js';
 import { serveApp, trpcClient } from '../test/live.js';
 import { HAVE_ORTHANC, ORTHANC_SKIP_NOTE, type Orthanc, startOrthanc } from '../test/orthanc.js';
 import { ROOT, builtEntry } from '../test/process.js';
 import { FsVolumeStore } from '../volumes/store.js';
-import { DicomWebClient } from './dicomweb.js';
+import { DicomWebClient, splitMultipart } from './dicomweb.js';
 
 // #26: PACS exchange over DICOMweb with a real Orthanc (its DICOMweb plugin) started here: the
 // Philips series stored with STOW-RS, found with QIDO-RS, pulled into a case with WADO-RS (the same
@@ -100,7 +102,7 @@ describe.skipIf(!HAVE_ORTHANC || !HAVE_PHILIPS)(`PACS over DICOMweb with Orthanc
       const browser = new TestBrowser(t.app);
       await browser.mutate('auth.register', { email: 'pacs@example.org', password: 'correct horse battery' });
       const token = (await browser.mutate<{ token: string }>('auth.tokens.create', { name: 'pacs' })).data.token;
-      return { ...t, database, server, token, client: trpcClient(server.url, token) };
+      return { ...t, database, store, server, token, client: trpcClient(server.url, token) };
     }
 
     const sha256sOf = async (db: ReturnType<typeof current>['handle']['db'], caseId: string) =>
@@ -123,8 +125,8 @@ describe.skipIf(!HAVE_ORTHANC || !HAVE_PHILIPS)(`PACS over DICOMweb with Orthanc
       throw new Error('never happened');
     }
 
-    it('search (QIDO), pull (WADO) into the same case as an upload, segment, push the SEG (STOW) into the source study', async () => {
-      const { client, database, server, token } = await setup(orthanc.dicomWeb);
+    it('search (QIDO), pull (WADO) into the same case as an upload, segment, push the SEG and the computed ADC (STOW) into the source study', async () => {
+      const { client, database, server, store, token } = await setup(orthanc.dicomWeb);
       const studies = await client.pacs.search.query({});
       expect(studies.map((s) => s.studyInstanceUid)).toEqual([studyUid]);
       expect(studies[0]!.modalities).toContain('MR');
@@ -174,13 +176,51 @@ describe.skipIf(!HAVE_ORTHANC || !HAVE_PHILIPS)(`PACS over DICOMweb with Orthanc
         },
       );
       expect(res.status).toBe(200);
-      const { splitMultipart } = await import('./dicomweb.js');
       const boundary = /boundary="?([^";]+)"?/.exec(res.headers.get('content-type')!)![1]!;
       const [stored] = splitMultipart(Buffer.from(await res.arrayBuffer()), boundary);
       const back = readSeg(stored!);
       const dwiSeries = pulled.import.roles.dwi.seriesInstanceUid;
       expect(back.referencedSeriesUid).toBe(dwiSeries);
       expect(back.frames).toHaveLength(32);
+
+      // The computed ADC went with it, as a derived MR series of the same study: MR (source), MR (ADC), SEG.
+      expect(pushed.adcSeriesInstanceUid).toMatch(/^2\.25\.\d+$/);
+      const adcSeries = series.find((s) => s.seriesInstanceUid === pushed.adcSeriesInstanceUid)!;
+      expect(adcSeries.modality).toBe('MR');
+      expect(series.filter((s) => s.modality === 'MR').map((s) => s.seriesInstanceUid)).toEqual(
+        expect.arrayContaining([dwiSeries, pushed.adcSeriesInstanceUid]),
+      );
+      const adcRes = await fetch(`${orthanc.dicomWeb}/studies/${studyUid}/series/${pushed.adcSeriesInstanceUid}`, {
+        headers: { accept: 'multipart/related; type="application/dicom"' },
+      });
+      expect(adcRes.status).toBe(200);
+      const adcBoundary = /boundary="?([^";]+)"?/.exec(adcRes.headers.get('content-type')!)![1]!;
+      const adcFiles = splitMultipart(Buffer.from(await adcRes.arrayBuffer()), adcBoundary);
+      expect(adcFiles).toHaveLength(32);
+      const adcDir = tempDir('sv-pacs-adc-');
+      adcFiles.forEach((f, n) => {
+        writeFileSync(path.join(adcDir, `adc-${n}.dcm`), f);
+        expect(dciodvfyErrors(path.join(adcDir, `adc-${n}.dcm`))).toEqual([]);
+      });
+      const adcImages = adcFiles.map(readAdcImage);
+      for (const img of adcImages) {
+        expect(img.imageType).toEqual(['DERIVED', 'SECONDARY', 'ADC']);
+        expect(img.studyInstanceUid).toBe(studyUid);
+        expect(img.frameOfReferenceUid).toBe(back.frameOfReferenceUid);
+        // DICOM_KEEP_PATIENT=true and the owner pushed: the source study's patient.
+        expect(img.dataset.PatientIdentityRemoved).toBeUndefined();
+      }
+      const adcSha = (await sha256sOf(database.db, pulled.case!.id)).find((r) => r.startsWith('adc:'))!.slice(4);
+      const storedAdc = readNifti(await store.read(adcSha));
+      const check = compareAdcSeries(adcImages, storedAdc);
+      expect(check.unplaced).toBe(0);
+      expect(check.differ, check.firstDifference ?? '').toBe(0);
+
+      // The study pulled again now holds strokeview's own ADC: the import computes the ADC anew (the same case), naming why.
+      const again = await client.pacs.pull.mutate({ studyInstanceUid: studyUid });
+      expect(await sha256sOf(database.db, again.case!.id)).toEqual(await sha256sOf(database.db, pulled.case!.id));
+      const ownRow = again.import.series.find((s) => s.seriesInstanceUid === pushed.adcSeriesInstanceUid)!;
+      expect(ownRow.reason).toMatch(/^no role: strokeview's own derived ADC/);
 
       // The CLI: `pacs search` and `pacs push <jobId>` (a second SEG into the same study).
       const env = { STROKEVIEW_URL: server.url, STROKEVIEW_TOKEN: token };
@@ -192,6 +232,7 @@ describe.skipIf(!HAVE_ORTHANC || !HAVE_PHILIPS)(`PACS over DICOMweb with Orthanc
       expect(cliPush.stdout).toMatch(
         new RegExp(`^stored in the PACS: study ${studyUid.replace(/\./g, '\\.')}, SEG series 2\\.25\\.\\d+, instance 2\\.25\\.\\d+$`, 'm'),
       );
+      expect(cliPush.stdout).toMatch(/^and the computed ADC as derived MR series 2\.25\.\d+$/m);
     }, 600_000);
 
     it('a PACS that is down: the push is retried with the reason shown, then fails saying so; no PACS configured is a clear 503', async () => {

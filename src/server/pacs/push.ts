@@ -5,7 +5,7 @@ import type { PacsPush } from '../../shared/pacs.js';
 import { type Viewer, findCase } from '../db/cases.js';
 import { findCaseDicom } from '../db/dicom.js';
 import type { Database, PacsPushRow } from '../db/tables.js';
-import { exportSeg, resolveSource } from '../dicom/export.js';
+import { exportComputedAdc, exportSeg, resolveSource } from '../dicom/export.js';
 import type { Env } from '../env.js';
 import { isDomainError, notFound, unprocessable } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -15,7 +15,8 @@ import { requirePacs } from './service.js';
 
 /**
  * "Send to PACS": a DICOM SEG (of a job's mask or a corrected version) stored in the
- * deployment's PACS with STOW-RS, as a durable job. The `pacs_pushes` row is what users see;
+ * deployment's PACS with STOW-RS, as a durable job — and with it, when the import computed the
+ * case's ADC, that ADC as a derived MR series in the same study (the same request). The `pacs_pushes` row is what users see;
  * pg-boss carries the work, so a push survives a restart and a PACS that is down or refuses is
  * retried (PACS_PUSH_RETRIES times, with backoff) before the push fails with the PACS's answer.
  * The SEG is built at each attempt from what is stored (the same bytes but for its new UIDs).
@@ -37,6 +38,7 @@ export const toPushView = (r: PacsPushRow): PacsPush => ({
   studyInstanceUid: r.study_instance_uid,
   seriesInstanceUid: r.series_instance_uid,
   sopInstanceUid: r.sop_instance_uid,
+  adcSeriesInstanceUid: r.adc_series_instance_uid,
   createdAt: new Date(r.created_at).toISOString(),
   finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
 });
@@ -53,6 +55,7 @@ const COLUMNS = [
   'study_instance_uid',
   'series_instance_uid',
   'sop_instance_uid',
+  'adc_series_instance_uid',
   'created_at',
   'finished_at',
 ] as const;
@@ -118,7 +121,9 @@ export async function attemptPush(deps: PushWorkerDeps, pushId: string, retryCou
     const pacs = requirePacs(deps.env);
     const source: SegSource = row.job_id ? { jobId: row.job_id } : { maskVersionId: row.mask_version_id! };
     const seg = await exportSeg(deps, viewer, source);
-    await pacs.store([seg.bytes]);
+    // With it, the ADC the import computed (the PACS has no such series otherwise), in one STOW-RS request.
+    const adc = await exportComputedAdc(deps, viewer, row.case_id);
+    await pacs.store([seg.bytes, ...(adc?.files ?? [])]);
     await db
       .updateTable('pacs_pushes')
       .set({
@@ -127,11 +132,12 @@ export async function attemptPush(deps: PushWorkerDeps, pushId: string, retryCou
         study_instance_uid: seg.studyInstanceUid,
         series_instance_uid: seg.seriesInstanceUid,
         sop_instance_uid: seg.sopInstanceUid,
+        adc_series_instance_uid: adc?.seriesInstanceUid ?? null,
         finished_at: new Date(),
       })
       .where('id', '=', pushId)
       .execute();
-    log.info({ pushId, caseId: row.case_id, attempts: row.attempts + 1 }, 'DICOM SEG stored in the PACS');
+    log.info({ pushId, caseId: row.case_id, attempts: row.attempts + 1, adc: adc !== null }, 'DICOM SEG stored in the PACS');
   } catch (err) {
     const message = isDomainError(err) ? err.message : 'Internal error while sending to the PACS';
     const passing = !isDomainError(err) || isDomainError(err, 'unavailable');

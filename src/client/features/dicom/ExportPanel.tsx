@@ -89,7 +89,9 @@ export function ExportPanel(props: { dicomCase: boolean; source: ExportSource | 
       {state && (
         <p className={state.status === 'failed' ? 'error' : 'hint'} data-testid="pacs-push" data-status={state.status}>
           {state.status === 'succeeded'
-            ? 'Sent to the PACS: stored in the source study.'
+            ? state.adcSeriesInstanceUid
+              ? 'Sent to the PACS: the SEG and the computed ADC (a derived MR series) stored in the source study.'
+              : 'Sent to the PACS: stored in the source study.'
             : state.status === 'failed'
               ? `The PACS did not take it: ${state.error ?? 'no answer'}`
               : `Sending to the PACS… (${state.status}${state.attempts > 1 ? `, attempt ${state.attempts}` : ''}${state.error ? `: ${state.error}` : ''})`}

@@ -1,0 +1,88 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import path from 'node:path';
+import { runDcm2niix } from '../src/server/dicom/dcm2niix.js';
+import { PHILIPS_DIR, zipFolder } from '../src/server/test/dicom.js';
+import { startLiveServer } from '../src/server/test/live-server.js';
+import { percentile, probe } from './util.js';
+
+// #26 DICOM import speed: the real Philips diffusion series (547 files) zipped and uploaded to a
+// server process (npm start's build: POST /api/cases/dicom with a token) until the case is ready —
+// unzip, header scan, dcm2niix, trace DWI + ADC, store — against dcm2niix's own conversion of the
+// same files in this process (the WebAssembly module called directly, as dicom/dcm2niix.ts does;
+// the baseline, same run). Median of BENCH_DICOM_RUNS runs (default 5) after a warm-up of each.
+// Goal ≤ 1.5×. /healthz is probed every 20 ms from its own process during the imports.
+
+if (!existsSync(PHILIPS_DIR)) {
+  console.log(`\nDICOM import — skipped: no Philips series at ${PHILIPS_DIR}`);
+} else {
+  const runs = Number(process.env.BENCH_DICOM_RUNS ?? 5);
+  const files = readdirSync(PHILIPS_DIR).map((f) => ({ path: path.join(PHILIPS_DIR, f) }));
+  const zip = zipFolder(PHILIPS_DIR);
+  console.log(
+    `\nDICOM import — the Philips series (${files.length} files, zip ${(zip.length / 2 ** 20).toFixed(1)} MB) through a server process vs dcm2niix alone; ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}, ${new Date().toISOString().slice(0, 10)}`,
+  );
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+  // Baseline: dcm2niix's conversion alone (reading the files into its file system included).
+  await runDcm2niix(files);
+  const base: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const out = await runDcm2niix(files);
+    base.push(performance.now() - t0);
+    if (out.exitCode !== 0 || out.files.size === 0) throw new Error(`dcm2niix failed: exit ${out.exitCode}`);
+  }
+
+  const dbUrl = process.env.BENCH_DATABASE_URL;
+  const server = await startLiveServer({ demoCases: 0, env: { LOG_LEVEL: 'warn', ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) } });
+  try {
+    const token = await server.token('bench-dicom@example.org');
+    const upload = async (n: number) => {
+      const form = new FormData();
+      form.set('name', `philips-${n}`);
+      form.append('files', new File([zip], 'philips.zip'));
+      const res = await fetch(`${server.url}/api/cases/dicom`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: form,
+      });
+      const body = (await res.json()) as { case?: { id: string } | null; import?: { timings: { convertMs: number; totalMs: number } } };
+      if (res.status !== 200 || !body.case) throw new Error(`import failed: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+      return body.import!.timings;
+    };
+    await upload(0);
+    const stop = probe(server.url);
+    const imports: number[] = [];
+    const converts: number[] = [];
+    const totals: number[] = [];
+    for (let i = 1; i <= runs; i++) {
+      const t0 = performance.now();
+      const timings = await upload(i);
+      imports.push(performance.now() - t0);
+      converts.push(timings.convertMs);
+      totals.push(timings.totalMs);
+    }
+    const latencies = await stop();
+    const b = median(base);
+    const m = median(imports);
+    const ratio = m / b;
+    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+    console.log(`  dcm2niix alone (baseline)          median ${b.toFixed(0).padStart(6)} ms  (${fmt(base)})`);
+    console.log(
+      `  zip upload → case ready (${dbUrl ? 'PostgreSQL' : 'PGlite'})     median ${m.toFixed(0).padStart(6)} ms  (${fmt(imports)})  ratio ${ratio.toFixed(2)}× (goal ≤ 1.5×) ${ratio <= 1.5 ? 'ok' : 'MISSED'}`,
+    );
+    console.log(
+      `    of which (server's own timings, medians): conversion in the pool ${median(converts).toFixed(0)} ms, the import in all ${median(totals).toFixed(0)} ms (the rest is the upload itself)`,
+    );
+    const p99 = percentile(latencies, 0.99);
+    const max = Math.max(...latencies);
+    console.log(
+      `  /healthz during the imports        n=${latencies.length}  p50 ${percentile(latencies, 0.5).toFixed(1)}  p99 ${p99.toFixed(1)}  max ${max.toFixed(1)} ms  (goal p99 ≤ 50, max ≤ 200: ${p99 <= 50 && max <= 200 ? 'ok' : 'MISSED'})`,
+    );
+  } finally {
+    await server.stop('SIGKILL');
+  }
+}
