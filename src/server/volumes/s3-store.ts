@@ -14,19 +14,9 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { MiB } from '../../shared/units.js';
 import { type VolumeStore, sha256Hex } from './store.js';
+import type { S3StoreOptions } from './s3-url.js';
 
 /** Where an `s3://bucket/prefix` store lives and how to reach it (credentials: the AWS SDK's usual chain). */
-export interface S3StoreOptions {
-  bucket: string;
-  /** Key prefix, empty or ending in `/`. */
-  prefix: string;
-  endpoint?: string | undefined;
-  region: string;
-  forcePathStyle: boolean;
-  /** Above this many bytes a volume goes up in parts (lib-storage); below, one PUT. */
-  multipartThresholdBytes?: number;
-}
-
 const SHA = /^[0-9a-f]{64}$/;
 
 /**
@@ -279,4 +269,4 @@ export class S3VolumeStore implements VolumeStore {
   }
 }
 
-export { parseS3Url, presignedOrigin } from './s3-url.js';
+export { parseS3Url, presignedOrigin, type S3StoreOptions } from './s3-url.js';

@@ -1,11 +1,23 @@
 import { createRequire } from 'node:module';
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import type { S3StoreOptions } from './s3-store.js';
 
 // What the server needs of an `s3://` STORAGE_URL before its store opens (app.ts's CSP), without
 // loading the AWS SDK at start-up (#29: ~80 ms of a warm restart, for a store most deployments do
 // not use): the SDK is required here only when presignedOrigin runs (STORAGE_SERVE=redirect), and
 // s3-store.ts, which needs it throughout, is imported by backends.ts only for an s3:// store.
+
+/** Where an s3:// store keeps its objects and how to reach it. */
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix, empty or ending in `/`. */
+  prefix: string;
+  endpoint?: string | undefined;
+  region: string;
+  forcePathStyle: boolean;
+  /** Above this many bytes a volume goes up in parts (lib-storage); below, one PUT. */
+  multipartThresholdBytes?: number;
+}
+
 const requireSdk = () => createRequire(import.meta.url)('@aws-sdk/client-s3') as typeof ClientS3;
 
 /**
