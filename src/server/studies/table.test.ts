@@ -18,7 +18,7 @@ import { describeEachDatabase } from '../test/databases.js';
 import { ROOT } from '../test/process.js';
 import { type Running, serveStack } from '../test/stack.js';
 import { VERSION } from '../version.js';
-import { describe as describeStats } from './stats.js';
+import { describe as describeStats } from '../../shared/summary.js';
 import { CSV_COLUMNS, csvField } from './table.js';
 
 // The study table, its CSV and its BIDS derivatives (#27): rows that are the jobs' own numbers, a

@@ -24,7 +24,7 @@ import type { CpuPool } from '../workers/pool.js';
 import { type CompareMasksOutput, compareMasksTask } from './compare-masks.js';
 import { summarizeRun } from './runs.js';
 import { studyFor } from './service.js';
-import { describe } from './stats.js';
+import { describe } from '../../shared/summary.js';
 
 // The study table (#27): one row per case × run with the job's own metrics, a summary per run,
 // and the agreement between raters where two or more members saved versions of a case.

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState } from 'react';
 import { TABLE_METRICS, type MetricStats, type StudyTable, type StudyTableRow, type TableMetric } from '../../../shared/studies.js';
+import { describe } from '../../../shared/summary.js';
 
 // The study table's rows as the dashboard shows them: filtered (status, case name), sorted, then
 // cut into pages — a study of 1,000 cases draws 50 or 100 rows, not 1,000. The summary row is
@@ -49,25 +50,6 @@ export function pageOf(rows: readonly StudyTableRow[], page: number, size: numbe
   return { rows: shown, page: p, pages, from: shown.length ? start + 1 : 0, to: start + shown.length, total: rows.length };
 }
 
-/**
- * N, mean ± SD (sample SD), median [IQR] (linear interpolation, R's type 7) — the server's
- * definition (studies/stats.ts `describe`), so the unfiltered summary equals the server's.
- */
-export function describeValues(values: readonly number[]): MetricStats {
-  const xs = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  const n = xs.length;
-  if (n === 0) return { n: 0, mean: null, sd: null, median: null, q1: null, q3: null };
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  const sd = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : null;
-  const quantile = (p: number) => {
-    const h = (n - 1) * p;
-    const lo = Math.floor(h);
-    const hi = Math.min(n - 1, lo + 1);
-    return xs[lo]! + (h - lo) * (xs[hi]! - xs[lo]!);
-  };
-  return { n, mean, sd, median: quantile(0.5), q1: quantile(0.25), q3: quantile(0.75) };
-}
-
 export type RunSummary = StudyTable['summary'][number];
 
 /** Per run (in the table's run order), each metric over the succeeded rows given. */
@@ -75,7 +57,7 @@ export function summarize(rows: readonly StudyTableRow[], runs: readonly { id: s
   return runs.map((run) => {
     const done = rows.filter((r) => r.runId === run.id && r.status === 'succeeded');
     const metrics = Object.fromEntries(
-      TABLE_METRICS.map((k) => [k, describeValues(done.flatMap((r) => (r[k] === null ? [] : [r[k]])))]),
+      TABLE_METRICS.map((k) => [k, describe(done.flatMap((r) => (r[k] === null ? [] : [r[k]])))]),
     ) as Record<TableMetric, MetricStats>;
     return { runId: run.id, modelId: run.modelId, metrics };
   });

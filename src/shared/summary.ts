@@ -1,11 +1,12 @@
-import type { MetricStats } from '../../shared/studies.js';
+import type { MetricStats } from './studies.js';
 
 /**
  * The summary a paper reports for one metric: N, mean ± SD (sample SD, n − 1), median [IQR]. The
  * quartiles interpolate linearly between order statistics (R's default type 7, NumPy's default).
- * With no values every statistic is null; the SD needs two.
+ * With no values every statistic is null; the SD needs two. The server's table summary and the
+ * dashboard's summary of filtered rows both use it, so the two agree.
  */
-export function describe(values: number[]): MetricStats {
+export function describe(values: readonly number[]): MetricStats {
   const xs = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   const n = xs.length;
   if (n === 0) return { n: 0, mean: null, sd: null, median: null, q1: null, q3: null };
