@@ -4,7 +4,7 @@ import { unprocessable } from '../errors.js';
 import { readNifti } from '../nifti/read.js';
 import { cpuTask } from '../workers/task.js';
 import { type DicomDataset, dcmjs } from './dcmjs.js';
-import { invertAffine, newUid, patientAndStudy } from './seg.js';
+import { da, ds, invertAffine, newUid, patientAndStudy, planeOfVolume, tm } from './seg.js';
 
 /**
  * The ADC the import computed (not the scanner's own) as a derived MR series, so a PACS shows it
@@ -49,35 +49,6 @@ export interface AdcSeriesResult {
   files: Uint8Array[];
   seriesInstanceUid: string;
   sopInstanceUids: string[];
-}
-
-const da = (n: number) => new Date(n).toISOString().slice(0, 10).replace(/-/g, '');
-const tm = (n: number) => new Date(n).toISOString().slice(11, 19).replace(/:/g, '');
-const ds = (x: number) => Number(x.toFixed(6));
-
-/** The volume on one source plane, rows × columns row-major, each pixel the voxel at its centre (0 outside the volume). */
-export function planeOfVolume(
-  volume: { dims: [number, number, number]; data: ArrayLike<number> },
-  inv: number[][],
-  plane: { ipp: number[]; iop: number[]; spacing: number[]; rows: number; columns: number },
-): Float64Array {
-  const { ipp, iop, spacing, rows, columns } = plane;
-  const [nx, ny, nz] = volume.dims;
-  const out = new Float64Array(rows * columns);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < columns; c++) {
-      // LPS (mm) of the pixel centre, to RAS, to voxel indices.
-      const lps = [0, 1, 2].map((d) => ipp[d]! + c * spacing[1]! * iop[d]! + r * spacing[0]! * iop[3 + d]!);
-      const ras = [-lps[0]!, -lps[1]!, lps[2]!];
-      const v = inv.map((row) => row[0]! * ras[0]! + row[1]! * ras[1]! + row[2]! * ras[2]! + row[3]!);
-      const i = Math.round(v[0]!);
-      const j = Math.round(v[1]!);
-      const k = Math.round(v[2]!);
-      if (i < 0 || j < 0 || k < 0 || i >= nx || j >= ny || k >= nz) continue;
-      out[r * columns + c] = volume.data[i + nx * (j + ny * k)]!;
-    }
-  }
-  return out;
 }
 
 /** An ADC value (10⁻⁶ mm²/s) as the stored 16-bit integer. */

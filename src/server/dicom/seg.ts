@@ -84,24 +84,27 @@ export function invertAffine(a: Affine): number[][] {
   return inv.map((row) => [...row, -(row[0]! * t[0]! + row[1]! * t[1]! + row[2]! * t[2]!)]);
 }
 
-const da = (n: number) => new Date(n).toISOString().slice(0, 10).replace(/-/g, '');
-const tm = (n: number) => new Date(n).toISOString().slice(11, 19).replace(/:/g, '');
-const ds = (x: number) => Number(x.toFixed(6));
+/** DICOM DA, TM and DS values. */
+export const da = (n: number) => new Date(n).toISOString().slice(0, 10).replace(/-/g, '');
+export const tm = (n: number) => new Date(n).toISOString().slice(11, 19).replace(/:/g, '');
+export const ds = (x: number) => Number(x.toFixed(6));
 
 /**
- * The mask on one source slice: rows × columns, row-major (DICOM's pixel order), 0/1. Pixel
- * (r, c) sits at IPP + c·Δc·rowCosines + r·Δr·columnCosines (LPS, mm), i.e. RAS (−x, −y, z).
+ * A volume on one source plane: rows × columns, row-major (DICOM's pixel order), each pixel the
+ * voxel at its centre (0 outside the volume). Pixel (r, c) sits at IPP + c·Δc·rowCosines +
+ * r·Δr·columnCosines (LPS, mm), i.e. RAS (−x, −y, z). The SEG's frames and the derived ADC's images both come from it.
  */
-export function sliceOfMask(
-  mask: { dims: [number, number, number]; data: ArrayLike<number> },
+export function planeOfVolume(
+  volume: { dims: [number, number, number]; data: ArrayLike<number> },
   inv: number[][],
   plane: { ipp: number[]; iop: number[]; spacing: number[]; rows: number; columns: number },
-): Uint8Array {
+): Float64Array {
   const { ipp, iop, spacing, rows, columns } = plane;
-  const [nx, ny, nz] = mask.dims;
-  const out = new Uint8Array(rows * columns);
+  const [nx, ny, nz] = volume.dims;
+  const out = new Float64Array(rows * columns);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < columns; c++) {
+      // LPS (mm) of the pixel centre, to RAS, to voxel indices.
       const lps = [0, 1, 2].map((d) => ipp[d]! + c * spacing[1]! * iop[d]! + r * spacing[0]! * iop[3 + d]!);
       const ras = [-lps[0]!, -lps[1]!, lps[2]!];
       const v = inv.map((row) => row[0]! * ras[0]! + row[1]! * ras[1]! + row[2]! * ras[2]! + row[3]!);
@@ -109,10 +112,19 @@ export function sliceOfMask(
       const j = Math.round(v[1]!);
       const k = Math.round(v[2]!);
       if (i < 0 || j < 0 || k < 0 || i >= nx || j >= ny || k >= nz) continue;
-      if (mask.data[i + nx * (j + ny * k)]! > 0) out[r * columns + c] = 1;
+      out[r * columns + c] = volume.data[i + nx * (j + ny * k)]!;
     }
   }
   return out;
+}
+
+/** The mask on one source slice, 0/1. */
+export function sliceOfMask(
+  mask: { dims: [number, number, number]; data: ArrayLike<number> },
+  inv: number[][],
+  plane: { ipp: number[]; iop: number[]; spacing: number[]; rows: number; columns: number },
+): Uint8Array {
+  return Uint8Array.from(planeOfVolume(mask, inv, plane), (v) => (v > 0 ? 1 : 0));
 }
 
 /** The patient and study modules of the SEG: the case's when it kept them, else empty (type 2) and marked de-identified. */
