@@ -5,6 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { parseEnv } from './env.js';
 import { BootAborted, openRuntime } from './runtime.js';
 import { startTestS3 } from './test/s3.js';
+import { s3StoreOf } from './volumes/backends.js';
+import { CachedVolumeStore } from './volumes/cache.js';
 import { S3VolumeStore } from './volumes/s3-store.js';
 
 const env = () => parseEnv({ DATA_DIR: mkdtempSync(path.join(tmpdir(), 'sv-runtime-')) });
@@ -40,7 +42,9 @@ describe('openRuntime', { timeout: 120_000 }, () => {
         parseEnv({ DATA_DIR: mkdtempSync(path.join(tmpdir(), 'sv-runtime-')), ...s3.env('sv-runtime') }),
         'task',
       );
-      expect(rt.store).toBeInstanceOf(S3VolumeStore);
+      // The S3 store, behind the worker-local volume cache (VOLUME_CACHE_MB, #28).
+      expect(rt.store).toBeInstanceOf(CachedVolumeStore);
+      expect(s3StoreOf(rt.store)).toBeInstanceOf(S3VolumeStore);
       const { sha256 } = await rt.store.put(new Uint8Array([1, 2, 3]));
       expect([...(await rt.store.read(sha256))]).toEqual([1, 2, 3]);
       await rt.stop();
