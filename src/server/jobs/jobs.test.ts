@@ -34,7 +34,7 @@ describeEachDatabase('segmentation jobs', (current) => {
     for (const r of running.splice(0).reverse()) await r.stop();
   });
 
-  async function setup(opts: { env?: Record<string, string>; runWorker?: boolean; hold?: JobHold } = {}) {
+  async function setup(opts: { env?: Record<string, string>; runWorker?: boolean; hold?: JobHold; backstopSeconds?: number } = {}) {
     const env = parseEnv({ NODE_ENV: 'test', ...opts.env });
     const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-jobs-')));
     const database = current().handle;
@@ -46,6 +46,7 @@ describeEachDatabase('segmentation jobs', (current) => {
       log: createLogger({ level: 'silent' }),
       runWorker: opts.runWorker ?? true,
       ...(opts.hold ? { hold: opts.hold } : {}),
+      ...(opts.backstopSeconds ? { workerBackstopSeconds: opts.backstopSeconds } : {}),
     });
     running.push({ stop: () => runtime.stop(2000) });
     const t = makeTestApp({ database, models, store, jobs: runtime.jobs, env: opts.env ?? {} });
@@ -227,6 +228,22 @@ describeEachDatabase('segmentation jobs', (current) => {
     const end = await waitFor(client, job.id, (j) => j.status === 'cancelled');
     expect(end.result).toBeNull();
     expect(end.progress).toBeLessThan(85);
+  });
+
+  it('jobs queued behind a running one start as soon as it ends, not at the idle poll (NOTIFY backstop)', async () => {
+    // The backstop is an hour: a slot that waited for it after a job would leave the third job
+    // queued past the test's timeout. The second and third are queued while the first is held, so
+    // their NOTIFYs arrive during it; nothing wakes the slot after the second but the end of a job.
+    // It can fail only on PostgreSQL: the embedded queue has no NOTIFY, so its slots poll every 0.5 s.
+    const held = gate('infer');
+    const { client, caseId } = await setup({ hold: held.hold, backstopSeconds: 3600 });
+    const first = await client.jobs.create.mutate({ caseId });
+    expect(await held.reached).toBe(first.id);
+    const second = await client.jobs.create.mutate({ caseId });
+    const third = await client.jobs.create.mutate({ caseId });
+    held.release();
+    for (const job of [first, second, third])
+      expect((await waitFor(client, job.id, (j) => j.status === 'succeeded')).status).toBe('succeeded');
   });
 
   it('JOB_TIMEOUT_S: a job still running past the timeout fails with the reason', async () => {

@@ -42,6 +42,8 @@ export async function startJobRuntime(opts: {
   boss?: Promise<PgBoss>;
   /** Boot phases: how long the queue, the event bus and the workers took to start (ms). */
   phases?: Record<string, number>;
+  /** Tests: the workers' idle backstop poll while NOTIFY wakes them (s; default 5). */
+  workerBackstopSeconds?: number;
 }): Promise<JobRuntime> {
   const { database, env, log } = opts;
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -74,6 +76,7 @@ export async function startJobRuntime(opts: {
       timeoutSeconds: env.JOB_TIMEOUT_S,
       ...(hold ? { hold } : {}),
       ...(opts.onFinished ? { onFinished: opts.onFinished } : {}),
+      ...(opts.workerBackstopSeconds ? { backstopSeconds: opts.workerBackstopSeconds } : {}),
     });
     await startPushWorker({
       db: database.db,

@@ -44,6 +44,8 @@ export interface WorkerDeps {
   hold?: JobHold;
   /** Called when a job finishes (metrics). */
   onFinished?: (status: string, seconds: number) => void;
+  /** How often an idle slot fetches while the queue's NOTIFY wakes it (s; default 5). Tests set it high. */
+  backstopSeconds?: number;
 }
 
 export interface Workers {
@@ -287,11 +289,30 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   let draining = false;
   const runJob = jobRunner(deps, { active, draining: () => draining });
 
-  const workerId = await boss.work<QueueJobData>(
+  // pg-boss waits out its NOTIFY backstop after every fetch, also after one that just ran a job
+  // with more queued behind it (only a NOTIFY that arrived meanwhile skips the wait): the jobs of a
+  // study run, queued in one go, started one per slot every 5 s (40 jobs of 0.3 s took 96 s on two
+  // workers). So every slot of this worker is woken when a job ends — a slot that finds the queue
+  // empty goes back to waiting — and `wake` wakes them all, not only the first.
+  let workerId: string | undefined;
+  const wakeAll = () => {
+    for (const slot of boss.getWipData()) if (slot.workId === workerId) boss.notifyWorker(slot.id);
+  };
+  workerId = await boss.work<QueueJobData>(
     SEGMENTATION_QUEUE,
-    { localConcurrency: deps.concurrency, batchSize: 1, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 5 },
+    {
+      localConcurrency: deps.concurrency,
+      batchSize: 1,
+      pollingIntervalSeconds: 0.5,
+      notifyPollingIntervalSeconds: deps.backstopSeconds ?? 5,
+    },
     async ([job]) => {
-      if (job) await runJob(job.data.jobId);
+      if (!job) return;
+      try {
+        await runJob(job.data.jobId);
+      } finally {
+        wakeAll();
+      }
     },
   );
   // Retries ran out (the job's worker died every time): say so on the job.
@@ -312,7 +333,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   if (orphans > 0) log.warn({ jobs: orphans }, 'queued jobs that never reached the queue were enqueued');
 
   return {
-    wake: () => boss.notifyWorker(workerId),
+    wake: wakeAll,
     running: () => active.size,
     async stop(graceMs) {
       draining = true;
