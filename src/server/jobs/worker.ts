@@ -294,11 +294,11 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   // study run, queued in one go, started one per slot every 5 s (40 jobs of 0.3 s took 96 s on two
   // workers). So every slot of this worker is woken when a job ends — a slot that finds the queue
   // empty goes back to waiting — and `wake` wakes them all, not only the first.
-  let workerId: string | undefined;
+  const work: { id?: string } = {};
   const wakeAll = () => {
-    for (const slot of boss.getWipData()) if (slot.workId === workerId) boss.notifyWorker(slot.id);
+    for (const slot of boss.getWipData()) if (slot.workId === work.id) boss.notifyWorker(slot.id);
   };
-  workerId = await boss.work<QueueJobData>(
+  work.id = await boss.work<QueueJobData>(
     SEGMENTATION_QUEUE,
     {
       localConcurrency: deps.concurrency,
