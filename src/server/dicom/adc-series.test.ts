@@ -1,12 +1,11 @@
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredDicomSeriesRow } from '../db/dicom.js';
 import { readNifti } from '../nifti/read.js';
-import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, dciodvfyErrors, tempDir } from '../test/dicom.js';
+import { HAVE_PHILIPS, PHILIPS_SKIP_NOTE, convertPhilipsSeries, dciodvfyErrors, tempDir } from '../test/dicom.js';
 import { MR_IMAGE_SOP_CLASS_UID, buildAdcSeries, compareAdcSeries, readAdcImage } from './adc-series.js';
-import { type ConvertResult, convertDicomStudy } from './convert.js';
-import { scanDicomFiles } from './scan.js';
+import type { ConvertResult } from './convert.js';
 
 // #26: the ADC computed from the real Philips diffusion series, as a derived MR series — one image
 // per source slice, each read back with dcmjs to the stored ADC's rounded voxels at its own plane,
@@ -18,16 +17,7 @@ describe.skipIf(!HAVE_PHILIPS)(`derived ADC series${PHILIPS_SKIP_NOTE}`, () => {
   let work: string;
   beforeAll(async () => {
     work = tempDir('sv-adc-');
-    const files = readdirSync(PHILIPS_DIR).map((name) => ({ path: path.join(PHILIPS_DIR, name), name }));
-    const scan = scanDicomFiles({ files, offset: 0 });
-    const used = scan.images.map((img) => files[img.file]!);
-    converted = await convertDicomStudy({
-      files: used,
-      images: scan.images.map((img, i) => ({ ...img, file: i })),
-      choice: {},
-      scrub: [],
-      maxVoxels: 2 ** 26,
-    });
+    converted = await convertPhilipsSeries();
     adcSource = converted.stored.find((s) => s.role === 'adc')! as StoredDicomSeriesRow;
   }, 120_000);
   afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -1,10 +1,9 @@
 import type { DicomPatient } from '../../shared/dicom-origin.js';
 import type { StoredDicomSeriesRow } from '../db/dicom.js';
-import { unprocessable } from '../errors.js';
 import { readNifti } from '../nifti/read.js';
 import { cpuTask } from '../workers/task.js';
 import { type DicomDataset, dcmjs } from './dcmjs.js';
-import { da, ds, invertAffine, newUid, patientAndStudy, planeOfVolume, tm } from './seg.js';
+import { da, ds, invertAffine, newUid, patientAndStudy, planeOfVolume, sourcePlanes, tm } from './seg.js';
 
 /**
  * The ADC the import computed (not the scanner's own) as a derived MR series, so a PACS shows it
@@ -57,15 +56,10 @@ export const adcStoredValue = (x: number) => (Number.isFinite(x) ? Math.min(6553
 export function buildAdcSeries(input: AdcSeriesInput): AdcSeriesResult {
   const adc = readNifti(input.adc);
   const { source } = input;
-  const iop = source.geometry.imageOrientationPatient as number[] | null;
-  const spacing = source.geometry.pixelSpacing as number[] | null;
-  const rows = source.geometry.rows as number;
-  const columns = source.geometry.columns as number;
-  if (!iop || iop.length !== 6 || !spacing || spacing.length !== 2 || !rows || !columns) {
-    throw unprocessable('The ADC source series has no plane geometry (orientation, pixel spacing) to place a derived series on');
-  }
-  const planes = source.slices.filter((s) => s.imagePositionPatient && s.refs.length > 0);
-  if (planes.length === 0) throw unprocessable('No slice of the ADC source series could be matched; the derived ADC cannot reference it');
+  const { iop, spacing, rows, columns, planes } = sourcePlanes(source, {
+    noGeometry: 'The ADC source series has no plane geometry (orientation, pixel spacing) to place a derived series on',
+    noSlice: 'No slice of the ADC source series could be matched; the derived ADC cannot reference it',
+  });
   const inv = invertAffine(adc.affine);
   const thickness = source.geometry.sliceThickness as number | null;
   const gap =

@@ -1,12 +1,11 @@
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredDicomSeriesRow } from '../db/dicom.js';
 import { readNifti } from '../nifti/read.js';
 import { encodeNifti } from '../nifti/write.js';
-import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, dciodvfyErrors, tempDir } from '../test/dicom.js';
-import { type ConvertResult, convertDicomStudy } from './convert.js';
-import { scanDicomFiles } from './scan.js';
+import { HAVE_PHILIPS, PHILIPS_SKIP_NOTE, convertPhilipsSeries, dciodvfyErrors, tempDir } from '../test/dicom.js';
+import type { ConvertResult } from './convert.js';
 import { INFARCT_CATEGORY, INFARCT_TYPE, SEG_SOP_CLASS_UID, buildSeg } from './seg.js';
 import { readSeg } from './seg-read.js';
 
@@ -19,16 +18,7 @@ describe.skipIf(!HAVE_PHILIPS)(`DICOM SEG export${PHILIPS_SKIP_NOTE}`, () => {
   let work: string;
   beforeAll(async () => {
     work = tempDir('sv-seg-');
-    const files = readdirSync(PHILIPS_DIR).map((name) => ({ path: path.join(PHILIPS_DIR, name), name }));
-    const scan = scanDicomFiles({ files, offset: 0 });
-    const used = scan.images.map((img) => files[img.file]!);
-    converted = await convertDicomStudy({
-      files: used,
-      images: scan.images.map((img, i) => ({ ...img, file: i })),
-      choice: {},
-      scrub: [],
-      maxVoxels: 2 ** 26,
-    });
+    converted = await convertPhilipsSeries();
     dwiSource = converted.stored.find((s) => s.role === 'dwi')! as StoredDicomSeriesRow;
   }, 120_000);
   afterAll(() => rmSync(work, { recursive: true, force: true }));

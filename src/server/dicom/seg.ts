@@ -160,19 +160,29 @@ export function patientAndStudy(patient: DicomPatient | null): DicomDataset {
   };
 }
 
-export function buildSeg(input: SegInput): SegResult {
-  const mask = readNifti(input.mask);
-  const { source } = input;
+/**
+ * The source series' planes an object derived from it is placed on: its orientation, pixel
+ * spacing and size, and the slices with a position and a source image to reference (422 with the
+ * caller's words when there are none).
+ */
+export function sourcePlanes(source: StoredDicomSeriesRow, say: { noGeometry: string; noSlice: string }) {
   const iop = source.geometry.imageOrientationPatient as number[] | null;
   const spacing = source.geometry.pixelSpacing as number[] | null;
   const rows = source.geometry.rows as number;
   const columns = source.geometry.columns as number;
-  if (!iop || iop.length !== 6 || !spacing || spacing.length !== 2 || !rows || !columns) {
-    throw unprocessable('The source series has no plane geometry (orientation, pixel spacing) to place a DICOM SEG on');
-  }
+  if (!iop || iop.length !== 6 || !spacing || spacing.length !== 2 || !rows || !columns) throw unprocessable(say.noGeometry);
   const planes = source.slices.filter((s) => s.imagePositionPatient && s.refs.length > 0);
-  if (planes.length === 0)
-    throw unprocessable('No slice of the source series could be matched to the mask; a DICOM SEG cannot reference it');
+  if (planes.length === 0) throw unprocessable(say.noSlice);
+  return { iop, spacing, rows, columns, planes };
+}
+
+export function buildSeg(input: SegInput): SegResult {
+  const mask = readNifti(input.mask);
+  const { source } = input;
+  const { iop, spacing, rows, columns, planes } = sourcePlanes(source, {
+    noGeometry: 'The source series has no plane geometry (orientation, pixel spacing) to place a DICOM SEG on',
+    noSlice: 'No slice of the source series could be matched to the mask; a DICOM SEG cannot reference it',
+  });
   const inv = invertAffine(mask.affine);
 
   const frameBits = rows * columns;

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { crc32, deflateRawSync } from 'node:zlib';
+import { type ConvertResult, convertDicomStudy } from '../dicom/convert.js';
+import { scanDicomFiles } from '../dicom/scan.js';
 import { ROOT } from './process.js';
 
 /**
@@ -34,6 +36,19 @@ export function dciodvfyErrors(file: string): string[] {
 }
 
 export const tempDir = (prefix: string) => mkdtempSync(path.join(tmpdir(), prefix));
+
+/** The Philips series scanned and converted as an import would (dcm2niix, roles, computed ADC), with the default choice. */
+export async function convertPhilipsSeries(): Promise<ConvertResult> {
+  const files = readdirSync(PHILIPS_DIR).map((name) => ({ path: path.join(PHILIPS_DIR, name), name }));
+  const scan = scanDicomFiles({ files, offset: 0 });
+  return convertDicomStudy({
+    files: scan.images.map((img) => files[img.file]!),
+    images: scan.images.map((img, i) => ({ ...img, file: i })),
+    choice: {},
+    scrub: [],
+    maxVoxels: 2 ** 26,
+  });
+}
 
 /** A copy of a DICOM folder (optionally only some of its files). */
 export function copyDicom(src = PHILIPS_DIR, only?: (name: string) => boolean): string {
