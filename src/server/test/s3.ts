@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 // @ts-expect-error s3rver ships no types
 import S3rver from 's3rver';
 import { FsVolumeStore, type VolumeStore } from '../volumes/store.js';
@@ -14,6 +14,8 @@ export interface TestS3 {
   /** Environment a server or worker process needs to use `bucket` (any credentials: s3rver accepts them). */
   env(bucket: string, prefix?: string): Record<string, string>;
   createBucket(name: string): Promise<void>;
+  /** Empties the bucket and removes it (an operator's mistake the tests reproduce). */
+  deleteBucket(name: string): Promise<void>;
   store(bucket: string, opts?: { prefix?: string; multipartThresholdBytes?: number }): S3VolumeStore;
   /** Stops the server (nothing answers on its port); its folder, and so every object, stays. */
   stop(): Promise<void>;
@@ -54,6 +56,15 @@ export async function startTestS3(): Promise<TestS3> {
     }),
     createBucket: async (name) => {
       await admin.send(new CreateBucketCommand({ Bucket: name }));
+    },
+    deleteBucket: async (name) => {
+      for (;;) {
+        const page = await admin.send(new ListObjectsV2Command({ Bucket: name }));
+        const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+        if (keys.length === 0) break;
+        await admin.send(new DeleteObjectsCommand({ Bucket: name, Delete: { Objects: keys } }));
+      }
+      await admin.send(new DeleteBucketCommand({ Bucket: name }));
     },
     store: (bucket, opts = {}) => {
       const s = new S3VolumeStore({

@@ -66,7 +66,18 @@ it('a missing bucket: /readyz and uploads say so by name, without Retry-After; c
     const after = await fetch(`${server.url}/readyz`);
     expect(after.status).toBe(200);
     expect(await after.json()).toMatchObject({ status: 'ready', storage: 'ok' });
-    expect((await user.upload<CaseDetail>('cases.upload', caseForm(3))).status).toBe(200);
+    const made = await user.upload<CaseDetail>('cases.upload', caseForm(3));
+    expect(made.status).toBe(200);
+    const link = made.body.result!.data.volumes[0]!.url;
+    expect((await fetch(new URL(link, server.url))).status).toBe(200);
+
+    // The bucket removed under a running server: its volume links say so by name (503, no
+    // Retry-After), not "No such volume" — the HEAD's 404 alone cannot tell the two apart.
+    await s3.deleteBucket(bucket);
+    const gone = await fetch(new URL(link, server.url));
+    expect(gone.status).toBe(503);
+    expect(gone.headers.get('retry-after')).toBeNull();
+    expect(await gone.text()).toMatch(new RegExp(`the bucket ${bucket} does not exist.*STORAGE_URL`));
   } finally {
     await server.close();
   }

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { type Context, Hono } from 'hono';
 import { DATABASE_RETRY_AFTER_S, databaseUnavailableMessage, isDatabaseUnavailable } from '../../db/unavailable.js';
 import { findVolume } from '../../db/volumes.js';
-import { systemErrorPhrase } from '../../errors.js';
+import { storageMisconfiguration, storageMisconfiguredMessage, systemErrorPhrase } from '../../errors.js';
 import type { Readiness } from '../../readiness.js';
 
 export interface FilesOptions {
@@ -59,7 +59,12 @@ export function fileRoutes(options: FilesOptions): Hono {
     try {
       volume = await findVolume(services.database.db, checked.volumeId);
       size = volume ? await services.store.size(volume.sha256) : undefined;
+      // A HEAD's 404 has no body to tell a missing object from a missing bucket: on this rare path,
+      // ask the store whether its bucket is there, so a misconfiguration is not called "no such volume".
+      if (volume && size === undefined) await services.store.check?.();
     } catch (err) {
+      const misconfigured = storageMisconfiguration(err);
+      if (misconfigured) return c.text(storageMisconfiguredMessage(misconfigured), 503);
       // The database or the store cannot answer now: a 503 the viewer retries, not a 500.
       if (!isDatabaseUnavailable(err) && !systemErrorPhrase(err)) throw err;
       c.header('Retry-After', String(DATABASE_RETRY_AFTER_S));
