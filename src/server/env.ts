@@ -204,6 +204,12 @@ export const envSchema = z.object({
    * Run jobs do not count against the two caps here.
    */
   MAX_RUN_JOBS_PER_USER: withDefault(z.coerce.number().int().min(1), 2000),
+  /**
+   * Jobs of one study run running at once in one worker process (per process; 0 = no cap, and a
+   * value ≥ WORKER_CONCURRENCY caps nothing). With a cap, two runs share a worker's slots instead
+   * of the second waiting for the first to finish.
+   */
+  MAX_RUN_JOBS_IN_FLIGHT: withDefault(z.coerce.number().int().min(0), 0),
   /** Jobs queued or running across all users (429 past it). */
   MAX_QUEUED_JOBS: withDefault(z.coerce.number().int().min(1), 100),
   /**

@@ -74,6 +74,7 @@ export async function startJobRuntime(opts: {
       log,
       concurrency: env.WORKER_CONCURRENCY,
       timeoutSeconds: env.JOB_TIMEOUT_S,
+      runJobsInFlight: env.MAX_RUN_JOBS_IN_FLIGHT,
       ...(hold ? { hold } : {}),
       ...(opts.onFinished ? { onFinished: opts.onFinished } : {}),
       ...(opts.workerBackstopSeconds ? { backstopSeconds: opts.workerBackstopSeconds } : {}),

@@ -169,16 +169,21 @@ export const SINGLE_JOB_PRIORITY = 0;
 export const RUN_JOB_PRIORITY = -10;
 
 /**
+ * Where a job row goes on the queue: its priority, and for a run's job the run as its pg-boss
+ * group, which MAX_RUN_JOBS_IN_FLIGHT caps across every worker (see startWorkers).
+ */
+function queuePlace(row: JobRow): { priority: number; group?: { id: string } } {
+  return row.study_run_id ? { priority: RUN_JOB_PRIORITY, group: { id: row.study_run_id } } : { priority: SINGLE_JOB_PRIORITY };
+}
+
+/**
  * Puts a job row on the queue under its own id (pg-boss ignores a second send of one id), so
  * enqueueing is idempotent: `reconcileQueue` may repeat it for a row whose first send never
  * happened (the process died between the insert and the send) without making two.
  */
 export async function enqueue(db: Db, boss: PgBoss, row: JobRow): Promise<JobRow | undefined> {
   const data: QueueJobData = { jobId: row.id };
-  const queueId = await boss.send(SEGMENTATION_QUEUE, data, {
-    id: row.id,
-    priority: row.study_run_id ? RUN_JOB_PRIORITY : SINGLE_JOB_PRIORITY,
-  });
+  const queueId = await boss.send(SEGMENTATION_QUEUE, data, { id: row.id, ...queuePlace(row) });
   return transition.enqueued(db, row.id, queueId ?? row.id);
 }
 
@@ -195,7 +200,7 @@ export async function enqueueMany(db: Db, boss: PgBoss, rows: JobRow[]): Promise
       batch.map((row) => ({
         id: row.id,
         data: { jobId: row.id } satisfies QueueJobData,
-        priority: row.study_run_id ? RUN_JOB_PRIORITY : SINGLE_JOB_PRIORITY,
+        ...queuePlace(row),
       })),
     );
     await db

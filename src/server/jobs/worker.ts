@@ -46,6 +46,8 @@ export interface WorkerDeps {
   onFinished?: (status: string, seconds: number) => void;
   /** How often an idle slot fetches while the queue's NOTIFY wakes it (s; default 5). Tests set it high. */
   backstopSeconds?: number;
+  /** MAX_RUN_JOBS_IN_FLIGHT: a study run's jobs running at once in this process (0 or absent: no cap). */
+  runJobsInFlight?: number;
 }
 
 export interface Workers {
@@ -305,6 +307,12 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       batchSize: 1,
       pollingIntervalSeconds: 0.5,
       notifyPollingIntervalSeconds: deps.backstopSeconds ?? 5,
+      // A run's jobs are one pg-boss group (jobs/service.ts queuePlace). pg-boss keeps the count
+      // per process: its fetch skips a group at the cap, and a job that a racing slot fetched past
+      // it is handed back before it starts — so a second run's (or a single job's) work is taken
+      // instead of waiting behind the first run. (Its fleet-wide count, `groupConcurrency`, reads
+      // the active rows without a lock: slots woken together by one NOTIFY overshoot it, measured.)
+      ...(deps.runJobsInFlight && deps.runJobsInFlight < deps.concurrency ? { localGroupConcurrency: deps.runJobsInFlight } : {}),
     },
     async ([job]) => {
       if (!job) return;

@@ -403,6 +403,37 @@ describeEachDatabase('study runs', (current) => {
   );
 
   it(
+    'MAX_RUN_JOBS_IN_FLIGHT: with two worker slots and a cap of one job per run, a second run starts while the first is still running',
+    slow,
+    async () => {
+      // Holds every job at inference and says which jobs are held, in the order they arrived.
+      const heldIds: string[] = [];
+      let twoHeld!: () => void;
+      const bothHeld = new Promise<void>((r) => (twoHeld = r));
+      const open = gate('infer');
+      const counting = {
+        ...open,
+        hold: async (at: Parameters<typeof open.hold>[0]) => {
+          if (at.stage === 'infer' && !heldIds.includes(at.jobId)) heldIds.push(at.jobId);
+          if (heldIds.length >= 2) twoHeld();
+          await open.hold(at);
+        },
+      };
+      const { study, owner } = await setup({ hold: counting, env: { WORKER_CONCURRENCY: '2', MAX_RUN_JOBS_IN_FLIGHT: '1' } });
+      const first = (await owner.mutate<StudyRunDetail>('studies.run', { studyId: study.id })).data;
+      await open.reached; // the first run's first job holds one slot; the cap keeps the other free
+      const second = await owner.mutate<StudyRunDetail>('studies.run', { studyId: study.id, rerun: true });
+      expect(second.status).toBe(200);
+      await bothHeld;
+      const runsOfHeld = await current().handle.db.selectFrom('jobs').select('study_run_id').where('id', 'in', heldIds).execute();
+      // one job of each run: without the cap the free slot takes the first run's second job
+      expect(runsOfHeld.map((r) => r.study_run_id).sort()).toEqual([first.id, second.data.id].sort());
+      open.release();
+      for (const id of [first.id, second.data.id]) expect((await until(owner, id, (r) => r.status !== 'running')).succeeded).toBe(3);
+    },
+  );
+
+  it(
     'the SDK follows a run over its progress stream (counts only grow) and the CLI prints one progress line per change',
     slow,
     async () => {
