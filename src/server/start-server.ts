@@ -100,6 +100,12 @@ export async function startServer(
           if (seeded) logger.info({ cases: seeded, ms: Date.now() - t0 }, 'demo cases created');
         },
         onJobFinished: metrics.jobFinished,
+        onJobsFailed: (err) => {
+          if (readiness.state === 'stopping') return;
+          const message = `the job system failed to start: ${(err as Error).message}`;
+          readiness.markFailed(message);
+          logger.fatal({ err }, message);
+        },
         phases,
         ...(early.embedded ? { embedded: early.embedded } : {}),
         ...(early.models ? { models: early.models } : {}),
@@ -114,7 +120,15 @@ export async function startServer(
       if (!env.DATABASE_URL) void sweepOrphans(runtime);
       // REST's library, deferred from boot (see http/openapi): loaded now, before a client needs it.
       void loadOpenApiLibrary().catch((err: unknown) => logger.error({ err }, 'loading the REST routes failed'));
-      logger.info({ bootMs: Date.now() - startedAt, sinceProcessStartMs: Math.round(process.uptime() * 1000), phases }, 'ready');
+      logger.info(
+        { bootMs: Date.now() - startedAt, sinceProcessStartMs: Math.round(process.uptime() * 1000), phases: { ...phases } },
+        'ready',
+      );
+      // The queue, the event bus and the workers (embedded: started after ready) log their phases here.
+      void runtime.jobs.then(
+        () => logger.info({ sinceProcessStartMs: Math.round(process.uptime() * 1000), phases }, 'job system started'),
+        () => {}, // onJobsFailed reported it
+      );
       settle.resolve();
       return runtime;
     } catch (err) {
