@@ -38,8 +38,8 @@ describe('openRuntime', { timeout: 120_000 }, () => {
   it('server, embedded: ready while the job system is still starting (#29); stop() then waits for it, drains it and unlocks the folder', async () => {
     const e = env();
     let release!: () => void;
-    const jobsGate = new Promise<void>((r) => (release = r));
-    const rt = await openRuntime(e, 'server', { log: createLogger({ level: 'silent' }), jobsGate });
+    const jobsAfter = new Promise<void>((r) => (release = r));
+    const rt = await openRuntime(e, 'server', { log: createLogger({ level: 'silent' }), jobsAfter });
     // Resolved (the server would be ready) with the job system held: the queue is not needed to answer.
     const pending = Symbol('pending');
     expect(await Promise.race([rt.services.jobs, Promise.resolve(pending)])).toBe(pending);

@@ -7,6 +7,7 @@ import { migrateToLatest } from './db/migrate.js';
 import type { Env } from './env.js';
 import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
 import { startQueue } from './jobs/queue.js';
+import type { PgBoss } from 'pg-boss';
 import type { Logger } from './logger.js';
 import type { Services } from './readiness.js';
 import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
@@ -71,8 +72,11 @@ export interface RuntimeOptions {
   prepare?: (opened: { database: DatabaseHandle; store: VolumeStore }) => Promise<void>;
   /** Metrics: a job ended (server only). */
   onJobFinished?: (status: string, seconds: number) => void;
-  /** Tests: the job system's start waits for this (a restart's first requests before its queue is up). */
-  jobsGate?: Promise<void>;
+  /**
+   * The server on the embedded database: its job system starts once this resolves (start-server.ts:
+   * a moment after ready; tests: a gate). A rejection (a stop first) means it never starts.
+   */
+  jobsAfter?: Promise<void>;
   /** The server: the job system failed to start after ready (the boot's own failures reject openRuntime). */
   onJobsFailed?: (err: unknown) => void;
   /** Filled with each boot phase's duration in ms as it finishes (the server logs them at ready). */
@@ -181,13 +185,21 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
 
     // The queue starts (pg-boss's schema check, its queues) while the server prepares and the models
     // load: it needs only the migrated database. Stopped here if boot fails before the job system owns it.
+    // The server on the embedded database starts it after ready instead (#29): its queries would
+    // queue with the boot's own on PGlite's one connection, and nothing needs it to answer.
+    const deferJobs = role === 'server' && database.kind === 'embedded';
     let queueOwned = false;
-    const queueStarting = timed('queue', () => startQueue({ database, env, log }));
-    queueStarting.catch(() => {}); // awaited (and its failure thrown) by startJobRuntime
+    let queueStarting: Promise<PgBoss> | undefined;
+    const startQueueOnce = () => {
+      queueStarting ??= timed('queue', () => startQueue({ database, env, log }));
+      queueStarting.catch(() => {}); // awaited (and its failure thrown) by startJobRuntime
+      return queueStarting;
+    };
+    if (!deferJobs) startQueueOnce();
     closers.push({
       name: 'the job queue',
       close: async () => {
-        const boss = await queueStarting.catch(() => undefined);
+        const boss = await queueStarting?.catch(() => undefined);
         if (boss && !queueOwned) await boss.stop({ graceful: false, close: database.kind === 'postgres', timeout: 1000 });
       },
     });
@@ -198,9 +210,9 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     if (role === 'worker' && models.models.size === 0) throw new BootError('no model could be loaded; see the log above');
     const cpu = await timed('cpuPool', () => new CpuPool(poolSize(env)));
     closers.push({ name: 'the CPU pool', close: () => cpu.destroy() });
-    const jobsStarting = (opts.jobsGate ?? Promise.resolve()).then(() =>
+    const jobsStarting = ((deferJobs && opts.jobsAfter) || Promise.resolve()).then(() =>
       startJobRuntime({
-        boss: queueStarting,
+        boss: startQueueOnce(),
         cpu,
         database,
         store,
@@ -227,7 +239,7 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     }
     // On PostgreSQL the session cache hears credential changes on the job system's event bus, so
     // the server waits for it as before; embedded, the database itself tells the cache.
-    const started = database.pglite ? undefined : await jobsStarting;
+    const started = deferJobs ? undefined : await jobsStarting;
     if (!started) jobsStarting.catch((err: unknown) => opts.onJobsFailed?.(err));
     const jobSystem = jobsStarting.then((j) => j.jobs);
     jobSystem.catch(() => {}); // reported by onJobsFailed; a request that needs it gets the error
