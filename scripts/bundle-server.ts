@@ -14,10 +14,10 @@
  *
  * Kept external: packages with native code or WebAssembly and files they find beside themselves
  * (onnxruntime-node, argon2, PGlite, dcm2niix), and those that start worker threads from their own
- * files (pino's transports, piscina). Source maps are written; the banner turns them on, so stack
- * traces in logs name the TypeScript file and line.
+ * files (pino's transports, piscina). Source maps are written and the entries turn them on, so
+ * stack traces in logs name the TypeScript file and line.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -34,13 +34,12 @@ const BANNER = [
   'const require = __svCreateRequire(import.meta.url);',
   'const __filename = __svFileURLToPath(import.meta.url);',
   "const __dirname = __svFileURLToPath(new URL('.', import.meta.url));",
-  'process.setSourceMapsEnabled(true);',
 ].join('\n');
 
 // Chunk names carry a content hash: the last build's would otherwise pile up.
 rmSync(path.join(ROOT, 'dist/src/chunks'), { recursive: true, force: true });
 await build({
-  entryPoints: { 'server/index': path.join(SRC, 'server/index.ts'), 'cli/index': path.join(SRC, 'cli/index.ts') },
+  entryPoints: { 'chunks/server-main': path.join(SRC, 'server/index.ts'), 'chunks/cli-main': path.join(SRC, 'cli/index.ts') },
   outdir: path.join(ROOT, 'dist/src'),
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
@@ -73,3 +72,16 @@ await build({
     },
   ],
 });
+
+// The entries turn the source maps on before the bundle loads: Node reads a module's map only if
+// they are on when it compiles it, and the bundle's modules are all compiled before any of it runs.
+for (const [entry, main] of [
+  ['server/index.js', 'server-main.js'],
+  ['cli/index.js', 'cli-main.js'],
+]) {
+  writeFileSync(
+    path.join(ROOT, 'dist/src', entry),
+    `// Written by scripts/bundle-server.ts.\nprocess.setSourceMapsEnabled(true);\nawait import('../chunks/${main}');\n`,
+  );
+  rmSync(path.join(ROOT, 'dist/src', `${entry}.map`), { force: true }); // tsc's, for the file it no longer describes
+}
