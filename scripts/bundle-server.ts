@@ -75,10 +75,11 @@ await build({
 
 // The entries turn the source maps on before the bundle loads: Node reads a module's map only if
 // they are on when it compiles it, and the bundle's modules are all compiled before any of it runs.
-for (const [entry, main] of [
+const entries: [entry: string, main: string][] = [
   ['server/index.js', 'server-main.js'],
   ['cli/index.js', 'cli-main.js'],
-]) {
+];
+for (const [entry, main] of entries) {
   writeFileSync(
     path.join(ROOT, 'dist/src', entry),
     `// Written by scripts/bundle-server.ts.\nprocess.setSourceMapsEnabled(true);\nawait import('../chunks/${main}');\n`,
