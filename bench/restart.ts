@@ -78,6 +78,11 @@ async function boot(dataDir: string, script = entry) {
   return { healthMs, readyMs, ready };
 }
 
+const phaseList = (line: { phases?: Record<string, number> } | undefined) =>
+  Object.entries(line?.phases ?? {})
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+
 if (!existsSync(entry)) throw new Error(`${entry} is missing: run \`npm run build:server\` first`);
 console.log(`\nWarm restart — the built server on an existing DATA_DIR (embedded database), ${RESTARTS} restarts`);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-restart-'));
@@ -90,13 +95,13 @@ try {
     if (baselineEntry) {
       const b = await boot(dataDir, baselineEntry);
       baseline.push(b.readyMs);
-      console.log(`  baseline restart ${i + 1}: /healthz ${b.healthMs.toFixed(0)} ms, /readyz ${b.readyMs.toFixed(0)} ms`);
+      console.log(
+        `  baseline restart ${i + 1}: /healthz ${b.healthMs.toFixed(0)} ms, /readyz ${b.readyMs.toFixed(0)} ms (phases ms: ${phaseList(b.ready)})`,
+      );
     }
     const r = await boot(dataDir);
     runs.push(r);
-    const phases = Object.entries(r.ready?.phases ?? {})
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ');
+    const phases = phaseList(r.ready);
     console.log(
       `  restart ${i + 1}: /healthz ${r.healthMs.toFixed(0)} ms, /readyz ${r.readyMs.toFixed(0)} ms (process start → ready ${r.ready?.sinceProcessStartMs} ms; phases ms: ${phases})`,
     );

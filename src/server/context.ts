@@ -61,7 +61,8 @@ export interface Context {
   store: VolumeStore;
   signer: VolumeSigner;
   models: ModelRegistry;
-  jobs: JobSystem;
+  /** Still starting for a moment after a restart (readiness.ts): await it. */
+  jobs: Promise<JobSystem>;
   cpu: CpuPool;
   refine: RefineSessions;
   /**

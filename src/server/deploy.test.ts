@@ -47,7 +47,16 @@ describe('Dockerfile', () => {
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
     for (const p of ['node_modules', 'data', '.git', 'dist', '.env']) expect(ignored).toContain(p);
-    for (const p of ['src', 'models', 'migrations', 'package.json', 'package-lock.json', 'bin', 'vite.config.ts']) {
+    for (const p of [
+      'src',
+      'models',
+      'migrations',
+      'package.json',
+      'package-lock.json',
+      'bin',
+      'vite.config.ts',
+      'scripts/bundle-server.ts',
+    ]) {
       expect(ignored.some((i) => i === p || p.startsWith(`${i}/`))).toBe(false);
     }
   });

@@ -68,21 +68,24 @@ describe('boot and shutdown of the real server process', { timeout: 300_000 }, (
     expect(await again.stop('SIGINT')).toBe(0);
   });
 
-  it('embedded: the database opens while the modules load (#29); the ready line names the phases; a SIGTERM mid-boot exits 0 and unlocks the folder', async () => {
+  it('embedded: the database opens while the modules load (#29); the ready line names the phases, the job system (after ready) its own; a SIGTERM mid-boot exits 0 and unlocks the folder', async () => {
     const dataDir = tmp();
     const first = startProcess({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'info' });
     running.push(first);
     await first.waitReady();
     expect((await fetch(`${first.url}/trpc/system.info`)).status).toBe(200);
-    const ready = first
+    await first.waitForOutput!('"msg":"job system started"');
+    const lines = first
       .output()
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { msg?: string; phases?: Record<string, number> })
-      .find((l) => l.msg === 'ready');
+      .map((l) => JSON.parse(l) as { msg?: string; phases?: Record<string, number> });
+    const ready = lines.find((l) => l.msg === 'ready');
     expect(Object.keys(ready?.phases ?? {})).toEqual(
-      expect.arrayContaining(['loadModules', 'openDatabase', 'awaitDatabase', 'migrations', 'queue', 'models', 'workers']),
+      expect.arrayContaining(['loadModules', 'openDatabase', 'awaitDatabase', 'migrations', 'demoCheck', 'models', 'cpuPool']),
     );
+    const jobs = lines.find((l) => l.msg === 'job system started');
+    expect(Object.keys(jobs?.phases ?? {})).toEqual(expect.arrayContaining(['queue', 'eventBus', 'workers']));
     // The open started before the modules loaded: what the runtime still waited for is part of it.
     expect(ready!.phases!.awaitDatabase).toBeLessThanOrEqual(ready!.phases!.openDatabase!);
     expect(await first.stop('SIGTERM')).toBe(0);

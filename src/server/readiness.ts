@@ -13,7 +13,11 @@ export interface Services {
   readonly store: VolumeStore;
   readonly signer: VolumeSigner;
   readonly models: ModelRegistry;
-  readonly jobs: JobSystem;
+  /**
+   * The job system: with the embedded database it starts after ready (#29), so a procedure that
+   * needs the queue awaits it (a few hundred ms at most after a restart) instead of failing.
+   */
+  readonly jobs: Promise<JobSystem>;
   /** Worker threads for CPU-heavy work (uploads, the pipeline). */
   readonly cpu: CpuPool;
   /** Click refinement's editing sessions (the decoded cases kept between clicks). */

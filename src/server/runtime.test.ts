@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEnv } from './env.js';
+import { createLogger } from './logger.js';
 import { BootAborted, openRuntime } from './runtime.js';
 import { startTestS3 } from './test/s3.js';
 import { s3StoreOf } from './volumes/backends.js';
@@ -31,6 +32,22 @@ describe('openRuntime', { timeout: 120_000 }, () => {
     await expect(openRuntime(e, 'task', { signal: abort.signal })).rejects.toBeInstanceOf(BootAborted);
     const again = await openRuntime(e, 'task');
     expect(again.applied.length).toBeGreaterThan(0); // the aborted open migrated nothing
+    await again.stop();
+  });
+
+  it('server, embedded: ready while the job system is still starting (#29); stop() then waits for it, drains it and unlocks the folder', async () => {
+    const e = env();
+    let release!: () => void;
+    const jobsAfter = new Promise<void>((r) => (release = r));
+    const rt = await openRuntime(e, 'server', { log: createLogger({ level: 'silent' }), jobsAfter });
+    // Resolved (the server would be ready) with the job system held: the queue is not needed to answer.
+    const pending = Symbol('pending');
+    expect(await Promise.race([rt.services.jobs, Promise.resolve(pending)])).toBe(pending);
+    const stopping = rt.stop(1000);
+    release();
+    await stopping;
+    expect((await rt.services.jobs).boss).toBeDefined(); // it started, and the stop drained it
+    const again = await openRuntime(e, 'task'); // the database lock went with the stop
     await again.stop();
   });
 

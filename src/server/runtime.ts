@@ -7,6 +7,7 @@ import { migrateToLatest } from './db/migrate.js';
 import type { Env } from './env.js';
 import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
 import { startQueue } from './jobs/queue.js';
+import type { PgBoss } from 'pg-boss';
 import type { Logger } from './logger.js';
 import type { Services } from './readiness.js';
 import { type ModelRegistry, loadConfiguredModels } from './segmentation/models.js';
@@ -45,7 +46,14 @@ export interface WorkerRuntime extends TaskRuntime {
   readonly jobs: JobRuntime;
 }
 
-export interface ServerRuntime extends WorkerRuntime {
+export interface ServerRuntime extends TaskRuntime {
+  readonly models: ModelRegistry;
+  readonly cpu: CpuPool;
+  /**
+   * The job system, still starting when the server is ready (#29): pg-boss's start and its queues
+   * are not needed to answer, so they run after ready; what needs the queue awaits it.
+   */
+  readonly jobs: Promise<JobRuntime>;
   readonly signer: VolumeSigner;
   /** What the request handlers are given once ready. */
   readonly services: Services;
@@ -64,6 +72,13 @@ export interface RuntimeOptions {
   prepare?: (opened: { database: DatabaseHandle; store: VolumeStore }) => Promise<void>;
   /** Metrics: a job ended (server only). */
   onJobFinished?: (status: string, seconds: number) => void;
+  /**
+   * The server on the embedded database: its job system starts once this resolves (start-server.ts:
+   * a moment after ready; tests: a gate). A rejection (a stop first) means it never starts.
+   */
+  jobsAfter?: Promise<void>;
+  /** The server: the job system failed to start after ready (the boot's own failures reject openRuntime). */
+  onJobsFailed?: (err: unknown) => void;
   /** Filled with each boot phase's duration in ms as it finishes (the server logs them at ready). */
   phases?: BootPhases;
   /**
@@ -170,13 +185,21 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
 
     // The queue starts (pg-boss's schema check, its queues) while the server prepares and the models
     // load: it needs only the migrated database. Stopped here if boot fails before the job system owns it.
+    // The server on the embedded database starts it after ready instead (#29): its queries would
+    // queue with the boot's own on PGlite's one connection, and nothing needs it to answer.
+    const deferJobs = role === 'server' && database.kind === 'embedded';
     let queueOwned = false;
-    const queueStarting = timed('queue', () => startQueue({ database, env, log }));
-    queueStarting.catch(() => {}); // awaited (and its failure thrown) by startJobRuntime
+    let queueStarting: Promise<PgBoss> | undefined;
+    const startQueueOnce = () => {
+      queueStarting ??= timed('queue', () => startQueue({ database, env, log }));
+      queueStarting.catch(() => {}); // awaited (and its failure thrown) by startJobRuntime
+      return queueStarting;
+    };
+    if (!deferJobs) startQueueOnce();
     closers.push({
       name: 'the job queue',
       close: async () => {
-        const boss = await queueStarting.catch(() => undefined);
+        const boss = await queueStarting?.catch(() => undefined);
         if (boss && !queueOwned) await boss.stop({ graceful: false, close: database.kind === 'postgres', timeout: 1000 });
       },
     });
@@ -187,37 +210,57 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
     if (role === 'worker' && models.models.size === 0) throw new BootError('no model could be loaded; see the log above');
     const cpu = await timed('cpuPool', () => new CpuPool(poolSize(env)));
     closers.push({ name: 'the CPU pool', close: () => cpu.destroy() });
-    const jobs = await startJobRuntime({
-      boss: queueStarting,
-      cpu,
-      database,
-      store,
-      models,
-      env,
-      log,
-      runWorker: role === 'worker' || env.RUN_WORKER,
-      ...(opts.onJobFinished ? { onFinished: opts.onJobFinished } : {}),
-      ...(phases ? { phases } : {}),
-    });
-    queueOwned = true;
-    drainJobs = (graceMs) => jobs.stop(graceMs);
+    const jobsStarting = ((deferJobs && opts.jobsAfter) || Promise.resolve()).then(() =>
+      startJobRuntime({
+        boss: startQueueOnce(),
+        cpu,
+        database,
+        store,
+        models,
+        env,
+        log,
+        runWorker: role === 'worker' || env.RUN_WORKER,
+        ...(opts.onJobFinished ? { onFinished: opts.onJobFinished } : {}),
+        ...(phases ? { phases } : {}),
+      }),
+    );
+    // From here the job runtime owns the queue (it stops it), or its start failed and the queue's
+    // closer stops it. A stop while it is still starting waits for it, then drains it.
+    jobsStarting.then(
+      () => (queueOwned = true),
+      () => {},
+    );
+    drainJobs = async (graceMs) => (await jobsStarting.catch(() => undefined))?.stop(graceMs);
+    if (role === 'worker') {
+      const jobs = await jobsStarting;
+      await next();
+      const worker: WorkerRuntime = { ...base, models, cpu, jobs };
+      return worker;
+    }
+    // On PostgreSQL the session cache hears credential changes on the job system's event bus, so
+    // the server waits for it as before; embedded, the database itself tells the cache.
+    const started = deferJobs ? undefined : await jobsStarting;
+    if (!started) jobsStarting.catch((err: unknown) => opts.onJobsFailed?.(err));
+    const jobSystem = jobsStarting.then((j) => j.jobs);
+    jobSystem.catch(() => {}); // reported by onJobsFailed; a request that needs it gets the error
     await next();
-    const worker: WorkerRuntime = { ...base, models, cpu, jobs };
-    if (role === 'worker') return worker;
     const signer = createVolumeSigner(opts.secretKey ?? resolveSecretKey(dataDir, env.SECRET_KEY), env.VOLUME_URL_TTL_S);
     const server: ServerRuntime = {
-      ...worker,
+      ...base,
+      models,
+      cpu,
+      jobs: jobsStarting,
       signer,
       services: {
         database,
         store,
         signer,
         models,
-        jobs: jobs.jobs,
+        jobs: jobSystem,
         cpu,
         refine: new RefineSessions(DEFAULT_REFINE_LIMITS),
         // Embedded: this process is the database's only user (its lock); PostgreSQL: the event bus's LISTEN.
-        sessions: new SessionCache(database.pglite ? pgliteCredentialChanges(database.pglite) : jobs.jobs.bus.credentials, {
+        sessions: new SessionCache(database.pglite ? pgliteCredentialChanges(database.pglite) : started?.jobs.bus.credentials, {
           ttlMs: env.SESSION_CACHE_S * 1000,
         }),
       },

@@ -34,7 +34,9 @@ describeEachDatabase('segmentation jobs', (current) => {
     for (const r of running.splice(0).reverse()) await r.stop();
   });
 
-  async function setup(opts: { env?: Record<string, string>; runWorker?: boolean; hold?: JobHold; backstopSeconds?: number } = {}) {
+  async function setup(
+    opts: { env?: Record<string, string>; runWorker?: boolean; hold?: JobHold; backstopSeconds?: number; jobsGate?: Promise<void> } = {},
+  ) {
     const env = parseEnv({ NODE_ENV: 'test', ...opts.env });
     const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-jobs-')));
     const database = current().handle;
@@ -49,7 +51,9 @@ describeEachDatabase('segmentation jobs', (current) => {
       ...(opts.backstopSeconds ? { workerBackstopSeconds: opts.backstopSeconds } : {}),
     });
     running.push({ stop: () => runtime.stop(2000) });
-    const t = makeTestApp({ database, models, store, jobs: runtime.jobs, env: opts.env ?? {} });
+    // A server just restarted hands its procedures a job system still starting (#29): jobsGate holds it.
+    const jobs = opts.jobsGate ? opts.jobsGate.then(() => runtime.jobs) : runtime.jobs;
+    const t = makeTestApp({ database, models, store, jobs, env: opts.env ?? {} });
     const server = (await serveApp(t.app)) as Awaited<ReturnType<typeof serveApp>> & { bearer: string };
     running.push({ stop: () => server.close() });
     await seedDemoCases(database.db, store, 1);
@@ -91,6 +95,19 @@ describeEachDatabase('segmentation jobs', (current) => {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
+
+  it('jobs.create while the job system is still starting (a restart, #29) waits for it, then queues and runs; other procedures answer meanwhile', async () => {
+    let release!: () => void;
+    const { client, caseId } = await setup({ jobsGate: new Promise<void>((r) => (release = r)) });
+    let settled = false;
+    const creating = client.jobs.create.mutate({ caseId }).finally(() => (settled = true));
+    expect((await client.cases.list.query()).items.length).toBeGreaterThan(0);
+    expect(settled).toBe(false);
+    release();
+    const job = await creating;
+    expect(job).toMatchObject({ status: 'queued' });
+    expect((await follow(client, job.id)).at(-1)).toMatchObject({ status: 'succeeded' });
+  });
 
   it('create → live progress over SSE rises → succeeded with metrics and a mask URL; byId agrees', async () => {
     const { client, caseId } = await setup();

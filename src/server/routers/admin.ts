@@ -15,7 +15,7 @@ export const adminRouter = router({
     }),
     /** Disabling signs the user out everywhere (sessions, API tokens, open streams) and cancels their jobs. */
     disable: adminProcedure.input(z.object({ id: z.uuid(), disabled: z.boolean().default(true) })).mutation(async ({ ctx, input }) => {
-      const user = await admin.setDisabled(ctx.db, ctx.jobs, ctx.user.id, input.id, input.disabled);
+      const user = await admin.setDisabled(ctx.db, await ctx.jobs, ctx.user.id, input.id, input.disabled);
       ctx.sessions?.dropUser(input.id);
       return user;
     }),

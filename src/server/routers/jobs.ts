@@ -15,7 +15,7 @@ export const jobsRouter = router({
       const modelIds = input.modelIds ?? [ctx.models.list()[0]?.id ?? DEFAULT_MODEL_ID];
       const row = await createJob(
         ctx.db,
-        ctx.jobs,
+        await ctx.jobs,
         ctx.config,
         viewerOf(ctx.user),
         { caseId: input.caseId, modelIds, idempotencyKey: input.idempotencyKey },
@@ -55,20 +55,20 @@ export const jobsRouter = router({
     .input(jobIdSchema)
     .output(jobViewSchema)
     .mutation(async ({ ctx, input }) =>
-      toJobView(ctx.db, await cancelJob(ctx.db, ctx.jobs, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
+      toJobView(ctx.db, await cancelJob(ctx.db, await ctx.jobs, viewerOf(ctx.user), input.id), volumeLinks(ctx)),
     ),
 
   /** Live progress over SSE (jobs/progress-stream.ts); keep-alive pings come from the SSE layer (see trpc.ts). */
-  onProgress: protectedProcedure.input(onProgressSchema).subscription(({ ctx, input, signal }) =>
-    progressStream({
+  onProgress: protectedProcedure.input(onProgressSchema).subscription(async function* ({ ctx, input, signal }) {
+    yield* progressStream({
       db: ctx.db,
-      jobs: ctx.jobs,
+      jobs: await ctx.jobs,
       config: ctx.config,
       user: ctx.user,
       auth: ctx.auth,
       jobId: input.id,
       lastEventId: input.lastEventId,
       signal,
-    }),
-  ),
+    });
+  }),
 });

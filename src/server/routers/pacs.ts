@@ -42,7 +42,7 @@ export const pacsRouter = router({
     .output(pacsPushSchema)
     .mutation(async ({ ctx, input }) => {
       const source = input.jobId ? { jobId: input.jobId } : { maskVersionId: input.maskVersionId! };
-      return toPushView(await requestPush({ db: ctx.db, boss: ctx.jobs.boss, config: ctx.config }, viewerOf(ctx.user), source));
+      return toPushView(await requestPush({ db: ctx.db, boss: (await ctx.jobs).boss, config: ctx.config }, viewerOf(ctx.user), source));
     }),
 
   pushes: router({

@@ -70,7 +70,7 @@ export const studiesRouter = router({
     .input(studyIdSchema)
     .output(okSchema)
     .mutation(async ({ ctx, input }) => {
-      const stopped = await deleteStudyAndRuns(ctx.db, ctx.jobs, viewerOf(ctx.user), input.id);
+      const stopped = await deleteStudyAndRuns(ctx.db, await ctx.jobs, viewerOf(ctx.user), input.id);
       ctx.log.info({ studyId: input.id, jobsCancelled: stopped }, 'study deleted');
       return { ok: true as const };
     }),
@@ -108,7 +108,7 @@ export const studiesRouter = router({
     .mutation(async ({ ctx, input }) => {
       const viewer = viewerOf(ctx.user);
       const modelId = input.modelId ?? ctx.models.list()[0]?.id ?? DEFAULT_MODEL_ID;
-      const id = await startStudyRun(ctx.db, ctx.jobs, ctx.config, viewer, { ...input, modelId }, new Set(ctx.models.models.keys()));
+      const id = await startStudyRun(ctx.db, await ctx.jobs, ctx.config, viewer, { ...input, modelId }, new Set(ctx.models.models.keys()));
       ctx.log.info({ studyId: input.studyId, runId: id, modelId }, 'study run started');
       return getStudyRun(ctx.db, viewer, id);
     }),
@@ -156,23 +156,23 @@ export const studiesRouter = router({
       .output(studyRunDetailSchema)
       .mutation(async ({ ctx, input }) => {
         const viewer = viewerOf(ctx.user);
-        const stopped = await cancelStudyRun(ctx.db, ctx.jobs, viewer, input.id);
+        const stopped = await cancelStudyRun(ctx.db, await ctx.jobs, viewer, input.id);
         ctx.log.info({ runId: input.id, jobs: stopped }, 'study run cancelled');
         return getStudyRun(ctx.db, viewer, input.id);
       }),
     /** Live progress of a run over SSE (studies/run-stream.ts), ending when it is no longer running. */
-    onProgress: protectedProcedure.input(onRunProgressSchema).subscription(({ ctx, input, signal }) =>
-      runProgressStream({
+    onProgress: protectedProcedure.input(onRunProgressSchema).subscription(async function* ({ ctx, input, signal }) {
+      yield* runProgressStream({
         db: ctx.db,
-        jobs: ctx.jobs,
+        jobs: await ctx.jobs,
         config: ctx.config,
         user: ctx.user,
         auth: ctx.auth,
         runId: input.id,
         lastEventId: input.lastEventId,
         signal,
-      }),
-    ),
+      });
+    }),
   }),
 
   cases: router({

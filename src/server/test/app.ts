@@ -62,7 +62,8 @@ export function makeTestApp(opts: {
   volumeStore?: VolumeStore;
   /** Where uploads spool (a fresh temporary folder by default). */
   uploadDir?: string;
-  jobs?: JobSystem;
+  /** A promise: the job system of a server still starting after ready (#29). */
+  jobs?: JobSystem | Promise<JobSystem>;
   refine?: RefineSessions;
   /** The app's session cache; by default one on the embedded database's notifications (none on PostgreSQL). */
   sessions?: SessionCache | null;
@@ -84,7 +85,7 @@ export function makeTestApp(opts: {
       store: opts.volumeStore ?? store,
       signer,
       models: opts.models ?? builtInModels,
-      jobs: opts.jobs ?? noJobs,
+      jobs: Promise.resolve(opts.jobs ?? noJobs),
       cpu: testCpuPool(),
       refine: opts.refine ?? new RefineSessions(DEFAULT_REFINE_LIMITS),
       ...sessionsFor(opts.database, opts.sessions, env),
