@@ -91,12 +91,20 @@ async function jobBench(
   const database = await openTestDatabase(kind);
   const store = new TimedStore(inner);
   const envVars = { MAX_ACTIVE_JOBS_PER_USER: '100', ORT_THREADS: '1' };
+  // The worker logs each job's pipeline stages (decode = load, model = infer, encode…): kept by job id.
+  const stages = new Map<string, Record<string, number>>();
+  const destination = {
+    write(line: string) {
+      const o = JSON.parse(line) as { msg?: string; jobId?: string; timingsMs?: Record<string, number> };
+      if (o.msg === 'job succeeded' && o.jobId && o.timingsMs) stages.set(o.jobId, o.timingsMs);
+    },
+  };
   const runtime = await startJobRuntime({
     database: database.handle,
     store,
     models,
     env: parseEnv({ NODE_ENV: 'test', ...envVars }),
-    log: createLogger({ level: 'silent' }),
+    log: createLogger({ level: 'info', destination }),
     runWorker: true,
   });
   const t = makeTestApp({ database: database.handle, models, volumeStore: store, jobs: runtime.jobs, env: envVars });
@@ -116,6 +124,9 @@ async function jobBench(
         const row = await findJob(database.handle.db, created.data.id);
         if (row && ['succeeded', 'failed', 'cancelled'].includes(row.status)) {
           if (row.status !== 'succeeded') throw new Error(`job ${row.status}: ${row.error}`);
+          while (!stages.has(row.id)) await new Promise((r) => setTimeout(r, 2)); // logged just after the row
+          store.stages = stages.get(row.id)!;
+          store.queueMs = new Date(row.started_at!).getTime() - new Date(row.created_at).getTime();
           return new Date(row.finished_at!).getTime() - new Date(row.created_at).getTime();
         }
         await new Promise((r) => setTimeout(r, 5));
@@ -136,6 +147,9 @@ async function jobBench(
 class TimedStore implements VolumeStore {
   reads: { start: number; end: number }[] = [];
   putMs = 0;
+  /** The job's pipeline stages (ms, from its log line) and created → claimed (ms, from its row). */
+  stages: Record<string, number> = {};
+  queueMs = 0;
   requests = new Map<string, number[]>();
   constructor(readonly inner: VolumeStore) {
     const s3 = inner instanceof CachedVolumeStore ? inner.inner : inner;
@@ -156,12 +170,14 @@ class TimedStore implements VolumeStore {
   reset() {
     this.reads = [];
     this.putMs = 0;
+    this.stages = {};
+    this.queueMs = 0;
     this.requests.clear();
   }
   /** ms of this job's input reads (first start → last end) and of its mask put. */
   snapshot() {
     const readMs = this.reads.length ? Math.max(...this.reads.map((r) => r.end)) - Math.min(...this.reads.map((r) => r.start)) : 0;
-    return { readMs, putMs: this.putMs, requests: new Map(this.requests) };
+    return { readMs, putMs: this.putMs, stages: this.stages, queueMs: this.queueMs, requests: new Map(this.requests) };
   }
   async put(bytes: Uint8Array, sha256?: string, hints?: { likelyAbsent?: boolean }) {
     const t0 = performance.now();
@@ -296,12 +312,22 @@ async function jobWallTimes(s3: TestS3) {
       const r = median(times[n]!.map((t, i) => t / times.fs![i]!));
       console.log(`    ${n.padEnd(31)} ${r.toFixed(2)}× fs (goal ≤ 1.15×: ${r <= 1.15 ? 'met' : 'MISSED'})`);
     }
-    console.log('  phases, medians per job: input reads (parallel, wall) · mask put · the rest (queue, pipeline, rows)');
+    console.log(
+      '  phases, medians per job: created → claimed · input reads (parallel, wall) · pipeline stages (decode = load, model = infer) · mask put · the rest (volume rows, the pool hand-off, the success transaction)',
+    );
+    const stageNames = ['load', 'preprocess', 'infer', 'postprocess', 'encode'];
     for (const n of names) {
       const ps = phases[n]!;
       const read = median(ps.map((p) => p.readMs));
       const put = median(ps.map((p) => p.putMs));
-      const rest = median(ps.map((p, i) => times[n]![i]! - p.readMs - p.putMs));
+      const pipeline = (p: Phases) => stageNames.reduce((a, k) => a + (p.stages[k] ?? 0), 0);
+      const rest = median(ps.map((p, i) => times[n]![i]! - p.queueMs - p.readMs - pipeline(p) - p.putMs));
+      const st = stageNames.map((k) => `${k} ${median(ps.map((p) => p.stages[k] ?? 0)).toFixed(0)}`).join(' ');
+      console.log(
+        `    ${n.padEnd(31)} claimed ${median(ps.map((p) => p.queueMs))
+          .toFixed(0)
+          .padStart(4)} ms · ${st} ms`,
+      );
       const kinds = [...new Set(ps.flatMap((p) => [...p.requests.keys()]))].sort();
       const reqs = kinds
         .map((k) => {

@@ -10,7 +10,7 @@ import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
 import type { LoadedModel, ModelRegistry } from '../segmentation/models.js';
 import { segmentInPool } from '../segmentation/cpu.js';
-import type { Progress, Stage } from '../segmentation/pipeline.js';
+import { type Progress, type Stage, rolesRead } from '../segmentation/pipeline.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { CpuPool } from '../workers/pool.js';
 import type { JobEventBus } from './events.js';
@@ -213,7 +213,8 @@ export function jobRunner(
     const lostIt = () =>
       log.warn({ jobId, attempt: lease.attempt }, 'job taken over by another attempt (or ended); stopped without writing');
     try {
-      const volumes = await caseVolumes(db, claimed.row.case_id);
+      const roles = rolesRead(claimed.models);
+      const volumes = (await caseVolumes(db, claimed.row.case_id)).filter((v) => roles.has(v.role));
       const bytes: Partial<Record<VolumeRole, Uint8Array>> = {};
       // Read together: on an object store each read is a round trip, and they do not depend on each other.
       const read = await Promise.all(volumes.map((v) => deps.store.read(v.sha256)));
