@@ -44,6 +44,8 @@ const runs = Number(process.env.BENCH_STORE_RUNS ?? 3);
 const jobRuns = Number(process.env.BENCH_STORE_JOBS ?? 7);
 /** Which parts run: BENCH_STORE_PARTS, a comma list of store, jobs, links (default all). */
 const parts = new Set((process.env.BENCH_STORE_PARTS ?? 'store,jobs,links').split(','));
+/** The S3 job backends beside the folder store: BENCH_STORE_BACKENDS, a comma list of inproc, apart, cold, warm (default all). */
+const backends = new Set((process.env.BENCH_STORE_BACKENDS ?? 'inproc,apart,cold,warm').split(','));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function measure(store: VolumeStore) {
@@ -127,6 +129,7 @@ async function jobBench(
           while (!stages.has(row.id)) await new Promise((r) => setTimeout(r, 2)); // logged just after the row
           store.stages = stages.get(row.id)!;
           store.queueMs = new Date(row.started_at!).getTime() - new Date(row.created_at).getTime();
+          store.inputsMs = store.lastReadAt - new Date(row.created_at).getTime();
           return new Date(row.finished_at!).getTime() - new Date(row.created_at).getTime();
         }
         await new Promise((r) => setTimeout(r, 5));
@@ -150,6 +153,9 @@ class TimedStore implements VolumeStore {
   /** The job's pipeline stages (ms, from its log line) and created → claimed (ms, from its row). */
   stages: Record<string, number> = {};
   queueMs = 0;
+  /** Wall clock (Date.now) when the job's last input read ended, and created → then (ms): what the job waited for its inputs. */
+  lastReadAt = 0;
+  inputsMs = 0;
   requests = new Map<string, number[]>();
   constructor(readonly inner: VolumeStore) {
     const s3 = inner instanceof CachedVolumeStore ? inner.inner : inner;
@@ -172,12 +178,21 @@ class TimedStore implements VolumeStore {
     this.putMs = 0;
     this.stages = {};
     this.queueMs = 0;
+    this.lastReadAt = 0;
+    this.inputsMs = 0;
     this.requests.clear();
   }
   /** ms of this job's input reads (first start → last end) and of its mask put. */
   snapshot() {
     const readMs = this.reads.length ? Math.max(...this.reads.map((r) => r.end)) - Math.min(...this.reads.map((r) => r.start)) : 0;
-    return { readMs, putMs: this.putMs, stages: this.stages, queueMs: this.queueMs, requests: new Map(this.requests) };
+    return {
+      readMs,
+      putMs: this.putMs,
+      stages: this.stages,
+      queueMs: this.queueMs,
+      inputsMs: this.inputsMs,
+      requests: new Map(this.requests),
+    };
   }
   async put(bytes: Uint8Array, sha256?: string, hints?: { likelyAbsent?: boolean }) {
     const t0 = performance.now();
@@ -193,6 +208,7 @@ class TimedStore implements VolumeStore {
       return await this.inner.read(sha256);
     } finally {
       this.reads.push({ start, end: performance.now() });
+      this.lastReadAt = Date.now();
     }
   }
   stream(sha256: string, range?: { start: number; end: number }) {
@@ -264,21 +280,24 @@ async function jobWallTimes(s3: TestS3) {
   const benches: Record<string, Awaited<ReturnType<typeof jobBench>>> = {};
   try {
     benches.fs = await jobBench(kind, new FsVolumeStore(path.join(jobDir, 'volumes')), models);
-    benches['s3 (s3rver in this process)'] = await jobBench(kind, s3.store('bench-jobs', { prefix: 'jobs/' }), models);
-    benches['s3 (s3rver in its own process)'] = await jobBench(kind, apart.store, models);
+    if (backends.has('inproc'))
+      benches['s3 (s3rver in this process)'] = await jobBench(kind, s3.store('bench-jobs', { prefix: 'jobs/' }), models);
+    if (backends.has('apart')) benches['s3 (s3rver in its own process)'] = await jobBench(kind, apart.store, models);
     // The worker-local cache (VOLUME_CACHE_MB): emptied before every job (a worker's first job on a
     // case), and kept (every later job on it: a study run, a re-run, another model).
-    benches['s3 own process + cache, cold'] = await jobBench(
-      kind,
-      new CachedVolumeStore(apart.another(), cacheDir('cold'), 1024 * MiB),
-      models,
-      () => clearCache(cacheDir('cold')),
-    );
-    benches['s3 own process + cache, warm'] = await jobBench(
-      kind,
-      new CachedVolumeStore(apart.another(), cacheDir('warm'), 1024 * MiB),
-      models,
-    );
+    if (backends.has('cold'))
+      benches['s3 own process + cache, cold'] = await jobBench(
+        kind,
+        new CachedVolumeStore(apart.another(), cacheDir('cold'), 1024 * MiB),
+        models,
+        () => clearCache(cacheDir('cold')),
+      );
+    if (backends.has('warm'))
+      benches['s3 own process + cache, warm'] = await jobBench(
+        kind,
+        new CachedVolumeStore(apart.another(), cacheDir('warm'), 1024 * MiB),
+        models,
+      );
   } catch (err) {
     for (const b of Object.values(benches)) await b.close();
     apart.close();
@@ -323,11 +342,9 @@ async function jobWallTimes(s3: TestS3) {
       const pipeline = (p: Phases) => stageNames.reduce((a, k) => a + (p.stages[k] ?? 0), 0);
       const rest = median(ps.map((p, i) => times[n]![i]! - p.queueMs - p.readMs - pipeline(p) - p.putMs));
       const st = stageNames.map((k) => `${k} ${median(ps.map((p) => p.stages[k] ?? 0)).toFixed(0)}`).join(' ');
-      console.log(
-        `    ${n.padEnd(31)} claimed ${median(ps.map((p) => p.queueMs))
-          .toFixed(0)
-          .padStart(4)} ms · ${st} ms`,
-      );
+      const claimed = median(ps.map((p) => p.queueMs)).toFixed(0);
+      const inputs = median(ps.map((p) => p.inputsMs)).toFixed(0);
+      console.log(`    ${n.padEnd(31)} claimed ${claimed.padStart(4)} ms · inputs in hand ${inputs.padStart(4)} ms · ${st} ms`);
       const kinds = [...new Set(ps.flatMap((p) => [...p.requests.keys()]))].sort();
       const reqs = kinds
         .map((k) => {

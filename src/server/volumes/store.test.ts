@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { text } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +103,37 @@ describe('S3 volume store faults', () => {
       );
     } finally {
       store.close();
+    }
+  });
+
+  it('a GET whose body is cut midway fails as the store not answering, never as a shorter volume', async () => {
+    const source = (await stores.make()) as S3VolumeStore;
+    const bytes = randomBytes(2 * 1024 * 1024);
+    const { sha256 } = await source.put(bytes);
+    // Between the SDK and s3rver: passes everything, but a GET's body stops after half its bytes.
+    const to = new URL(source.options.endpoint!);
+    const proxy = createHttpServer((req, res) => {
+      const up = httpRequest({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        if (req.method !== 'GET') return void r.pipe(res);
+        let sent = 0;
+        r.on('data', (c: Buffer) => {
+          if (sent >= bytes.length / 2) return void res.destroy();
+          res.write(c);
+          sent += c.length;
+        });
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const store = new S3VolumeStore({ ...source.options, endpoint: `http://127.0.0.1:${(proxy.address() as { port: number }).port}` });
+    try {
+      const err = await store.read(sha256).catch((e: unknown) => e);
+      expect(systemErrorPhrase(err)).toBe('the object store (STORAGE_URL) is not answering');
+    } finally {
+      store.close();
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
     }
   });
 
