@@ -44,6 +44,8 @@ const runs = Number(process.env.BENCH_STORE_RUNS ?? 3);
 const jobRuns = Number(process.env.BENCH_STORE_JOBS ?? 7);
 /** Which parts run: BENCH_STORE_PARTS, a comma list of store, jobs, links (default all). */
 const parts = new Set((process.env.BENCH_STORE_PARTS ?? 'store,jobs,links').split(','));
+/** The S3 job backends beside the folder store: BENCH_STORE_BACKENDS, a comma list of inproc, apart, cold, warm (default all). */
+const backends = new Set((process.env.BENCH_STORE_BACKENDS ?? 'inproc,apart,cold,warm').split(','));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function measure(store: VolumeStore) {
@@ -91,12 +93,20 @@ async function jobBench(
   const database = await openTestDatabase(kind);
   const store = new TimedStore(inner);
   const envVars = { MAX_ACTIVE_JOBS_PER_USER: '100', ORT_THREADS: '1' };
+  // The worker logs each job's pipeline stages (decode = load, model = infer, encode…): kept by job id.
+  const stages = new Map<string, Record<string, number>>();
+  const destination = {
+    write(line: string) {
+      const o = JSON.parse(line) as { msg?: string; jobId?: string; timingsMs?: Record<string, number> };
+      if (o.msg === 'job succeeded' && o.jobId && o.timingsMs) stages.set(o.jobId, o.timingsMs);
+    },
+  };
   const runtime = await startJobRuntime({
     database: database.handle,
     store,
     models,
     env: parseEnv({ NODE_ENV: 'test', ...envVars }),
-    log: createLogger({ level: 'silent' }),
+    log: createLogger({ level: 'info', destination }),
     runWorker: true,
   });
   const t = makeTestApp({ database: database.handle, models, volumeStore: store, jobs: runtime.jobs, env: envVars });
@@ -116,6 +126,10 @@ async function jobBench(
         const row = await findJob(database.handle.db, created.data.id);
         if (row && ['succeeded', 'failed', 'cancelled'].includes(row.status)) {
           if (row.status !== 'succeeded') throw new Error(`job ${row.status}: ${row.error}`);
+          while (!stages.has(row.id)) await new Promise((r) => setTimeout(r, 2)); // logged just after the row
+          store.stages = stages.get(row.id)!;
+          store.queueMs = new Date(row.started_at!).getTime() - new Date(row.created_at).getTime();
+          store.inputsMs = store.lastReadAt - new Date(row.created_at).getTime();
           return new Date(row.finished_at!).getTime() - new Date(row.created_at).getTime();
         }
         await new Promise((r) => setTimeout(r, 5));
@@ -136,6 +150,12 @@ async function jobBench(
 class TimedStore implements VolumeStore {
   reads: { start: number; end: number }[] = [];
   putMs = 0;
+  /** The job's pipeline stages (ms, from its log line) and created → claimed (ms, from its row). */
+  stages: Record<string, number> = {};
+  queueMs = 0;
+  /** Wall clock (Date.now) when the job's last input read ended, and created → then (ms): what the job waited for its inputs. */
+  lastReadAt = 0;
+  inputsMs = 0;
   requests = new Map<string, number[]>();
   constructor(readonly inner: VolumeStore) {
     const s3 = inner instanceof CachedVolumeStore ? inner.inner : inner;
@@ -156,12 +176,23 @@ class TimedStore implements VolumeStore {
   reset() {
     this.reads = [];
     this.putMs = 0;
+    this.stages = {};
+    this.queueMs = 0;
+    this.lastReadAt = 0;
+    this.inputsMs = 0;
     this.requests.clear();
   }
   /** ms of this job's input reads (first start → last end) and of its mask put. */
   snapshot() {
     const readMs = this.reads.length ? Math.max(...this.reads.map((r) => r.end)) - Math.min(...this.reads.map((r) => r.start)) : 0;
-    return { readMs, putMs: this.putMs, requests: new Map(this.requests) };
+    return {
+      readMs,
+      putMs: this.putMs,
+      stages: this.stages,
+      queueMs: this.queueMs,
+      inputsMs: this.inputsMs,
+      requests: new Map(this.requests),
+    };
   }
   async put(bytes: Uint8Array, sha256?: string, hints?: { likelyAbsent?: boolean }) {
     const t0 = performance.now();
@@ -177,6 +208,7 @@ class TimedStore implements VolumeStore {
       return await this.inner.read(sha256);
     } finally {
       this.reads.push({ start, end: performance.now() });
+      this.lastReadAt = Date.now();
     }
   }
   stream(sha256: string, range?: { start: number; end: number }) {
@@ -248,21 +280,24 @@ async function jobWallTimes(s3: TestS3) {
   const benches: Record<string, Awaited<ReturnType<typeof jobBench>>> = {};
   try {
     benches.fs = await jobBench(kind, new FsVolumeStore(path.join(jobDir, 'volumes')), models);
-    benches['s3 (s3rver in this process)'] = await jobBench(kind, s3.store('bench-jobs', { prefix: 'jobs/' }), models);
-    benches['s3 (s3rver in its own process)'] = await jobBench(kind, apart.store, models);
+    if (backends.has('inproc'))
+      benches['s3 (s3rver in this process)'] = await jobBench(kind, s3.store('bench-jobs', { prefix: 'jobs/' }), models);
+    if (backends.has('apart')) benches['s3 (s3rver in its own process)'] = await jobBench(kind, apart.store, models);
     // The worker-local cache (VOLUME_CACHE_MB): emptied before every job (a worker's first job on a
     // case), and kept (every later job on it: a study run, a re-run, another model).
-    benches['s3 own process + cache, cold'] = await jobBench(
-      kind,
-      new CachedVolumeStore(apart.another(), cacheDir('cold'), 1024 * MiB),
-      models,
-      () => clearCache(cacheDir('cold')),
-    );
-    benches['s3 own process + cache, warm'] = await jobBench(
-      kind,
-      new CachedVolumeStore(apart.another(), cacheDir('warm'), 1024 * MiB),
-      models,
-    );
+    if (backends.has('cold'))
+      benches['s3 own process + cache, cold'] = await jobBench(
+        kind,
+        new CachedVolumeStore(apart.another(), cacheDir('cold'), 1024 * MiB),
+        models,
+        () => clearCache(cacheDir('cold')),
+      );
+    if (backends.has('warm'))
+      benches['s3 own process + cache, warm'] = await jobBench(
+        kind,
+        new CachedVolumeStore(apart.another(), cacheDir('warm'), 1024 * MiB),
+        models,
+      );
   } catch (err) {
     for (const b of Object.values(benches)) await b.close();
     apart.close();
@@ -296,12 +331,20 @@ async function jobWallTimes(s3: TestS3) {
       const r = median(times[n]!.map((t, i) => t / times.fs![i]!));
       console.log(`    ${n.padEnd(31)} ${r.toFixed(2)}× fs (goal ≤ 1.15×: ${r <= 1.15 ? 'met' : 'MISSED'})`);
     }
-    console.log('  phases, medians per job: input reads (parallel, wall) · mask put · the rest (queue, pipeline, rows)');
+    console.log(
+      '  phases, medians per job: created → claimed · input reads (parallel, wall) · pipeline stages (decode = load, model = infer) · mask put · the rest (volume rows, the pool hand-off, the success transaction)',
+    );
+    const stageNames = ['load', 'preprocess', 'infer', 'postprocess', 'encode'];
     for (const n of names) {
       const ps = phases[n]!;
       const read = median(ps.map((p) => p.readMs));
       const put = median(ps.map((p) => p.putMs));
-      const rest = median(ps.map((p, i) => times[n]![i]! - p.readMs - p.putMs));
+      const pipeline = (p: Phases) => stageNames.reduce((a, k) => a + (p.stages[k] ?? 0), 0);
+      const rest = median(ps.map((p, i) => times[n]![i]! - p.queueMs - p.readMs - pipeline(p) - p.putMs));
+      const st = stageNames.map((k) => `${k} ${median(ps.map((p) => p.stages[k] ?? 0)).toFixed(0)}`).join(' ');
+      const claimed = median(ps.map((p) => p.queueMs)).toFixed(0);
+      const inputs = median(ps.map((p) => p.inputsMs)).toFixed(0);
+      console.log(`    ${n.padEnd(31)} claimed ${claimed.padStart(4)} ms · inputs in hand ${inputs.padStart(4)} ms · ${st} ms`);
       const kinds = [...new Set(ps.flatMap((p) => [...p.requests.keys()]))].sort();
       const reqs = kinds
         .map((k) => {

@@ -10,7 +10,7 @@ import type { Database, JobRow } from '../db/tables.js';
 import type { Logger } from '../logger.js';
 import type { LoadedModel, ModelRegistry } from '../segmentation/models.js';
 import { segmentInPool } from '../segmentation/cpu.js';
-import type { Progress, Stage } from '../segmentation/pipeline.js';
+import { type Progress, type Stage, rolesRead } from '../segmentation/pipeline.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { CpuPool } from '../workers/pool.js';
 import type { JobEventBus } from './events.js';
@@ -81,6 +81,8 @@ async function finished(deps: Deps, updated: JobRow | undefined): Promise<JobRow
 export async function claimJob(
   deps: Deps & { models: ModelRegistry },
   jobId: string,
+  /** Called with the job as it is being claimed (runJob starts reading its inputs there). */
+  claiming?: (row: JobRow, models: LoadedModel[]) => void,
 ): Promise<{ row: JobRow; lease: Lease; models: LoadedModel[] } | null> {
   const row = await findJob(deps.db, jobId);
   if (!row || isTerminal(row.status)) return null; // done already: nothing twice
@@ -94,6 +96,7 @@ export async function claimJob(
     await finished(deps, await transition.end(deps.db, { jobId }, { status: 'failed', message: 'Failed', error }));
     return null;
   }
+  claiming?.(row, models as LoadedModel[]);
   // Guarded by the attempt read above: of two workers claiming at once, one wins.
   const claimed = await transition.claim(deps.db, row);
   if (!claimed) return null;
@@ -205,8 +208,23 @@ export function jobRunner(
 ) {
   const { db, log } = deps;
   const { active } = state;
+  /** The volumes a run of `models` on the case reads, fetched together: on an object store each is a round trip. */
+  const readInputs = async (caseId: string, models: LoadedModel[]) => {
+    const roles = rolesRead(models);
+    const volumes = (await caseVolumes(db, caseId)).filter((v) => roles.has(v.role));
+    const read = await Promise.all(volumes.map((v) => deps.store.read(v.sha256)));
+    const bytes: Partial<Record<VolumeRole, Uint8Array>> = {};
+    for (const [i, v] of volumes.entries()) bytes[v.role] = read[i]!;
+    return bytes;
+  };
   return async function runJob(jobId: string): Promise<void> {
-    const claimed = await claimJob(deps, jobId);
+    // The inputs are fetched while the claim is written, not after: the store's round trips and
+    // the database's overlap. A claim lost to another worker drops them unread.
+    let inputs: ReturnType<typeof readInputs> | undefined;
+    const claimed = await claimJob(deps, jobId, (row, models) => {
+      inputs = readInputs(row.case_id, models);
+      inputs.catch(() => {}); // its error is the job's: met where it is awaited below
+    });
     if (!claimed) return;
     const { lease } = claimed;
     const watch = watchJob(deps, lease, deps.timeoutSeconds);
@@ -215,13 +233,8 @@ export function jobRunner(
     const lostIt = () =>
       log.warn({ jobId, attempt: lease.attempt }, 'job taken over by another attempt (or ended); stopped without writing');
     try {
-      const volumes = await caseVolumes(db, claimed.row.case_id);
-      const bytes: Partial<Record<VolumeRole, Uint8Array>> = {};
-      // Read together: on an object store each read is a round trip, and they do not depend on each other.
-      const read = await Promise.all(volumes.map((v) => deps.store.read(v.sha256)));
-      for (const [i, v] of volumes.entries()) bytes[v.role as VolumeRole] = read[i]!;
       const result = await segmentInPool(deps.cpu, {
-        volumes: bytes,
+        volumes: await inputs!,
         models: claimed.models,
         provider: deps.models.provider.active,
         threads: deps.models.provider.threads,

@@ -55,6 +55,16 @@ export interface PipelineResult {
 }
 
 /**
+ * The case volumes a run of these models reads: the DWI (the grid), the models' inputs, the ADC
+ * even when no model takes it (the lesion list reports each lesion's ADC) and the ground truth
+ * (the metrics). The worker fetches only these: on an object store every volume is a GET, and a
+ * FLAIR no model reads was a third of a demo job's input bytes.
+ */
+export function rolesRead(models: Pick<LoadedModel, 'manifest'>[]): Set<VolumeRole> {
+  return new Set<VolumeRole>(['dwi', ...models.flatMap((m) => m.manifest.inputs), 'adc', 'mask']);
+}
+
+/**
  * One segmentation: read the case's volumes → resample ADC/FLAIR onto the DWI grid when they are
  * elsewhere → preprocess per manifest → infer (sliding window or whole volume) → threshold, drop
  * small components → majority vote across models → metrics against the ground truth. Progress:
@@ -86,8 +96,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   // load
   await enter('load', 10, 'Reading volumes');
   const inputs = new Set<VolumeRole>(models.flatMap((m) => m.manifest.inputs));
-  // The ADC is read even when no model takes it: the lesion list reports each lesion's ADC.
-  const needed = new Set<VolumeRole>(['dwi', ...inputs, 'adc', 'mask']);
+  const needed = rolesRead(models);
   const volumes = new Map<VolumeRole, NiftiVolume>();
   for (const role of needed) {
     const bytes = await opts.read(role);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type IncomingMessage, type ServerResponse, createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { text } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +103,78 @@ describe('S3 volume store faults', () => {
       );
     } finally {
       store.close();
+    }
+  });
+
+  /** A store reached through a proxy in front of s3rver whose `answer` writes each response (the Host header passes unchanged: it is signed). */
+  async function throughProxy(answer: (req: IncomingMessage, up: IncomingMessage, res: ServerResponse) => void) {
+    const source = (await stores.make()) as S3VolumeStore;
+    const to = new URL(source.options.endpoint!);
+    const proxy = createHttpServer((req, res) => {
+      const up = httpRequest({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: req.headers }, (r) =>
+        answer(req, r, res),
+      );
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const store = new S3VolumeStore({ ...source.options, endpoint: `http://127.0.0.1:${(proxy.address() as { port: number }).port}` });
+    return {
+      source,
+      store,
+      close: async () => {
+        store.close();
+        proxy.closeAllConnections();
+        await new Promise((r) => proxy.close(r));
+      },
+    };
+  }
+
+  it('a GET whose body is cut midway fails as the store not answering, never as a shorter volume', async () => {
+    const bytes = randomBytes(2 * 1024 * 1024);
+    // A GET's body stops after half its bytes.
+    const p = await throughProxy((req, up, res) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      if (req.method !== 'GET') return void up.pipe(res);
+      let sent = 0;
+      up.on('data', (c: Buffer) => {
+        if (sent >= bytes.length / 2) return void res.destroy();
+        res.write(c);
+        sent += c.length;
+      });
+    });
+    try {
+      const { sha256 } = await p.source.put(bytes);
+      const err = await p.store.read(sha256).catch((e: unknown) => e);
+      expect(systemErrorPhrase(err)).toBe('the object store (STORAGE_URL) is not answering');
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('a PUT the store answers with our SHA-256 (it checked it) needs no HEAD after; one it does not (s3rver) is checked by one', async () => {
+    const heads: string[] = [];
+    let echo = true;
+    // s3rver ignores x-amz-checksum-sha256; AWS S3, R2 and MinIO verify it and answer with it: the proxy plays the latter.
+    const p = await throughProxy((req, up, res) => {
+      if (req.method === 'HEAD') heads.push(req.url!);
+      const sent = req.headers['x-amz-checksum-sha256'];
+      res.writeHead(up.statusCode ?? 502, {
+        ...up.headers,
+        ...(echo && req.method === 'PUT' && sent ? { 'x-amz-checksum-sha256': sent } : {}),
+      });
+      up.pipe(res);
+    });
+    try {
+      const a = Buffer.from('checked by the store');
+      expect((await p.store.put(a, undefined, { likelyAbsent: true })).created).toBe(true);
+      expect(heads).toEqual([]);
+      expect(Buffer.compare(await p.store.read(sha256Hex(a)), a)).toBe(0);
+      echo = false;
+      const b = Buffer.from('not checked by the store');
+      expect((await p.store.put(b, undefined, { likelyAbsent: true })).created).toBe(true);
+      expect(heads).toHaveLength(1);
+    } finally {
+      await p.close();
     }
   });
 
