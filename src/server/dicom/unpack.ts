@@ -95,6 +95,9 @@ function zipProblem(zipName: string, err: Error): Error {
   return unprocessable(`${zipName}: not a readable zip (${displayName(m).slice(0, 160)})`, { field: 'files' });
 }
 
+/** Entries inflated at once: the work is I/O and zlib on libuv's threads, so a few in flight hide each one's round trips. */
+const UNZIP_CONCURRENCY = 8;
+
 async function unzip(zipPath: string, zipName: string, dir: string, limits: DicomLimits, count: Counter, out: Gathered): Promise<void> {
   let zip: yauzl.ZipFile;
   try {
@@ -103,22 +106,40 @@ async function unzip(zipPath: string, zipName: string, dir: string, limits: Dico
     throw zipProblem(zipName, err as Error);
   }
   await mkdir(dir, { recursive: true });
-  let n = 0;
+  // Results by entry, so the files keep the archive's order whatever finishes first.
+  const results: ({ file: InputFile } | { skip: Gathered['skipped'][number] } | undefined)[] = [];
   await new Promise<void>((resolve, reject) => {
     let failed = false;
+    let ended = false;
+    let active = 0;
+    let waiting = false; // the next entry is asked for once a slot frees
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
       zip.close();
       reject(err);
     };
+    const settle = () => {
+      if (failed) return;
+      if (ended && active === 0) resolve();
+      else if (waiting && active < UNZIP_CONCURRENCY) {
+        waiting = false;
+        zip.readEntry();
+      }
+    };
     zip.on('error', (err: Error) => fail(zipProblem(zipName, err)));
-    zip.on('end', () => resolve());
+    zip.on('end', () => {
+      ended = true;
+      settle();
+    });
     zip.on('entry', (entry: yauzl.Entry) => {
-      void (async () => {
-        if (entry.fileName.endsWith('/')) return zip.readEntry();
-        const name = displayName(`${zipName}/${entry.fileName}`);
-        const declared = entry.uncompressedSize;
+      if (failed) return;
+      if (entry.fileName.endsWith('/')) return zip.readEntry();
+      const n = results.length;
+      results.push(undefined);
+      const name = displayName(`${zipName}/${entry.fileName}`);
+      const declared = entry.uncompressedSize;
+      try {
         // Declared sizes first: nothing is inflated past a limit.
         count.add(name, declared);
         if (declared > MiB && entry.compressedSize > 0 && declared / entry.compressedSize > limits.maxZipRatio) {
@@ -128,13 +149,21 @@ async function unzip(zipPath: string, zipName: string, dir: string, limits: Dico
           );
         }
         if (entry.isEncrypted()) throw unprocessable(`${name}: encrypted entries are not supported`, { field: 'files' });
-        const target = path.join(dir, String(n++));
+      } catch (err) {
+        return fail(err);
+      }
+      active++;
+      void (async () => {
+        const target = path.join(dir, String(n));
         const stream = await new Promise<NodeJS.ReadableStream>((res, rej) =>
           zip.openReadStream(entry, (e, s) => (e ? rej(zipProblem(zipName, e)) : res(s))),
         );
         let actual = 0;
+        // The first bytes, kept on the way past: the DICM marker is judged without reading the file back.
+        const head: Buffer[] = [];
         const guard = new Transform({
           transform(chunk: Buffer, _enc, cb) {
+            if (actual < 132) head.push(chunk.subarray(0, 132 - actual));
             actual += chunk.length;
             if (actual > declared)
               cb(unprocessable(`${name} inflates past its declared ${declared} bytes: refused as a zip bomb`, { field: 'files' }));
@@ -146,18 +175,22 @@ async function unzip(zipPath: string, zipName: string, dir: string, limits: Dico
         } catch (err) {
           throw err instanceof Error && 'kind' in err ? err : zipProblem(zipName, err as Error);
         }
-        const h = await head(target, 132);
-        if (isDicom(h)) out.files.push({ path: target, name });
-        else
-          out.skipped.push({
-            file: name,
-            reason: isZip(h) ? 'a zip inside the zip (unpack it first)' : 'not DICOM (no DICM marker at byte 128)',
-          });
-        zip.readEntry();
+        const h = Buffer.concat(head);
+        results[n] = isDicom(h)
+          ? { file: { path: target, name } }
+          : { skip: { file: name, reason: isZip(h) ? 'a zip inside the zip (unpack it first)' : 'not DICOM (no DICM marker at byte 128)' } };
+        active--;
+        settle();
       })().catch(fail);
+      if (active < UNZIP_CONCURRENCY) zip.readEntry();
+      else waiting = true;
     });
     zip.readEntry();
   });
+  for (const r of results) {
+    if (r && 'file' in r) out.files.push(r.file);
+    else if (r) out.skipped.push(r.skip);
+  }
 }
 
 /** The DICOM files among the inputs (zips unpacked under `workDir`), and what was skipped. Throws a 413/422 naming the limit or the file. */
