@@ -33,7 +33,7 @@ if (!existsSync(PHILIPS_DIR)) {
     const t0 = performance.now();
     const out = await runDcm2niix(files);
     base.push(performance.now() - t0);
-    if (out.exitCode !== 0 || out.files.size === 0) throw new Error(`dcm2niix failed: exit ${out.exitCode}`);
+    if (out.exitCode !== 0 || Object.keys(out.files).length === 0) throw new Error(`dcm2niix failed: exit ${out.exitCode}`);
   }
 
   const dbUrl = process.env.BENCH_DATABASE_URL;
