@@ -5,7 +5,7 @@ import { unprocessable } from '../errors.js';
 import { NiftiError, readNifti, toFloat32 } from '../nifti/read.js';
 import { encodeNifti } from '../nifti/write.js';
 import { cpuTask } from '../workers/task.js';
-import { traceAndAdc } from './compute.js';
+import { type Frame, type Scale, traceAndAdc } from './compute.js';
 import { type Dcm2niixOutput, runDcm2niix } from './dcm2niix.js';
 import { type ConvertedOutput, type ConvertedSeries, type RoleDecision, chooseRoles, roleSource, sidecarFacts } from './roles.js';
 import type { InputFile, ScannedImage } from './scan.js';
@@ -134,10 +134,11 @@ function outputsBySeries(files: Record<string, Uint8Array>, series: SeriesFacts[
   return out;
 }
 
-/** The frames of a converted output as float32 (scaling applied). */
-function framesOf(bytes: Uint8Array, maxVoxels: number): Float32Array[] {
+/** The frames of a converted output as stored (views into the file where aligned, no float copies) and their scaling. */
+function framesOf(bytes: Uint8Array, maxVoxels: number): { frames: Frame[]; scale: Scale } {
   const head = readNifti(bytes, { frame: 0, maxVoxels });
-  return Array.from({ length: head.frames }, (_, f) => toFloat32(readNifti(bytes, { frame: f, maxVoxels })));
+  const frames = Array.from({ length: head.frames }, (_, f) => (f === 0 ? head.data : readNifti(bytes, { frame: f, maxVoxels }).data));
+  return { frames, scale: head.scale };
 }
 
 const encode = (o: ConvertedOutput, data: Float32Array, description: string) =>
@@ -197,7 +198,8 @@ export async function convertDicomStudy(input: ConvertInput): Promise<ConvertRes
   const compute = (o: ConvertedOutput) => {
     let r = computedFrom.get(o.stem);
     if (!r) {
-      r = traceAndAdc(framesOf(bytesOf(o), input.maxVoxels), o.bValues!, o.dims);
+      const { frames, scale } = framesOf(bytesOf(o), input.maxVoxels);
+      r = traceAndAdc(frames, o.bValues!, o.dims, scale);
       computedFrom.set(o.stem, r);
     }
     return r;
