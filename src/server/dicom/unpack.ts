@@ -178,7 +178,9 @@ async function unzip(zipPath: string, zipName: string, dir: string, limits: Dico
         const h = Buffer.concat(head);
         results[n] = isDicom(h)
           ? { file: { path: target, name } }
-          : { skip: { file: name, reason: isZip(h) ? 'a zip inside the zip (unpack it first)' : 'not DICOM (no DICM marker at byte 128)' } };
+          : {
+              skip: { file: name, reason: isZip(h) ? 'a zip inside the zip (unpack it first)' : 'not DICOM (no DICM marker at byte 128)' },
+            };
         active--;
         settle();
       })().catch(fail);
