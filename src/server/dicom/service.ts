@@ -95,7 +95,7 @@ export async function readStudies(
   workDir: string,
   limits: DicomLimits,
 ): Promise<{ studies: Study[]; skipped: DicomImport['skipped'] }> {
-  const gathered = await gatherDicomFiles(inputs, workDir, limits);
+  const gathered = await gatherDicomFiles(cpu, inputs, workDir, limits);
   return studiesOf(gathered, gathered.files.length ? await scanInPool(cpu, gathered.files) : noScan);
 }
 
@@ -112,19 +112,30 @@ async function readAndConvertOneStudy(
   workDir: string,
   limits: DicomLimits,
   choice: SeriesChoice,
+  phases: Phases,
 ): Promise<{ study: Study; result: ConvertResult; skipped: DicomImport['skipped'] }> {
-  const gathered = await gatherDicomFiles(inputs, workDir, limits);
+  let t = performance.now();
+  const since = (from: number) => Math.round(performance.now() - from);
+  const gathered = await gatherDicomFiles(deps.cpu, inputs, workDir, limits);
+  phases.unpack = since(t);
   if (gathered.files.length === 0) throw noImages(gathered.skipped, inputs.length);
+  t = performance.now();
   // Started first: dcm2niix is the longest task; the scan's parts share the other thread(s).
-  const conversion = deps.cpu.run(convertFilesTask, { files: gathered.files });
+  const conversion = deps.cpu.run(convertFilesTask, { files: gathered.files }).finally(() => (phases.dcm2niix = since(t)));
   conversion.catch(() => {}); // its failure matters only once the scan has passed (awaited below)
   const { studies, skipped } = studiesOf(gathered, await scanInPool(deps.cpu, gathered.files));
+  phases.scan = since(t);
   if (studies.length === 0) throw noImages(skipped, inputs.length);
   if (studies.length > 1) throw mixedStudies(studies);
   const study = studies[0]!;
-  const result = await convertStudy(deps.cpu, deps.config, study, choice, { ...(await conversion), inputs: gathered.files });
+  const converted = await conversion;
+  t = performance.now();
+  const result = await convertStudy(deps.cpu, deps.config, study, choice, { ...converted, inputs: gathered.files });
+  phases.roles = since(t);
   return { study, result, skipped };
 }
+
+type Phases = NonNullable<DicomImport['timings']['phasesMs']>;
 
 /** No MR image at all: what was sent instead. */
 function noImages(skipped: DicomImport['skipped'], inputs: number): Error {
@@ -203,19 +214,22 @@ export async function uploadDicomCase(
   if (input.inputs.length === 0) throw unprocessable('Send the DICOM files (a folder of them, or a .zip)', { field: 'files' });
   return withWorkDir(input.workDir, async (dir) => {
     const limits = dicomLimits(deps.config, user.role);
-    const { study, result, skipped } = await readAndConvertOneStudy(deps, input.inputs, dir, limits, input.choice);
+    const phasesMs: Phases = {};
+    const { study, result, skipped } = await readAndConvertOneStudy(deps, input.inputs, dir, limits, input.choice, phasesMs);
     const report: DicomImport = {
       ...result.report,
       skipped,
-      timings: { convertMs: Math.round(result.convertMs), totalMs: 0 },
+      timings: { convertMs: Math.round(result.convertMs), totalMs: 0, phasesMs },
     };
     let caseId: string | null = null;
     if (!input.dryRun) {
+      const t = performance.now();
       caseId = await uploadCase(deps, user, {
         name: input.name || result.suggestedName,
         files: result.volumes,
         onStored: originRow(result, study, deps.config.DICOM_KEEP_PATIENT),
       });
+      phasesMs.store = Math.round(performance.now() - t);
     }
     report.timings.totalMs = Math.round(performance.now() - started);
     // Counts and timings only: series descriptions and file names stay out of the log.
