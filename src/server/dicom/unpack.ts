@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { inflateRawSync } from 'node:zlib';
@@ -66,12 +66,10 @@ class Counter {
   }
 }
 
-function openZip(file: string): Promise<yauzl.ZipFile> {
+function openZip(bytes: Buffer): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) =>
-    yauzl.open(
-      file,
-      { lazyEntries: true, autoClose: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: false },
-      (err, zip) => (err ? reject(err) : resolve(zip)),
+    yauzl.fromBuffer(bytes, { lazyEntries: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: false }, (err, zip) =>
+      err ? reject(err) : resolve(zip),
     ),
   );
 }
@@ -97,7 +95,7 @@ function zipProblem(zipName: string, err: Error): Error {
 }
 
 /** A zip entry to write: where its local header is, its sizes and method (from the central directory yauzl read and checked). */
-export interface ZipEntryJob {
+interface ZipEntryJob {
   name: string;
   target: string;
   localHeader: number;
@@ -106,68 +104,11 @@ export interface ZipEntryJob {
   method: number;
 }
 
-/**
- * The CPU task: the entries inflated and written, one after another, synchronously — one read, one
- * inflate and one write each, in a pool thread (no stream and no round trip through the event loop
- * per entry: an archive of 500 slices took longer to unpack that way than dcm2niix to convert it).
- * An entry that inflates to more than it declares stops at its declared size (a bomb is refused
- * without inflating it); one that inflates to less is refused too. Answers each entry's first bytes'
- * verdict: DICOM, a zip, or neither.
- */
-export function inflateZipEntries(input: { zipPath: string; zipName: string; entries: ZipEntryJob[] }): ('dicom' | 'zip' | 'other')[] {
-  const fd = openSync(input.zipPath, 'r');
-  try {
-    const zipBytes = fstatSync(fd).size;
-    return input.entries.map((e) => {
-      if (e.compressedSize > zipBytes) {
-        throw unprocessable(`${input.zipName}: not a readable zip (${e.name} declares more bytes than the archive has)`, {
-          field: 'files',
-        });
-      }
-      const local = Buffer.alloc(30);
-      if (readSync(fd, local, 0, 30, e.localHeader) !== 30 || local.readUInt32LE(0) !== 0x04034b50) {
-        throw unprocessable(`${input.zipName}: not a readable zip (invalid local file header of ${e.name})`, { field: 'files' });
-      }
-      const compressed = Buffer.alloc(e.compressedSize);
-      const at = e.localHeader + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
-      if (readSync(fd, compressed, 0, e.compressedSize, at) !== e.compressedSize) {
-        throw unprocessable(`${input.zipName}: not a readable zip (${e.name} is cut short)`, { field: 'files' });
-      }
-      let data: Buffer;
-      if (e.method === 0) data = compressed;
-      else {
-        try {
-          data = inflateRawSync(compressed, { maxOutputLength: Math.max(1, e.size) });
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-            throw unprocessable(`${e.name} inflates past its declared ${e.size} bytes: refused as a zip bomb`, { field: 'files' });
-          }
-          throw unprocessable(`${input.zipName}: not a readable zip (${e.name}: ${(err as Error).message})`, { field: 'files' });
-        }
-      }
-      if (data.length !== e.size) {
-        throw unprocessable(
-          `${input.zipName}: an entry inflates to a different size than it declares (${e.name}: ${data.length} bytes, ${e.size} declared); the zip is refused as corrupt or a zip bomb`,
-          { field: 'files' },
-        );
-      }
-      writeFileSync(e.target, data);
-      return isDicom(data) ? 'dicom' : isZip(data) ? 'zip' : 'other';
-    });
-  } finally {
-    closeSync(fd);
-  }
-}
-const inflateZipEntriesTask = cpuTask<Parameters<typeof inflateZipEntries>[0], ('dicom' | 'zip' | 'other')[]>(
-  import.meta.url,
-  'inflateZipEntries',
-);
-
 /** The archive's entries from its central directory (yauzl: names checked, sizes and limits checked before a byte is inflated). */
-async function zipEntries(zipPath: string, zipName: string, dir: string, limits: DicomLimits, count: Counter): Promise<ZipEntryJob[]> {
+async function zipEntries(bytes: Buffer, zipName: string, dir: string, limits: DicomLimits, count: Counter): Promise<ZipEntryJob[]> {
   let zip: yauzl.ZipFile;
   try {
-    zip = await openZip(zipPath);
+    zip = await openZip(bytes);
   } catch (err) {
     throw zipProblem(zipName, err as Error);
   }
@@ -216,27 +157,68 @@ async function zipEntries(zipPath: string, zipName: string, dir: string, limits:
   return jobs;
 }
 
-async function unzip(
-  cpu: CpuPool,
-  zipPath: string,
-  zipName: string,
-  dir: string,
-  limits: DicomLimits,
-  count: Counter,
-  out: Gathered,
-): Promise<void> {
-  const entries = await zipEntries(zipPath, zipName, dir, limits, count);
-  await mkdir(dir, { recursive: true });
-  const kinds = await cpu.run(inflateZipEntriesTask, { zipPath, zipName, entries });
-  entries.forEach((e, i) => {
-    if (kinds[i] === 'dicom') out.files.push({ path: e.target, name: e.name });
+/** One entry's bytes, inflated: never past its declared size (a bomb is refused without inflating it), nor short of it. */
+function inflateEntry(zip: Buffer, zipName: string, e: ZipEntryJob): Buffer {
+  const unreadable = (why: string) => unprocessable(`${zipName}: not a readable zip (${why})`, { field: 'files' });
+  if (e.localHeader + 30 > zip.length || zip.readUInt32LE(e.localHeader) !== 0x04034b50)
+    throw unreadable(`invalid local file header of ${e.name}`);
+  const at = e.localHeader + 30 + zip.readUInt16LE(e.localHeader + 26) + zip.readUInt16LE(e.localHeader + 28);
+  if (at + e.compressedSize > zip.length) throw unreadable(`${e.name} is cut short`);
+  const compressed = zip.subarray(at, at + e.compressedSize);
+  let data: Buffer;
+  if (e.method === 0) data = compressed;
+  else {
+    try {
+      data = inflateRawSync(compressed, { maxOutputLength: Math.max(1, e.size) });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw unprocessable(`${e.name} inflates past its declared ${e.size} bytes: refused as a zip bomb`, { field: 'files' });
+      }
+      throw unreadable(`${e.name}: ${(err as Error).message}`);
+    }
+  }
+  if (data.length !== e.size) {
+    throw unprocessable(
+      `${zipName}: an entry inflates to a different size than it declares (${e.name}: ${data.length} bytes, ${e.size} declared); the zip is refused as corrupt or a zip bomb`,
+      { field: 'files' },
+    );
+  }
+  return data;
+}
+
+/**
+ * The CPU task: a zip unpacked into `dir` — its directory read and checked (names, limits, the
+ * counts so far carried in and out), then every entry inflated and written, one after another,
+ * synchronously, in a pool thread. No stream and no file-system round trip through an event loop
+ * per entry: an archive of 500 slices took longer to unpack that way than dcm2niix to convert it.
+ * The archive is read whole (it is smaller than the study, which dcm2niix holds whole in memory
+ * later anyway); one entry is inflated at a time.
+ */
+export async function unzipFile(input: {
+  zipPath: string;
+  zipName: string;
+  dir: string;
+  limits: DicomLimits;
+  counted: { files: number; bytes: number };
+}): Promise<Gathered & { counted: { files: number; bytes: number } }> {
+  const count = Object.assign(new Counter(input.limits), input.counted);
+  const zip = readFileSync(input.zipPath);
+  const entries = await zipEntries(zip, input.zipName, input.dir, input.limits, count);
+  await mkdir(input.dir, { recursive: true });
+  const out: Gathered = { files: [], skipped: [] };
+  for (const e of entries) {
+    const data = inflateEntry(zip, input.zipName, e);
+    writeFileSync(e.target, data);
+    if (isDicom(data)) out.files.push({ path: e.target, name: e.name });
     else
       out.skipped.push({
         file: e.name,
-        reason: kinds[i] === 'zip' ? 'a zip inside the zip (unpack it first)' : 'not DICOM (no DICM marker at byte 128)',
+        reason: isZip(data) ? 'a zip inside the zip (unpack it first)' : 'not DICOM (no DICM marker at byte 128)',
       });
-  });
+  }
+  return { ...out, counted: { files: count.files, bytes: count.bytes } };
 }
+const unzipFileTask = cpuTask<Parameters<typeof unzipFile>[0], Awaited<ReturnType<typeof unzipFile>>>(import.meta.url, 'unzipFile');
 
 /** The DICOM files among the inputs (zips unpacked under `workDir`), and what was skipped. Throws a 413/422 naming the limit or the file. */
 export async function gatherDicomFiles(cpu: CpuPool, inputs: InputFile[], workDir: string, limits: DicomLimits): Promise<Gathered> {
@@ -246,7 +228,16 @@ export async function gatherDicomFiles(cpu: CpuPool, inputs: InputFile[], workDi
     const name = displayName(input.name);
     const h = await head(input.path, 132);
     if (isZip(h)) {
-      await unzip(cpu, input.path, name, path.join(workDir, `zip-${i}`), limits, count, out);
+      const zip = await cpu.run(unzipFileTask, {
+        zipPath: input.path,
+        zipName: name,
+        dir: path.join(workDir, `zip-${i}`),
+        limits,
+        counted: { files: count.files, bytes: count.bytes },
+      });
+      Object.assign(count, zip.counted);
+      out.files.push(...zip.files);
+      out.skipped.push(...zip.skipped);
       continue;
     }
     count.add(name, (await stat(input.path)).size);
