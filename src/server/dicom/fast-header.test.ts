@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, copyDicom, modify, requireDcmtk, tempDir } from '../test/dicom.js';
+import { HAVE_PHILIPS, PHILIPS_DIR, PHILIPS_SKIP_NOTE, copyDicom, modify, requireDcmtk } from '../test/dicom.js';
 import { readHeaderFast } from './fast-header.js';
 import { scanFile } from './scan.js';
 
