@@ -33,7 +33,7 @@ if (!existsSync(PHILIPS_DIR)) {
     const t0 = performance.now();
     const out = await runDcm2niix(files);
     base.push(performance.now() - t0);
-    if (out.exitCode !== 0 || out.files.size === 0) throw new Error(`dcm2niix failed: exit ${out.exitCode}`);
+    if (out.exitCode !== 0 || Object.keys(out.files).length === 0) throw new Error(`dcm2niix failed: exit ${out.exitCode}`);
   }
 
   const dbUrl = process.env.BENCH_DATABASE_URL;
@@ -49,7 +49,10 @@ if (!existsSync(PHILIPS_DIR)) {
         headers: { authorization: `Bearer ${token}` },
         body: form,
       });
-      const body = (await res.json()) as { case?: { id: string } | null; import?: { timings: { convertMs: number; totalMs: number } } };
+      const body = (await res.json()) as {
+        case?: { id: string } | null;
+        import?: { timings: { convertMs: number; totalMs: number; phasesMs?: Record<string, number> } };
+      };
       if (res.status !== 200 || !body.case) throw new Error(`import failed: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
       return body.import!.timings;
     };
@@ -58,12 +61,14 @@ if (!existsSync(PHILIPS_DIR)) {
     const imports: number[] = [];
     const converts: number[] = [];
     const totals: number[] = [];
+    const phases = new Map<string, number[]>();
     for (let i = 1; i <= runs; i++) {
       const t0 = performance.now();
       const timings = await upload(i);
       imports.push(performance.now() - t0);
       converts.push(timings.convertMs);
       totals.push(timings.totalMs);
+      for (const [k, v] of Object.entries(timings.phasesMs ?? {})) phases.set(k, [...(phases.get(k) ?? []), v]);
     }
     const latencies = await stop();
     const b = median(base);
@@ -77,6 +82,8 @@ if (!existsSync(PHILIPS_DIR)) {
     console.log(
       `    of which (server's own timings, medians): conversion in the pool ${median(converts).toFixed(0)} ms, the import in all ${median(totals).toFixed(0)} ms (the rest is the upload itself)`,
     );
+    // unpack → (dcm2niix ‖ header scan, side by side from the same start) → roles, trace + ADC → store.
+    console.log(`    phases (medians, ms): ${[...phases].map(([k, v]) => `${k} ${median(v).toFixed(0)}`).join(', ')}`);
     const p99 = percentile(latencies, 0.99);
     const max = Math.max(...latencies);
     console.log(

@@ -59,8 +59,15 @@ export const dicomImportSchema = z.object({
   warnings: z.array(z.string()),
   /** Files not used: not DICOM, not an MR image (reports, presentation states), a DICOMDIR. */
   skipped: z.array(z.object({ file: z.string(), reason: z.string() })),
-  /** How long the conversion took, ms (dcm2niix alone, and the whole import). */
-  timings: z.object({ convertMs: z.number(), totalMs: z.number() }),
+  /** How long the conversion took, ms (dcm2niix alone, and the whole import), and the import's phases (wall clock, ms; they overlap where they run side by side). */
+  timings: z.object({
+    convertMs: z.number(),
+    totalMs: z.number(),
+    phasesMs: z
+      .object({ unpack: z.number(), scan: z.number(), dcm2niix: z.number(), roles: z.number(), store: z.number() })
+      .partial()
+      .optional(),
+  }),
 });
 export type DicomImport = z.infer<typeof dicomImportSchema>;
 

@@ -32,33 +32,57 @@ export function diffusionShells(bValues: readonly number[]): Shells | null {
   return { b0, high, b };
 }
 
-/** The voxel-wise mean of some volumes. */
-export function meanOf(frames: readonly Float32Array[], which: readonly number[]): Float32Array {
+/** A volume's stored values (a NIfTI frame as it is, no float copy) and the scaling that makes them signal: `v · slope + inter`. */
+export type Frame = ArrayLike<number>;
+export interface Scale {
+  slope: number;
+  inter: number;
+}
+const UNSCALED: Scale = { slope: 1, inter: 0 };
+
+/** The voxel-wise mean of some volumes (summed in float64). */
+export function meanOf(frames: readonly Frame[], which: readonly number[], scale = UNSCALED): Float32Array {
   const n = frames[which[0]!]!.length;
-  const out = new Float32Array(n);
+  const sum = new Float64Array(n);
   for (const f of which) {
     const v = frames[f]!;
-    for (let i = 0; i < n; i++) out[i]! += v[i]!;
+    for (let i = 0; i < n; i++) sum[i]! += v[i]!;
   }
-  for (let i = 0; i < n; i++) out[i]! /= which.length;
+  const out = new Float32Array(n);
+  const k = scale.slope / which.length;
+  for (let i = 0; i < n; i++) out[i] = sum[i]! * k + scale.inter;
   return out;
 }
 
-/** The voxel-wise geometric mean of some volumes (0 where any of them is ≤ 0). */
-export function geometricMeanOf(frames: readonly Float32Array[], which: readonly number[]): Float32Array {
+/**
+ * The voxel-wise geometric mean of some volumes (0 where any of them is ≤ 0). The values are
+ * multiplied in float64 and the logarithm taken once per voxel, not once per volume (12 volumes:
+ * 12× fewer logs); a product that leaves float64's normal range falls back to the sum of logs.
+ */
+export function geometricMeanOf(frames: readonly Frame[], which: readonly number[], scale = UNSCALED): Float32Array {
   const n = frames[which[0]!]!.length;
-  const logSum = new Float64Array(n);
-  const dead = new Uint8Array(n);
+  const { slope, inter } = scale;
+  const prod = new Float64Array(n).fill(1);
   for (const f of which) {
     const v = frames[f]!;
     for (let i = 0; i < n; i++) {
-      const x = v[i]!;
-      if (x > 0) logSum[i]! += Math.log(x);
-      else dead[i] = 1;
+      const x = v[i]! * slope + inter;
+      // NaN marks a dead voxel: it stays NaN through every later product.
+      prod[i] = x > 0 ? prod[i]! * x : NaN;
     }
   }
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = dead[i] ? 0 : Math.exp(logSum[i]! / which.length);
+  const k = which.length;
+  for (let i = 0; i < n; i++) {
+    const p = prod[i]!;
+    if (p !== p) continue; // NaN: some volume ≤ 0 here
+    if (p > 1e-300 && p < 1e300) out[i] = Math.exp(Math.log(p) / k);
+    else {
+      let logSum = 0;
+      for (const f of which) logSum += Math.log(frames[f]![i]! * slope + inter);
+      out[i] = Math.exp(logSum / k);
+    }
+  }
   return out;
 }
 
@@ -117,26 +141,31 @@ export function otsuThreshold(values: Float32Array): number {
 
 /** A 3×3×3 box (mean) filter, separable; edges average the voxels that exist. */
 export function smooth3(values: Float32Array, dims: readonly [number, number, number]): Float32Array {
-  const [nx, ny] = dims;
+  const [nx, ny, nz] = dims;
   const strides = [1, nx, nx * ny];
   let src = values;
   for (let axis = 0; axis < 3; axis++) {
     const n = dims[axis]!;
     const stride = strides[axis]!;
     const out = new Float32Array(values.length);
-    for (let i = 0; i < values.length; i++) {
-      const c = Math.floor(i / stride) % n;
-      let sum = src[i]!;
-      let count = 1;
-      if (c > 0) {
-        sum += src[i - stride]!;
-        count++;
+    // Nested loops give each voxel's coordinate along the axis without a division per voxel.
+    for (let z = 0, i = 0; z < nz; z++) {
+      for (let y = 0; y < ny; y++) {
+        for (let x = 0; x < nx; x++, i++) {
+          const c = axis === 0 ? x : axis === 1 ? y : z;
+          let sum = src[i]!;
+          let count = 1;
+          if (c > 0) {
+            sum += src[i - stride]!;
+            count++;
+          }
+          if (c < n - 1) {
+            sum += src[i + stride]!;
+            count++;
+          }
+          out[i] = sum / count;
+        }
       }
-      if (c < n - 1) {
-        sum += src[i + stride]!;
-        count++;
-      }
-      out[i] = sum / count;
     }
     src = out;
   }
@@ -238,16 +267,17 @@ export function headMask(s0: Float32Array, dims: readonly [number, number, numbe
   return mask;
 }
 
-/** The trace DWI, the ADC and the head mask from a diffusion series' volumes. */
+/** The trace DWI, the ADC and the head mask from a diffusion series' volumes (stored values and their scaling). */
 export function traceAndAdc(
-  frames: readonly Float32Array[],
+  frames: readonly Frame[],
   bValues: readonly number[],
   dims: readonly [number, number, number],
+  scale = UNSCALED,
 ): { trace: Float32Array; adc: Float32Array; mask: Uint8Array; shells: Shells } {
   const shells = diffusionShells(bValues);
   if (!shells) throw new Error('not a b≈0 + high-b diffusion series');
-  const s0 = meanOf(frames, shells.b0);
-  const trace = geometricMeanOf(frames, shells.high);
+  const s0 = meanOf(frames, shells.b0, scale);
+  const trace = geometricMeanOf(frames, shells.high, scale);
   const mask = headMask(s0, dims);
   return { trace, adc: adcMap(s0, trace, shells.b, mask), mask, shells };
 }

@@ -5,8 +5,8 @@ import { unprocessable } from '../errors.js';
 import { NiftiError, readNifti, toFloat32 } from '../nifti/read.js';
 import { encodeNifti } from '../nifti/write.js';
 import { cpuTask } from '../workers/task.js';
-import { traceAndAdc } from './compute.js';
-import { runDcm2niix } from './dcm2niix.js';
+import { type Frame, type Scale, traceAndAdc } from './compute.js';
+import { type Dcm2niixOutput, runDcm2niix } from './dcm2niix.js';
 import { type ConvertedOutput, type ConvertedSeries, type RoleDecision, chooseRoles, roleSource, sidecarFacts } from './roles.js';
 import type { InputFile, ScannedImage } from './scan.js';
 import { type SeriesFacts, type SliceRef, dot, groupSeries, sliceNormal } from './series.js';
@@ -46,6 +46,11 @@ export interface ConvertInput {
   /** Identifying strings (from the headers) removed from every text this returns. */
   scrub: string[];
   maxVoxels: number;
+  /**
+   * dcm2niix's output when it already ran — beside the header scan, over every file of the upload
+   * (`inputs`, in the order it was given them, non-images included). Otherwise it runs here, over `files`.
+   */
+  converted?: Dcm2niixOutput & { inputs: InputFile[] };
 }
 
 export interface ConvertResult {
@@ -68,13 +73,19 @@ export function scrubText(text: string, identifiers: readonly string[]): string 
   return out;
 }
 
-/** dcm2niix's lines a person should read: warnings and errors, with `/in/<n>` turned into the upload's file names. */
-export function converterWarnings(lines: readonly string[], files: readonly InputFile[]): string[] {
+/**
+ * dcm2niix's lines a person should read: warnings and errors, with `/in/<n>` turned into the upload's
+ * file names. Lines only about files outside the study (`inStudy`: objects the scan skipped, which
+ * dcm2niix saw when it ran beside the scan) are dropped: the skipped list says what they are.
+ */
+export function converterWarnings(lines: readonly string[], files: readonly InputFile[], inStudy = (_: InputFile) => true): string[] {
   const noise =
     /^(Chris Rorden's|Found \d+ DICOM|Convert \d+ DICOM|Conversion required|Philips Scaling Values|Compression will be faster|\s*$)/;
   const out: string[] = [];
   for (const raw of lines) {
     if (noise.test(raw)) continue;
+    const about = [...raw.matchAll(/\/in\/(\d+)/g)].map((m) => files[Number(m[1])]);
+    if (about.length > 0 && about.every((f) => f && !inStudy(f))) continue;
     const line = raw.replace(/\/in\/(\d+)/g, (_, i: string) => files[Number(i)]?.name ?? 'a file').replace(/\/out\/[^\s)]+/g, 'the output');
     if (!out.includes(line)) out.push(line.trim());
   }
@@ -88,10 +99,10 @@ function parseBvals(bytes: Uint8Array | undefined): number[] | null {
 }
 
 /** dcm2niix's outputs grouped by the series they came from (the output stem starts with the SeriesInstanceUID). */
-function outputsBySeries(files: Map<string, Uint8Array>, series: SeriesFacts[], maxVoxels: number): Map<string, ConvertedOutput[]> {
+function outputsBySeries(files: Record<string, Uint8Array>, series: SeriesFacts[], maxVoxels: number): Map<string, ConvertedOutput[]> {
   const out = new Map<string, ConvertedOutput[]>();
   const uids = series.map((s) => s.seriesUid).sort((a, b) => b.length - a.length);
-  for (const [name, bytes] of files) {
+  for (const [name, bytes] of Object.entries(files)) {
     if (!name.endsWith('.nii')) continue;
     const stem = name.slice(0, -4);
     const uid = uids.find((u) => stem.startsWith(`${u}_`));
@@ -105,7 +116,7 @@ function outputsBySeries(files: Map<string, Uint8Array>, series: SeriesFacts[], 
     }
     let sidecar = {};
     try {
-      sidecar = sidecarFacts(JSON.parse(Buffer.from(files.get(`${stem}.json`) ?? []).toString('utf8')));
+      sidecar = sidecarFacts(JSON.parse(Buffer.from(files[`${stem}.json`] ?? []).toString('utf8')));
     } catch {
       // no sidecar: the roles go by b-values and the headers
     }
@@ -115,7 +126,7 @@ function outputsBySeries(files: Map<string, Uint8Array>, series: SeriesFacts[], 
       dims: head.dims,
       volumes: head.frames,
       affine: head.affine,
-      bValues: parseBvals(files.get(`${stem}.bval`)),
+      bValues: parseBvals(files[`${stem}.bval`]),
       sidecar,
     });
     out.set(uid, list);
@@ -123,10 +134,11 @@ function outputsBySeries(files: Map<string, Uint8Array>, series: SeriesFacts[], 
   return out;
 }
 
-/** The frames of a converted output as float32 (scaling applied). */
-function framesOf(bytes: Uint8Array, maxVoxels: number): Float32Array[] {
+/** The frames of a converted output as stored (views into the file where aligned, no float copies) and their scaling. */
+function framesOf(bytes: Uint8Array, maxVoxels: number): { frames: Frame[]; scale: Scale } {
   const head = readNifti(bytes, { frame: 0, maxVoxels });
-  return Array.from({ length: head.frames }, (_, f) => toFloat32(readNifti(bytes, { frame: f, maxVoxels })));
+  const frames = Array.from({ length: head.frames }, (_, f) => (f === 0 ? head.data : readNifti(bytes, { frame: f, maxVoxels }).data));
+  return { frames, scale: head.scale };
 }
 
 const encode = (o: ConvertedOutput, data: Float32Array, description: string) =>
@@ -154,8 +166,9 @@ function slicesInVolumeOrder(facts: SeriesFacts, dims: [number, number, number],
 export async function convertDicomStudy(input: ConvertInput): Promise<ConvertResult> {
   const facts = groupSeries(input.images);
   const scrub = (t: string) => scrubText(t, input.scrub);
-  const converted = await runDcm2niix(input.files);
-  const warnings = converterWarnings(converted.lines, input.files).map(scrub);
+  const converted = input.converted ?? { ...(await runDcm2niix(input.files)), inputs: input.files };
+  const studyFiles = new Set(input.files.map((f) => f.path));
+  const warnings = converterWarnings(converted.lines, converted.inputs, (f) => studyFiles.has(f.path)).map(scrub);
   const bySeries = outputsBySeries(converted.files, facts, input.maxVoxels);
   const series: ConvertedSeries[] = facts.map((f) => ({
     seriesUid: f.seriesUid,
@@ -179,13 +192,14 @@ export async function convertDicomStudy(input: ConvertInput): Promise<ConvertRes
   const roles: RoleDecision = chooseRoles(series, input.choice, { warnings });
   warnings.unshift(...problems);
 
-  const bytesOf = (o: ConvertedOutput) => converted.files.get(`${o.stem}.nii`)!;
+  const bytesOf = (o: ConvertedOutput) => converted.files[`${o.stem}.nii`]!;
   const volumes: ConvertResult['volumes'] = {};
   const computedFrom = new Map<string, ReturnType<typeof traceAndAdc>>();
   const compute = (o: ConvertedOutput) => {
     let r = computedFrom.get(o.stem);
     if (!r) {
-      r = traceAndAdc(framesOf(bytesOf(o), input.maxVoxels), o.bValues!, o.dims);
+      const { frames, scale } = framesOf(bytesOf(o), input.maxVoxels);
+      r = traceAndAdc(frames, o.bValues!, o.dims, scale);
       computedFrom.set(o.stem, r);
     }
     return r;

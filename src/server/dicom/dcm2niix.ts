@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { unprocessable } from '../errors.js';
+import { cpuTask } from '../workers/task.js';
 
 /**
  * dcm2niix — the converter the field trusts — as its WebAssembly build from npm
@@ -61,8 +62,8 @@ function load() {
 }
 
 export interface Dcm2niixOutput {
-  /** Output files by name (`<stem>.nii`, `.json`, `.bval`, `.bvec`). */
-  files: Map<string, Uint8Array>;
+  /** Output files by name (`<stem>.nii`, `.json`, `.bval`, `.bvec`): a plain object, so a thread's answer moves the bytes rather than copy them. */
+  files: Record<string, Uint8Array>;
   /** Every line dcm2niix printed (stdout and stderr, in order; stderr lines start with `Error:` or are marked). */
   lines: string[];
   exitCode: number;
@@ -121,10 +122,14 @@ export async function runDcm2niix(inputs: { path: string }[]): Promise<Dcm2niixO
     process.exitCode = exitCodeBefore;
   }
   const ms = performance.now() - t0;
-  const files = new Map<string, Uint8Array>();
+  const files: Record<string, Uint8Array> = {};
   for (const name of fs.readdir('/out')) {
     if (name.startsWith('.')) continue;
-    files.set(name, fs.readFile(`/out/${name}`));
+    files[name] = fs.readFile(`/out/${name}`);
   }
   return { files, lines, exitCode, ms };
 }
+
+/** The CPU task: dcm2niix alone, for an import that runs it beside the header scan (service.ts). */
+export const convertFiles = (input: { files: { path: string }[] }) => runDcm2niix(input.files);
+export const convertFilesTask = cpuTask<{ files: { path: string }[] }, Dcm2niixOutput>(import.meta.url, 'convertFiles');

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type DicomElementDict, dcmjs } from './dcmjs.js';
+import { readHeaderFast } from './fast-header.js';
 import type { DicomPatient } from '../../shared/dicom-origin.js';
 import { unprocessable } from '../errors.js';
 import { cpuTask } from '../workers/task.js';
@@ -234,6 +235,15 @@ function identityOf(dict: Dict): StudyIdentity {
   return { patient, identifiers: [...identifiers] };
 }
 
+/** Every dataset element `scanFile` and `identityOf` read (the fast path decodes these only). */
+const SCAN_TAGS = new Set([
+  ...['00080008', '00080016', '00080018', '0008103E', '00180050', '00181030', '00189087'],
+  ...['0020000D', '0020000E', '00200011', '00200013', '00200032', '00200037', '00200052'],
+  ...['00280002', '00280008', '00280010', '00280011', '00280030', '00280100'],
+  ...Object.values(PATIENT_TAGS),
+  ...IDENTIFYING_TAGS,
+]);
+
 /** The message for a file that cannot be used: it names the file, and the import stops. */
 const badFile = (name: string, problem: string) => unprocessable(`${name}: ${problem}`, { field: 'files' });
 
@@ -278,13 +288,21 @@ function checkPixelData(name: string, bytes: Buffer, ts: string, expected: numbe
 }
 
 /** One file's header. Returns the image, or why it is skipped; throws (naming the file) when it is broken. */
-export function scanFile(bytes: Buffer, name: string): { image: Omit<ScannedImage, 'file'>; identity: StudyIdentity } | { skip: string } {
+export function scanFile(
+  bytes: Buffer,
+  name: string,
+  opts: { fast?: boolean } = {},
+): { image: Omit<ScannedImage, 'file'>; identity: StudyIdentity } | { skip: string } {
   let parsed;
-  let warnings: string[];
+  let warnings: string[] = [];
   try {
     // Up to group 0028 only: everything the import needs sits before the vendors' private
-    // groups and the pixel data, which together are most of a header's parsing time.
-    ({ parsed, warnings } = read(bytes, { untilTag: '00290000', stopOnGreaterTag: true }));
+    // groups and the pixel data, which together are most of a header's parsing time. A
+    // well-formed explicit-VR LE file is walked by the fast path (fast-header.ts); dcmjs reads
+    // the rest (and every file when `fast` is false: the tests compare the two).
+    const fast = opts.fast === false ? null : readHeaderFast(bytes, SCAN_TAGS);
+    if (fast) parsed = fast;
+    else ({ parsed, warnings } = read(bytes, { untilTag: '00290000', stopOnGreaterTag: true }));
   } catch (err) {
     throw badFile(name, `not a readable DICOM file (${(err as Error).message.replace(/ for start=.*$/, '').slice(0, 120)})`);
   }

@@ -16,10 +16,11 @@ import { isDomainError, unprocessable } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { CpuPool } from '../workers/pool.js';
-import { type ConvertResult, convertDicomStudyTask } from './convert.js';
+import { type ConvertInput, type ConvertResult, convertDicomStudyTask } from './convert.js';
+import { convertFilesTask } from './dcm2niix.js';
 import { type InputFile, type ScanResult, type ScannedImage, type StudyIdentity, scanDicomFilesTask } from './scan.js';
 import { type DicomLimits, dicomLimits } from './limits.js';
-import { gatherDicomFiles } from './unpack.js';
+import { type Gathered, gatherDicomFiles } from './unpack.js';
 
 /**
  * DICOM studies in, cases out. The steps, each off the event loop where it costs CPU:
@@ -72,15 +73,8 @@ async function scanInPool(cpu: CpuPool, files: InputFile[]): Promise<ScanResult>
   return merged;
 }
 
-/** The studies among the inputs, and everything skipped on the way. */
-export async function readStudies(
-  cpu: CpuPool,
-  inputs: InputFile[],
-  workDir: string,
-  limits: DicomLimits,
-): Promise<{ studies: Study[]; skipped: DicomImport['skipped'] }> {
-  const gathered = await gatherDicomFiles(inputs, workDir, limits);
-  const scan = gathered.files.length ? await scanInPool(cpu, gathered.files) : { images: [], skipped: [], studies: {} };
+/** The studies among the gathered files (by the scan), and everything skipped on the way. */
+function studiesOf(gathered: Gathered, scan: ScanResult): { studies: Study[]; skipped: DicomImport['skipped'] } {
   const skipped = [...gathered.skipped, ...scan.skipped.map((s) => ({ file: gathered.files[s.file]!.name, reason: s.reason }))];
   const byStudy = new Map<string, ScannedImage[]>();
   for (const img of scan.images) byStudy.set(img.studyUid, [...(byStudy.get(img.studyUid) ?? []), img]);
@@ -91,6 +85,57 @@ export async function readStudies(
   });
   return { studies, skipped };
 }
+
+const noScan: ScanResult = { images: [], skipped: [], studies: {} };
+
+/** The studies among the inputs, and everything skipped on the way. */
+export async function readStudies(
+  cpu: CpuPool,
+  inputs: InputFile[],
+  workDir: string,
+  limits: DicomLimits,
+): Promise<{ studies: Study[]; skipped: DicomImport['skipped'] }> {
+  const gathered = await gatherDicomFiles(cpu, inputs, workDir, limits);
+  return studiesOf(gathered, gathered.files.length ? await scanInPool(cpu, gathered.files) : noScan);
+}
+
+/**
+ * The one study of an upload, converted. dcm2niix starts at once over every gathered file, beside
+ * the header scan: the two are most of an import's CPU and the pool has two threads at least, so
+ * the scan costs (nearly) no time of its own. The scan's verdict still comes first — a broken file,
+ * mixed studies or nothing to import is refused as before, dcm2niix's work dropped — and what
+ * dcm2niix says of the objects the scan skipped is left out of the warnings (convert.ts).
+ */
+async function readAndConvertOneStudy(
+  deps: DicomDeps,
+  inputs: InputFile[],
+  workDir: string,
+  limits: DicomLimits,
+  choice: SeriesChoice,
+  phases: Phases,
+): Promise<{ study: Study; result: ConvertResult; skipped: DicomImport['skipped'] }> {
+  let t = performance.now();
+  const since = (from: number) => Math.round(performance.now() - from);
+  const gathered = await gatherDicomFiles(deps.cpu, inputs, workDir, limits);
+  phases.unpack = since(t);
+  if (gathered.files.length === 0) throw noImages(gathered.skipped, inputs.length);
+  t = performance.now();
+  // Started first: dcm2niix is the longest task; the scan's parts share the other thread(s).
+  const conversion = deps.cpu.run(convertFilesTask, { files: gathered.files }).finally(() => (phases.dcm2niix = since(t)));
+  conversion.catch(() => {}); // its failure matters only once the scan has passed (awaited below)
+  const { studies, skipped } = studiesOf(gathered, await scanInPool(deps.cpu, gathered.files));
+  phases.scan = since(t);
+  if (studies.length === 0) throw noImages(skipped, inputs.length);
+  if (studies.length > 1) throw mixedStudies(studies);
+  const study = studies[0]!;
+  const converted = await conversion;
+  t = performance.now();
+  const result = await convertStudy(deps.cpu, deps.config, study, choice, { ...converted, inputs: gathered.files });
+  phases.roles = since(t);
+  return { study, result, skipped };
+}
+
+type Phases = NonNullable<DicomImport['timings']['phasesMs']>;
 
 /** No MR image at all: what was sent instead. */
 function noImages(skipped: DicomImport['skipped'], inputs: number): Error {
@@ -117,15 +162,19 @@ function mixedStudies(studies: Study[]): Error {
   );
 }
 
-/** Converts one study (in the pool) and answers the report's series in the caller's words. */
-export async function convertStudy(cpu: CpuPool, env: Env, study: Study, choice: SeriesChoice): Promise<ConvertResult> {
-  return cpu.run(convertDicomStudyTask, {
-    files: study.files,
-    images: study.images,
-    choice,
-    scrub: study.identity.identifiers,
-    maxVoxels: env.MAX_VOXELS,
-  });
+/** Converts one study (in the pool) and answers the report's series in the caller's words; `converted`: dcm2niix already ran (its bytes move to the thread). */
+export async function convertStudy(
+  cpu: CpuPool,
+  env: Env,
+  study: Study,
+  choice: SeriesChoice,
+  converted?: ConvertInput['converted'],
+): Promise<ConvertResult> {
+  return cpu.run(
+    convertDicomStudyTask,
+    { files: study.files, images: study.images, choice, scrub: study.identity.identifiers, maxVoxels: env.MAX_VOXELS, converted },
+    { transfer: Object.values(converted?.files ?? {}) },
+  );
 }
 
 function originRow(result: ConvertResult, study: Study, keepPatient: boolean) {
@@ -164,23 +213,23 @@ export async function uploadDicomCase(
   const started = performance.now();
   if (input.inputs.length === 0) throw unprocessable('Send the DICOM files (a folder of them, or a .zip)', { field: 'files' });
   return withWorkDir(input.workDir, async (dir) => {
-    const { studies, skipped } = await readStudies(deps.cpu, input.inputs, dir, dicomLimits(deps.config, user.role));
-    if (studies.length === 0) throw noImages(skipped, input.inputs.length);
-    if (studies.length > 1) throw mixedStudies(studies);
-    const study = studies[0]!;
-    const result = await convertStudy(deps.cpu, deps.config, study, input.choice);
+    const limits = dicomLimits(deps.config, user.role);
+    const phasesMs: Phases = {};
+    const { study, result, skipped } = await readAndConvertOneStudy(deps, input.inputs, dir, limits, input.choice, phasesMs);
     const report: DicomImport = {
       ...result.report,
       skipped,
-      timings: { convertMs: Math.round(result.convertMs), totalMs: 0 },
+      timings: { convertMs: Math.round(result.convertMs), totalMs: 0, phasesMs },
     };
     let caseId: string | null = null;
     if (!input.dryRun) {
+      const t = performance.now();
       caseId = await uploadCase(deps, user, {
         name: input.name || result.suggestedName,
         files: result.volumes,
         onStored: originRow(result, study, deps.config.DICOM_KEEP_PATIENT),
       });
+      phasesMs.store = Math.round(performance.now() - t);
     }
     report.timings.totalMs = Math.round(performance.now() - started);
     // Counts and timings only: series descriptions and file names stay out of the log.
