@@ -4,7 +4,6 @@ import { Session } from 'node:inspector/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Hono } from 'hono';
-import type { CompiledQuery, KyselyPlugin, RootOperationNode } from 'kysely';
 import pg from 'pg';
 import { SessionCache } from '../src/server/auth/session-cache.js';
 import { seedDemoCases } from '../src/server/cases/demo.js';
@@ -27,7 +26,7 @@ import { topSelfTime } from './profile-top.js';
 // security headers, CORS, CSRF, readiness, auth, tRPC, Kysely). The fair baseline, same run: a bare
 // Hono handler on its own connection pool (PostgreSQL: a `pg` pool of the app's size; PGlite: the
 // same engine) running the very SQL statements the procedure ran — captured from one request
-// through a Kysely plugin, with their parameters — and answering the bytes tRPC answered. Its
+// at the database driver, with their parameters — and answering the bytes tRPC answered. Its
 // statements are those of a request whose session is not cached (the session look-up, then the
 // procedure's own), so the ratio shows what the session cache buys. For reference, a handler that
 // answers the same bytes with no database at all.
@@ -68,18 +67,33 @@ async function cannon(url: string, headers: Record<string, string> = {}): Promis
   return JSON.parse(out) as Result;
 }
 
-/** Records the SQL (and parameters) of every query while `on`: what the same-SQL baseline runs. */
-function captureSql(db: DatabaseHandle['db']) {
-  const executor = db.getExecutor();
-  const state = { on: false, statements: [] as CompiledQuery[] };
-  const plugin: KyselyPlugin = {
-    transformQuery({ node, queryId }) {
-      if (state.on) state.statements.push(executor.compileQuery(node as RootOperationNode, queryId));
-      return node as RootOperationNode;
-    },
-    transformResult: async ({ result }) => result,
+/**
+ * Records the SQL (and parameters) of every statement the app's database driver runs while `on`:
+ * what the same-SQL baseline runs. At the driver (pg's Client.query, PGlite's query), not in a Kysely
+ * plugin: hot reads are compiled once (db/compiled.ts) and later runs pass no plugin's transformQuery.
+ */
+function captureSql(handle: DatabaseHandle) {
+  const state = { on: false, statements: [] as { sql: string; parameters: readonly unknown[] }[] };
+  const record = (sql: unknown, parameters: unknown) => {
+    // pg-boss (the job runtime) shares the driver; its statements are not the procedure's.
+    if (state.on && typeof sql === 'string' && !sql.includes('pgboss'))
+      state.statements.push({ sql, parameters: (parameters as unknown[]) ?? [] });
   };
-  return { state, db: db.withPlugin(plugin) };
+  if (handle.pglite) {
+    const pglite = handle.pglite;
+    const query = pglite.query.bind(pglite);
+    pglite.query = ((sql: string, params?: unknown[], opts?: never) => (
+      record(sql, params),
+      query(sql, params, opts)
+    )) as typeof pglite.query;
+  } else {
+    const query = pg.Client.prototype.query;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      record(args[0], args[1]);
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+  }
+  return state;
 }
 
 interface Measured extends Result {
@@ -144,9 +158,9 @@ try {
     ...(feed ? { sessions: new SessionCache(feed, { ttlMs: 30_000 }) } : {}),
   });
   const t = makeTestApp({ database: database.handle, ...appOpts() });
-  // The same app over a capturing Kysely: only for recording the statements, never measured.
-  const capture = captureSql(database.handle.db);
-  const captureApp = makeTestApp({ database: { ...database.handle, db: capture.db }, ...appOpts() });
+  // Statements are recorded around single requests to apps that are never measured.
+  const capture = { state: captureSql(database.handle) };
+  const captureApp = makeTestApp({ database: database.handle, ...appOpts() });
   await seedDemoCases(database.handle.db, store, 6);
   const browser = new TestBrowser(t.app);
   await browser.mutate('auth.register', { email: 'load@example.org', password: 'correct horse battery' });
@@ -168,7 +182,7 @@ try {
   const baselines = [];
   for (const [i, e] of endpoints.entries()) {
     // A fresh capturing app each time, so its session cache is cold: the look-up is in the statements.
-    const fresh = makeTestApp({ database: { ...database.handle, db: capture.db }, ...appOpts() });
+    const fresh = makeTestApp({ database: database.handle, ...appOpts() });
     capture.state.statements = [];
     capture.state.on = true;
     const res = await fresh.app.request(`http://localhost${e.path}`, { headers: { cookie } });
