@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -99,13 +99,37 @@ function captureSql(handle: DatabaseHandle) {
 interface Measured extends Result {
   /** This process's CPU time (user + system) per request answered: the server's own cost, less noisy than req/s. */
   cpuMs: number;
+  /** PostgreSQL's CPU per request (its backends on this database), when on PostgreSQL. */
+  pgCpuMs?: number;
 }
 
 async function measured(url: string, headers: Record<string, string> = {}): Promise<Measured> {
   const before = process.cpuUsage();
+  const pgBefore = await postgresCpuMs();
   const r = await cannon(url, headers);
   const used = process.cpuUsage(before);
-  return { ...r, cpuMs: (used.user + used.system) / 1000 / Math.max(1, r.requests.average * SECONDS) };
+  const pgUsed = (await postgresCpuMs()) - pgBefore;
+  const requests = Math.max(1, r.requests.average * SECONDS);
+  return { ...r, cpuMs: (used.user + used.system) / 1000 / requests, ...(pool ? { pgCpuMs: pgUsed / requests } : {}) };
+}
+
+/**
+ * PostgreSQL's CPU on this benchmark's database (its backends' user + system time, from /proc: the
+ * server runs on this machine): on two cores it competes with the API for the same CPU.
+ */
+async function postgresCpuMs(): Promise<number> {
+  if (!pool) return 0;
+  const { rows } = await pool.query<{ pid: number }>('select pid from pg_stat_activity where datname = current_database()');
+  let ticks = 0;
+  for (const { pid } of rows) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    } catch {
+      // a backend that ended meanwhile
+    }
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
 }
 
 /** The run with the median throughput (its latencies, CPU and counts kept together). */
@@ -114,7 +138,7 @@ function medianOf(runs: Measured[]): Measured {
 }
 
 const line = (name: string, r: Measured) =>
-  `  ${name.padEnd(40)} ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${String(r.latency.p50).padStart(4)} ms  p99 ${String(r.latency.p99).padStart(4)} ms  ${r.cpuMs.toFixed(3)} ms CPU/req  non-2xx ${r.non2xx}  errors ${r.errors}`;
+  `  ${name.padEnd(40)} ${r.requests.average.toFixed(0).padStart(6)} req/s  p50 ${String(r.latency.p50).padStart(4)} ms  p99 ${String(r.latency.p99).padStart(4)} ms  ${r.cpuMs.toFixed(3)} ms CPU/req${r.pgCpuMs === undefined ? '' : ` (+ PostgreSQL ${r.pgCpuMs.toFixed(3)})`}  non-2xx ${r.non2xx}  errors ${r.errors}`;
 
 console.log(
   `\nLoad — ${CONNECTIONS} connections × ${SECONDS} s per endpoint (autocannon, loopback), ${availableParallelism()} cores, ${new Date().toISOString().slice(0, 16)}`,
