@@ -54,8 +54,8 @@ interface Result {
 }
 
 /** autocannon in its own process (asynchronously: this process is the server). */
-async function cannon(url: string, headers: Record<string, string> = {}): Promise<Result> {
-  const args = [path.join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', String(CONNECTIONS), '-d', String(SECONDS), '-j'];
+async function cannon(url: string, headers: Record<string, string> = {}, seconds = SECONDS): Promise<Result> {
+  const args = [path.join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', String(CONNECTIONS), '-d', String(seconds), '-j'];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
   args.push(url);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -257,6 +257,9 @@ try {
         `  ${e.name} (${e.bytes} B): same-SQL baseline runs ${e.statements.length} statements (${e.statements.map((s) => s.sql.slice(0, 38).replace(/\s+/g, ' ')).join(' | ')}…); strokeview with a cached session runs ${e.warm}`,
       );
       // ROUNDS interleaved runs (baseline, reference, strokeview), medians reported: the machine may be shared.
+      // Warm-up, not measured: the first seconds of a path run cold (JIT), which took a measured first round down.
+      await cannon(`${server.url}/bench/sql/${i}`, {}, 3);
+      await cannon(`${server.url}${e.path}`, { cookie }, 3);
       const runs: { sameSql: Measured; bare: Measured; r: Measured }[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         const sameSql = await measured(`${server.url}/bench/sql/${i}`);
