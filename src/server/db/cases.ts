@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { compiledSelect } from './compiled.js';
 import { afterCursor } from './paging.js';
 import type { CaseRow, CaseSource, Database, VolumeRole, VolumeRow } from './tables.js';
 import { VOLUME_COLUMNS } from './volumes.js';
@@ -21,43 +22,61 @@ export async function listCases(
   viewer: Viewer,
   opts: { search?: string | undefined; cursor?: string | undefined; limit: number },
 ): Promise<(CaseRow & { roles: VolumeRole[] })[]> {
-  let q = db
-    .selectFrom('cases as c')
-    .select([
-      ...CASE_COLUMNS,
-      sql<VolumeRole[]>`coalesce((select array_agg(cv.role order by cv.role) from case_volumes cv where cv.case_id = c.id), '{}')`.as(
-        'roles',
-      ),
-    ])
-    .orderBy('c.created_at', 'desc')
-    .orderBy('c.id', 'desc')
-    .limit(opts.limit);
-  if (!viewer.admin) {
-    const userId = viewer.userId;
-    q = q.where((eb) =>
-      userId
-        ? eb.or([
-            eb('c.owner_id', 'is', null),
-            eb('c.owner_id', '=', userId),
-            eb.exists(
-              eb
-                .selectFrom('study_cases as sc')
-                .innerJoin('study_members as sm', 'sm.study_id', 'sc.study_id')
-                .select('sc.case_id')
-                .whereRef('sc.case_id', '=', 'c.id')
-                .where('sm.user_id', '=', userId),
-            ),
-          ])
-        : eb('c.owner_id', 'is', null),
-    );
-  }
-  if (opts.search) {
-    const pattern = `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%`;
-    q = q.where((eb) => eb.or([eb('c.name', 'ilike', pattern), eb('c.subject_id', 'ilike', pattern)]));
-  }
-  if (opts.cursor) q = q.where(afterCursor('cases', opts.cursor, 'desc', 'c'));
-  return q.execute();
+  const pattern = opts.search ? `%${opts.search.replace(/[\\%_]/g, (m) => `\\${m}`)}%` : null;
+  const shape = { admin: viewer.admin, user: viewer.userId !== null, search: pattern !== null, cursor: Boolean(opts.cursor) };
+  return caseListQuery(db, shape, viewer.userId, pattern, opts.cursor ?? null, opts.limit);
 }
+
+/** Case names by id (ids not found are absent). */
+export async function caseNames(db: Db, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const unique = [...new Set(ids)];
+  return new Map((await caseNamesQuery(db, unique.length, ...unique)).map((c) => [c.id, c.name]));
+}
+
+const caseNamesQuery = compiledSelect(
+  (n: number) => (n <= 64 ? String(n) : undefined),
+  (db, _n, ...ids: string[]) => db.selectFrom('cases').select(['id', 'name']).where('id', 'in', ids),
+);
+
+/** The case list's statement, compiled once per shape (db/compiled.ts): the hottest read there is. */
+const caseListQuery = compiledSelect(
+  (s: { admin: boolean; user: boolean; search: boolean; cursor: boolean }) => `${+s.admin}${+s.user}${+s.search}${+s.cursor}`,
+  (db, shape, userId: string | null, pattern: string | null, cursor: string | null, limit: number) => {
+    let q = db
+      .selectFrom('cases as c')
+      .select([
+        ...CASE_COLUMNS,
+        sql<VolumeRole[]>`coalesce((select array_agg(cv.role order by cv.role) from case_volumes cv where cv.case_id = c.id), '{}')`.as(
+          'roles',
+        ),
+      ])
+      .orderBy('c.created_at', 'desc')
+      .orderBy('c.id', 'desc')
+      .limit(limit);
+    if (!shape.admin) {
+      q = q.where((eb) =>
+        shape.user
+          ? eb.or([
+              eb('c.owner_id', 'is', null),
+              eb('c.owner_id', '=', userId!),
+              eb.exists(
+                eb
+                  .selectFrom('study_cases as sc')
+                  .innerJoin('study_members as sm', 'sm.study_id', 'sc.study_id')
+                  .select('sc.case_id')
+                  .whereRef('sc.case_id', '=', 'c.id')
+                  .where('sm.user_id', '=', userId!),
+              ),
+            ])
+          : eb('c.owner_id', 'is', null),
+      );
+    }
+    if (shape.search) q = q.where((eb) => eb.or([eb('c.name', 'ilike', pattern!), eb('c.subject_id', 'ilike', pattern!)]));
+    if (shape.cursor) q = q.where(afterCursor('cases', cursor!, 'desc', 'c'));
+    return q;
+  },
+);
 
 /**
  * What a viewer may do with a case: `manage` (its owner, an admin: delete it, add it to a study),

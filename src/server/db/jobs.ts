@@ -1,5 +1,6 @@
 import { type Kysely, type Transaction, sql } from 'kysely';
 import { ACTIVE_STATUSES, TERMINAL_STATUSES } from '../../shared/job-status.js';
+import { compiledSelect } from './compiled.js';
 import { afterCursor } from './paging.js';
 import type { Database, JobRow, JobStatus } from './tables.js';
 
@@ -26,9 +27,15 @@ export const JOB_COLUMNS = [
   'study_run_id',
 ] as const;
 
-export function findJob(db: Db, id: string): Promise<JobRow | undefined> {
-  return db.selectFrom('jobs').select(JOB_COLUMNS).where('id', '=', id).executeTakeFirst();
+export async function findJob(db: Db, id: string): Promise<JobRow | undefined> {
+  return (await jobQuery(db, null, id))[0];
 }
+
+/** Compiled once (db/compiled.ts): jobs.byId and every poll of a job read it. */
+const jobQuery = compiledSelect(
+  () => '',
+  (db, _: null, id: string) => db.selectFrom('jobs').select(JOB_COLUMNS).where('id', '=', id),
+);
 
 export function findJobByKey(db: Db, ownerId: string, key: string): Promise<JobRow | undefined> {
   return db.selectFrom('jobs').select(JOB_COLUMNS).where('owner_id', '=', ownerId).where('idempotency_key', '=', key).executeTakeFirst();

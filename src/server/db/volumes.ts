@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import { compiledSelect } from './compiled.js';
 import type { Database, VolumeRow } from './tables.js';
 
 // The volume rows: content-addressed stored files (volumes/ owns what is stored and when it goes).
@@ -20,13 +21,16 @@ export const VOLUME_COLUMNS = [
 /** Several volumes in one query (ids not found are absent from the map). */
 export async function findVolumes(db: Db, ids: string[]): Promise<Map<string, VolumeRow>> {
   if (ids.length === 0) return new Map();
-  const rows = await db
-    .selectFrom('volumes as v')
-    .select(VOLUME_COLUMNS)
-    .where('v.id', 'in', [...new Set(ids)])
-    .execute();
+  const unique = [...new Set(ids)];
+  const rows = await volumesQuery(db, unique.length, ...unique);
   return new Map(rows.map((r) => [r.id, r]));
 }
+
+/** Compiled once per list length up to a page's worth (db/compiled.ts): every job view and case detail reads it. */
+const volumesQuery = compiledSelect(
+  (n: number) => (n <= 64 ? String(n) : undefined),
+  (db, _n, ...ids: string[]) => db.selectFrom('volumes as v').select(VOLUME_COLUMNS).where('v.id', 'in', ids),
+);
 
 export function findVolume(db: Db, id: string): Promise<VolumeRow | undefined> {
   return db.selectFrom('volumes as v').select(VOLUME_COLUMNS).where('v.id', '=', id).executeTakeFirst();

@@ -4,7 +4,7 @@ import type { JobProgressEvent, JobResultView, JobView } from '../../shared/jobs
 import type { SegmentationMetrics } from '../../shared/models.js';
 import { activeJobLimit, guestQueueLimit, newAccountQueueLimit } from '../auth/quotas.js';
 import { type VolumeLinks, toVolumeDescriptor } from '../volumes/descriptors.js';
-import type { Viewer } from '../db/cases.js';
+import { type Viewer, caseNames } from '../db/cases.js';
 import { caseToEdit } from '../cases/access.js';
 import { findVolumes } from '../db/volumes.js';
 import {
@@ -81,11 +81,7 @@ export async function toJobViews(db: Db, rows: JobRow[], links: VolumeLinks): Pr
   const done = rows.filter((r) => r.status === 'succeeded' && r.result);
   const storedOf = (r: JobRow) => r.result as StoredResult;
   const caseIds = [...new Set(done.map((r) => r.case_id))];
-  const names = new Map(
-    caseIds.length
-      ? (await db.selectFrom('cases').select(['id', 'name']).where('id', 'in', caseIds).execute()).map((c) => [c.id, c.name])
-      : [],
-  );
+  const names = await caseNames(db, caseIds);
   const volumes = await findVolumes(
     db,
     done.flatMap((r) => [storedOf(r).maskVolumeId, ...storedOf(r).perModel.map((p) => p.volumeId)]),
