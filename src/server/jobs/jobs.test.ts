@@ -105,14 +105,19 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(settled).toBe(false);
     release();
     const job = await creating;
-    expect(job).toMatchObject({ status: 'queued' });
+    // the answer is the job as it stands: a free worker may already have claimed it
+    expect(['queued', 'running']).toContain(job.status);
     expect((await follow(client, job.id)).at(-1)).toMatchObject({ status: 'succeeded' });
   });
 
   it('create → live progress over SSE rises → succeeded with metrics and a mask URL; byId agrees', async () => {
     const { client, caseId } = await setup();
     const job = await client.jobs.create.mutate({ caseId });
-    expect(job).toMatchObject({ status: 'queued', modelIds: ['adc-dwi-v2'], progress: 0 });
+    // the answer is the job as it stands once queued: a free worker may already have claimed it
+    // (CI saw 'running' at 1 %), so queued at 0 % or running, never further than a first step
+    expect(job).toMatchObject({ modelIds: ['adc-dwi-v2'] });
+    expect(['queued', 'running']).toContain(job.status);
+    expect(job.progress).toBeLessThan(100);
     const events = await follow(client, job.id);
     const progress = events.map((e) => e.progress);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
