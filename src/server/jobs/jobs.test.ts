@@ -334,7 +334,8 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(await reconcileQueue(db, runtime.jobs.boss, 0)).toBe(0);
     const done = await waitFor(client, orphan!.id, (j) => j.status === 'succeeded');
     expect(done.attempts).toBe(1);
-    expect((await client.jobs.create.mutate({ caseId })).status).toBe('queued');
+    // the slot is free again (a free worker may already have claimed the new job)
+    expect(['queued', 'running']).toContain((await client.jobs.create.mutate({ caseId })).status);
   });
 
   it('when retries run out, the job fails with the real error of its last attempt, not "the worker crashed" (#16 item 4)', async () => {
