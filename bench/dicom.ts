@@ -17,7 +17,7 @@ if (!existsSync(PHILIPS_DIR)) {
   console.log(`\nDICOM import — skipped: no Philips series at ${PHILIPS_DIR}`);
 } else {
   const runs = Number(process.env.BENCH_DICOM_RUNS ?? 5);
-  const files = readdirSync(PHILIPS_DIR).map((f) => ({ path: path.join(PHILIPS_DIR, f) }));
+  const files = readdirSync(PHILIPS_DIR).map((f) => ({ path: path.join(PHILIPS_DIR, f), name: f }));
   const zip = zipFolder(PHILIPS_DIR);
   console.log(
     `\nDICOM import — the Philips series (${files.length} files, zip ${(zip.length / 2 ** 20).toFixed(1)} MB) through a server process vs dcm2niix alone; ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), load ${loadavg()

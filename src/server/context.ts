@@ -74,8 +74,6 @@ export interface Context {
   uploads?: Record<string, UploadedFile>;
   /** …the parts of its repeatable fields (a DICOM import's `files`), in order. */
   uploadLists?: Record<string, UploadedFile[]>;
-  /** …and its spool folder (a procedure's work folders go there, removed with the parts). */
-  uploadDir?: string;
   /** Where this server is reached (for absolute signed volume URLs). */
   baseUrl: string;
 }

@@ -70,7 +70,7 @@ export async function importTask(
 
 /** Imports a folder (or zip) of DICOM studies, one case per study; shared unless an owner is named. */
 export async function importDicomTask(dir: string, opts: { ownerEmail?: string | undefined; onLine?: (line: string) => void }) {
-  return withRuntime(async ({ database, env, store, dataDir }) => {
+  return withRuntime(async ({ database, env, store }) => {
     let ownerId: string | null = null;
     if (opts.ownerEmail) {
       const owner = await findUserByEmail(database.db, opts.ownerEmail.toLowerCase());
@@ -82,7 +82,6 @@ export async function importDicomTask(dir: string, opts: { ownerEmail?: string |
     try {
       return await importDicomFolder({ db: database.db, store, cpu, env }, path.resolve(dir), {
         ownerId,
-        workDir: path.join(dataDir, 'uploads'),
         ...(opts.onLine ? { onProgress: opts.onLine } : {}),
       });
     } finally {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { unprocessable } from '../errors.js';
+import { type InputFile, inputReader, isDicom } from './input-file.js';
 import { cpuTask } from '../workers/task.js';
 
 /**
@@ -76,7 +77,7 @@ export interface Dcm2niixOutput {
  * number>` plus dcm2niix's own suffixes, so each output is traced to its series without a header
  * value a person could be identified by.
  */
-export async function runDcm2niix(inputs: { path: string }[]): Promise<Dcm2niixOutput> {
+export async function runDcm2niix(inputs: InputFile[]): Promise<Dcm2niixOutput> {
   const { factory, wasm } = await load();
   const lines: string[] = [];
   const instance = await factory({
@@ -91,7 +92,13 @@ export async function runDcm2niix(inputs: { path: string }[]): Promise<Dcm2niixO
   const fs = instance.FS;
   fs.mkdir('/in');
   fs.mkdir('/out');
-  inputs.forEach((f, i) => fs.writeFile(`/in/${i}`, readFileSync(f.path)));
+  // A zip's entries are inflated from the archive here, one at a time; entries that are not
+  // DICOM are left out (the scan lists them), under the same `/in/<n>` numbering.
+  const read = inputReader();
+  inputs.forEach((f, i) => {
+    const bytes = read(f);
+    if (!f.entry || isDicom(bytes)) fs.writeFile(`/in/${i}`, bytes);
+  });
   const t0 = performance.now();
   // Emscripten sets process.exitCode when main returns non-zero: it is this thread's, not the
   // server's, but is put back all the same.
@@ -131,5 +138,5 @@ export async function runDcm2niix(inputs: { path: string }[]): Promise<Dcm2niixO
 }
 
 /** The CPU task: dcm2niix alone, for an import that runs it beside the header scan (service.ts). */
-export const convertFiles = (input: { files: { path: string }[] }) => runDcm2niix(input.files);
-export const convertFilesTask = cpuTask<{ files: { path: string }[] }, Dcm2niixOutput>(import.meta.url, 'convertFiles');
+export const convertFiles = (input: { files: InputFile[] }) => runDcm2niix(input.files);
+export const convertFilesTask = cpuTask<{ files: InputFile[] }, Dcm2niixOutput>(import.meta.url, 'convertFiles');

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { type DicomElementDict, dcmjs } from './dcmjs.js';
 import { readHeaderFast } from './fast-header.js';
+import { type InputFile, inputReader, notDicom } from './input-file.js';
 import type { DicomPatient } from '../../shared/dicom-origin.js';
 import { unprocessable } from '../errors.js';
 import { cpuTask } from '../workers/task.js';
@@ -19,11 +19,7 @@ import { cpuTask } from '../workers/task.js';
  * check split from the reading it guards is a check that drifts from it.
  */
 
-/** A file of the upload: where it is on disk, and the name it had (for messages only; never a path we open). */
-export interface InputFile {
-  path: string;
-  name: string;
-}
+export type { InputFile } from './input-file.js';
 
 export interface ScannedFrame {
   /** ImagePositionPatient (LPS, mm), or null when absent. */
@@ -396,12 +392,22 @@ export function scanFile(
   };
 }
 
-/** The CPU task: scans files (each read in the thread); the first broken one stops it with a message naming it. */
+/**
+ * The CPU task: scans files (each read in the thread, a zip entry inflated from its archive); the
+ * first broken one stops it with a message naming it. A zip entry that is not DICOM is skipped.
+ */
 export function scanDicomFiles(input: { files: InputFile[]; offset: number }): ScanResult {
   const result: ScanResult = { images: [], skipped: [], studies: {} };
+  const read = inputReader();
   input.files.forEach((f, i) => {
     const file = input.offset + i;
-    const scanned = scanFile(readFileSync(f.path), f.name);
+    const bytes = read(f);
+    const why = f.entry ? notDicom(bytes) : null;
+    if (why) {
+      result.skipped.push({ file, reason: why });
+      return;
+    }
+    const scanned = scanFile(bytes, f.name);
     if ('skip' in scanned) {
       result.skipped.push({ file, reason: scanned.skip });
       return;

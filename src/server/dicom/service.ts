@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
 import type { DicomImport, SeriesChoice } from '../../shared/dicom.js';
@@ -92,10 +92,9 @@ const noScan: ScanResult = { images: [], skipped: [], studies: {} };
 export async function readStudies(
   cpu: CpuPool,
   inputs: InputFile[],
-  workDir: string,
   limits: DicomLimits,
 ): Promise<{ studies: Study[]; skipped: DicomImport['skipped'] }> {
-  const gathered = await gatherDicomFiles(cpu, inputs, workDir, limits);
+  const gathered = await gatherDicomFiles(cpu, inputs, limits);
   return studiesOf(gathered, gathered.files.length ? await scanInPool(cpu, gathered.files) : noScan);
 }
 
@@ -109,14 +108,13 @@ export async function readStudies(
 async function readAndConvertOneStudy(
   deps: DicomDeps,
   inputs: InputFile[],
-  workDir: string,
   limits: DicomLimits,
   choice: SeriesChoice,
   phases: Phases,
 ): Promise<{ study: Study; result: ConvertResult; skipped: DicomImport['skipped'] }> {
   let t = performance.now();
   const since = (from: number) => Math.round(performance.now() - from);
-  const gathered = await gatherDicomFiles(deps.cpu, inputs, workDir, limits);
+  const gathered = await gatherDicomFiles(deps.cpu, inputs, limits);
   phases.unpack = since(t);
   if (gathered.files.length === 0) throw noImages(gathered.skipped, inputs.length);
   t = performance.now();
@@ -190,17 +188,6 @@ function originRow(result: ConvertResult, study: Study, keepPatient: boolean) {
 
 const roleList = (volumes: Partial<Record<DicomRole, Uint8Array>>) => Object.keys(volumes) as DicomRole[];
 
-/** A work folder for unpacking, removed by `withWorkDir` whatever happens. */
-async function withWorkDir<T>(parent: string, fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = path.join(parent, `dicom-${Date.now()}-${randomBytes(6).toString('hex')}`);
-  await mkdir(dir, { recursive: true });
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /**
  * A user's DICOM upload → one case (or, with `dryRun`, only the report: which series would
  * become which role, so a person can confirm or change them). One study per upload.
@@ -208,44 +195,42 @@ async function withWorkDir<T>(parent: string, fn: (dir: string) => Promise<T>): 
 export async function uploadDicomCase(
   deps: DicomDeps,
   user: AuthUser,
-  input: { name?: string | undefined; inputs: InputFile[]; workDir: string; choice: SeriesChoice; dryRun: boolean },
+  input: { name?: string | undefined; inputs: InputFile[]; choice: SeriesChoice; dryRun: boolean },
 ): Promise<{ caseId: string | null; report: DicomImport }> {
   const started = performance.now();
   if (input.inputs.length === 0) throw unprocessable('Send the DICOM files (a folder of them, or a .zip)', { field: 'files' });
-  return withWorkDir(input.workDir, async (dir) => {
-    const limits = dicomLimits(deps.config, user.role);
-    const phasesMs: Phases = {};
-    const { study, result, skipped } = await readAndConvertOneStudy(deps, input.inputs, dir, limits, input.choice, phasesMs);
-    const report: DicomImport = {
-      ...result.report,
-      skipped,
-      timings: { convertMs: Math.round(result.convertMs), totalMs: 0, phasesMs },
-    };
-    let caseId: string | null = null;
-    if (!input.dryRun) {
-      const t = performance.now();
-      caseId = await uploadCase(deps, user, {
-        name: input.name || result.suggestedName,
-        files: result.volumes,
-        onStored: originRow(result, study, deps.config.DICOM_KEEP_PATIENT),
-      });
-      phasesMs.store = Math.round(performance.now() - t);
-    }
-    report.timings.totalMs = Math.round(performance.now() - started);
-    // Counts and timings only: series descriptions and file names stay out of the log.
-    deps.log.info(
-      {
-        caseId,
-        dryRun: input.dryRun,
-        images: study.images.length,
-        series: result.report.series.length,
-        roles: roleList(result.volumes),
-        ...report.timings,
-      },
-      'DICOM study imported',
-    );
-    return { caseId, report };
-  });
+  const limits = dicomLimits(deps.config, user.role);
+  const phasesMs: Phases = {};
+  const { study, result, skipped } = await readAndConvertOneStudy(deps, input.inputs, limits, input.choice, phasesMs);
+  const report: DicomImport = {
+    ...result.report,
+    skipped,
+    timings: { convertMs: Math.round(result.convertMs), totalMs: 0, phasesMs },
+  };
+  let caseId: string | null = null;
+  if (!input.dryRun) {
+    const t = performance.now();
+    caseId = await uploadCase(deps, user, {
+      name: input.name || result.suggestedName,
+      files: result.volumes,
+      onStored: originRow(result, study, deps.config.DICOM_KEEP_PATIENT),
+    });
+    phasesMs.store = Math.round(performance.now() - t);
+  }
+  report.timings.totalMs = Math.round(performance.now() - started);
+  // Counts and timings only: series descriptions and file names stay out of the log.
+  deps.log.info(
+    {
+      caseId,
+      dryRun: input.dryRun,
+      images: study.images.length,
+      series: result.report.series.length,
+      roles: roleList(result.volumes),
+      ...report.timings,
+    },
+    'DICOM study imported',
+  );
+  return { caseId, report };
 }
 
 async function walk(dir: string, out: InputFile[] = [], root = dir): Promise<InputFile[]> {
@@ -274,46 +259,44 @@ export interface DicomImportReport {
 export async function importDicomFolder(
   deps: { db: Db; store: VolumeStore; cpu: CpuPool; env: Env },
   root: string,
-  opts: { ownerId: string | null; workDir: string; onProgress?: (line: string) => void },
+  opts: { ownerId: string | null; onProgress?: (line: string) => void },
 ): Promise<DicomImportReport> {
   const report: DicomImportReport = { imported: [], skipped: [] };
   const { stat } = await import('node:fs/promises');
   const inputs = (await stat(root)).isDirectory() ? await walk(root) : [{ path: root, name: path.basename(root) }];
-  return withWorkDir(opts.workDir, async (dir) => {
-    const { studies, skipped } = await readStudies(deps.cpu, inputs, dir, dicomLimits(deps.env, 'local'));
-    for (const s of skipped) report.skipped.push({ path: s.file, reason: s.reason });
-    if (studies.length === 0) throw noImages(skipped, inputs.length);
-    for (const study of studies) {
-      const subject = dicomSubjectId(study.studyUid);
-      if (await caseExistsForSubject(deps.db, 'import', subject)) {
-        report.skipped.push({ path: subject, reason: 'already imported' });
-        continue;
-      }
-      try {
-        const result = await convertStudy(deps.cpu, deps.env, study, {});
-        const prepared = await prepareCaseInPool(deps.cpu, result.volumes, {
-          maxVoxels: deps.env.MAX_VOXELS,
-          maxInflatedBytes: deps.env.MAX_INFLATED_MB * MiB,
-        });
-        const name = `${result.suggestedName} (${subject})`;
-        const caseId = await createCase(
-          deps.db,
-          deps.store,
-          { ownerId: opts.ownerId, name, source: 'import', subjectId: subject },
-          prepared,
-          undefined,
-          originRow(result, study, deps.env.DICOM_KEEP_PATIENT),
-        );
-        report.imported.push({ subject, caseId, name, roles: roleList(result.volumes), warnings: result.report.warnings });
-        opts.onProgress?.(
-          `imported ${subject} "${name}" (${roleList(result.volumes).join(', ')}) in ${Math.round(result.convertMs)} ms of conversion`,
-        );
-      } catch (err) {
-        if (!isDomainError(err, 'unprocessable')) throw err;
-        report.skipped.push({ path: subject, reason: err.message });
-        opts.onProgress?.(`skipped ${subject}: ${err.message}`);
-      }
+  const { studies, skipped } = await readStudies(deps.cpu, inputs, dicomLimits(deps.env, 'local'));
+  for (const s of skipped) report.skipped.push({ path: s.file, reason: s.reason });
+  if (studies.length === 0) throw noImages(skipped, inputs.length);
+  for (const study of studies) {
+    const subject = dicomSubjectId(study.studyUid);
+    if (await caseExistsForSubject(deps.db, 'import', subject)) {
+      report.skipped.push({ path: subject, reason: 'already imported' });
+      continue;
     }
-    return report;
-  });
+    try {
+      const result = await convertStudy(deps.cpu, deps.env, study, {});
+      const prepared = await prepareCaseInPool(deps.cpu, result.volumes, {
+        maxVoxels: deps.env.MAX_VOXELS,
+        maxInflatedBytes: deps.env.MAX_INFLATED_MB * MiB,
+      });
+      const name = `${result.suggestedName} (${subject})`;
+      const caseId = await createCase(
+        deps.db,
+        deps.store,
+        { ownerId: opts.ownerId, name, source: 'import', subjectId: subject },
+        prepared,
+        undefined,
+        originRow(result, study, deps.env.DICOM_KEEP_PATIENT),
+      );
+      report.imported.push({ subject, caseId, name, roles: roleList(result.volumes), warnings: result.report.warnings });
+      opts.onProgress?.(
+        `imported ${subject} "${name}" (${roleList(result.volumes).join(', ')}) in ${Math.round(result.convertMs)} ms of conversion`,
+      );
+    } catch (err) {
+      if (!isDomainError(err, 'unprocessable')) throw err;
+      report.skipped.push({ path: subject, reason: err.message });
+      opts.onProgress?.(`skipped ${subject}: ${err.message}`);
+    }
+  }
+  return report;
 }

@@ -1,25 +1,23 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
-import path from 'node:path';
-import { inflateRawSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import yauzl from 'yauzl';
 import { MiB } from '../../shared/units.js';
 import { tooLarge, unprocessable } from '../errors.js';
+import { type InputFile, isDicom, isZip } from './input-file.js';
 import type { DicomLimits } from './limits.js';
-import type { InputFile } from './scan.js';
 import type { CpuPool } from '../workers/pool.js';
 import { cpuTask } from '../workers/task.js';
 
 /**
  * Gathers the DICOM files of an import from what was sent — loose files, or `.zip` archives —
- * into a spool folder, within limits: how many files, how many bytes in all and per file. Zips
- * are read with yauzl (its central directory: every entry's name and sizes, checked before a byte
- * is inflated), then inflated and written to disk one entry at a time in a CPU-pool thread (memory
- * holds one entry, whatever the archive's size): entry names that climb out of the archive
- * (`../`) or are absolute are refused, never used as paths (entries are written under
- * server-made names); a zip bomb is stopped by the declared sizes before a byte is inflated
- * (limits and a compression-ratio cap) and by the actual sizes while inflating (never past the
- * declared size). Files without the `DICM` marker at byte 128 are skipped and listed.
+ * within limits: how many files, how many bytes in all and per file. Zips are read with yauzl
+ * (its central directory: every entry's name and sizes, checked before a byte is inflated);
+ * entry names that climb out of the archive (`../`) or are absolute are refused, and no entry
+ * name is ever used as a path (entries are not written to disk at all: each is inflated from the
+ * archive, in memory, by the thread that reads it — input-file.ts); a zip bomb is stopped by the
+ * declared sizes before a byte is inflated (limits and a compression-ratio cap) and by the actual
+ * sizes while inflating (never past the declared size). Loose files without the `DICM` marker at
+ * byte 128 are skipped and listed here; zip entries without it, by the header scan.
  */
 
 export interface Gathered {
@@ -43,9 +41,6 @@ async function head(file: string, bytes: number): Promise<Buffer> {
     await fh.close();
   }
 }
-
-const isDicom = (h: Buffer) => h.length >= 132 && h.toString('latin1', 128, 132) === 'DICM';
-const isZip = (h: Buffer) => h.length >= 4 && h[0] === 0x50 && h[1] === 0x4b && ((h[2] === 3 && h[3] === 4) || (h[2] === 5 && h[3] === 6));
 
 class Counter {
   files = 0;
@@ -97,7 +92,6 @@ function zipProblem(zipName: string, err: Error): Error {
 /** A zip entry to write: where its local header is, its sizes and method (from the central directory yauzl read and checked). */
 interface ZipEntryJob {
   name: string;
-  target: string;
   localHeader: number;
   compressedSize: number;
   size: number;
@@ -105,7 +99,7 @@ interface ZipEntryJob {
 }
 
 /** The archive's entries from its central directory (yauzl: names checked, sizes and limits checked before a byte is inflated). */
-async function zipEntries(bytes: Buffer, zipName: string, dir: string, limits: DicomLimits, count: Counter): Promise<ZipEntryJob[]> {
+async function zipEntries(bytes: Buffer, zipName: string, limits: DicomLimits, count: Counter): Promise<ZipEntryJob[]> {
   let zip: yauzl.ZipFile;
   try {
     zip = await openZip(bytes);
@@ -144,7 +138,6 @@ async function zipEntries(bytes: Buffer, zipName: string, dir: string, limits: D
       }
       jobs.push({
         name,
-        target: path.join(dir, String(jobs.length)),
         localHeader: entry.relativeOffsetOfLocalHeader,
         compressedSize: entry.compressedSize,
         size: declared,
@@ -157,87 +150,48 @@ async function zipEntries(bytes: Buffer, zipName: string, dir: string, limits: D
   return jobs;
 }
 
-/** One entry's bytes, inflated: never past its declared size (a bomb is refused without inflating it), nor short of it. */
-function inflateEntry(zip: Buffer, zipName: string, e: ZipEntryJob): Buffer {
-  const unreadable = (why: string) => unprocessable(`${zipName}: not a readable zip (${why})`, { field: 'files' });
-  if (e.localHeader + 30 > zip.length || zip.readUInt32LE(e.localHeader) !== 0x04034b50)
-    throw unreadable(`invalid local file header of ${e.name}`);
-  const at = e.localHeader + 30 + zip.readUInt16LE(e.localHeader + 26) + zip.readUInt16LE(e.localHeader + 28);
-  if (at + e.compressedSize > zip.length) throw unreadable(`${e.name} is cut short`);
-  const compressed = zip.subarray(at, at + e.compressedSize);
-  let data: Buffer;
-  if (e.method === 0) data = compressed;
-  else {
-    try {
-      data = inflateRawSync(compressed, { maxOutputLength: Math.max(1, e.size) });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw unprocessable(`${e.name} inflates past its declared ${e.size} bytes: refused as a zip bomb`, { field: 'files' });
-      }
-      throw unreadable(`${e.name}: ${(err as Error).message}`);
-    }
-  }
-  if (data.length !== e.size) {
-    throw unprocessable(
-      `${zipName}: an entry inflates to a different size than it declares (${e.name}: ${data.length} bytes, ${e.size} declared); the zip is refused as corrupt or a zip bomb`,
-      { field: 'files' },
-    );
-  }
-  return data;
-}
-
 /**
- * The CPU task: a zip unpacked into `dir` — its directory read and checked (names, limits, the
- * counts so far carried in and out), then every entry inflated and written, one after another,
- * synchronously, in a pool thread. No stream and no file-system round trip through an event loop
- * per entry: an archive of 500 slices took longer to unpack that way than dcm2niix to convert it.
- * The archive is read whole (it is smaller than the study, which dcm2niix holds whole in memory
- * later anyway); one entry is inflated at a time.
+ * The CPU task: a zip's directory read and checked (names, limits, the ratio cap, encryption;
+ * the counts so far carried in and out). Nothing is inflated here: each entry becomes an input
+ * file that the header scan and dcm2niix inflate in their own threads, straight from the archive
+ * (input-file.ts), never past its declared size. Unpacking to disk first cost more than a third
+ * of dcm2niix's own time on a 547-slice series, on the import's critical path.
  */
-export async function unzipFile(input: {
+export async function zipDirectory(input: {
   zipPath: string;
   zipName: string;
-  dir: string;
   limits: DicomLimits;
   counted: { files: number; bytes: number };
-}): Promise<Gathered & { counted: { files: number; bytes: number } }> {
+}): Promise<{ files: InputFile[]; counted: { files: number; bytes: number } }> {
   const count = Object.assign(new Counter(input.limits), input.counted);
-  const zip = readFileSync(input.zipPath);
-  const entries = await zipEntries(zip, input.zipName, input.dir, input.limits, count);
-  await mkdir(input.dir, { recursive: true });
-  const out: Gathered = { files: [], skipped: [] };
-  for (const e of entries) {
-    const data = inflateEntry(zip, input.zipName, e);
-    writeFileSync(e.target, data);
-    if (isDicom(data)) out.files.push({ path: e.target, name: e.name });
-    else
-      out.skipped.push({
-        file: e.name,
-        reason: isZip(data) ? 'a zip inside the zip (unpack it first)' : 'not DICOM (no DICM marker at byte 128)',
-      });
-  }
-  return { ...out, counted: { files: count.files, bytes: count.bytes } };
+  const entries = await zipEntries(readFileSync(input.zipPath), input.zipName, input.limits, count);
+  const files = entries.map(({ name, ...entry }) => ({ path: input.zipPath, name, entry: { zipName: input.zipName, ...entry } }));
+  return { files, counted: { files: count.files, bytes: count.bytes } };
 }
-const unzipFileTask = cpuTask<Parameters<typeof unzipFile>[0], Awaited<ReturnType<typeof unzipFile>>>(import.meta.url, 'unzipFile');
+const zipDirectoryTask = cpuTask<Parameters<typeof zipDirectory>[0], Awaited<ReturnType<typeof zipDirectory>>>(
+  import.meta.url,
+  'zipDirectory',
+);
 
-/** The DICOM files among the inputs (zips unpacked under `workDir`), and what was skipped. Throws a 413/422 naming the limit or the file. */
-export async function gatherDicomFiles(cpu: CpuPool, inputs: InputFile[], workDir: string, limits: DicomLimits): Promise<Gathered> {
+/**
+ * The DICOM files among the inputs (a zip's entries all listed, to be read from it), and what
+ * was skipped. Throws a 413/422 naming the limit or the file.
+ */
+export async function gatherDicomFiles(cpu: CpuPool, inputs: InputFile[], limits: DicomLimits): Promise<Gathered> {
   const out: Gathered = { files: [], skipped: [] };
   const count = new Counter(limits);
-  for (const [i, input] of inputs.entries()) {
+  for (const input of inputs) {
     const name = displayName(input.name);
     const h = await head(input.path, 132);
     if (isZip(h)) {
-      const zip = await cpu.run(unzipFileTask, {
+      const zip = await cpu.run(zipDirectoryTask, {
         zipPath: input.path,
         zipName: name,
-        dir: path.join(workDir, `zip-${i}`),
         limits,
         counted: { files: count.files, bytes: count.bytes },
       });
       Object.assign(count, zip.counted);
       out.files.push(...zip.files);
-      out.skipped.push(...zip.skipped);
       continue;
     }
     count.add(name, (await stat(input.path)).size);

@@ -90,7 +90,6 @@ export async function pullPacsStudy(
     const { caseId, report } = await uploadDicomCase(deps, user, {
       name: input.name,
       inputs,
-      workDir: input.workDir,
       choice: {},
       dryRun: input.dryRun,
     });

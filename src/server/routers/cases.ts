@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { z } from 'zod';
 import { VOLUME_ROLES, caseDetailSchema, caseIdSchema, caseNameSchema, casePageSchema, listCasesSchema } from '../../shared/cases.js';
 import { dicomUploadResultSchema, seriesChoiceSchema } from '../../shared/dicom.js';
@@ -105,7 +104,6 @@ export const casesRouter = router({
       const { caseId, report } = await uploadDicomCase(ctx, ctx.user, {
         name,
         inputs: parts.map((p, i) => ({ path: p.path, name: p.filename || `file ${i + 1}` })),
-        workDir: ctx.uploadDir ?? path.dirname(parts[0]?.path ?? '.'),
         choice,
         dryRun,
       });

@@ -56,7 +56,6 @@ async function callProcedure(
       ...auth.ctx,
       uploads: upload.files,
       uploadLists: upload.lists,
-      uploadDir: upload.folder,
     }) as Record<string, Record<string, (f: FormData) => unknown>>;
     const [domain, verb] = opts.procedure.split('.') as [string, string];
     const data = (await caller[domain]![verb]!(form)) as object;
