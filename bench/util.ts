@@ -44,9 +44,20 @@ const PROBE = `
   const url = process.argv[1];
   const latencies = [];
   let running = true;
-  process.stdin.on('data', () => { running = false; });
+  let paused = false;
+  process.stdin.on('data', (d) => {
+    for (const cmd of String(d).split(/\\s+/)) {
+      if (cmd === 'pause') paused = true;
+      else if (cmd === 'resume') paused = false;
+      else if (cmd === 'stop') running = false;
+    }
+  });
   (async () => {
     while (running) {
+      if (paused) {
+        await new Promise((r) => setTimeout(r, 5));
+        continue;
+      }
       const t0 = performance.now();
       await fetch(url + '/healthz').then((r) => r.arrayBuffer());
       latencies.push(performance.now() - t0);
@@ -63,8 +74,12 @@ export function probe(url: string) {
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const done = new Promise<number[]>((resolve) => child.on('exit', () => resolve(JSON.parse(out || '[]') as number[])));
-  return async () => {
-    child.stdin.write('stop\n');
-    return done;
-  };
+  // stop() ends it with the latencies; pause()/resume() hold it while the bench measures something else.
+  return Object.assign(
+    async () => {
+      child.stdin.write('stop\n');
+      return done;
+    },
+    { pause: () => child.stdin.write('pause\n'), resume: () => child.stdin.write('resume\n') },
+  );
 }

