@@ -90,7 +90,8 @@ if (!existsSync(PHILIPS_DIR)) {
     console.log(
       `    of which (server's own timings, medians): conversion in the pool ${median(converts).toFixed(0)} ms, the import in all ${median(totals).toFixed(0)} ms (the rest is the upload itself)`,
     );
-    // unpack → (dcm2niix ‖ header scan, side by side from the same start) → roles, trace + ADC → store.
+    // unpack (a zip's directory) → (dcm2niix ‖ header scan, side by side from the same start; dcm2niixInputs: the part of
+    // dcm2niix's task before its run, reading and inflating the inputs) → roles, trace + ADC → store.
     console.log(`    phases (medians, ms): ${[...phases].map(([k, v]) => `${k} ${median(v).toFixed(0)}`).join(', ')}`);
     const p99 = percentile(latencies, 0.99);
     const max = Math.max(...latencies);

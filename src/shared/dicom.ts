@@ -64,7 +64,14 @@ export const dicomImportSchema = z.object({
     convertMs: z.number(),
     totalMs: z.number(),
     phasesMs: z
-      .object({ unpack: z.number(), scan: z.number(), dcm2niix: z.number(), roles: z.number(), store: z.number() })
+      .object({
+        unpack: z.number(),
+        scan: z.number(),
+        dcm2niix: z.number(),
+        dcm2niixInputs: z.number(),
+        roles: z.number(),
+        store: z.number(),
+      })
       .partial()
       .optional(),
   }),

@@ -68,7 +68,10 @@ export interface Dcm2niixOutput {
   /** Every line dcm2niix printed (stdout and stderr, in order; stderr lines start with `Error:` or are marked). */
   lines: string[];
   exitCode: number;
+  /** dcm2niix's own run (callMain). */
   ms: number;
+  /** Before it: a fresh instance, and every input read (a zip entry inflated) into its file system. */
+  inputsMs: number;
 }
 
 /**
@@ -79,6 +82,7 @@ export interface Dcm2niixOutput {
  */
 export async function runDcm2niix(inputs: InputFile[]): Promise<Dcm2niixOutput> {
   const { factory, wasm } = await load();
+  const started = performance.now();
   const lines: string[] = [];
   const instance = await factory({
     noInitialRun: true,
@@ -100,6 +104,7 @@ export async function runDcm2niix(inputs: InputFile[]): Promise<Dcm2niixOutput> 
     if (!f.entry || isDicom(bytes)) fs.writeFile(`/in/${i}`, bytes);
   });
   const t0 = performance.now();
+  const inputsMs = t0 - started;
   // Emscripten sets process.exitCode when main returns non-zero: it is this thread's, not the
   // server's, but is put back all the same.
   const exitCodeBefore = process.exitCode;
@@ -134,7 +139,7 @@ export async function runDcm2niix(inputs: InputFile[]): Promise<Dcm2niixOutput> 
     if (name.startsWith('.')) continue;
     files[name] = fs.readFile(`/out/${name}`);
   }
-  return { files, lines, exitCode, ms };
+  return { files, lines, exitCode, ms, inputsMs };
 }
 
 /** The CPU task: dcm2niix alone, for an import that runs it beside the header scan (service.ts). */

@@ -127,6 +127,7 @@ async function readAndConvertOneStudy(
   if (studies.length > 1) throw mixedStudies(studies);
   const study = studies[0]!;
   const converted = await conversion;
+  phases.dcm2niixInputs = Math.round(converted.inputsMs);
   t = performance.now();
   const result = await convertStudy(deps.cpu, deps.config, study, choice, { ...converted, inputs: gathered.files });
   phases.roles = since(t);
