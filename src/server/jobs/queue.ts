@@ -1,4 +1,4 @@
-import { PgBoss, fromPglite } from 'pg-boss';
+import type { PgBoss } from 'pg-boss';
 import type { DatabaseHandle } from '../db/connect.js';
 import type { Env } from '../env.js';
 import type { Logger } from '../logger.js';
@@ -19,6 +19,9 @@ export interface QueueJobData {
  */
 export async function startQueue(opts: { database: DatabaseHandle; env: Env; log: Logger }): Promise<PgBoss> {
   const { database, env, log } = opts;
+  // Loaded here, not with the server: pg-boss and what it brings (cron-parser, luxon, rrule) are
+  // ~1.4 MB of source, and with the embedded database the queue starts after ready (#29).
+  const { PgBoss, fromPglite } = await import('pg-boss');
   const common = {
     // the lease: how quickly a crashed worker's job is noticed and handed to another
     superviseIntervalSeconds: 5,
