@@ -1,6 +1,5 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
 import { BootError } from '../data-dir.js';
 import { type OpenedEmbedded, openPglite } from './embedded.js';
 import { ReadCache } from './read-cache.js';
@@ -35,6 +34,9 @@ export function redactUrl(url: string): string {
 }
 
 export async function connectPostgres(url: string, opts: { max?: number } = {}): Promise<DatabaseHandle> {
+  // Loaded here: the embedded database never needs the driver, and loading it (its first
+  // `new Response()` loads Node's fetch) was ≈ 40 ms of a warm restart (#29).
+  const { default: pg } = await import('pg');
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: 5000 });
   // An idle client that loses its server must not crash the process; the next query reconnects.
   pool.on('error', () => {});

@@ -39,4 +39,25 @@ export interface Dcmjs {
   log: DcmjsLogger;
 }
 
-export const dcmjs = createRequire(import.meta.url)('dcmjs') as Dcmjs;
+let loaded: Dcmjs | undefined;
+/**
+ * dcmjs itself, loaded at its first use rather than with the server: it is 1.5 MB of JavaScript
+ * that builds its tag dictionary as it loads, and a restart needs none of it (#29). It warns
+ * (through loglevel, to the console) about what it reads: silenced as it loads — its messages can
+ * quote header values (the header scan listens to one logger of its own: scan.ts).
+ */
+function load(): Dcmjs {
+  if (!loaded) {
+    loaded = createRequire(import.meta.url)('dcmjs') as Dcmjs;
+    loaded.log.setLevel('silent');
+  }
+  return loaded;
+}
+export const dcmjs: Dcmjs = {
+  get data() {
+    return load().data;
+  },
+  get log() {
+    return load().log;
+  },
+};

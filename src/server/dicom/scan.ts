@@ -118,18 +118,22 @@ function sopClassName(uid: string): string {
   return `not an MR image (SOP class ${uid})`;
 }
 
-// dcmjs warns (through loglevel, to the console) about what it reads: silence it — its messages
-// can quote header values — except the validation logger's "declares N bytes but only M are
-// available", which is how a truncated file or a huge declared element length shows. Set up
-// once per thread, before any read.
-dcmjs.log.setLevel('silent');
-const validationLog = dcmjs.log.getLogger('validation.dcmjs');
-validationLog.setLevel('silent');
+// dcmjs is silenced as it loads (dcmjs.ts) — its messages can quote header values — except here
+// its validation logger's "declares N bytes but only M are available", which is how a truncated
+// file or a huge declared element length shows: caught once per thread, before the first read.
 let validationWarnings: string[] = [];
-validationLog.warn = (...args: unknown[]) => void validationWarnings.push(args.map(String).join(' '));
-validationLog.error = validationLog.warn;
+let listening = false;
+function listenToValidation(): void {
+  if (listening) return;
+  const validationLog = dcmjs.log.getLogger('validation.dcmjs');
+  validationLog.setLevel('silent');
+  validationLog.warn = (...args: unknown[]) => void validationWarnings.push(args.map(String).join(' '));
+  validationLog.error = validationLog.warn;
+  listening = true;
+}
 
 function read(bytes: Buffer, options: Parameters<typeof dcmjs.data.DicomMessage.readFile>[1]) {
+  listenToValidation();
   validationWarnings = [];
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   const parsed = dcmjs.data.DicomMessage.readFile(ab, options);

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import pg from 'pg';
+import type pg from 'pg';
 import type { JobProgressEvent } from '../../shared/jobs.js';
 import { CREDENTIALS_CHANNEL, type CredentialChanges, credentialFeed } from '../auth/session-cache.js';
 import type { Logger } from '../logger.js';
@@ -50,16 +50,17 @@ export async function postgresEventBus(
     beforeReconnect?: () => Promise<void>;
   } = {},
 ): Promise<JobEventBus> {
+  const { default: pgDriver } = await import('pg'); // PostgreSQL only (see db/connect.ts)
   const local = localEventBus();
   const credentials = credentialFeed();
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const pool = new pgDriver.Pool({ connectionString: url, max: 2 });
   pool.on('error', () => {});
   let client: pg.Client | undefined;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
   let failures = 0;
   const connect = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: url, application_name: 'strokeview-events' });
+    const c = new pgDriver.Client({ connectionString: url, application_name: 'strokeview-events' });
     c.on('notification', (msg) => {
       if (msg.channel === CREDENTIALS_CHANNEL && msg.payload) return credentials.changed(msg.payload);
       if (msg.channel !== JOB_EVENTS_CHANNEL || !msg.payload) return;
