@@ -28,6 +28,16 @@ afterAll(async () => {
   await models?.close();
 });
 
+/**
+ * A job just created, as `jobs.create` answers it: the job as it stands once queued. A free worker
+ * may already have claimed it (CI saw 'running' at 1 %), so it is queued at 0 % or running, never
+ * further than a first step.
+ */
+function expectJustCreated(job: Pick<JobView, 'status' | 'progress'>): void {
+  expect(['queued', 'running']).toContain(job.status);
+  expect(job.progress).toBeLessThan(100);
+}
+
 describeEachDatabase('segmentation jobs', (current) => {
   const running: { stop(): Promise<void> }[] = [];
   afterEach(async () => {
@@ -105,19 +115,15 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(settled).toBe(false);
     release();
     const job = await creating;
-    // the answer is the job as it stands: a free worker may already have claimed it
-    expect(['queued', 'running']).toContain(job.status);
+    expectJustCreated(job);
     expect((await follow(client, job.id)).at(-1)).toMatchObject({ status: 'succeeded' });
   });
 
   it('create → live progress over SSE rises → succeeded with metrics and a mask URL; byId agrees', async () => {
     const { client, caseId } = await setup();
     const job = await client.jobs.create.mutate({ caseId });
-    // the answer is the job as it stands once queued: a free worker may already have claimed it
-    // (CI saw 'running' at 1 %), so queued at 0 % or running, never further than a first step
     expect(job).toMatchObject({ modelIds: ['adc-dwi-v2'] });
-    expect(['queued', 'running']).toContain(job.status);
-    expect(job.progress).toBeLessThan(100);
+    expectJustCreated(job);
     const events = await follow(client, job.id);
     const progress = events.map((e) => e.progress);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
@@ -334,8 +340,8 @@ describeEachDatabase('segmentation jobs', (current) => {
     expect(await reconcileQueue(db, runtime.jobs.boss, 0)).toBe(0);
     const done = await waitFor(client, orphan!.id, (j) => j.status === 'succeeded');
     expect(done.attempts).toBe(1);
-    // the slot is free again (a free worker may already have claimed the new job)
-    expect(['queued', 'running']).toContain((await client.jobs.create.mutate({ caseId })).status);
+    // the slot is free again
+    expectJustCreated(await client.jobs.create.mutate({ caseId }));
   });
 
   it('when retries run out, the job fails with the real error of its last attempt, not "the worker crashed" (#16 item 4)', async () => {
