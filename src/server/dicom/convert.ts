@@ -8,6 +8,7 @@ import { cpuTask } from '../workers/task.js';
 import { type Frame, type Scale, traceAndAdc } from './compute.js';
 import { type Dcm2niixOutput, runDcm2niix } from './dcm2niix.js';
 import { type ConvertedOutput, type ConvertedSeries, type RoleDecision, chooseRoles, roleSource, sidecarFacts } from './roles.js';
+import { inputKey } from './input-file.js';
 import type { InputFile, ScannedImage } from './scan.js';
 import { type SeriesFacts, type SliceRef, dot, groupSeries, sliceNormal } from './series.js';
 
@@ -167,8 +168,8 @@ export async function convertDicomStudy(input: ConvertInput): Promise<ConvertRes
   const facts = groupSeries(input.images);
   const scrub = (t: string) => scrubText(t, input.scrub);
   const converted = input.converted ?? { ...(await runDcm2niix(input.files)), inputs: input.files };
-  const studyFiles = new Set(input.files.map((f) => f.path));
-  const warnings = converterWarnings(converted.lines, converted.inputs, (f) => studyFiles.has(f.path)).map(scrub);
+  const studyFiles = new Set(input.files.map(inputKey));
+  const warnings = converterWarnings(converted.lines, converted.inputs, (f) => studyFiles.has(inputKey(f))).map(scrub);
   const bySeries = outputsBySeries(converted.files, facts, input.maxVoxels);
   const series: ConvertedSeries[] = facts.map((f) => ({
     seriesUid: f.seriesUid,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { unprocessable } from '../errors.js';
-import { type InputFile, inputReader, isDicom } from './input-file.js';
+import { type InputFile, readInput, isDicom } from './input-file.js';
 import { cpuTask } from '../workers/task.js';
 
 /**
@@ -98,9 +98,8 @@ export async function runDcm2niix(inputs: InputFile[]): Promise<Dcm2niixOutput> 
   fs.mkdir('/out');
   // A zip's entries are inflated from the archive here, one at a time; entries that are not
   // DICOM are left out (the scan lists them), under the same `/in/<n>` numbering.
-  const read = inputReader();
   inputs.forEach((f, i) => {
-    const bytes = read(f);
+    const bytes = readInput(f);
     if (!f.entry || isDicom(bytes)) fs.writeFile(`/in/${i}`, bytes);
   });
   const t0 = performance.now();

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { unprocessable } from '../errors.js';
 
@@ -36,14 +36,29 @@ export function notDicom(bytes: Uint8Array): string | null {
   return isZip(bytes) ? 'a zip inside the zip (unpack it first)' : 'not DICOM (no DICM marker at byte 128)';
 }
 
-/** One entry's bytes, inflated: never past its declared size (a bomb is refused without inflating it), nor short of it. */
-export function inflateEntry(zip: Buffer, name: string, e: ZipEntryRef): Buffer {
+/** An input's identity: its path, and for a zip entry where it is in the archive (every entry shares the zip's path). */
+export const inputKey = (f: InputFile) => (f.entry ? `${f.path}#${f.entry.localHeader}` : f.path);
+
+/**
+ * One entry's bytes, read from the archive where its directory says it is and inflated: never
+ * past its declared size (a bomb is refused without inflating it), nor short of it. Positioned
+ * reads of this entry only: a thread holds one entry at a time, whatever the archive's size.
+ */
+export function inflateEntry(zipPath: string, name: string, e: ZipEntryRef): Buffer {
   const unreadable = (why: string) => unprocessable(`${e.zipName}: not a readable zip (${why})`, { field: 'files' });
-  if (e.localHeader + 30 > zip.length || zip.readUInt32LE(e.localHeader) !== 0x04034b50)
-    throw unreadable(`invalid local file header of ${name}`);
-  const at = e.localHeader + 30 + zip.readUInt16LE(e.localHeader + 26) + zip.readUInt16LE(e.localHeader + 28);
-  if (at + e.compressedSize > zip.length) throw unreadable(`${name} is cut short`);
-  const compressed = zip.subarray(at, at + e.compressedSize);
+  const fd = openSync(zipPath, 'r');
+  let compressed: Buffer;
+  try {
+    const header = Buffer.alloc(30);
+    if (readSync(fd, header, 0, 30, e.localHeader) !== 30 || header.readUInt32LE(0) !== 0x04034b50)
+      throw unreadable(`invalid local file header of ${name}`);
+    const at = e.localHeader + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
+    compressed = Buffer.allocUnsafe(e.compressedSize);
+    if (e.compressedSize > 0 && readSync(fd, compressed, 0, e.compressedSize, at) !== e.compressedSize)
+      throw unreadable(`${name} is cut short`);
+  } finally {
+    closeSync(fd);
+  }
   let data: Buffer;
   if (e.method === 0) data = compressed;
   else {
@@ -65,16 +80,7 @@ export function inflateEntry(zip: Buffer, name: string, e: ZipEntryRef): Buffer 
   return data;
 }
 
-/**
- * Reads input files in a thread: from disk, or inflated from their zip (each archive read once
- * per reader and kept while it lives: one task's reads).
- */
-export function inputReader(): (f: InputFile) => Buffer {
-  const zips = new Map<string, Buffer>();
-  return (f) => {
-    if (!f.entry) return readFileSync(f.path);
-    let zip = zips.get(f.path);
-    if (!zip) zips.set(f.path, (zip = readFileSync(f.path)));
-    return inflateEntry(zip, f.name, f.entry);
-  };
+/** Reads an input file in a thread: from disk, or a zip entry inflated from its archive. */
+export function readInput(f: InputFile): Buffer {
+  return f.entry ? inflateEntry(f.path, f.name, f.entry) : readFileSync(f.path);
 }

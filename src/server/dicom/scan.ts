@@ -1,6 +1,6 @@
 import { type DicomElementDict, dcmjs } from './dcmjs.js';
 import { readHeaderFast } from './fast-header.js';
-import { type InputFile, inputReader, notDicom } from './input-file.js';
+import { type InputFile, readInput, notDicom } from './input-file.js';
 import type { DicomPatient } from '../../shared/dicom-origin.js';
 import { unprocessable } from '../errors.js';
 import { cpuTask } from '../workers/task.js';
@@ -402,10 +402,9 @@ export function scanFile(
  */
 export function scanDicomFiles(input: { files: InputFile[]; offset: number }): ScanResult {
   const result: ScanResult = { images: [], skipped: [], studies: {} };
-  const read = inputReader();
   input.files.forEach((f, i) => {
     const file = input.offset + i;
-    const bytes = read(f);
+    const bytes = readInput(f);
     const why = f.entry ? notDicom(bytes) : null;
     if (why) {
       result.skipped.push({ file, reason: why });

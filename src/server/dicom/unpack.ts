@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import yauzl from 'yauzl';
 import { MiB } from '../../shared/units.js';
@@ -61,10 +60,13 @@ class Counter {
   }
 }
 
-function openZip(bytes: Buffer): Promise<yauzl.ZipFile> {
+/** The archive's directory, read from the file (yauzl reads only its end and the central directory; closed after the last entry). */
+function openZip(zipPath: string): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) =>
-    yauzl.fromBuffer(bytes, { lazyEntries: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: false }, (err, zip) =>
-      err ? reject(err) : resolve(zip),
+    yauzl.open(
+      zipPath,
+      { lazyEntries: true, autoClose: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: false },
+      (err, zip) => (err ? reject(err) : resolve(zip)),
     ),
   );
 }
@@ -99,10 +101,10 @@ interface ZipEntryJob {
 }
 
 /** The archive's entries from its central directory (yauzl: names checked, sizes and limits checked before a byte is inflated). */
-async function zipEntries(bytes: Buffer, zipName: string, limits: DicomLimits, count: Counter): Promise<ZipEntryJob[]> {
+async function zipEntries(zipPath: string, zipName: string, limits: DicomLimits, count: Counter): Promise<ZipEntryJob[]> {
   let zip: yauzl.ZipFile;
   try {
-    zip = await openZip(bytes);
+    zip = await openZip(zipPath);
   } catch (err) {
     throw zipProblem(zipName, err as Error);
   }
@@ -164,7 +166,7 @@ export async function zipDirectory(input: {
   counted: { files: number; bytes: number };
 }): Promise<{ files: InputFile[]; counted: { files: number; bytes: number } }> {
   const count = Object.assign(new Counter(input.limits), input.counted);
-  const entries = await zipEntries(readFileSync(input.zipPath), input.zipName, input.limits, count);
+  const entries = await zipEntries(input.zipPath, input.zipName, input.limits, count);
   const files = entries.map(({ name, ...entry }) => ({ path: input.zipPath, name, entry: { zipName: input.zipName, ...entry } }));
   return { files, counted: { files: count.files, bytes: count.bytes } };
 }

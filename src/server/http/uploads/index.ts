@@ -231,7 +231,10 @@ function receiveError(err: unknown, maxBytes: number): DomainError {
 function unreadIncoming(c: Context): IncomingMessage | undefined {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   // Bytes may already wait in its buffer (readableLength): they are unread until something reads, pipes or resumes it.
-  return incoming instanceof Readable && incoming.readableFlowing === null && !incoming.readableDidRead ? incoming : undefined;
+  // A client gone before we read (destroyed while we authenticated) would pipe nothing, not even an
+  // end: the Web stream's path answers that at once with its premature close, as before.
+  const unread = incoming instanceof Readable && incoming.readableFlowing === null && !incoming.readableDidRead;
+  return unread && !incoming.destroyed && !incoming.errored ? incoming : undefined;
 }
 
 /** Whether the request has a body at all (without touching it: see `unreadIncoming`). */
@@ -316,6 +319,7 @@ async function receive(
   const idleMessage = `No data arrived for ${Math.round(idleTimeoutMs / 1000)} s; the upload was stopped`;
   let idle = setTimeout(() => abort.abort(new IdleBody(idleMessage)), idleTimeoutMs);
   body.on('data', () => {
+    if (abort.signal.aborted) return; // what is drained after a refusal restarts no timer
     clearTimeout(idle);
     idle = setTimeout(() => abort.abort(new IdleBody(idleMessage)), idleTimeoutMs);
   });
