@@ -10,7 +10,7 @@ import { makeTestApp } from '../test/app.js';
 import { TestBrowser } from '../test/browser.js';
 import { createThrowawayPostgres } from '../test/databases.js';
 import { serveApp } from '../test/live.js';
-import { PGlite } from '@electric-sql/pglite';
+import { PgliteThread } from '../db/pglite-thread.js';
 import { sql } from 'kysely';
 import { type CachedCredential, type CredentialChanges, SessionCache, credentialFeed, pgliteCredentialChanges } from './session-cache.js';
 import { hashPassword } from './passwords.js';
@@ -107,7 +107,9 @@ describe('the session cache on the embedded database', () => {
   });
 
   async function setup() {
-    const handle = fromPglite(await PGlite.create());
+    // The engine the server runs embedded: PGlite on its own thread, whose notifications must still
+    // arrive before the answer to the statement that committed them.
+    const handle = fromPglite(await PgliteThread.open({ moreStartParams: [] }));
     handles.push(handle);
     await migrateToLatest(handle.db);
     const feed = pgliteCredentialChanges(handle.pglite!);

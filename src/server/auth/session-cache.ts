@@ -1,4 +1,4 @@
-import type { PGlite } from '@electric-sql/pglite';
+import type { EmbeddedEngine } from '../db/pglite-thread.js';
 import type { ApiTokenRow, SessionRow, UserRow } from '../db/tables.js';
 
 /**
@@ -56,7 +56,7 @@ export function credentialFeed(initiallyLive = false) {
  * every change is made here; PGlite hands the commit's notifications to its listeners before the
  * committing query returns, so a sign-out is heard before its response is sent.
  */
-export function pgliteCredentialChanges(pglite: PGlite): CredentialChanges {
+export function pgliteCredentialChanges(pglite: EmbeddedEngine): CredentialChanges {
   const { feed, changed, setLive } = credentialFeed();
   pglite
     .listen(CREDENTIALS_CHANNEL, (payload) => changed(payload))

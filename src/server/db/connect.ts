@@ -1,7 +1,7 @@
-import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect, sql } from 'kysely';
 import { BootError } from '../data-dir.js';
 import { type OpenedEmbedded, openPglite } from './embedded.js';
+import type { EmbeddedEngine } from './pglite-thread.js';
 import { ReadCache } from './read-cache.js';
 import type { Database } from './tables.js';
 
@@ -11,7 +11,7 @@ export interface DatabaseHandle {
   readonly db: Kysely<Database>;
   readonly kind: DatabaseKind;
   /** The embedded engine, for things that share it (the job queue). */
-  readonly pglite?: PGlite;
+  readonly pglite?: EmbeddedEngine;
   /** The PostgreSQL connection string, for things that open their own pool (the job queue). */
   readonly url?: string;
   /**
@@ -62,7 +62,7 @@ export async function connectPostgres(url: string, opts: { max?: number } = {}):
  * PGlite's single connection (its adapter says it has no second one), so a transaction is
  * isolated from queries issued meanwhile; db.test.ts holds it to that.
  */
-export function fromPglite(pglite: PGlite, onClose?: () => void): DatabaseHandle {
+export function fromPglite(pglite: EmbeddedEngine, onClose?: () => void): DatabaseHandle {
   const readCache = new ReadCache();
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: [readCache.plugin()] });
   return {

@@ -1,12 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import { BootError } from '../data-dir.js';
 import { type DirectoryLock, lockDirectory } from './lock.js';
+import { type EmbeddedEngine, PgliteThread } from './pglite-thread.js';
 
 /** The embedded engine on DATA_DIR/pgdata, open, with its folder's lock held until `release`. */
 export interface OpenedEmbedded {
-  readonly pglite: PGlite;
+  readonly pglite: EmbeddedEngine;
   release(): void;
 }
 
@@ -21,18 +21,18 @@ export interface OpenedEmbedded {
 const SHARED_BUFFERS = '32MB';
 
 /**
- * Locks DATA_DIR/pgdata and opens PGlite on it. Kept apart from connect.ts (Kysely, pg) so the
- * server's entry can start this first and let the rest of its modules load meanwhile: most of
- * PGlite's start is WebAssembly compilation off the event loop (#29).
+ * Locks DATA_DIR/pgdata and opens PGlite on it, on its own thread (pglite-thread.ts). Kept apart
+ * from connect.ts (Kysely, pg) so the server's entry can start this first and let the rest of its
+ * modules load meanwhile, on the other core (#29).
  */
 export async function openPglite(dataDir: string): Promise<OpenedEmbedded> {
   const folder = path.join(path.resolve(dataDir), 'pgdata');
   const lock: DirectoryLock = lockDirectory(folder);
   try {
     mkdirSync(folder, { recursive: true });
-    const pglite = await PGlite.create({
+    const pglite = await PgliteThread.open({
       dataDir: folder,
-      startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${SHARED_BUFFERS}`],
+      moreStartParams: ['-c', `shared_buffers=${SHARED_BUFFERS}`],
     });
     return { pglite, release: () => lock.release() };
   } catch (err) {

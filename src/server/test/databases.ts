@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import { connectPostgres, type DatabaseHandle, fromPglite } from '../db/connect.js';
 import { migrateToLatest } from '../db/migrate.js';
+import { PgliteThread } from '../db/pglite-thread.js';
 
 export type TestDatabaseKind = 'pglite' | 'postgres';
 
@@ -57,7 +57,8 @@ export async function createThrowawayPostgres(): Promise<{ url: string; drop(): 
 export async function openTestDatabase(kind: TestDatabaseKind, opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const migrate = opts.migrate ?? true;
   if (kind === 'pglite') {
-    const handle = fromPglite(await PGlite.create());
+    // On its own thread, in memory: the same engine the server runs embedded (db/pglite-thread.ts).
+    const handle = fromPglite(await PgliteThread.open({ moreStartParams: [] }));
     if (migrate) await migrateToLatest(handle.db);
     return { kind, handle, dispose: () => handle.close() };
   }
