@@ -1,4 +1,6 @@
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import { MiB } from '../../shared/units.js';
 import { tooLarge, unprocessable } from '../errors.js';
@@ -61,12 +63,79 @@ class Counter {
 }
 
 /** The archive's directory, read from the file (yauzl reads only its end and the central directory; closed after the last entry). */
+/**
+ * yauzl over a 1 MiB block cache of the archive. Its own file reader asks the thread pool for two
+ * small reads per entry (the fixed part, then the names): 1,094 round trips for a 547-slice
+ * series, 106–196 ms here, against 9–29 ms for the same directory read from memory (#26). The
+ * directory is read in order, so one block serves thousands of entries; reads are synchronous,
+ * which is fine on the CPU pool's thread this runs on. Only the directory is read through it: the
+ * entries are inflated later, by position (input-file.ts).
+ */
+class BlockReader extends yauzl.RandomAccessReader {
+  #block: { start: number; bytes: Buffer } | undefined;
+  constructor(
+    private readonly fd: number,
+    private readonly size: number,
+  ) {
+    super();
+  }
+
+  #bytes(position: number, length: number): Buffer {
+    const b = this.#block;
+    if (b && position >= b.start && position + length <= b.start + b.bytes.length)
+      return b.bytes.subarray(position - b.start, position - b.start + length);
+    const bytes = Buffer.allocUnsafe(Math.max(0, Math.min(Math.max(length, BLOCK_BYTES), this.size - position)));
+    const got = bytes.length ? readSync(this.fd, bytes, 0, bytes.length, position) : 0;
+    if (got < length) throw new Error('unexpected EOF');
+    this.#block = { start: position, bytes: bytes.subarray(0, got) };
+    return bytes.subarray(0, length);
+  }
+
+  override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null) => void): void {
+    try {
+      this.#bytes(position, length).copy(buffer, offset);
+      setImmediate(callback, null);
+    } catch (err) {
+      setImmediate(callback, err as Error);
+    }
+  }
+
+  override _readStreamForRange(start: number, end: number): Readable {
+    return createReadStream('', { fd: this.fd, start, end: end - 1, autoClose: false });
+  }
+
+  #closed = false;
+  override close(callback: (err: Error | null) => void): void {
+    try {
+      if (!this.#closed) closeSync(this.fd);
+      this.#closed = true;
+      setImmediate(callback, null);
+    } catch (err) {
+      setImmediate(callback, err as Error);
+    }
+  }
+}
+const BLOCK_BYTES = MiB;
+
 function openZip(zipPath: string): Promise<yauzl.ZipFile> {
+  const fd = openSync(zipPath, 'r');
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  const reader = new BlockReader(fd, size);
   return new Promise((resolve, reject) =>
-    yauzl.open(
-      zipPath,
+    yauzl.fromRandomAccessReader(
+      reader,
+      size,
       { lazyEntries: true, autoClose: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: false },
-      (err, zip) => (err ? reject(err) : resolve(zip)),
+      (err, zip) => {
+        if (err) reader.close(() => reject(err));
+        else resolve(zip);
+      },
     ),
   );
 }
