@@ -163,7 +163,7 @@ const database = throwaway
     })()
   : await openTestDatabase('pglite');
 console.log(
-  `  database: ${kind === 'postgres' ? 'PostgreSQL (a pool of 10 connections)' : 'embedded PGlite (one connection, SQL on this thread)'}`,
+  `  database: ${kind === 'postgres' ? 'PostgreSQL (a pool of 10 connections)' : 'embedded PGlite (one connection, on its own thread as the server runs it)'}`,
 );
 const models = await loadModelRegistry({ roots: [builtInModelsDir()], provider: 'cpu', threads: 1 });
 const store = new FsVolumeStore(mkdtempSync(path.join(tmpdir(), 'sv-load-')));

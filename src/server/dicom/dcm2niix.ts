@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { unprocessable } from '../errors.js';
-import { type InputFile, readInput, isDicom } from './input-file.js';
+import { type InputFile, inputReader, isDicom } from './input-file.js';
 import { cpuTask } from '../workers/task.js';
 
 /**
@@ -14,7 +14,7 @@ import { cpuTask } from '../workers/task.js';
 
 interface EmscriptenFs {
   mkdir(path: string): void;
-  writeFile(path: string, data: Uint8Array): void;
+  writeFile(path: string, data: Uint8Array, opts?: { canOwn?: boolean }): void;
   readFile(path: string): Uint8Array;
   readdir(path: string): string[];
 }
@@ -98,10 +98,16 @@ export async function runDcm2niix(inputs: InputFile[]): Promise<Dcm2niixOutput> 
   fs.mkdir('/out');
   // A zip's entries are inflated from the archive here, one at a time; entries that are not
   // DICOM are left out (the scan lists them), under the same `/in/<n>` numbering.
-  inputs.forEach((f, i) => {
-    const bytes = readInput(f);
-    if (!f.entry || isDicom(bytes)) fs.writeFile(`/in/${i}`, bytes);
-  });
+  const reader = inputReader();
+  try {
+    inputs.forEach((f, i) => {
+      const bytes = reader.read(f);
+      // canOwn: the file system keeps this buffer rather than copy it (it is this task's own).
+      if (!f.entry || isDicom(bytes)) fs.writeFile(`/in/${i}`, bytes, { canOwn: true });
+    });
+  } finally {
+    reader.close();
+  }
   const t0 = performance.now();
   const inputsMs = t0 - started;
   // Emscripten sets process.exitCode when main returns non-zero: it is this thread's, not the

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { afterAll, expect, it } from 'vitest';
 import { converterWarnings } from './convert.js';
-import { type InputFile, inflateEntry, inputKey, readInput } from './input-file.js';
+import { type InputFile, inflateEntry, inputKey, inputReader, readInput } from './input-file.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sv-input-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -53,4 +53,41 @@ it("drops dcm2niix's lines about a zip entry the scan skipped: entries of one zi
   const study = new Set([inputKey(inputs[0]!)]);
   const lines = ['Warning: unsupported object /in/1', 'Warning: slice spacing varies in /in/0'];
   expect(converterWarnings(lines, inputs, (f) => study.has(inputKey(f)))).toEqual(['Warning: slice spacing varies in study.zip/IM_0001']);
+});
+
+it('a task reads many entries through one open archive, a stored entry too, and a long local extra field takes a second read', () => {
+  const a = Buffer.alloc(3000, 1);
+  const b = Buffer.alloc(70, 2);
+  const deflated = localEntry('a', a);
+  // A stored entry whose local header carries a 2 kB extra field (past the first read's slack).
+  const stored = Buffer.alloc(30 + 1 + 2048);
+  stored.writeUInt32LE(0x04034b50, 0);
+  stored.writeUInt16LE(1, 26);
+  stored.writeUInt16LE(2048, 28);
+  stored.write('b', 30);
+  const zipPath = path.join(dir, 'many.zip');
+  writeFileSync(zipPath, Buffer.concat([deflated, stored, b]));
+  const entries: InputFile[] = [
+    {
+      path: zipPath,
+      name: 'many.zip/a',
+      entry: { zipName: 'many.zip', localHeader: 0, compressedSize: deflated.length - 31, size: a.length, method: 8 },
+    },
+    {
+      path: zipPath,
+      name: 'many.zip/b',
+      entry: { zipName: 'many.zip', localHeader: deflated.length, compressedSize: b.length, size: b.length, method: 0 },
+    },
+  ];
+  const reader = inputReader();
+  try {
+    expect(reader.read(entries[1]!)).toEqual(b);
+    expect(reader.read(entries[0]!)).toEqual(a);
+    expect(reader.read(entries[1]!)).toEqual(b);
+    // The archive cut inside an entry's data: named, not a short buffer.
+    writeFileSync(zipPath, Buffer.concat([deflated, stored, b.subarray(0, 10)]));
+    expect(() => reader.read(entries[1]!)).toThrow(/many.zip\/b is cut short/);
+  } finally {
+    reader.close();
+  }
 });

@@ -1,6 +1,6 @@
 import { type DicomElementDict, dcmjs } from './dcmjs.js';
 import { readHeaderFast } from './fast-header.js';
-import { type InputFile, readInput, notDicom } from './input-file.js';
+import { type InputFile, inputReader, notDicom } from './input-file.js';
 import type { DicomPatient } from '../../shared/dicom-origin.js';
 import { unprocessable } from '../errors.js';
 import { cpuTask } from '../workers/task.js';
@@ -402,9 +402,16 @@ export function scanFile(
  */
 export function scanDicomFiles(input: { files: InputFile[]; offset: number }): ScanResult {
   const result: ScanResult = { images: [], skipped: [], studies: {} };
-  input.files.forEach((f, i) => {
-    const file = input.offset + i;
-    const bytes = readInput(f);
+  const reader = inputReader();
+  try {
+    input.files.forEach((f, i) => scanOne(f, input.offset + i));
+  } finally {
+    reader.close();
+  }
+  return result;
+
+  function scanOne(f: InputFile, file: number) {
+    const bytes = reader.read(f);
     const why = f.entry ? notDicom(bytes) : null;
     if (why) {
       result.skipped.push({ file, reason: why });
@@ -419,7 +426,6 @@ export function scanDicomFiles(input: { files: InputFile[]; offset: number }): S
     const known = result.studies[scanned.image.studyUid];
     if (!known) result.studies[scanned.image.studyUid] = scanned.identity;
     else known.identifiers = [...new Set([...known.identifiers, ...scanned.identity.identifiers])];
-  });
-  return result;
+  }
 }
 export const scanDicomFilesTask = cpuTask<Parameters<typeof scanDicomFiles>[0], ScanResult>(import.meta.url, 'scanDicomFiles');
