@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ensureWritableDataDir } from './data-dir.js';
 import { type OpenedEmbedded, openPglite } from './db/embedded.js';
@@ -15,11 +16,14 @@ export interface EarlyEmbedded {
  * loading the server's modules — the environment's parser among them. It reads DATABASE_URL and
  * DATA_DIR as env.ts does for them (empty is unset; DATA_DIR defaults to ./data); the boot then
  * uses this open only if the parsed environment names the same folder and no PostgreSQL
- * (`takeEarlyEmbedded`), and closes it otherwise.
+ * (`takeEarlyEmbedded`), and closes it otherwise. Only a folder that already holds a database is
+ * opened early (a warm restart, the case that is timed): a first start creates it after the
+ * environment is checked, so a bad variable never leaves a half-created database behind.
  */
 export function openEmbeddedEarly(given: Record<string, string | undefined> = process.env): EarlyEmbedded | undefined {
   if (given.DATABASE_URL) return undefined;
   const dataDir = path.resolve(given.DATA_DIR || './data');
+  if (!existsSync(path.join(dataDir, 'pgdata', 'PG_VERSION'))) return undefined;
   const opening = (async () => openPglite(ensureWritableDataDir(dataDir)))();
   opening.catch(() => {}); // its failure is reported by the boot that takes it (or is moot)
   return { dataDir, opening };

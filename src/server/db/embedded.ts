@@ -30,10 +30,15 @@ export async function openPglite(dataDir: string): Promise<OpenedEmbedded> {
   const lock: DirectoryLock = lockDirectory(folder);
   try {
     mkdirSync(folder, { recursive: true });
-    const pglite = await PgliteThread.open({
-      dataDir: folder,
-      moreStartParams: ['-c', `shared_buffers=${SHARED_BUFFERS}`],
-    });
+    const pglite = await PgliteThread.open(
+      { dataDir: folder, moreStartParams: ['-c', `shared_buffers=${SHARED_BUFFERS}`] },
+      // The database's thread died (PostgreSQL aborted, out of memory): every statement now fails,
+      // so the process stops with one line, as it did when PGlite ran in it (a supervisor restarts it).
+      (why) => {
+        process.stderr.write(`strokeview: ${why.message}; the process stops\n`);
+        process.exit(1);
+      },
+    );
     return { pglite, release: () => lock.release() };
   } catch (err) {
     lock.release();

@@ -13,7 +13,7 @@ const send = (m: FromEngine) => port.postMessage(m);
 /** A rollback asked for by the main thread: thrown out of PGlite's transaction callback, not an error. */
 const ROLLBACK = Symbol('rollback');
 const transactions = new Map<number, { tx: Transaction; end: (commit: boolean) => void; closed: Promise<void> }>();
-const listening = new Map<string, () => Promise<void>>();
+const listening = new Map<string, Promise<() => Promise<void>>>();
 let nextTransaction = 1;
 
 const opening = PGlite.create({ ...(dataDir ? { dataDir } : {}), startParams: [...PGlite.defaultStartParams, ...moreStartParams] });
@@ -39,19 +39,26 @@ async function handle(pglite: PGlite, m: ToEngine): Promise<unknown> {
       await t.closed;
       return undefined;
     }
-    case 'listen':
-      if (!listening.has(m.channel))
-        listening.set(
-          m.channel,
-          // Sent from inside the query that committed the NOTIFY, so it reaches the main thread
-          // before that query's answer (as PGlite's own listeners are called before it returns).
-          await pglite.listen(m.channel, (payload) => send({ kind: 'notification', channel: m.channel, payload })),
-        );
+    case 'listen': {
+      // One LISTEN per channel, kept as its promise: a 'listen' right after an 'unlisten' of the
+      // same channel makes a new one rather than find the old one still there.
+      let subscribed = listening.get(m.channel);
+      if (!subscribed) {
+        // Sent from inside the query that committed the NOTIFY, so it reaches the main thread
+        // before that query's answer (as PGlite's own listeners are called before it returns).
+        subscribed = pglite.listen(m.channel, (payload) => send({ kind: 'notification', channel: m.channel, payload }));
+        listening.set(m.channel, subscribed);
+        subscribed.catch(() => listening.delete(m.channel));
+      }
+      await subscribed;
       return undefined;
-    case 'unlisten':
-      await listening.get(m.channel)?.();
+    }
+    case 'unlisten': {
+      const subscribed = listening.get(m.channel);
       listening.delete(m.channel);
+      if (subscribed) await (await subscribed)();
       return undefined;
+    }
     case 'close':
       if (!pglite.closed) await pglite.close();
       return undefined;
@@ -82,11 +89,24 @@ function begin(pglite: PGlite): Promise<number> {
   });
 }
 
+const answer = (id: number, value: unknown) => {
+  try {
+    send({ kind: 'reply', id, value });
+  } catch (err) {
+    // A value that cannot cross (structured clone): the statement's caller gets the reason; the thread goes on.
+    send({
+      kind: 'reply',
+      id,
+      error: serializeError(new Error(`the answer cannot cross from the embedded database's thread: ${(err as Error).message}`)),
+    });
+  }
+};
+
 port.on('message', (m: ToEngine) => {
   opening
     .then((pglite) => handle(pglite, m))
     .then(
-      (value) => send({ kind: 'reply', id: m.id, value }),
+      (value) => answer(m.id, value),
       (err: unknown) => send({ kind: 'reply', id: m.id, error: serializeError(err) }),
     );
 });

@@ -101,6 +101,26 @@ describe('the embedded database on its own thread', () => {
   });
 });
 
+it('a parameter that cannot cross is refused with a sentence; two closes share one; a killed thread fails every call, Kysely included, and says so once', async () => {
+  const exits: string[] = [];
+  const engine = await PgliteThread.open({ moreStartParams: [] }, (why) => exits.push(why.message));
+  await expect(engine.query('select $1::text', [() => 1])).rejects.toThrow(/parameters cannot cross to the embedded database's thread/);
+  expect((await engine.query<{ n: number }>('select 2 as n')).rows).toEqual([{ n: 2 }]);
+  const { db } = fromPglite(engine);
+  await engine.kill();
+  await expect(engine.query('select 1')).rejects.toThrow(/thread exited/);
+  // Kysely's transaction waits for its callback to start: it must fail, not hang on a dead thread.
+  await expect(db.transaction().execute(async (trx) => sql`select 1`.execute(trx))).rejects.toThrow(/thread exited/);
+  await expect(sql`select 1`.execute(db)).rejects.toThrow(/thread exited/);
+  expect(exits).toEqual([expect.stringMatching(/the embedded database's thread exited/)]);
+  await engine.close(); // nothing left to close: resolves
+
+  const other = await PgliteThread.open({ moreStartParams: [] }, (why) => exits.push(why.message));
+  await Promise.all([other.close(), other.close()]);
+  expect(other.closed).toBe(true);
+  expect(exits).toHaveLength(1); // a close is not an unexpected exit
+});
+
 it('a persistent folder: kept across a close and a reopen; once closed, a statement is refused with a sentence', async () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-pglite-thread-'));
   try {

@@ -44,21 +44,25 @@ export interface EmbeddedTransaction {
 export class PgliteThread implements EmbeddedEngine {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  readonly #listeners = new Map<string, Set<(payload: string) => void>>();
+  /** Per channel: its callbacks, and the LISTEN they wait for (sent once, by the first). */
+  readonly #listeners = new Map<string, { callbacks: Set<(payload: string) => void>; subscribed: Promise<void> }>();
   #nextId = 1;
   #closed = false;
   #ready = false;
   /** Why the thread is gone, once it is: every later call rejects with it. */
   #gone: Error | undefined;
+  #closing: Promise<void> | undefined;
+  /** Set when this side ends the thread (close, a failed open): its exit is then expected. */
+  #ending = false;
   readonly waitReady: Promise<void>;
 
-  constructor(options: OpenOptions) {
+  /** `onUnexpectedExit`: the thread failed or exited other than by close() (every pending and later call rejects). */
+  constructor(options: OpenOptions, onUnexpectedExit?: (why: Error) => void) {
     // From sources (tests, tsx) the entry is TypeScript: it loads through tsx, as the CPU pool's threads do.
     const ts = import.meta.url.endsWith('.ts');
     this.#worker = new Worker(new URL(ts ? './pglite-thread-from-source.mjs' : './pglite-thread-entry.js', import.meta.url), {
       workerData: options,
     });
-    this.#worker.unref(); // as in-process PGlite: only a statement in flight keeps the process alive
     let opened!: () => void;
     let refused!: (e: Error) => void;
     this.waitReady = new Promise<void>((resolve, reject) => ((opened = resolve), (refused = reject)));
@@ -68,13 +72,15 @@ export class PgliteThread implements EmbeddedEngine {
         if (m.error) refused(deserializeError(m.error));
         else {
           this.#ready = true;
+          if (this.#pending.size === 0) this.#worker.unref();
           opened();
         }
       } else if (m.kind === 'notification') {
-        for (const listener of this.#listeners.get(m.channel) ?? []) listener(m.payload);
+        for (const listener of this.#listeners.get(m.channel)?.callbacks ?? []) listener(m.payload);
       } else this.#settle(m.id, m.value, m.error);
     });
     const stopped = (why: Error) => {
+      if (!this.#gone && !this.#ending) onUnexpectedExit?.(why);
       this.#gone ??= why;
       this.#closed = true;
       refused(why);
@@ -82,14 +88,19 @@ export class PgliteThread implements EmbeddedEngine {
     };
     this.#worker.on('error', (err) => stopped(new Error(`the embedded database's thread failed: ${err.message}`, { cause: err })));
     this.#worker.on('exit', (code) => stopped(new Error(`the embedded database's thread exited (code ${code})`)));
+    // Held while it opens (a CLI that awaits only the open must not exit under it); after that, as
+    // in-process PGlite, only a statement in flight keeps the process alive. Set after the
+    // listeners: adding a 'message' listener refs the thread again.
+    this.#worker.ref();
   }
 
   /** Starts the thread and waits for PGlite to open the folder; rejects with PGlite's reason. */
-  static async open(options: OpenOptions): Promise<PgliteThread> {
-    const engine = new PgliteThread(options);
+  static async open(options: OpenOptions, onUnexpectedExit?: (why: Error) => void): Promise<PgliteThread> {
+    const engine = new PgliteThread(options, onUnexpectedExit);
     try {
       await engine.waitReady;
     } catch (err) {
+      engine.#ending = true;
       await engine.#worker.terminate();
       throw err;
     }
@@ -108,7 +119,7 @@ export class PgliteThread implements EmbeddedEngine {
     const waiting = this.#pending.get(id);
     if (!waiting) return;
     this.#pending.delete(id);
-    if (this.#pending.size === 0) this.#worker.unref();
+    if (this.#pending.size === 0 && this.#ready) this.#worker.unref();
     if (thrown) waiting.reject(thrown);
     else if (error) waiting.reject(deserializeError(error));
     else waiting.resolve(value);
@@ -121,7 +132,17 @@ export class PgliteThread implements EmbeddedEngine {
     return new Promise<T>((resolve, reject) => {
       if (this.#pending.size === 0) this.#worker.ref();
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.#worker.postMessage({ ...request, id } as ToEngine);
+      try {
+        this.#worker.postMessage({ ...request, id } as ToEngine);
+      } catch (err) {
+        // A parameter that cannot be cloned (a function, a symbol): refused here, nothing sent.
+        this.#settle(
+          id,
+          undefined,
+          undefined,
+          new Error(`a statement's parameters cannot cross to the embedded database's thread: ${(err as Error).message}`),
+        );
+      }
     });
   }
 
@@ -134,7 +155,17 @@ export class PgliteThread implements EmbeddedEngine {
   }
 
   async transaction<T>(callback: (tx: EmbeddedTransaction) => Promise<T>): Promise<T> {
-    const tx = await this.#call<number>({ op: 'begin' });
+    let tx: number;
+    try {
+      tx = await this.#call<number>({ op: 'begin' });
+    } catch (err) {
+      // The callback still runs, on a transaction whose every statement fails with BEGIN's error:
+      // Kysely's driver waits for the callback to start before it sends anything, and would
+      // otherwise wait forever (holding its one connection) when the thread is gone.
+      const failed = () => Promise.reject(err as Error);
+      await callback({ query: failed, exec: failed, rollback: failed }).catch(() => {});
+      throw err;
+    }
     let ended = false;
     const tr: EmbeddedTransaction = {
       query: async <R>(sql: string, params?: unknown[], options?: CloneableQueryOptions) =>
@@ -164,36 +195,50 @@ export class PgliteThread implements EmbeddedEngine {
   }
 
   async listen(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>> {
-    let set = this.#listeners.get(channel);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(channel, set);
-      try {
-        await this.#call({ op: 'listen', channel });
-      } catch (err) {
-        this.#listeners.delete(channel);
-        throw err;
-      }
+    let entry = this.#listeners.get(channel);
+    if (!entry) {
+      const created = { callbacks: new Set<(payload: string) => void>(), subscribed: this.#call<void>({ op: 'listen', channel }) };
+      created.subscribed.catch(() => {
+        if (this.#listeners.get(channel) === created) this.#listeners.delete(channel);
+      });
+      this.#listeners.set(channel, (entry = created));
     }
-    set.add(callback);
+    const listening = entry;
+    listening.callbacks.add(callback);
+    try {
+      await listening.subscribed; // a second listener waits for the first one's LISTEN too
+    } catch (err) {
+      listening.callbacks.delete(callback);
+      throw err;
+    }
     return async () => {
-      set.delete(callback);
-      if (set.size > 0 || this.#listeners.get(channel) !== set) return;
+      listening.callbacks.delete(callback);
+      if (listening.callbacks.size > 0 || this.#listeners.get(channel) !== listening) return;
       this.#listeners.delete(channel);
       if (!this.#closed) await this.#call({ op: 'unlisten', channel });
     };
   }
 
+  /** Ends the thread at once, as a crash would (tests): PGlite is not closed, every call rejects. */
+  async kill(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
   /** Closes PGlite (it writes its folder back) and ends the thread. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    try {
-      await this.#call({ op: 'close' });
-    } finally {
-      this.#closed = true;
-      this.#gone = new Error('the embedded database is closed');
-      await this.#worker.terminate();
-    }
+  close(): Promise<void> {
+    if (this.#closed && !this.#closing) return Promise.resolve();
+    // One close: a second caller (Kysely's destroy beside ours) waits for the first.
+    this.#closing ??= (async () => {
+      this.#ending = true;
+      try {
+        await this.#call({ op: 'close' });
+      } finally {
+        this.#closed = true;
+        this.#gone = new Error('the embedded database is closed');
+        await this.#worker.terminate();
+      }
+    })();
+    return this.#closing;
   }
 }
 

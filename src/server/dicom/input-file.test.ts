@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { afterAll, expect, it } from 'vitest';
+import { zipOf } from '../test/dicom.js';
 import { converterWarnings } from './convert.js';
 import { type InputFile, inflateEntry, inputKey, inputReader, readInput } from './input-file.js';
+import { zipDirectory } from './unpack.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sv-input-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -90,4 +92,16 @@ it('a task reads many entries through one open archive, a stored entry too, and 
   } finally {
     reader.close();
   }
+});
+
+it("a zip whose directory puts an entry's data past the archive's end is refused before anything is read for it", async () => {
+  const zip = Buffer.from(zipOf([{ name: 'DICOM/IM_0001', data: Buffer.alloc(2000, 3) }]));
+  const central = zip.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+  zip.writeUInt32LE(0x7fff_ffff, central + 20); // its compressed size: 2 GiB
+  const zipPath = path.join(dir, 'forged.zip');
+  writeFileSync(zipPath, zip);
+  const limits = { maxFiles: 10, maxBytes: 2 ** 40, maxFileBytes: 2 ** 40, maxZipRatio: 1e12 };
+  await expect(zipDirectory({ zipPath, zipName: 'forged.zip', limits, counted: { files: 0, bytes: 0 } })).rejects.toThrow(
+    /forged.zip: not a readable zip \(forged.zip\/DICOM\/IM_0001 runs past the end of the archive\)/,
+  );
 });

@@ -94,7 +94,8 @@ class BlockReader extends yauzl.RandomAccessReader {
   override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null) => void): void {
     try {
       this.#bytes(position, length).copy(buffer, offset);
-      setImmediate(callback, null);
+      // yauzl's callback takes the count read too (its types leave it out) and checks it.
+      setImmediate(callback as (err: Error | null, bytesRead: number) => void, null, length);
     } catch (err) {
       setImmediate(callback, err as Error);
     }
@@ -198,6 +199,10 @@ async function zipEntries(zipPath: string, zipName: string, limits: DicomLimits,
             { field: 'files' },
           );
         }
+        // Where the directory says the entry's data lies must be inside the archive: a forged
+        // compressed size must not size a read (input-file.ts) beyond the file.
+        if (entry.relativeOffsetOfLocalHeader + 30 + entry.compressedSize > zip.fileSize)
+          throw unprocessable(`${zipName}: not a readable zip (${name} runs past the end of the archive)`, { field: 'files' });
         if (entry.isEncrypted()) throw unprocessable(`${name}: encrypted entries are not supported`, { field: 'files' });
         if (entry.compressionMethod !== 0 && entry.compressionMethod !== 8) {
           throw unprocessable(`${zipName}: not a readable zip (unsupported compression method: ${entry.compressionMethod})`, {

@@ -129,6 +129,8 @@ export interface LoadOptions {
   log?: Logger;
   /** MODEL_MAX_MB in bytes (default 2048 MiB). */
   maxModelBytes?: number;
+  /** Intra-op threads of the registry's own sessions (default `threads`); see loadConfiguredModels. */
+  sessionThreads?: number;
 }
 
 interface LoadedSet {
@@ -160,10 +162,7 @@ async function loadSet(opts: LoadOptions): Promise<LoadedSet> {
   const models = new Map<string, LoadedModel>();
   const interactive = new Map<string, LoadedInteractiveModel>();
   const failed: ModelLoadFailure[] = [];
-  // These sessions only serve the check's dry run (and tests): jobs and clicks run in the CPU
-  // pool's threads on sessions of their own with `threads` (cpu.ts). One intra-op thread each
-  // builds them ≈ 50 ms sooner at boot on 2 cores (#29: measured 109–133 against 165–181 ms).
-  const opener = sessionOpener(opts.provider, 1, opts.log);
+  const opener = sessionOpener(opts.provider, opts.sessionThreads ?? opts.threads, opts.log);
   const open = opener.open;
   const maxModelBytes = opts.maxModelBytes ?? DEFAULT_MODEL_MAX_MB * MiB;
   for (const root of opts.roots) {
@@ -295,6 +294,10 @@ export function loadConfiguredModels(
     provider: env.EXECUTION_PROVIDER,
     threads: env.ORT_THREADS || availableParallelism(),
     maxModelBytes: env.MODEL_MAX_MB * MiB,
+    // A server's or worker's registry sessions only serve the check's dry run: jobs and clicks run
+    // in the CPU pool's threads on sessions of their own with `threads` (cpu.ts). One intra-op
+    // thread each builds them ≈ 50 ms sooner at boot on 2 cores (#29: 109–133 against 165–181 ms).
+    sessionThreads: 1,
     ...(log ? { log } : {}),
   });
 }
