@@ -107,6 +107,7 @@ it('a parameter that cannot cross is refused with a sentence; two closes share o
   await expect(engine.query('select $1::text', [() => 1])).rejects.toThrow(/parameters cannot cross to the embedded database's thread/);
   expect((await engine.query<{ n: number }>('select 2 as n')).rows).toEqual([{ n: 2 }]);
   const { db } = fromPglite(engine);
+  await sql`select 1`.execute(db); // Kysely's driver is set up (it refuses a closed engine up front)
   await engine.kill();
   await expect(engine.query('select 1')).rejects.toThrow(/thread exited/);
   // Kysely's transaction waits for its callback to start: it must fail, not hang on a dead thread.
