@@ -122,27 +122,6 @@ it('a parameter that cannot cross is refused with a sentence; two closes share o
   expect(exits).toHaveLength(1); // a close is not an unexpected exit
 });
 
-it('a persistent folder: kept across a close and a reopen; once closed, a statement is refused with a sentence', async () => {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-pglite-thread-'));
-  try {
-    const first = await openPglite(dataDir);
-    await first.pglite.exec('create table kept (n int); insert into kept values (7)');
-    await first.pglite.close();
-    first.release();
-    expect(first.pglite.closed).toBe(true);
-    await expect(first.pglite.query('select 1')).rejects.toThrow('the embedded database is closed');
-    const again = await openPglite(dataDir);
-    try {
-      expect((await again.pglite.query<{ n: number }>('select n from kept')).rows).toEqual([{ n: 7 }]);
-    } finally {
-      await again.pglite.close();
-      again.release();
-    }
-  } finally {
-    rmSync(dataDir, { recursive: true, force: true });
-  }
-});
-
 it('a folder PGlite cannot open is refused with its reason, and the thread is gone', async () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'sv-pglite-bad-'));
   try {

@@ -5,7 +5,7 @@ import { deflateRawSync } from 'node:zlib';
 import { afterAll, expect, it } from 'vitest';
 import { zipOf } from '../test/dicom.js';
 import { converterWarnings } from './convert.js';
-import { type InputFile, inflateEntry, inputKey, inputReader, readInput } from './input-file.js';
+import { type InputFile, inputKey, inputReader, type ZipEntryRef } from './input-file.js';
 import { zipDirectory } from './unpack.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sv-input-file-'));
@@ -33,14 +33,18 @@ it('reads one entry from where the directory says it is, and refuses one that in
     method: 8,
   });
   const entryB = localEntry('b', b);
-  expect(inflateEntry(zipPath, 'two.zip/a', ref(0, a, first))).toEqual(a);
-  expect(readInput({ path: zipPath, name: 'two.zip/b', entry: ref(first.length, b, entryB) })).toEqual(b);
-  expect(() => inflateEntry(zipPath, 'two.zip/a', ref(0, a, first, a.length - 1))).toThrow(/inflates past its declared 4999 bytes/);
-  expect(() => inflateEntry(zipPath, 'two.zip/a', ref(0, a, first, a.length + 1))).toThrow(/inflates to a different size/);
-  expect(() => inflateEntry(zipPath, 'two.zip/a', ref(3, a, first))).toThrow(
-    /two.zip: not a readable zip \(invalid local file header of two.zip\/a\)/,
-  );
-  expect(() => inflateEntry(zipPath, 'two.zip/b', { ...ref(first.length, b, entryB), compressedSize: 10_000 })).toThrow(/is cut short/);
+  const reader = inputReader();
+  const read = (name: string, entry: ZipEntryRef) => reader.read({ path: zipPath, name, entry });
+  try {
+    expect(read('two.zip/a', ref(0, a, first))).toEqual(a);
+    expect(read('two.zip/b', ref(first.length, b, entryB))).toEqual(b);
+    expect(() => read('two.zip/a', ref(0, a, first, a.length - 1))).toThrow(/inflates past its declared 4999 bytes/);
+    expect(() => read('two.zip/a', ref(0, a, first, a.length + 1))).toThrow(/inflates to a different size/);
+    expect(() => read('two.zip/a', ref(3, a, first))).toThrow(/two.zip: not a readable zip \(invalid local file header of two.zip\/a\)/);
+    expect(() => read('two.zip/b', { ...ref(first.length, b, entryB), compressedSize: 10_000 })).toThrow(/is cut short/);
+  } finally {
+    reader.close();
+  }
 });
 
 it("drops dcm2niix's lines about a zip entry the scan skipped: entries of one zip are told apart by where they are", () => {

@@ -84,16 +84,6 @@ function inflateEntryAt(fd: number, name: string, e: ZipEntryRef): Buffer {
   return data;
 }
 
-/** One entry of the archive at `zipPath`, read and inflated (inflateEntryAt). */
-export function inflateEntry(zipPath: string, name: string, e: ZipEntryRef): Buffer {
-  const fd = openSync(zipPath, 'r');
-  try {
-    return inflateEntryAt(fd, name, e);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Reads a task's inputs one after another, keeping each archive open between its entries: one
  * read per entry instead of an open, two reads and a close (#26: 547 entries twice per import,
@@ -113,9 +103,4 @@ export function inputReader(): { read(f: InputFile): Buffer; close(): void } {
       open.clear();
     },
   };
-}
-
-/** Reads an input file in a thread: from disk, or a zip entry inflated from its archive. */
-export function readInput(f: InputFile): Buffer {
-  return f.entry ? inflateEntry(f.path, f.name, f.entry) : readFileSync(f.path);
 }
