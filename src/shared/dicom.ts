@@ -66,6 +66,7 @@ export const dicomImportSchema = z.object({
     phasesMs: z
       .object({
         unpack: z.number(),
+        inflate: z.number(),
         scan: z.number(),
         dcm2niix: z.number(),
         dcm2niixInputs: z.number(),

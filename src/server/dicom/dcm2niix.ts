@@ -96,8 +96,9 @@ export async function runDcm2niix(inputs: InputFile[]): Promise<Dcm2niixOutput> 
   const fs = instance.FS;
   fs.mkdir('/in');
   fs.mkdir('/out');
-  // A zip's entries are inflated from the archive here, one at a time; entries that are not
-  // DICOM are left out (the scan lists them), under the same `/in/<n>` numbering.
+  // A zip's entries come inflated already (inflateInPool: memory the threads share; the file system
+  // keeps views of it, no copies) or are inflated here, one at a time; entries that are not DICOM
+  // are left out (the scan lists them), under the same `/in/<n>` numbering.
   const reader = inputReader();
   try {
     inputs.forEach((f, i) => {

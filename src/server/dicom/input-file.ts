@@ -1,11 +1,14 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { unprocessable } from '../errors.js';
+import type { CpuPool } from '../workers/pool.js';
+import { cpuTask } from '../workers/task.js';
 
 /**
- * A file of a DICOM import: a file on disk, or an entry of an uploaded zip that is read where it
- * is needed (the header scan and dcm2niix each inflate it in their own pool thread, straight
- * from the archive: nothing is unpacked to disk).
+ * A file of a DICOM import: a file on disk, or an entry of an uploaded zip. Nothing is unpacked
+ * to disk: an upload's entries are inflated once, in parallel across the pool's threads, into
+ * memory the threads share (`inflated`, see inflateInPool), where the header scan and dcm2niix
+ * both read them; an entry without `inflated` is inflated where it is read, straight from the archive.
  */
 export interface InputFile {
   /** The file on disk, or the zip the entry is in. */
@@ -14,6 +17,14 @@ export interface InputFile {
   name: string;
   /** Set for a zip entry: where it is in the archive (from the central directory, checked by unpack.ts). */
   entry?: ZipEntryRef;
+  /** Set for a zip entry already inflated: its bytes, in memory every thread shares. */
+  inflated?: SharedBytes;
+}
+
+export interface SharedBytes {
+  buffer: SharedArrayBuffer;
+  offset: number;
+  length: number;
 }
 
 export interface ZipEntryRef {
@@ -93,6 +104,7 @@ export function inputReader(): { read(f: InputFile): Buffer; close(): void } {
   const open = new Map<string, number>();
   return {
     read(f) {
+      if (f.inflated) return Buffer.from(f.inflated.buffer, f.inflated.offset, f.inflated.length);
       if (!f.entry) return readFileSync(f.path);
       let fd = open.get(f.path);
       if (fd === undefined) open.set(f.path, (fd = openSync(f.path, 'r')));
@@ -103,4 +115,53 @@ export function inputReader(): { read(f: InputFile): Buffer; close(): void } {
       open.clear();
     },
   };
+}
+
+/** The CPU task: some zip entries inflated (checked as inputReader checks them) into one shared buffer, at `offsets`. */
+export function inflateEntries(input: { files: InputFile[] }): { buffer: SharedArrayBuffer; offsets: number[] } {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const f of input.files) {
+    offsets.push(total);
+    total += f.entry!.size;
+  }
+  const buffer = new SharedArrayBuffer(total);
+  const into = new Uint8Array(buffer);
+  const reader = inputReader();
+  try {
+    input.files.forEach((f, i) => into.set(reader.read(f), offsets[i]));
+  } finally {
+    reader.close();
+  }
+  return { buffer, offsets };
+}
+const inflateEntriesTask = cpuTask<{ files: InputFile[] }, { buffer: SharedArrayBuffer; offsets: number[] }>(
+  import.meta.url,
+  'inflateEntries',
+);
+
+/**
+ * An upload's zip entries inflated once, before anything reads them, in as many parts as the pool
+ * has threads (of about equal bytes): the header scan and dcm2niix then read the same shared bytes,
+ * where each used to inflate every entry itself (#26: the inflating was the part of dcm2niix's
+ * task before its run). Files on disk are left as they are. An entry that does not inflate to its
+ * declared size refuses the upload here, with inputReader's message.
+ */
+export async function inflateInPool(cpu: CpuPool, files: InputFile[]): Promise<InputFile[]> {
+  const entries = files.filter((f) => f.entry && !f.inflated);
+  if (entries.length === 0) return files;
+  const total = entries.reduce((n, f) => n + f.entry!.size, 0);
+  const parts: InputFile[][] = [[]];
+  let filled = 0;
+  for (const f of entries) {
+    if (filled >= (total * parts.length) / cpu.size && parts.length < cpu.size) parts.push([]);
+    parts.at(-1)!.push(f);
+    filled += f.entry!.size;
+  }
+  const done = await Promise.all(parts.map((part) => cpu.run(inflateEntriesTask, { files: part })));
+  const inflated = new Map<InputFile, SharedBytes>();
+  parts.forEach((part, p) =>
+    part.forEach((f, i) => inflated.set(f, { buffer: done[p]!.buffer, offset: done[p]!.offsets[i]!, length: f.entry!.size })),
+  );
+  return files.map((f) => (inflated.has(f) ? { ...f, inflated: inflated.get(f)! } : f));
 }

@@ -135,7 +135,8 @@ function listenToValidation(): void {
 function read(bytes: Buffer, options: Parameters<typeof dcmjs.data.DicomMessage.readFile>[1]) {
   listenToValidation();
   validationWarnings = [];
-  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  // A copy of its own (the bytes may be a view of memory the threads share, which dcmjs is not given).
+  const ab = new Uint8Array(bytes).buffer;
   const parsed = dcmjs.data.DicomMessage.readFile(ab, options);
   return { parsed, warnings: validationWarnings };
 }

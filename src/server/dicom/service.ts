@@ -18,13 +18,15 @@ import type { VolumeStore } from '../volumes/store.js';
 import type { CpuPool } from '../workers/pool.js';
 import { type ConvertInput, type ConvertResult, convertDicomStudyTask } from './convert.js';
 import { convertFilesTask } from './dcm2niix.js';
+import { inflateInPool } from './input-file.js';
 import { type InputFile, type ScanResult, type ScannedImage, type StudyIdentity, scanDicomFilesTask } from './scan.js';
 import { type DicomLimits, dicomLimits } from './limits.js';
 import { type Gathered, gatherDicomFiles } from './unpack.js';
 
 /**
  * DICOM studies in, cases out. The steps, each off the event loop where it costs CPU:
- * gather (unpack zips, drop what is not DICOM, limits) → scan the headers (dcmjs, in the CPU pool,
+ * gather (read zips' directories, drop what is not DICOM, limits) → inflate a zip's entries once,
+ * split across the pool's threads, into memory they share → scan the headers (dcmjs, in the CPU pool,
  * split across its threads) → one study → convert and choose roles (dcm2niix and the ADC, one CPU
  * task) → store through the same path as a NIfTI upload (`uploadCase`: the same checks, quotas,
  * content-addressed storage), with the DICOM origin row in the same transaction. The work folder
@@ -95,6 +97,7 @@ export async function readStudies(
   limits: DicomLimits,
 ): Promise<{ studies: Study[]; skipped: DicomImport['skipped'] }> {
   const gathered = await gatherDicomFiles(cpu, inputs, limits);
+  gathered.files = await inflateInPool(cpu, gathered.files);
   return studiesOf(gathered, gathered.files.length ? await scanInPool(cpu, gathered.files) : noScan);
 }
 
@@ -117,6 +120,9 @@ async function readAndConvertOneStudy(
   const gathered = await gatherDicomFiles(deps.cpu, inputs, limits);
   phases.unpack = since(t);
   if (gathered.files.length === 0) throw noImages(gathered.skipped, inputs.length);
+  t = performance.now();
+  gathered.files = await inflateInPool(deps.cpu, gathered.files);
+  phases.inflate = since(t);
   t = performance.now();
   // Started first: dcm2niix is the longest task; the scan's parts share the other thread(s).
   const conversion = deps.cpu.run(convertFilesTask, { files: gathered.files }).finally(() => (phases.dcm2niix = since(t)));
