@@ -18,7 +18,8 @@ import { percentile, probe } from './util.js';
 // The upload is sent by curl, in a process of its own (as a browser's network stack or the CLI on
 // another machine would be), and timed by curl (request sent → answer read). Sent by this process's
 // fetch instead, the same import measured 15–95 ms longer, most of it before the server saw the
-// request: this process's own cost (it has just run dcm2niix), not the server's. Without curl, fetch.
+// request: this process's own cost (it has just run dcm2niix), not the server's. Without curl (or
+// with BENCH_DICOM_CLIENT=fetch), fetch.
 
 if (!existsSync(PHILIPS_DIR)) {
   console.log(`\nDICOM import — skipped: no Philips series at ${PHILIPS_DIR}`);
@@ -52,10 +53,13 @@ if (!existsSync(PHILIPS_DIR)) {
     const work = mkdtempSync(path.join(tmpdir(), 'sv-bench-dicom-'));
     const zipPath = path.join(work, 'philips.zip');
     writeFileSync(zipPath, zip);
-    const curl = await promisify(execFile)('curl', ['--version']).then(
-      () => true,
-      () => false,
-    );
+    // BENCH_DICOM_CLIENT=fetch sends from this process instead (to compare the two clients).
+    const curl =
+      process.env.BENCH_DICOM_CLIENT !== 'fetch' &&
+      (await promisify(execFile)('curl', ['--version']).then(
+        () => true,
+        () => false,
+      ));
     const send = async (n: number): Promise<{ status: number; body: Answer; ms: number }> => {
       if (curl) {
         const out = path.join(work, 'answer.json');

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { afterAll, expect, it } from 'vitest';
+import { CpuPool } from '../workers/pool.js';
 import { zipOf } from '../test/dicom.js';
 import { converterWarnings } from './convert.js';
-import { type InputFile, inputKey, inputReader, type ZipEntryRef } from './input-file.js';
+import { type InputFile, inflateInPool, inputKey, inputReader, type ZipEntryRef } from './input-file.js';
 import { zipDirectory } from './unpack.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sv-input-file-'));
@@ -108,4 +109,36 @@ it("a zip whose directory puts an entry's data past the archive's end is refused
   await expect(zipDirectory({ zipPath, zipName: 'forged.zip', limits, counted: { files: 0, bytes: 0 } })).rejects.toThrow(
     /forged.zip: not a readable zip \(forged.zip\/DICOM\/IM_0001 runs past the end of the archive\)/,
   );
+});
+
+it("an upload's entries are inflated once, split across the pool's threads, and every thread reads the same bytes; a lying entry refuses the upload", async () => {
+  const data = Array.from({ length: 6 }, (_, i) => Buffer.alloc(4000 + i * 1000, i + 1));
+  const zipPath = path.join(dir, 'study.zip');
+  writeFileSync(zipPath, zipOf(data.map((d, i) => ({ name: `DICOM/IM_000${i}`, data: d }))));
+  const onDisk = path.join(dir, 'loose.dcm');
+  writeFileSync(onDisk, Buffer.from('a file on disk'));
+  const limits = { maxFiles: 10, maxBytes: 2 ** 30, maxFileBytes: 2 ** 30, maxZipRatio: 1e6 };
+  const { files } = await zipDirectory({ zipPath, zipName: 'study.zip', limits, counted: { files: 0, bytes: 0 } });
+  const cpu = new CpuPool(2);
+  try {
+    const loose: InputFile = { path: onDisk, name: 'loose.dcm' };
+    const inputs = await inflateInPool(cpu, [files[0]!, loose, ...files.slice(1)]);
+    expect(inputs.map((f) => f.name)).toEqual(['study.zip/DICOM/IM_0000', 'loose.dcm', ...files.slice(1).map((f) => f.name)]);
+    expect(inputs[1]).toBe(loose); // a file on disk is read where it is needed, as before
+    const entries = inputs.filter((f) => f.entry);
+    expect(entries.every((f) => f.inflated)).toBe(true);
+    expect(new Set(entries.map((f) => f.inflated!.buffer)).size).toBe(2); // one part per thread
+    const reader = inputReader();
+    try {
+      expect(entries.map((f) => reader.read(f))).toEqual(data);
+      expect(reader.read(inputs[1]!).toString()).toBe('a file on disk');
+    } finally {
+      reader.close();
+    }
+    // The same entry declaring fewer bytes than it inflates to: refused, naming it, before anything reads it.
+    const lying = { ...files[2]!, entry: { ...files[2]!.entry!, size: 100 } };
+    await expect(inflateInPool(cpu, [files[0]!, lying])).rejects.toThrow(/study.zip\/DICOM\/IM_0002 inflates past its declared 100 bytes/);
+  } finally {
+    await cpu.destroy();
+  }
 });

@@ -229,9 +229,9 @@ async function zipEntries(zipPath: string, zipName: string, limits: DicomLimits,
 /**
  * The CPU task: a zip's directory read and checked (names, limits, the ratio cap, encryption;
  * the counts so far carried in and out). Nothing is inflated here: each entry becomes an input
- * file that the header scan and dcm2niix inflate in their own threads, straight from the archive
- * (input-file.ts), never past its declared size. Unpacking to disk first cost more than a third
- * of dcm2niix's own time on a 547-slice series, on the import's critical path.
+ * file, inflated later into memory the pool's threads share (inflateInPool, input-file.ts), never
+ * past its declared size. Unpacking to disk first cost more than a third of dcm2niix's own time
+ * on a 547-slice series, on the import's critical path.
  */
 export async function zipDirectory(input: {
   zipPath: string;
