@@ -45,14 +45,14 @@ if (!existsSync(PHILIPS_DIR)) {
   const base: number[] = [];
 
   const dbUrl = process.env.BENCH_DATABASE_URL;
+  const work = mkdtempSync(path.join(tmpdir(), 'sv-bench-dicom-'));
+  const zipPath = path.join(work, 'philips.zip');
+  writeFileSync(zipPath, zip);
   const server = await startLiveServer({ demoCases: 0, env: { LOG_LEVEL: 'warn', ...(dbUrl ? { DATABASE_URL: dbUrl } : {}) } });
   try {
     const token = await server.token('bench-dicom@example.org');
     type Timings = { convertMs: number; totalMs: number; phasesMs?: Record<string, number> };
     type Answer = { case?: { id: string } | null; import?: { timings: Timings } };
-    const work = mkdtempSync(path.join(tmpdir(), 'sv-bench-dicom-'));
-    const zipPath = path.join(work, 'philips.zip');
-    writeFileSync(zipPath, zip);
     // BENCH_DICOM_CLIENT=fetch sends from this process instead (to compare the two clients).
     const curl =
       process.env.BENCH_DICOM_CLIENT !== 'fetch' &&
@@ -70,7 +70,14 @@ if (!existsSync(PHILIPS_DIR)) {
           `${server.url}/api/cases/dicom`,
         ]); // prettier-ignore
         const [status, seconds] = stdout.trim().split(' ');
-        return { status: Number(status), body: JSON.parse(readFileSync(out, 'utf8')) as Answer, ms: Number(seconds) * 1000 };
+        const text = readFileSync(out, 'utf8');
+        let body: Answer;
+        try {
+          body = JSON.parse(text) as Answer;
+        } catch {
+          throw new Error(`import failed: ${status} ${text.slice(0, 300)}`);
+        }
+        return { status: Number(status), body, ms: Number(seconds) * 1000 };
       }
       const form = new FormData();
       form.set('name', `philips-${n}`);
@@ -132,8 +139,8 @@ if (!existsSync(PHILIPS_DIR)) {
     console.log(
       `  /healthz during the imports        n=${latencies.length}  p50 ${percentile(latencies, 0.5).toFixed(1)}  p99 ${p99.toFixed(1)}  max ${max.toFixed(1)} ms  (goal p99 ≤ 50, max ≤ 200: ${p99 <= 50 && max <= 200 ? 'ok' : 'MISSED'})`,
     );
-    rmSync(work, { recursive: true, force: true });
   } finally {
+    rmSync(work, { recursive: true, force: true });
     await server.stop('SIGKILL');
   }
 }

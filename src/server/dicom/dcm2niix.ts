@@ -70,7 +70,7 @@ export interface Dcm2niixOutput {
   exitCode: number;
   /** dcm2niix's own run (callMain). */
   ms: number;
-  /** Before it: a fresh instance, and every input read (a zip entry inflated) into its file system. */
+  /** Before it: a fresh instance, and every input put into its file system (read from disk, a zip entry inflated or already in shared memory). */
   inputsMs: number;
 }
 
@@ -103,7 +103,7 @@ export async function runDcm2niix(inputs: InputFile[]): Promise<Dcm2niixOutput> 
   try {
     inputs.forEach((f, i) => {
       const bytes = reader.read(f);
-      // canOwn: the file system keeps this buffer rather than copy it (it is this task's own).
+      // canOwn: the file system keeps this buffer (or view of shared memory: dcm2niix only reads /in) rather than copy it.
       if (!f.entry || isDicom(bytes)) fs.writeFile(`/in/${i}`, bytes, { canOwn: true });
     });
   } finally {

@@ -97,8 +97,8 @@ function inflateEntryAt(fd: number, name: string, e: ZipEntryRef): Buffer {
 
 /**
  * Reads a task's inputs one after another, keeping each archive open between its entries: one
- * read per entry instead of an open, two reads and a close (#26: 547 entries twice per import,
- * once for the scan and once for dcm2niix). `close` when done.
+ * read per entry instead of an open, two reads and a close (#26: 547 entries per import). An entry
+ * already inflated (`inflated`) is a view of that memory, no copy. `close` when done.
  */
 export function inputReader(): { read(f: InputFile): Buffer; close(): void } {
   const open = new Map<string, number>();
@@ -140,6 +140,9 @@ const inflateEntriesTask = cpuTask<{ files: InputFile[] }, { buffer: SharedArray
   'inflateEntries',
 );
 
+/** The most bytes one part of inflateInPool holds in one buffer (Node 20's Buffer and Uint8Array stop at 4 GiB). */
+export const MAX_PART_BYTES = 2 ** 30;
+
 /**
  * An upload's zip entries inflated once, before anything reads them, in as many parts as the pool
  * has threads (of about equal bytes): the header scan and dcm2niix then read the same shared bytes,
@@ -151,10 +154,13 @@ export async function inflateInPool(cpu: CpuPool, files: InputFile[]): Promise<I
   const entries = files.filter((f) => f.entry && !f.inflated);
   if (entries.length === 0) return files;
   const total = entries.reduce((n, f) => n + f.entry!.size, 0);
+  // One part per thread, more if a part would pass MAX_PART_BYTES (one buffer each; an entry
+  // larger than that, if DICOM_MAX_FILE_MB allows one, is a part of its own).
+  const count = Math.max(cpu.size, Math.ceil(total / MAX_PART_BYTES));
   const parts: InputFile[][] = [[]];
   let filled = 0;
   for (const f of entries) {
-    if (filled >= (total * parts.length) / cpu.size && parts.length < cpu.size) parts.push([]);
+    if (filled >= (total * parts.length) / count && parts.length < count) parts.push([]);
     parts.at(-1)!.push(f);
     filled += f.entry!.size;
   }

@@ -398,7 +398,7 @@ export function scanFile(
 }
 
 /**
- * The CPU task: scans files (each read in the thread, a zip entry inflated from its archive); the
+ * The CPU task: scans files (each read in the thread: from disk, from shared memory, or a zip entry inflated from its archive); the
  * first broken one stops it with a message naming it. A zip entry that is not DICOM is skipped.
  */
 export function scanDicomFiles(input: { files: InputFile[]; offset: number }): ScanResult {

@@ -25,9 +25,9 @@ import { type Gathered, gatherDicomFiles } from './unpack.js';
 
 /**
  * DICOM studies in, cases out. The steps, each off the event loop where it costs CPU:
- * gather (read zips' directories, drop what is not DICOM, limits) → inflate a zip's entries once,
- * split across the pool's threads, into memory they share → scan the headers (dcmjs, in the CPU pool,
- * split across its threads) → one study → convert and choose roles (dcm2niix and the ADC, one CPU
+ * gather (read zips' directories, drop what is not DICOM, limits) → for an upload, inflate a zip's
+ * entries once, split across the pool's threads, into memory they share → scan the headers
+ * (dcmjs, in the CPU pool, split across its threads) → one study → convert and choose roles (dcm2niix and the ADC, one CPU
  * task) → store through the same path as a NIfTI upload (`uploadCase`: the same checks, quotas,
  * content-addressed storage), with the DICOM origin row in the same transaction. The work folder
  * is removed whatever happens; nothing is half-written.
@@ -96,8 +96,9 @@ export async function readStudies(
   inputs: InputFile[],
   limits: DicomLimits,
 ): Promise<{ studies: Study[]; skipped: DicomImport['skipped'] }> {
+  // Not inflated up front (inflateInPool): a local folder may hold many studies' zips, converted
+  // one study at a time after this; each entry is inflated where it is read.
   const gathered = await gatherDicomFiles(cpu, inputs, limits);
-  gathered.files = await inflateInPool(cpu, gathered.files);
   return studiesOf(gathered, gathered.files.length ? await scanInPool(cpu, gathered.files) : noScan);
 }
 

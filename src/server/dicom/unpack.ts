@@ -229,8 +229,8 @@ async function zipEntries(zipPath: string, zipName: string, limits: DicomLimits,
 /**
  * The CPU task: a zip's directory read and checked (names, limits, the ratio cap, encryption;
  * the counts so far carried in and out). Nothing is inflated here: each entry becomes an input
- * file, inflated later into memory the pool's threads share (inflateInPool, input-file.ts), never
- * past its declared size. Unpacking to disk first cost more than a third of dcm2niix's own time
+ * file, inflated later (for an upload: once, into memory the pool's threads share, inflateInPool in
+ * input-file.ts; for a local folder: where it is read), never past its declared size. Unpacking to disk first cost more than a third of dcm2niix's own time
  * on a 547-slice series, on the import's critical path.
  */
 export async function zipDirectory(input: {
