@@ -6,7 +6,7 @@ import { afterAll, expect, it } from 'vitest';
 import { CpuPool } from '../workers/pool.js';
 import { zipOf } from '../test/dicom.js';
 import { converterWarnings } from './convert.js';
-import { type InputFile, inflateInPool, inputKey, inputReader, type ZipEntryRef } from './input-file.js';
+import { type InputFile, inflateInPool, inputKey, inputReader, notDicom, type ZipEntryRef } from './input-file.js';
 import { zipDirectory } from './unpack.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sv-input-file-'));
@@ -112,9 +112,18 @@ it("a zip whose directory puts an entry's data past the archive's end is refused
 });
 
 it("an upload's entries are inflated once, split across the pool's threads, and every thread reads the same bytes; a lying entry refuses the upload", async () => {
-  const data = Array.from({ length: 6 }, (_, i) => Buffer.alloc(4000 + i * 1000, i + 1));
+  // DICOM-shaped entries (the DICM marker at byte 128), and a report that is not DICOM: of it only the bytes the readers look at are kept.
+  const data = Array.from({ length: 6 }, (_, i) => {
+    const d = Buffer.alloc(4000 + i * 1000, i + 1);
+    d.write('DICM', 128, 'latin1');
+    return d;
+  });
+  const report = Buffer.alloc(20_000, 0x25);
   const zipPath = path.join(dir, 'study.zip');
-  writeFileSync(zipPath, zipOf(data.map((d, i) => ({ name: `DICOM/IM_000${i}`, data: d }))));
+  writeFileSync(
+    zipPath,
+    zipOf([...data.map((d, i) => ({ name: `DICOM/IM_000${i}`, data: d })), { name: 'DICOM/report.pdf', data: report }]),
+  );
   const onDisk = path.join(dir, 'loose.dcm');
   writeFileSync(onDisk, Buffer.from('a file on disk'));
   const limits = { maxFiles: 10, maxBytes: 2 ** 30, maxFileBytes: 2 ** 30, maxZipRatio: 1e6 };
@@ -124,6 +133,8 @@ it("an upload's entries are inflated once, split across the pool's threads, and 
     const loose: InputFile = { path: onDisk, name: 'loose.dcm' };
     const inputs = await inflateInPool(cpu, [files[0]!, loose, ...files.slice(1)]);
     expect(inputs.map((f) => f.name)).toEqual(['study.zip/DICOM/IM_0000', 'loose.dcm', ...files.slice(1).map((f) => f.name)]);
+    const pdf = inputs.pop()!;
+    expect(pdf.inflated!.length).toBe(132);
     expect(inputs[1]).toBe(loose); // a file on disk is read where it is needed, as before
     const entries = inputs.filter((f) => f.entry);
     expect(entries.every((f) => f.inflated)).toBe(true);
@@ -132,6 +143,7 @@ it("an upload's entries are inflated once, split across the pool's threads, and 
     try {
       expect(entries.map((f) => reader.read(f))).toEqual(data);
       expect(reader.read(inputs[1]!).toString()).toBe('a file on disk');
+      expect(notDicom(reader.read(pdf))).toBe('not DICOM (no DICM marker at byte 128)');
     } finally {
       reader.close();
     }

@@ -17,7 +17,7 @@ export interface InputFile {
   name: string;
   /** Set for a zip entry: where it is in the archive (from the central directory, checked by unpack.ts). */
   entry?: ZipEntryRef;
-  /** Set for a zip entry already inflated: its bytes, in memory every thread shares. */
+  /** Set for a zip entry already inflated: its bytes, in memory every thread shares (of an entry that is not DICOM, only its first 132). */
   inflated?: SharedBytes;
 }
 
@@ -117,28 +117,36 @@ export function inputReader(): { read(f: InputFile): Buffer; close(): void } {
   };
 }
 
-/** The CPU task: some zip entries inflated (checked as inputReader checks them) into one shared buffer, at `offsets`. */
-export function inflateEntries(input: { files: InputFile[] }): { buffer: SharedArrayBuffer; offsets: number[] } {
-  const offsets: number[] = [];
-  let total = 0;
-  for (const f of input.files) {
-    offsets.push(total);
-    total += f.entry!.size;
-  }
-  const buffer = new SharedArrayBuffer(total);
+/** What is kept of an entry that is not DICOM: the bytes up to its missing DICM marker (all that notDicom and dcm2niix's check read). */
+const NOT_DICOM_KEPT = 132;
+
+/**
+ * The CPU task: some zip entries inflated (each checked as inputReader checks it) into one shared
+ * buffer, at `spans` ([offset, length] per entry). An entry that is not DICOM (a PDF, a video, a
+ * nested zip) is inflated whole all the same — to check it — but only its first bytes are kept:
+ * the scan lists it as skipped and dcm2niix leaves it out. The buffer is sized for every declared
+ * byte; what is never written is never touched (zero pages the system has not handed out).
+ */
+export function inflateEntries(input: { files: InputFile[] }): { buffer: SharedArrayBuffer; spans: [number, number][] } {
+  const buffer = new SharedArrayBuffer(input.files.reduce((n, f) => n + f.entry!.size, 0));
   const into = new Uint8Array(buffer);
+  const spans: [number, number][] = [];
+  let at = 0;
   const reader = inputReader();
   try {
-    input.files.forEach((f, i) => into.set(reader.read(f), offsets[i]));
+    for (const f of input.files) {
+      const bytes = reader.read(f);
+      const kept = isDicom(bytes) ? bytes : bytes.subarray(0, NOT_DICOM_KEPT);
+      into.set(kept, at);
+      spans.push([at, kept.length]);
+      at += kept.length;
+    }
   } finally {
     reader.close();
   }
-  return { buffer, offsets };
+  return { buffer, spans };
 }
-const inflateEntriesTask = cpuTask<{ files: InputFile[] }, { buffer: SharedArrayBuffer; offsets: number[] }>(
-  import.meta.url,
-  'inflateEntries',
-);
+const inflateEntriesTask = cpuTask<{ files: InputFile[] }, ReturnType<typeof inflateEntries>>(import.meta.url, 'inflateEntries');
 
 /** The most bytes one part of inflateInPool holds in one buffer (Node 20's Buffer and Uint8Array stop at 4 GiB). */
 export const MAX_PART_BYTES = 2 ** 30;
@@ -167,7 +175,10 @@ export async function inflateInPool(cpu: CpuPool, files: InputFile[]): Promise<I
   const done = await Promise.all(parts.map((part) => cpu.run(inflateEntriesTask, { files: part })));
   const inflated = new Map<InputFile, SharedBytes>();
   parts.forEach((part, p) =>
-    part.forEach((f, i) => inflated.set(f, { buffer: done[p]!.buffer, offset: done[p]!.offsets[i]!, length: f.entry!.size })),
+    part.forEach((f, i) => {
+      const [offset, length] = done[p]!.spans[i]!;
+      inflated.set(f, { buffer: done[p]!.buffer, offset, length });
+    }),
   );
   return files.map((f) => (inflated.has(f) ? { ...f, inflated: inflated.get(f)! } : f));
 }
