@@ -97,6 +97,8 @@ export function reportError(log: Logger, error: TRPCError, where: { reqId?: stri
     log.warn({ ...where, err: (error.cause as Error).message }, 'object store unavailable');
   } else if (error.code === 'SERVICE_UNAVAILABLE' && storageMisconfiguration(error.cause)) {
     log.error({ ...where, err: storageMisconfiguration(error.cause) }, 'object store misconfigured (STORAGE_URL)');
+  } else if (error.code === 'SERVICE_UNAVAILABLE' && error.cause instanceof DomainError && error.cause.detail) {
+    log.warn({ ...where, err: error.cause.detail }, error.cause.message);
   } else if (isUnexplained(error)) {
     log.error({ ...where, err: error.cause ?? error }, 'procedure failed');
   }

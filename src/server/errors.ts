@@ -34,12 +34,15 @@ export interface DomainErrorOptions {
   field?: string | undefined;
   /** For `too-many` and `unavailable`: how long to wait (sent as Retry-After). */
   retryAfterSeconds?: number | undefined;
+  /** What lay underneath (a socket's code, a store's status), for the server's log only: never sent to a client. */
+  detail?: string | undefined;
 }
 
 export class DomainError extends Error {
   override name = 'DomainError';
   readonly field: string | undefined;
   readonly retryAfterSeconds: number | undefined;
+  readonly detail: string | undefined;
   constructor(
     readonly kind: DomainErrorKind,
     message: string,
@@ -48,6 +51,7 @@ export class DomainError extends Error {
     super(message);
     this.field = options.field;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.detail = options.detail;
   }
 }
 
@@ -66,7 +70,8 @@ export const tooLarge = (message: string, o?: Options) => new DomainError('too-l
 /** Well-formed but unusable input (a file that is not a volume, grids that differ): the person can fix it. */
 export const unprocessable = (message: string, o?: Options) => new DomainError('unprocessable', message, o);
 export const tooMany = (message: string, retryAfterSeconds: number) => new DomainError('too-many', message, { retryAfterSeconds });
-export const unavailable = (message: string, retryAfterSeconds: number) => new DomainError('unavailable', message, { retryAfterSeconds });
+export const unavailable = (message: string, retryAfterSeconds: number, detail?: string) =>
+  new DomainError('unavailable', message, { retryAfterSeconds, detail });
 export const timedOut = (message: string) => new DomainError('timeout', message);
 export const cancelled = () => new DomainError('cancelled', 'Cancelled');
 

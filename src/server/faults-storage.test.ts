@@ -151,7 +151,7 @@ describeEachDatabase('the object store down or failing while the server runs', (
   }
 
   /** Everything that needs the store answers 503 + Retry-After naming it; nothing half-stored. */
-  async function expectStoreRefusals(s: Awaited<ReturnType<typeof serveOn>>) {
+  async function expectStoreRefusals(s: Awaited<ReturnType<typeof serveOn>>, underneath: RegExp) {
     const [cases, volumes, versions] = [await count('cases'), await count('volumes'), await count('mask_versions')];
     const upload = await s.user.upload<CaseDetail>('cases.upload', caseForm(2, 'while the store is down'));
     expect(upload.status, JSON.stringify(upload.body)).toBe(503);
@@ -188,8 +188,10 @@ describeEachDatabase('the object store down or failing while the server runs', (
       reason: expect.stringMatching(STORAGE),
     });
     expect([await count('cases'), await count('volumes'), await count('mask_versions')]).toEqual([cases, volumes, versions]);
-    // answered as an outage, not logged as a bug
-    expect(s.t.logs.filter((l) => l.level === 50)).toEqual([]);
+    // answered as an outage, not logged as a bug; the warning says what lay underneath
+    expect(s.t.logs.filter((l) => l.level === 'error')).toEqual([]);
+    const warnings = s.t.logs.filter((l) => l.level === 'warn').map((l) => `${l.msg}: ${l.err}`);
+    expect(warnings.find((w) => /could not be stored/.test(w)), warnings.join('\n')).toMatch(underneath);
   }
 
   /** ...and all of it works again, in the same process. */
@@ -211,7 +213,7 @@ describeEachDatabase('the object store down or failing while the server runs', (
     try {
       await s3.stop();
       try {
-        await expectStoreRefusals(s);
+        await expectStoreRefusals(s, /did not answer \(ECONNREFUSED/);
       } finally {
         await s3.restart(); // same port, same folder: the same objects
       }
@@ -226,7 +228,7 @@ describeEachDatabase('the object store down or failing while the server runs', (
     const s = await serveOn(await freshStore(proxy.endpoint));
     try {
       proxy.failing = true;
-      await expectStoreRefusals(s);
+      await expectStoreRefusals(s, /did not answer \(HTTP 500/);
       proxy.failing = false;
       await expectBack(s);
     } finally {

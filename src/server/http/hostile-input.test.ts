@@ -31,7 +31,7 @@ describeEachDatabase('hostile input gets a 4xx, never a 500', (current) => {
     expect(upload.status).toBe(400);
     expect(JSON.stringify(await upload.json())).toMatch(/The case name must not contain control characters/);
 
-    expect(logs.filter((l) => l.level === 50 || l.level === 60)).toEqual([]);
+    expect(logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
   });
 
   it('a broken percent-escape in the path is a 400, not a URIError', async () => {
@@ -41,6 +41,6 @@ describeEachDatabase('hostile input gets a 4xx, never a 500', (current) => {
       expect(res.status, path).toBe(400);
       expect(await res.json(), path).toEqual({ error: 'The address has a broken %-escape' });
     }
-    expect(logs.filter((l) => l.level === 50 || l.level === 60)).toEqual([]);
+    expect(logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
   });
 });

@@ -68,7 +68,19 @@ function translate(err: unknown, what: string, bucket: string): unknown {
   if (isNotFound(err)) return new StorageUnavailable('ENOENT', `${what}: no such object`, { cause: err });
   const s = statusOf(err);
   if (s !== undefined && s >= 400 && s < 500) return err;
-  return new StorageUnavailable('ESTORAGE', `${what}: the object store did not answer`, { cause: err });
+  return new StorageUnavailable('ESTORAGE', `${what}: the object store did not answer (${whatHappened(err)})`, { cause: err });
+}
+
+/** For the operator's log: the socket's code or the store's status and error name, never a URL or a key. */
+function whatHappened(err: unknown): string {
+  const e = err as { code?: unknown; name?: unknown } | undefined;
+  const status = statusOf(err);
+  const parts = [
+    typeof e?.code === 'string' ? e.code : undefined,
+    status !== undefined ? `HTTP ${status}` : undefined,
+    typeof e?.name === 'string' && e.name !== 'Error' ? e.name : undefined,
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join(', ') : 'no answer';
 }
 
 /**
@@ -110,8 +122,10 @@ export class S3VolumeStore implements VolumeStore {
       region: options.region,
       forcePathStyle: options.forcePathStyle,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-      // Fail fast to the caller's 503 rather than retry for long against a store that is down.
-      maxAttempts: 2,
+      // Fail fast to the caller's 503 rather than retry for long against a store that is down, yet
+      // ride out a blip (a kept-alive socket the store closes as it is reused fails at once; CI
+      // once saw a healthy s3rver refuse an upload): three attempts, under 0.3 s of backoff.
+      maxAttempts: 3,
       // GETs are not checksummed by the SDK (where the store keeps our SHA-256 it would hash every
       // body again on the event loop): the cache hashes every copy it serves, off the loop, and a
       // volume's gzip CRC is checked as it is decoded. PUTs still carry our own SHA-256 (put).

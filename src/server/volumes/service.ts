@@ -59,6 +59,7 @@ export async function withStoredVolumes<T>(
       throw unavailable(
         `The files could not be stored: ${phrase}; try again later`,
         isStorageUnavailable(err) ? STORAGE_RETRY_AFTER_S : 60,
+        (err as Error).message,
       );
     throw err;
   }
