@@ -191,7 +191,10 @@ describeEachDatabase('the object store down or failing while the server runs', (
     // answered as an outage, not logged as a bug; the warning says what lay underneath
     expect(s.t.logs.filter((l) => l.level === 'error')).toEqual([]);
     const warnings = s.t.logs.filter((l) => l.level === 'warn').map((l) => `${l.msg}: ${l.err}`);
-    expect(warnings.find((w) => /could not be stored/.test(w)), warnings.join('\n')).toMatch(underneath);
+    expect(
+      warnings.find((w) => /could not be stored/.test(w)),
+      warnings.join('\n'),
+    ).toMatch(underneath);
   }
 
   /** ...and all of it works again, in the same process. */
