@@ -14,12 +14,38 @@ import { percentile, probe } from './util.js';
 // same files in this process (the WebAssembly module called directly, as dicom/dcm2niix.ts does;
 // the baseline, same run). BENCH_DICOM_RUNS rounds (default 7) of one each, after a warm-up of
 // each; the ratio is the median of the rounds' ratios.
-// Goal ≤ 1.5×. /healthz is probed every 20 ms from its own process during the imports.
+// Goal ≤ 1.5×. /healthz is probed every 20 ms from its own process during the imports. Each baseline
+// run waits until the server process has used no CPU for 100 ms (its after-work is not beside it).
 // The upload is sent by curl, in a process of its own (as a browser's network stack or the CLI on
 // another machine would be), and timed by curl (request sent → answer read). Sent by this process's
 // fetch instead, the same import measured 15–95 ms longer, most of it before the server saw the
 // request: this process's own cost (it has just run dcm2niix), not the server's. Without curl (or
 // with BENCH_DICOM_CLIENT=fetch), fetch.
+
+/** A process's CPU time so far (user + system), in ms, from /proc (Linux); undefined elsewhere. */
+function cpuMsOf(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits until `pid` has used no CPU for 100 ms (at most 3 s); answers the CPU ms it used meanwhile. */
+async function settle(pid: number | undefined): Promise<number> {
+  const start = cpuMsOf(pid);
+  if (start === undefined) return 0;
+  let last = start;
+  let quiet = 0;
+  for (const until = Date.now() + 3000; Date.now() < until && quiet < 2;) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = cpuMsOf(pid) ?? last;
+    quiet = now === last ? quiet + 1 : 0;
+    last = now;
+  }
+  return last - start;
+}
 
 if (!existsSync(PHILIPS_DIR)) {
   console.log(`\nDICOM import — skipped: no Philips series at ${PHILIPS_DIR}`);
@@ -105,8 +131,12 @@ if (!existsSync(PHILIPS_DIR)) {
     // Rounds of one baseline run and one import, in turns: a slower minute of a shared machine
     // weighs on both sides of a round's ratio alike.
     const ratios: number[] = [];
+    const settled: number[] = [];
     for (let i = 1; i <= runs; i++) {
       stop.pause(); // the baseline runs as before, without the probe beside it
+      // ...and only once the server has finished what it does after answering (freeing the
+      // conversion's memory, the database's writes): measured beside it, dcm2niix ran slower.
+      settled.push(await settle(server.child.pid));
       base.push(await baseline());
       stop.resume();
       const { ms, timings } = await upload(i);
@@ -121,6 +151,7 @@ if (!existsSync(PHILIPS_DIR)) {
     const m = median(imports);
     const ratio = median(ratios);
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+    console.log(`  before each baseline run, the server's CPU after its answer: ${fmt(settled)} ms (waited until it used none for 100 ms)`);
     console.log(`  dcm2niix alone (baseline)          median ${b.toFixed(0).padStart(6)} ms  (${fmt(base)})`);
     console.log(
       `  zip upload → case ready (${dbUrl ? 'PostgreSQL' : 'PGlite'}; ${curl ? 'curl' : 'fetch'})  median ${m.toFixed(0).padStart(6)} ms  (${fmt(imports)})  ratio ${ratio.toFixed(2)}× (median of per-round ratios; of medians ${(m / b).toFixed(2)}×; goal ≤ 1.5×) ${ratio <= 1.5 ? 'ok' : 'MISSED'}`,
