@@ -293,9 +293,11 @@ describeEachDatabase('the object store down or failing while the server runs', (
       await s3.stop();
       try {
         releaseEncode();
-        await gate.reached; // attempt 2 is about to read its inputs
-        const waiting = await j.byId(created.id);
-        expect(waiting).toMatchObject({ status: 'running', attempts: 2, result: null });
+        await gate.reached; // attempt 2 is reading its inputs, its claim being written beside (worker.ts)
+        await vi.waitFor(async () => expect(await j.byId(created.id)).toMatchObject({ status: 'running', attempts: 2, result: null }), {
+          timeout: 60_000,
+          interval: 50,
+        });
       } finally {
         await s3.restart();
       }

@@ -123,8 +123,9 @@ export class S3VolumeStore implements VolumeStore {
       forcePathStyle: options.forcePathStyle,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       // Fail fast to the caller's 503 rather than retry for long against a store that is down, yet
-      // ride out a blip (a kept-alive socket the store closes as it is reused fails at once; CI
-      // once saw a healthy s3rver refuse an upload): three attempts, under 0.3 s of backoff.
+      // ride out a blip such as a kept-alive socket the store closes as it is reused: three
+      // attempts, under 0.3 s of backoff. (CI once saw a healthy s3rver refuse an upload, cause
+      // not recorded then; a store failure's message now says what lay underneath.)
       maxAttempts: 3,
       // GETs are not checksummed by the SDK (where the store keeps our SHA-256 it would hash every
       // body again on the event loop): the cache hashes every copy it serves, off the loop, and a
