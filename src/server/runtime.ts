@@ -6,7 +6,7 @@ import type { OpenedEmbedded } from './db/embedded.js';
 import { migrateToLatest } from './db/migrate.js';
 import type { Env } from './env.js';
 import { type JobRuntime, startJobRuntime } from './jobs/runtime.js';
-import { startQueue } from './jobs/queue.js';
+import { startQueue, stopQueue } from './jobs/queue.js';
 import type { PgBoss } from 'pg-boss';
 import type { Logger } from './logger.js';
 import type { Services } from './readiness.js';
@@ -200,7 +200,7 @@ export async function openRuntime(env: Env, role: RuntimeRole, opts: RuntimeOpti
       name: 'the job queue',
       close: async () => {
         const boss = await queueStarting?.catch(() => undefined);
-        if (boss && !queueOwned) await boss.stop({ graceful: false, close: database.kind === 'postgres', timeout: 1000 });
+        if (boss && !queueOwned) await stopQueue(boss, database.kind === 'postgres');
       },
     });
     await timed('prepare', () => opts.prepare?.({ database, store }));

@@ -12,6 +12,18 @@ export interface QueueJobData {
   jobId: string;
 }
 
+const stopping = new WeakSet<PgBoss>();
+
+/**
+ * Stops the queue at once (jobs in flight are the workers' to drain first). pg-boss answers before
+ * a worker's poll in flight has ended: that poll's error, once the database closes, is logged as
+ * part of the shutdown, not as a fault.
+ */
+export async function stopQueue(boss: PgBoss, close: boolean): Promise<void> {
+  stopping.add(boss);
+  await boss.stop({ graceful: false, close, timeout: 1000 });
+}
+
 /**
  * pg-boss on the same database: its `fromPglite` adapter for the embedded engine, its own pool
  * with LISTEN/NOTIFY wake-ups on PostgreSQL. It carries the work (delivery, leases by heartbeat,
@@ -32,7 +44,11 @@ export async function startQueue(opts: { database: DatabaseHandle; env: Env; log
     database.kind === 'embedded'
       ? new PgBoss({ db: fromPglite(database.pglite!), backend: 'pglite', ...common })
       : new PgBoss({ connectionString: database.url!, max: 4, useListenNotify: true, ...common });
-  boss.on('error', (err) => log.error({ err: (err as Error).message }, 'job queue error'));
+  boss.on('error', (err) => {
+    // A poll still in flight when the queue stops meets a closed database: shutdown, not a fault.
+    if (stopping.has(boss)) log.info({ err: (err as Error).message }, 'job queue: a poll cut short by the shutdown');
+    else log.error({ err: (err as Error).message }, 'job queue error');
+  });
   boss.on('warning', (w) => log.warn({ warning: w }, 'job queue warning'));
   await boss.start();
   const ensure = async (name: string, options: Parameters<PgBoss['createQueue']>[1]) => {

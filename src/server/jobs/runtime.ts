@@ -8,7 +8,7 @@ import { type JobEventBus, localEventBus, postgresEventBus } from './events.js';
 import { type JobHold, holdFromEnv } from './hold.js';
 import { ensurePushQueue, startPushWorker } from '../pacs/push.js';
 import type { PgBoss } from 'pg-boss';
-import { CLEANUP_QUEUE, startQueue } from './queue.js';
+import { CLEANUP_QUEUE, startQueue, stopQueue } from './queue.js';
 import { runRetention } from './retention.js';
 import { reconcileQueue } from './service.js';
 import type { JobSystem } from './service.js';
@@ -110,7 +110,7 @@ export async function startJobRuntime(opts: {
     async stop(graceMs) {
       streams.stop();
       await workers?.stop(graceMs);
-      await boss.stop({ graceful: false, close: database.kind === 'postgres', timeout: 1000 }).catch(() => {});
+      await stopQueue(boss, database.kind === 'postgres').catch(() => {});
       await bus.close();
       await ownCpu?.destroy();
     },
