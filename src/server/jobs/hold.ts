@@ -17,8 +17,12 @@ function untilAborted(signal: AbortSignal): Promise<never> {
   });
 }
 
-/** An in-process gate: jobs reaching `stage` wait until `release()`. */
-export function gate(stage: Stage = 'infer') {
+/**
+ * An in-process gate: jobs reaching `stage` wait until `release()`. With `abortable: false` an
+ * abort (a cancel a progress write noticed) does not end the wait: the job stays running until
+ * released, and then meets its cancel at the stage's check, as a job between stages would.
+ */
+export function gate(stage: Stage = 'infer', opts: { abortable?: boolean } = {}) {
   let release!: () => void;
   const released = new Promise<void>((r) => {
     release = r;
@@ -30,7 +34,7 @@ export function gate(stage: Stage = 'infer') {
   const hold: JobHold = async (at) => {
     if (at.stage !== stage) return;
     reached(at.jobId);
-    await Promise.race([released, untilAborted(at.signal)]);
+    await (opts.abortable === false ? released : Promise.race([released, untilAborted(at.signal)]));
   };
   return { hold, reached: reachedP, release };
 }
